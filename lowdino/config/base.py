@@ -1,0 +1,100 @@
+"""Option groups shared by every run kind.
+
+Each run kind (pretrain, eval, distill) is one flat pydantic model assembled from these groups, so
+the CLI, the REST API and the worker all read the same fields, defaults, ranges and help texts.
+Field names are the long CLI flags in snake_case; `cli_flags` in `json_schema_extra` adds short
+aliases. The help text (``description``) is what `lowdino <kind> --help` and the dashboard show.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DatasetName = Literal["cifar10", "cifar100", "stl10", "imagefolder", "synthetic"]
+DeviceName = Literal["auto", "cpu", "cuda"]
+PrecisionName = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+def cli(*flags: str, **extra: Any) -> dict[str, Any]:
+    """`json_schema_extra` payload: short CLI aliases plus any UI hints (e.g. group)."""
+    return {"cli_flags": list(flags), **extra}
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a typo in a YAML file or REST body must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class DataOptions(StrictModel):
+    dataset: DatasetName = Field(
+        "cifar10",
+        description="Dataset: cifar10 / cifar100 / stl10 (torchvision, downloaded into --data-path when "
+        "online), imagefolder (--data-path with train/ and val/ or test/, or one folder of class "
+        "sub-folders split with a fixed seed), synthetic (generated, no download; for demos and tests).",
+        json_schema_extra=cli(group="data"),
+    )
+    data_path: str = Field(
+        "data",
+        description="Where the dataset lives (or is downloaded to). Ignored by the synthetic dataset.",
+        json_schema_extra=cli(group="data"),
+    )
+    synthetic_size: int = Field(
+        2000,
+        ge=20,
+        le=1_000_000,
+        description="Number of training images of the synthetic dataset (test split: a quarter of it).",
+        json_schema_extra=cli(group="data"),
+    )
+    num_workers: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="DataLoader worker processes for decoding images that do not fit in memory. "
+        "In-memory datasets (CIFAR, STL-10, synthetic, small image folders) decode once and need none.",
+        json_schema_extra=cli(group="data"),
+    )
+
+
+class RuntimeOptions(StrictModel):
+    device: DeviceName = Field(
+        "auto",
+        description="auto picks CUDA when available, else CPU. Asking for cuda where there is none is an error.",
+        json_schema_extra=cli(group="runtime"),
+    )
+    device_ids: list[int] | None = Field(
+        None,
+        description="GPU ids for nn.DataParallel, e.g. 0,1. For several machines or processes prefer "
+        "`torchrun --nproc_per_node N -m lowdino ...` (DistributedDataParallel).",
+        json_schema_extra=cli("-d", group="runtime"),
+    )
+    precision: PrecisionName = Field(
+        "auto",
+        description="auto: bf16 autocast on GPUs that support it, fp16 with loss scaling on older GPUs, "
+        "fp32 on CPU.",
+        json_schema_extra=cli(group="runtime"),
+    )
+    seed: int = Field(0, ge=0, description="Random seed (data order, augmentation, initialisation).")
+    output_dir: str | None = Field(
+        None,
+        description="Run directory (config.yaml, metrics.jsonl, checkpoints, summary.json). "
+        "Default: runs/<kind>-<backbone>-<timestamp>.",
+        json_schema_extra=cli(group="runtime"),
+    )
+
+    @field_validator("device_ids", mode="before")
+    @classmethod
+    def _parse_device_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return None
+            try:
+                return [int(part) for part in value.split(",") if part.strip()]
+            except ValueError as exc:
+                raise ValueError(f"device_ids must be comma-separated integers like 0,1, got {value!r}") from exc
+        if isinstance(value, int):
+            return [value]
+        return value

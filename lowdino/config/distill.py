@@ -1,0 +1,53 @@
+"""`DistillConfig`: options of `lowdino distill` (teacher -> small student)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from lowdino.config.base import cli
+from lowdino.config.pretrain import TrainOptions
+
+DistillLossName = Literal["kl", "cosine", "mse"]
+
+
+class DistillConfig(TrainOptions):
+    """Distil a frozen teacher (registry backbone or checkpoint) into a small student backbone."""
+
+    teacher: str = Field(
+        "dinov2_vits14",
+        description="Teacher: a registry backbone (dinov2_vits14, resnet50, ...) or a run checkpoint path.",
+        json_schema_extra=cli(group="model"),
+    )
+    teacher_pretrained: bool = Field(
+        True, description="Load the teacher's pretrained weights (timm cache or --teacher-weights)."
+    )
+    teacher_weights: str | None = Field(None, description="Weights file for a registry teacher.")
+    teacher_image_size: int | None = Field(
+        None,
+        ge=8,
+        le=1024,
+        description="Resize the view to this size for the teacher only (patch-14 ViTs need a multiple of 14).",
+    )
+    student: str = Field(
+        "mobilevit_s", description="Student backbone name.", json_schema_extra=cli(group="model")
+    )
+    loss: DistillLossName = Field(
+        "kl",
+        description="kl: KL between temperature-softened teacher and projected student embeddings (original "
+        "work, T=3); cosine or mse: feature distillation on the same view.",
+        json_schema_extra=cli(group="method"),
+    )
+    temperature: float = Field(3.0, gt=0, le=100, description="Softening temperature of the KL loss.")
+    label_loss_weight: float = Field(
+        0.0, ge=0, le=100, description="Weight of an extra cross-entropy on labels (0 disables)."
+    )
+    crop_size: int = Field(224, ge=8, le=1024, description="Side of the augmented view seen by both networks.")
+    crop_scale_min: float = Field(0.4, gt=0, le=1, description="Smallest area fraction of the random crop.")
+
+    @model_validator(mode="after")
+    def _check_models(self) -> DistillConfig:
+        if self.teacher == self.student and not self.teacher.endswith(".pth"):
+            raise ValueError("teacher and student are the same backbone; pick a smaller --student")
+        return self

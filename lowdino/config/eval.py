@@ -1,0 +1,99 @@
+"""`EvalConfig`: options of `lowdino eval` (kNN, linear probe and fine-tuning at label fractions)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from lowdino.config.base import DataOptions, RuntimeOptions, cli
+
+ProtocolName = Literal["knn", "linear", "finetune"]
+KnnProtocolName = Literal["dino", "seed", "both"]
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class EvalConfig(DataOptions, RuntimeOptions):
+    """Evaluate a run's checkpoint or a named (pretrained) backbone on a labelled dataset."""
+
+    checkpoint: str | None = Field(
+        None,
+        description="A pretrain/distill run's checkpoint.pth (or its run directory). Its backbone is evaluated.",
+        json_schema_extra=cli(group="model"),
+    )
+    backbone: str | None = Field(
+        None,
+        description="A registry backbone to evaluate instead of a checkpoint, e.g. dinov2_vits14.",
+        json_schema_extra=cli(group="model"),
+    )
+    pretrained: bool = Field(
+        False, description="Load the backbone's pretrained weights (timm cache or --weights).",
+        json_schema_extra=cli(group="model"),
+    )
+    weights: str | None = Field(None, description="Weights file for --backbone.", json_schema_extra=cli(group="model"))
+    protocols: list[ProtocolName] = Field(
+        ["knn", "linear"],
+        description="Comma-separated protocols: knn (frozen features), linear (probe on frozen features), "
+        "finetune (end to end).",
+        json_schema_extra=cli(group="protocol"),
+    )
+    label_fractions: list[float] = Field(
+        [0.1, 0.3],
+        description="Fractions of the training labels for linear / finetune (each in 0.01-1.0); subsets "
+        "are class-stratified, seeded and identical for every model.",
+        json_schema_extra=cli(group="protocol"),
+    )
+    image_size: int | None = Field(
+        None,
+        ge=8,
+        le=1024,
+        description="Resize images to this side for evaluation (patch-14 ViTs need a multiple of 14, "
+        "e.g. 224). Default: the dataset's native size, rounded up to the backbone's multiple.",
+        json_schema_extra=cli(group="protocol"),
+    )
+    k: int = Field(20, ge=1, le=1000, description="Neighbours for weighted kNN (DINO: 20 works best).")
+    knn_temperature: float = Field(0.07, gt=0, le=10, description="Vote weight exp(sim / T) (DINO: 0.07).")
+    knn_protocol: KnnProtocolName = Field(
+        "dino",
+        description="dino: weighted cosine kNN; seed: the original LowDINO 1-NN Euclidean on raw features; "
+        "both: report the two side by side.",
+        json_schema_extra=cli(group="protocol"),
+    )
+    seeds: list[int] = Field([0, 1, 2], description="Seeds for label subsets and probe initialisation.")
+    batch_size: int = Field(256, ge=1, le=65536, description="Batch size for feature extraction and probes.")
+    linear_epochs: int = Field(100, ge=1, le=10000, description="Epochs of the linear probe.")
+    linear_lr: float = Field(1e-3, gt=0, description="Learning rate of the linear probe (Adam).")
+    finetune_epochs: int = Field(10, ge=1, le=10000, description="Epochs of end-to-end fine-tuning.")
+    finetune_lr: float = Field(1e-4, gt=0, description="Learning rate of fine-tuning (AdamW).")
+    max_train_samples: int | None = Field(
+        None, ge=10, description="Cap the training pool (memory bank / probe pool), stratified; unset uses all."
+    )
+    max_test_samples: int | None = Field(
+        None, ge=10, description="Cap the evaluation set, stratified; unset uses all."
+    )
+    cache_dir: str | None = Field(
+        None, description="Feature cache directory. Default: $LOWDINO_HOME/cache/features."
+    )
+
+    _csv = field_validator("protocols", "label_fractions", "seeds", mode="before")(
+        classmethod(lambda cls, v: _split_csv(v))
+    )
+
+    @field_validator("label_fractions")
+    @classmethod
+    def _check_fractions(cls, values: list[float]) -> list[float]:
+        for fraction in values:
+            if not 0.01 <= fraction <= 1.0:
+                raise ValueError(f"label fraction {fraction} is outside 0.01-1.0; pass e.g. 0.1,0.3")
+        return values
+
+    @model_validator(mode="after")
+    def _check_model_source(self) -> EvalConfig:
+        if (self.checkpoint is None) == (self.backbone is None):
+            raise ValueError("give exactly one of --checkpoint RUN_OR_FILE or --backbone NAME")
+        return self
