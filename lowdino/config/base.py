@@ -94,7 +94,9 @@ class RuntimeOptions(StrictModel):
             try:
                 return [int(part) for part in value.split(",") if part.strip()]
             except ValueError as exc:
-                raise ValueError(f"device_ids must be comma-separated integers like 0,1, got {value!r}") from exc
+                raise ValueError(
+                    f"device_ids must be comma-separated integers like 0,1, got {value!r}"
+                ) from exc
         if isinstance(value, int):
             return [value]
         return value

@@ -43,7 +43,9 @@ class DistillConfig(TrainOptions):
     label_loss_weight: float = Field(
         0.0, ge=0, le=100, description="Weight of an extra cross-entropy on labels (0 disables)."
     )
-    crop_size: int = Field(224, ge=8, le=1024, description="Side of the augmented view seen by both networks.")
+    crop_size: int = Field(
+        224, ge=8, le=1024, description="Side of the augmented view seen by both networks."
+    )
     crop_scale_min: float = Field(0.4, gt=0, le=1, description="Smallest area fraction of the random crop.")
 
     @model_validator(mode="after")

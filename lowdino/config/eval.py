@@ -32,10 +32,13 @@ class EvalConfig(DataOptions, RuntimeOptions):
         json_schema_extra=cli(group="model"),
     )
     pretrained: bool = Field(
-        False, description="Load the backbone's pretrained weights (timm cache or --weights).",
+        False,
+        description="Load the backbone's pretrained weights (timm cache or --weights).",
         json_schema_extra=cli(group="model"),
     )
-    weights: str | None = Field(None, description="Weights file for --backbone.", json_schema_extra=cli(group="model"))
+    weights: str | None = Field(
+        None, description="Weights file for --backbone.", json_schema_extra=cli(group="model")
+    )
     protocols: list[ProtocolName] = Field(
         ["knn", "linear"],
         description="Comma-separated protocols: knn (frozen features), linear (probe on frozen features), "
@@ -71,7 +74,9 @@ class EvalConfig(DataOptions, RuntimeOptions):
     finetune_epochs: int = Field(10, ge=1, le=10000, description="Epochs of end-to-end fine-tuning.")
     finetune_lr: float = Field(1e-4, gt=0, description="Learning rate of fine-tuning (AdamW).")
     max_train_samples: int | None = Field(
-        None, ge=10, description="Cap the training pool (memory bank / probe pool), stratified; unset uses all."
+        None,
+        ge=10,
+        description="Cap the training pool (memory bank / probe pool), stratified; unset uses all.",
     )
     max_test_samples: int | None = Field(
         None, ge=10, description="Cap the evaluation set, stratified; unset uses all."

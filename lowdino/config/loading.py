@@ -53,9 +53,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML ({exc.__class__.__name__}); fix its syntax") from exc
+        raise ConfigError(
+            f"config file {path} is not valid YAML ({exc.__class__.__name__}); fix its syntax"
+        ) from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of option: value, not {type(data).__name__}")
+        raise ConfigError(
+            f"config file {path} must hold a mapping of option: value, not {type(data).__name__}"
+        )
     return {str(key).replace("-", "_"): value for key, value in data.items()}
 
 

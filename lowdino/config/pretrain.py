@@ -221,7 +221,11 @@ class PretrainConfig(TrainOptions):
         0, ge=0, description="Epochs of the teacher-temperature warm-up (DINO boosted: 30)."
     )
     student_temp: float = Field(
-        0.1, gt=0, le=1, description="Student softmax temperature (DINO: 0.1).", json_schema_extra=cli(group="method")
+        0.1,
+        gt=0,
+        le=1,
+        description="Student softmax temperature (DINO: 0.1).",
+        json_schema_extra=cli(group="method"),
     )
     center_momentum: float = Field(0.9, ge=0, lt=1, description="EMA momentum of the teacher-output center.")
 

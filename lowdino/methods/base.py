@@ -1,0 +1,67 @@
+"""The small interface every training method offers the trainer.
+
+Methods are composed from plain modules (backbone, head, loss) rather than derived from a deep base
+class. The trainer only needs: the networks to optimise and to keep in sync, a loss on a list of
+crops, the target (teacher) update, and the backbone to evaluate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+StudentWrapper = Callable[[nn.Module], nn.Module]
+
+
+class Method(Protocol):
+    #: The trainable network (what the optimiser updates and DDP/DataParallel wraps).
+    student: nn.Module
+    #: The network updated by EMA rather than by gradients, if any (DINO teacher, BYOL target).
+    teacher: nn.Module | None
+
+    def wrap_student(self, wrapper: StudentWrapper) -> None:
+        """Run the student's forward through `wrapper(student)` (DDP, DataParallel); weights stay shared."""
+
+    def wrap_backbone(self, wrapper: StudentWrapper) -> None:
+        """Run the student's backbone through `wrapper` (nn.DataParallel splits each crop batch)."""
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Optimiser groups; each has 'params', 'name' and 'apply_weight_decay'."""
+
+    def training_loss(
+        self, crops: list[torch.Tensor], *, step: int, teacher_temp: float
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss on one batch of crops [global_1, global_2, local_1, ...] and scalar metrics."""
+
+    def update_target(self, momentum: float) -> None:
+        """EMA update of the teacher/target after the optimiser step (no-op without one)."""
+
+    def cancel_last_layer_gradients(self, epoch: float, freeze_epochs: float) -> None:
+        """Drop gradients of layers that must stay frozen early in training."""
+
+    def eval_backbone(self) -> nn.Module:
+        """The backbone whose features are evaluated (DINO: teacher; BYOL: online)."""
+
+    def to(self, device: torch.device) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
+
+
+def split_weight_decay(named_parameters: Iterable[tuple[str, nn.Parameter]]) -> tuple[list, list]:
+    """(decayed, not decayed): biases and 1-D norm parameters get no weight decay (DINO, timm)."""
+    decayed, not_decayed = [], []
+    for name, param in named_parameters:
+        if not param.requires_grad:
+            continue
+        if param.ndim <= 1 or name.endswith(".bias"):
+            not_decayed.append(param)
+        else:
+            decayed.append(param)
+    return decayed, not_decayed

@@ -1,0 +1,101 @@
+"""BYOL: an online network predicts an EMA target network's projection of another view (Grill et al. 2020)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lowdino.methods.base import StudentWrapper, split_weight_decay
+from lowdino.methods.dino.head import MultiCropWrapper
+from lowdino.methods.ema import ema_update
+
+
+class MLPHead(nn.Module):
+    """BYOL projector / predictor: Linear -> BatchNorm -> ReLU -> Linear.  (B, D) -> (B, P)."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden_dim),
+            nn.BatchNorm1d(hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, out_dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def byol_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Normalised MSE: || p/||p|| - z/||z|| ||^2 = 2 - 2 cos(p, z), averaged over the batch.
+
+    Shapes: prediction (B, P) from the online predictor, target (B, P) from the target projector.
+    """
+    prediction = F.normalize(prediction.float(), dim=-1)
+    target = F.normalize(target.float().detach(), dim=-1)
+    return (2.0 - 2.0 * (prediction * target).sum(dim=-1)).mean()
+
+
+class BYOL(nn.Module):
+    """Online network (backbone + projector + predictor) and EMA target (backbone + projector).
+
+    Symmetric loss over the two global views: each view's prediction regresses the target projection
+    of the other view. Local crops, when present, are predicted against both global targets
+    (multi-crop BYOL); every (view, other global view) pair weighs the same.
+    """
+
+    def __init__(
+        self, backbone: nn.Module, *, projection_dim: int = 256, hidden_dim: int = 4096, n_crops: int = 2
+    ) -> None:
+        super().__init__()
+        projector = MLPHead(backbone.num_features, hidden_dim, projection_dim)
+        self.student = MultiCropWrapper(backbone, projector)
+        self.predictor = MLPHead(projection_dim, hidden_dim, projection_dim)
+        self.teacher = copy.deepcopy(self.student)
+        self.teacher.requires_grad_(False)
+        self.n_crops = n_crops
+        self.__dict__["_student_forward"] = self.student
+
+    def wrap_student(self, wrapper: StudentWrapper) -> None:
+        self.__dict__["_student_forward"] = wrapper(self.student)
+
+    def wrap_backbone(self, wrapper: StudentWrapper) -> None:
+        self.student.wrap_backbone(wrapper)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        named = [*self.student.named_parameters(), *self.predictor.named_parameters(prefix="predictor")]
+        decayed, not_decayed = split_weight_decay(named)
+        return [
+            {"params": decayed, "name": "decayed", "apply_weight_decay": True},
+            {"params": not_decayed, "name": "not_decayed", "apply_weight_decay": False},
+        ]
+
+    def training_loss(
+        self, crops: list[torch.Tensor], *, step: int, teacher_temp: float
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        with torch.no_grad():
+            targets = self.teacher(crops[:2]).chunk(2)
+        predictions = self.predictor(self._student_forward(crops)).chunk(len(crops))
+        total = predictions[0].new_zeros((), dtype=torch.float32)
+        n_pairs = 0
+        for view_index, prediction in enumerate(predictions):
+            for target_index, target in enumerate(targets):
+                if view_index == target_index:
+                    continue
+                total = total + byol_loss(prediction, target)
+                n_pairs += 1
+        return total / n_pairs, {}
+
+    def update_target(self, momentum: float) -> None:
+        # The predictor has no target counterpart: only backbone + projector are averaged.
+        ema_update(self.teacher, self.student, momentum)
+
+    def cancel_last_layer_gradients(self, epoch: float, freeze_epochs: float) -> None:
+        """BYOL has no prototype layer to freeze."""
+
+    def eval_backbone(self) -> nn.Module:
+        return self.student.backbone

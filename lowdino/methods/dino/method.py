@@ -1,0 +1,86 @@
+"""DINO: a student matches an EMA teacher across crops (Caron et al. 2021)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from lowdino.methods.base import StudentWrapper, split_weight_decay
+from lowdino.methods.dino.head import DINOHead, MultiCropWrapper
+from lowdino.methods.dino.loss import DINOLoss
+from lowdino.methods.ema import ema_update
+
+
+class DINO(nn.Module):
+    """Student and teacher (backbone + DINOHead) with the DINO loss.
+
+    The teacher starts as an exact copy of the student, receives no gradients, sees only the 2 global
+    crops and follows the student by EMA (`update_target`).
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        *,
+        out_dim: int,
+        n_crops: int,
+        hidden_dim: int = 2048,
+        bottleneck_dim: int = 256,
+        use_bn_in_head: bool = False,
+        norm_last_layer: bool = True,
+        student_temp: float = 0.1,
+        center_momentum: float = 0.9,
+    ) -> None:
+        super().__init__()
+        head = DINOHead(
+            backbone.num_features,
+            out_dim,
+            hidden_dim=hidden_dim,
+            bottleneck_dim=bottleneck_dim,
+            use_bn=use_bn_in_head,
+            norm_last_layer=norm_last_layer,
+        )
+        self.student = MultiCropWrapper(backbone, head)
+        self.teacher = copy.deepcopy(self.student)
+        self.teacher.requires_grad_(False)
+        self.loss = DINOLoss(
+            out_dim, n_crops=n_crops, student_temp=student_temp, center_momentum=center_momentum
+        )
+        # Kept outside the module tree (plain __dict__) so that state_dict keys never gain "module." prefixes.
+        self.__dict__["_student_forward"] = self.student
+
+    def wrap_student(self, wrapper: StudentWrapper) -> None:
+        self.__dict__["_student_forward"] = wrapper(self.student)
+
+    def wrap_backbone(self, wrapper: StudentWrapper) -> None:
+        self.student.wrap_backbone(wrapper)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        decayed, not_decayed = split_weight_decay(self.student.named_parameters())
+        return [
+            {"params": decayed, "name": "decayed", "apply_weight_decay": True},
+            {"params": not_decayed, "name": "not_decayed", "apply_weight_decay": False},
+        ]
+
+    def training_loss(
+        self, crops: list[torch.Tensor], *, step: int, teacher_temp: float
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        with torch.no_grad():
+            teacher_output = self.teacher(crops[:2])
+        student_output = self._student_forward(crops)
+        return self.loss(student_output, teacher_output, teacher_temp=teacher_temp)
+
+    def update_target(self, momentum: float) -> None:
+        ema_update(self.teacher, self.student, momentum)
+
+    def cancel_last_layer_gradients(self, epoch: float, freeze_epochs: float) -> None:
+        if epoch >= freeze_epochs:
+            return
+        for param in self.student.head.last_layer.parameters():
+            param.grad = None
+
+    def eval_backbone(self) -> nn.Module:
+        return self.teacher.backbone
