@@ -101,4 +101,8 @@ class EvalConfig(DataOptions, RuntimeOptions):
     def _check_model_source(self) -> EvalConfig:
         if (self.checkpoint is None) == (self.backbone is None):
             raise ValueError("give exactly one of --checkpoint RUN_OR_FILE or --backbone NAME")
+        if self.checkpoint is not None and (self.pretrained or self.weights is not None):
+            raise ValueError(
+                "--pretrained and --weights go with --backbone; a --checkpoint carries its own weights"
+            )
         return self

@@ -1,0 +1,129 @@
+"""DINO's multi-crop augmentation, batched on the training device with per-image parameters.
+
+Input: uint8 images (B, 3, H, W) on any device. Output, for n_local local crops:
+
+    [global1 (B, 3, g, g), global2 (B, 3, g, g), local1 (B, 3, l, l), ..., local_n (B, 3, l, l)]
+
+float32, normalised by (x / 255 - mean) / std. Each view: RandomResizedCrop -> horizontal flip
+(p 0.5) -> ColorJitter(0.4, 0.4, 0.2, 0.1) (p 0.8) -> grayscale (p 0.2) -> Gaussian blur with
+sigma ~ U(0.1, 2.0) (p 1.0 global1, 0.1 global2, 0.5 locals) -> solarize (p 0.2, global2 only).
+All locals are one batched call of B * n_local crops. With n_local=0 this is BYOL's two-view
+recipe (asymmetric blur and solarisation), so there is no separate two-view class.
+"""
+
+from __future__ import annotations
+
+import torch
+from kornia.augmentation import ColorJitter
+from torch import nn
+
+from lowdino.augment.crops import resized_crops, sample_crop_boxes
+from lowdino.augment.ops import random_gaussian_blur, random_grayscale, random_hflip, random_solarize
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std per channel; x float (B, 3, H, W)."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32)[None, :, None, None], persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32)[None, :, None, None], persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean, std = self.mean.to(x.device), self.std.to(x.device)
+        return (x - mean) / std
+
+
+class ViewAugmentation(nn.Module):
+    """One kind of view: crops (B * copies) images at ``size`` and applies the photometric chain.
+
+    ``last_applied`` holds the per-crop masks (flip, grayscale, blur, solarize) of the last call.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        scale: tuple[float, float],
+        *,
+        blur_p: float,
+        solarize_p: float = 0.0,
+        flip_p: float = 0.5,
+        jitter_p: float = 0.8,
+        grayscale_p: float = 0.2,
+        mean: tuple[float, ...] = IMAGENET_MEAN,
+        std: tuple[float, ...] = IMAGENET_STD,
+    ) -> None:
+        super().__init__()
+        if not 0 < scale[0] <= scale[1] <= 1:
+            raise ValueError(f"crop scale must satisfy 0 < min <= max <= 1, got {scale}")
+        self.size = size
+        self.scale = scale
+        self.blur_p, self.solarize_p, self.flip_p, self.grayscale_p = blur_p, solarize_p, flip_p, grayscale_p
+        self.jitter = ColorJitter(0.4, 0.4, 0.2, 0.1, p=jitter_p) if jitter_p > 0 else None
+        self.normalize = Normalize(mean, std)
+        self.last_applied: dict[str, torch.Tensor] = {}
+
+    def forward(self, images: torch.Tensor, copies: int = 1) -> torch.Tensor:
+        """images float (B, 3, H, W) in [0, 1] -> (copies * B, 3, size, size); crop k comes from image k % B."""
+        batch, _, height, width = images.shape
+        count = batch * copies
+        boxes = sample_crop_boxes(count, height, width, self.scale, device=images.device)
+        source = torch.arange(count, device=images.device) % batch
+        x = resized_crops(images, boxes, source, self.size).clamp_(0, 1)
+        x, flipped = random_hflip(x, self.flip_p)
+        if self.jitter is not None:
+            x = self.jitter(x)
+        x, gray = random_grayscale(x, self.grayscale_p)
+        x, blurred = random_gaussian_blur(x, self.blur_p)
+        x, solarized = random_solarize(x, self.solarize_p)
+        self.last_applied = {"flip": flipped, "grayscale": gray, "blur": blurred, "solarize": solarized}
+        return self.normalize(x)
+
+
+def to_unit_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> float32 in [0, 1]; float input is taken to be in [0, 1] already."""
+    if images.dtype == torch.uint8:
+        return images.float().div_(255)
+    return images.float()
+
+
+class MultiCropAugmentation(nn.Module):
+    """uint8 (B, 3, H, W) -> [global1, global2, local1, ..., local_n] normalised float views."""
+
+    def __init__(
+        self,
+        global_size: int,
+        local_size: int,
+        n_local: int,
+        global_scale: tuple[float, float] = (0.4, 1.0),
+        local_scale: tuple[float, float] = (0.05, 0.4),
+        mean: tuple[float, ...] = IMAGENET_MEAN,
+        std: tuple[float, ...] = IMAGENET_STD,
+        *,
+        flip_p: float = 0.5,
+        jitter_p: float = 0.8,
+        grayscale_p: float = 0.2,
+        blur_p: tuple[float, float, float] = (1.0, 0.1, 0.5),
+        solarize_p: float = 0.2,
+    ) -> None:
+        super().__init__()
+        if n_local < 0:
+            raise ValueError(f"n_local must be >= 0, got {n_local}")
+        common = dict(flip_p=flip_p, jitter_p=jitter_p, grayscale_p=grayscale_p, mean=mean, std=std)
+        self.n_local = n_local
+        self.global1 = ViewAugmentation(global_size, global_scale, blur_p=blur_p[0], **common)  # type: ignore[arg-type]
+        self.global2 = ViewAugmentation(
+            global_size, global_scale, blur_p=blur_p[1], solarize_p=solarize_p, **common  # type: ignore[arg-type]
+        )
+        self.local = ViewAugmentation(local_size, local_scale, blur_p=blur_p[2], **common)  # type: ignore[arg-type]
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        x = to_unit_float(images)
+        views = [self.global1(x), self.global2(x)]
+        if self.n_local:
+            views += list(self.local(x, copies=self.n_local).chunk(self.n_local))
+        return views

@@ -1,0 +1,61 @@
+"""Photometric operations on float images in [0, 1], each applied to a random subset of the batch.
+
+Gated ops draw one Bernoulli(p) per image and return the mask, so callers (and tests) know which
+images were changed, and costly ops (blur) only run on the selected images.
+"""
+
+from __future__ import annotations
+
+import torch
+from kornia.filters import gaussian_blur2d
+
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as PIL and torchvision
+
+
+def draw(batch: int, p: float, device: torch.device) -> torch.Tensor:
+    """Bernoulli(p) mask (batch,); exact for p in {0, 1}."""
+    if p >= 1.0:
+        return torch.ones(batch, dtype=torch.bool, device=device)
+    if p <= 0.0:
+        return torch.zeros(batch, dtype=torch.bool, device=device)
+    return torch.rand(batch, device=device) < p
+
+
+def random_hflip(x: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    mask = draw(x.shape[0], p, x.device)
+    return torch.where(mask[:, None, None, None], x.flip(-1), x), mask
+
+
+def random_grayscale(x: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    mask = draw(x.shape[0], p, x.device)
+    weights = torch.tensor(GRAY_WEIGHTS, device=x.device, dtype=x.dtype)[None, :, None, None]
+    gray = (x * weights).sum(dim=1, keepdim=True).expand_as(x)
+    return torch.where(mask[:, None, None, None], gray, x), mask
+
+
+def blur_kernel_size(side: int) -> int:
+    """About 10% of the crop side, odd, at least 3 (DINO's PIL blur scales with the image likewise)."""
+    return max(3, int(round(0.1 * side)) | 1)
+
+
+def random_gaussian_blur(
+    x: torch.Tensor, p: float, sigma: tuple[float, float] = (0.1, 2.0)
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blur a Bernoulli(p) subset with per-image sigma ~ U(sigma) and a kernel of ~10% of the side."""
+    mask = draw(x.shape[0], p, x.device)
+    chosen = mask.nonzero().squeeze(1)
+    if chosen.numel() == 0:
+        return x, mask
+    sigmas = torch.empty(chosen.numel(), device=x.device, dtype=x.dtype).uniform_(*sigma)
+    kernel = blur_kernel_size(x.shape[-1])
+    blurred = gaussian_blur2d(x[chosen], (kernel, kernel), sigmas[:, None].expand(-1, 2).contiguous())
+    out = x.clone()
+    out[chosen] = blurred
+    return out, mask
+
+
+def random_solarize(x: torch.Tensor, p: float, threshold: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Invert pixels at or above ``threshold`` (PIL's ImageOps.solarize(img, 128)) on a Bernoulli(p) subset."""
+    mask = draw(x.shape[0], p, x.device)
+    solarized = torch.where(x >= threshold, 1.0 - x, x)
+    return torch.where(mask[:, None, None, None], solarized, x), mask

@@ -1,0 +1,75 @@
+"""`lowdino eval`: kNN, linear probe and fine-tuning of a checkpoint or a registry backbone.
+
+Flags are generated from `EvalConfig`; `--config FILE.yaml` supplies a base that flags override.
+Prints the results table (measured row plus published reference rows, marked "published") and
+writes results.json / results.csv into the output directory. Exit status: 0 done, 75 cancelled
+(STOP file in the output directory), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lowdino.cli.args import add_model_arguments
+from lowdino.config import EvalConfig
+from lowdino.config.loading import build_config
+from lowdino.train.rundir import EXIT_CANCELLED, EXIT_OK
+
+EXAMPLES = """examples:
+  lowdino eval --checkpoint runs/pretrain-mobilevit_xxs-20250101-120000 --data-path data/cifar10
+  lowdino eval --backbone resnet5m --dataset synthetic --protocols knn,linear,finetune --seeds 0
+  lowdino eval --backbone dinov2_vits14 --pretrained --image-size 224 --knn-protocol both
+  lowdino eval --backbone mobilevit_xxs --weights my_weights.pth --label-fractions 0.01,0.1 --seeds 0,1,2
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate a backbone: weighted kNN, linear probe, fine-tuning at label fractions",
+        description="Evaluate a run checkpoint (--checkpoint) or a registry backbone (--backbone) on a "
+        "labelled dataset: weighted kNN (DINO) or 1-NN (original LowDINO), linear probe and fine-tuning "
+        "on class-stratified label fractions, mean ± std over seeds. Published figures are listed "
+        "beside the measured ones and marked 'published'.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE.yaml",
+        default=None,
+        help="YAML file of options (e.g. a run's config.yaml); flags override it.",
+    )
+    parser.add_argument(
+        "--no-references",
+        dest="show_references",
+        action="store_false",
+        help="Print only the measured row, without the published reference rows.",
+    )
+    add_model_arguments(parser, EvalConfig)
+    parser.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> EvalConfig:
+    overrides = {name: value for name, value in vars(args).items() if name in EvalConfig.model_fields}
+    return build_config(EvalConfig, file=args.config, overrides=overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    # Imported here so that `lowdino --help` and the other subcommands do not pay for torch.
+    from lowdino.eval.results import format_table
+    from lowdino.eval.runner import EvalCancelled, evaluate
+
+    try:
+        results = evaluate(config)
+    except EvalCancelled as stop:
+        print(
+            f"lowdino eval: cancelled ({stop}); partial results are in the output directory", file=sys.stderr
+        )
+        return EXIT_CANCELLED
+    references = results.references if getattr(args, "show_references", True) else []
+    print(format_table([results], references))
+    print(f"\nresults: {results.output_dir}/results.json, results.csv")
+    return EXIT_OK

@@ -1,0 +1,174 @@
+"""Evaluation results: one row per model, one cell per (protocol, label fraction), mean ± std over seeds.
+
+Measured rows and published rows (`lowdino.eval.references`) share a table only through
+`format_table`, which marks every published row "published" in its own column so that a figure
+copied from a paper is never read as one measured here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lowdino.eval.references import ReferenceResult
+from lowdino.train.rundir import atomic_write_text
+
+PROTOCOL_LABELS = {"knn": "kNN", "knn_seed": "1-NN", "linear": "linear", "finetune": "finetune"}
+RESULTS_JSON = "results.json"
+RESULTS_CSV = "results.csv"
+
+
+@dataclass
+class ProtocolResult:
+    """Top-1 (percent) of one protocol at one label fraction, one value per seed."""
+
+    protocol: str  # knn (weighted, DINO), knn_seed (1-NN Euclidean), linear, finetune
+    label_fraction: float
+    values: list[float]
+    seeds: list[int]
+
+    @property
+    def column(self) -> str:
+        label = PROTOCOL_LABELS.get(self.protocol, self.protocol)
+        if self.protocol in ("knn", "knn_seed") and self.label_fraction == 1.0:
+            return label
+        return f"{label}@{self.label_fraction * 100:g}%"
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+    @property
+    def std(self) -> float:
+        # Sample standard deviation over seeds; a single run has no spread to report.
+        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+
+    def cell(self) -> str:
+        return f"{self.mean:.2f} ± {self.std:.2f}" if len(self.values) > 1 else f"{self.mean:.2f}"
+
+
+@dataclass
+class EvalResults:
+    model: str
+    backbone: str
+    source: str
+    params: int
+    feature_dim: int
+    dataset: str
+    image_size: int
+    train_size: int
+    test_size: int
+    num_classes: int
+    results: list[ProtocolResult]
+    references: list[ReferenceResult] = field(default_factory=list)
+    output_dir: str | None = None
+    wall_time_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["results"] = [
+            {**asdict(result), "column": result.column, "mean": result.mean, "std": result.std}
+            for result in self.results
+        ]
+        data["measured"] = True
+        return data
+
+    def table(self) -> str:
+        return format_table([self], self.references)
+
+
+def _published_cells(reference: ReferenceResult) -> tuple[str, str]:
+    """(column, cell) of a published row in the measured table's vocabulary."""
+    protocol = {
+        "knn_weighted": "knn",
+        "knn_1nn_euclidean": "knn_seed",
+        "mlp_probe": "mlp",
+        "linear_online": "linear (online)",
+    }.get(reference.protocol, reference.protocol)
+    fraction = reference.label_fraction
+    column = PROTOCOL_LABELS.get(protocol, protocol)
+    if not (protocol in ("knn", "knn_seed") and fraction == 1.0):
+        column = f"{column}@{fraction * 100:g}%"
+    return column, f"{reference.top1:.2f}"
+
+
+def table_rows(
+    measured: list[EvalResults], references: list[ReferenceResult] | None = None
+) -> tuple[list[str], list[dict[str, str]]]:
+    """(header, rows) with measured rows first, then published rows grouped by model."""
+    columns: list[str] = []
+    rows: list[dict[str, str]] = []
+    for result in measured:
+        row = {"model": result.model, "params": f"{result.params / 1e6:.2f} M", "source": "measured"}
+        for cell in result.results:
+            if cell.column not in columns:
+                columns.append(cell.column)
+            row[cell.column] = cell.cell()
+        rows.append(row)
+    published: dict[str, dict[str, str]] = {}
+    for reference in references or []:
+        column, value = _published_cells(reference)
+        if column not in columns:
+            columns.append(column)
+        params = f"{reference.params_millions:g} M" if reference.params_millions is not None else "?"
+        row = published.setdefault(
+            reference.model, {"model": reference.model, "params": params, "source": "published"}
+        )
+        row[column] = value
+    rows.extend(published.values())
+    return ["model", "params", *columns, "source"], rows
+
+
+def format_table(measured: list[EvalResults], references: list[ReferenceResult] | None = None) -> str:
+    """Plain-text table, one row per model; published rows say so in the ``source`` column."""
+    header, rows = table_rows(measured, references)
+    widths = {name: max(len(name), *(len(row.get(name, "-")) for row in rows)) for name in header}
+    lines = ["  ".join(name.ljust(widths[name]) for name in header)]
+    lines.append("  ".join("-" * widths[name] for name in header))
+    lines += ["  ".join(row.get(name, "-").ljust(widths[name]) for name in header) for row in rows]
+    return "\n".join(lines)
+
+
+def format_markdown(measured: list[EvalResults], references: list[ReferenceResult] | None = None) -> str:
+    header, rows = table_rows(measured, references)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(row.get(name, "-") for name in header) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def results_csv(results: EvalResults) -> str:
+    """One line per (protocol, fraction, seed): the raw figures behind every table cell."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        ["model", "backbone", "params", "dataset", "image_size", "protocol", "label_fraction", "seed", "top1"]
+    )
+    for cell in results.results:
+        for seed, value in zip(cell.seeds, cell.values, strict=True):
+            writer.writerow(
+                [
+                    results.model,
+                    results.backbone,
+                    results.params,
+                    results.dataset,
+                    results.image_size,
+                    cell.protocol,
+                    cell.label_fraction,
+                    seed,
+                    f"{value:.4f}",
+                ]
+            )
+    return buffer.getvalue()
+
+
+def write_results(results: EvalResults, output_dir: Path) -> tuple[Path, Path]:
+    """results.json (everything, published references included and marked) and results.csv."""
+    json_path, csv_path = output_dir / RESULTS_JSON, output_dir / RESULTS_CSV
+    atomic_write_text(json_path, json.dumps(results.to_dict(), indent=2) + "\n")
+    atomic_write_text(csv_path, results_csv(results))
+    return json_path, csv_path

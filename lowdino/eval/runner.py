@@ -1,0 +1,369 @@
+"""`evaluate(config)`: the whole `lowdino eval` run, from config to results.json.
+
+Steps: load the backbone (checkpoint or registry) -> decode both dataset splits -> cap them
+(stratified, seeded) -> extract or load cached features -> kNN on the full training pool -> for every
+label fraction and seed, a linear probe on frozen features and/or fine-tuning of a copy of the
+backbone on the same stratified subset -> results.json / results.csv / summary.json in output_dir.
+
+The run directory follows the contract of `lowdino.train.rundir`: config.yaml first, one
+metrics.jsonl record per finished unit of work (``step`` / ``total_steps``), summary.json last, and
+a STOP file cancels between units (`EvalCancelled`, exit status 75).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from lowdino.augment import EvalTransform
+from lowdino.backbones import check_input_size, get_spec
+from lowdino.config import EvalConfig
+from lowdino.config.loading import dump_config
+from lowdino.data.loading import load_dataset
+from lowdino.data.types import LabeledImages
+from lowdino.errors import DataError
+from lowdino.eval.cache import FeatureCache, FeatureKey, indices_hash
+from lowdino.eval.features import extract_features, resolve_device
+from lowdino.eval.finetune import finetune_top1
+from lowdino.eval.knn import nearest_neighbour_top1, weighted_knn_top1
+from lowdino.eval.linear import linear_probe_top1
+from lowdino.eval.model import load_eval_model
+from lowdino.eval.references import load_references
+from lowdino.eval.results import EvalResults, ProtocolResult, write_results
+from lowdino.eval.subsets import stratified_cap, stratified_subset
+from lowdino.train.metrics import MetricsWriter
+from lowdino.train.rundir import RunDir, atomic_write_text
+
+# How many images of a split go into its content fingerprint (evenly spaced): enough to notice a
+# changed folder, cheap enough to compute on every run.
+_FINGERPRINT_IMAGES = 256
+
+
+class EvalCancelled(Exception):  # noqa: N818 (a requested stop is not an error)
+    """A STOP file appeared in the run directory; partial results were written."""
+
+
+def default_output_dir(config: EvalConfig, now: datetime | None = None) -> Path:
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    model = config.backbone or Path(config.checkpoint or "checkpoint").resolve().name
+    if config.checkpoint is not None and Path(config.checkpoint).name.endswith(".pth"):
+        model = Path(config.checkpoint).resolve().parent.name
+    return Path("runs") / f"eval-{model}-{stamp}"
+
+
+def resolve_image_size(requested: int | None, native: int, backbone: str) -> int:
+    """The requested size, else the dataset's side rounded up to the backbone's multiple and minimum."""
+    spec = get_spec(backbone)
+    if requested is None:
+        multiple = spec.input_multiple
+        size = max(native, spec.min_input_size)
+        requested = math.ceil(size / multiple) * multiple
+    check_input_size(backbone, requested)
+    return requested
+
+
+def check_labelled(data: LabeledImages, dataset: str, split: str) -> None:
+    if len(data) == 0:
+        raise DataError(
+            f"the {split} split of {dataset} is empty; point --data-path at a dataset with images"
+        )
+    if int(data.labels.min()) < 0 or data.num_classes < 2:
+        raise DataError(
+            f"the {split} split of {dataset} has no class labels (evaluation needs >= 2 labelled classes); "
+            "use a labelled dataset, e.g. an image folder with one sub-folder per class"
+        )
+
+
+def _dataset_id(config: EvalConfig, data: LabeledImages) -> str:
+    """Names the dataset's content for the feature cache: source options plus a content fingerprint."""
+    source: str = config.dataset
+    if config.dataset == "synthetic":
+        source += f":n={config.synthetic_size}:seed={config.seed}"
+    elif config.dataset == "imagefolder":
+        source += f":{Path(config.data_path).expanduser().resolve()}"
+    digest = hashlib.sha256(f"{tuple(data.images.shape)}|{data.classes}".encode())
+    digest.update(data.labels.numpy().tobytes())
+    step = max(1, len(data) // _FINGERPRINT_IMAGES)
+    digest.update(data.images[::step].contiguous().numpy().tobytes())
+    return f"{source}:{digest.hexdigest()[:16]}"
+
+
+@dataclass
+class _Splits:
+    """Both splits after capping; ``*_index`` are the cap's indices into the full split (None = all)."""
+
+    train: LabeledImages
+    test: LabeledImages
+    train_index: Tensor | None
+    test_index: Tensor | None
+    train_id: str
+    test_id: str
+
+
+def _load_splits(config: EvalConfig) -> _Splits:
+    """Decode both splits, check they are labelled alike, and apply the stratified caps."""
+    loaded = {
+        split: load_dataset(
+            config.dataset, config.data_path, split, synthetic_size=config.synthetic_size, seed=config.seed
+        )
+        for split in ("train", "test")
+    }
+    for split, data in loaded.items():
+        check_labelled(data, config.dataset, split)
+    train, test = loaded["train"], loaded["test"]
+    if train.classes != test.classes:
+        raise DataError(
+            f"train and test splits of {config.dataset} have different classes; give both the same class folders"
+        )
+    train_index = (
+        stratified_cap(train.labels, config.max_train_samples, config.seed)
+        if config.max_train_samples
+        else None
+    )
+    test_index = (
+        stratified_cap(test.labels, config.max_test_samples, config.seed) if config.max_test_samples else None
+    )
+    return _Splits(
+        train=train if train_index is None else train.subset(train_index),
+        test=test if test_index is None else test.subset(test_index),
+        train_index=train_index,
+        test_index=test_index,
+        train_id=_dataset_id(config, train),
+        test_id=_dataset_id(config, test),
+    )
+
+
+def _plan(config: EvalConfig) -> list[tuple[str, float, int]]:
+    """Units of work (protocol, label fraction, seed) in the order they run."""
+    units: list[tuple[str, float, int]] = []
+    if "knn" in config.protocols:
+        if config.knn_protocol in ("dino", "both"):
+            units.append(("knn", 1.0, config.seed))
+        if config.knn_protocol in ("seed", "both"):
+            units.append(("knn_seed", 1.0, config.seed))
+    for protocol in ("linear", "finetune"):
+        if protocol in config.protocols:
+            units += [
+                (protocol, fraction, seed) for fraction in config.label_fractions for seed in config.seeds
+            ]
+    return units
+
+
+class _Run:
+    """One evaluation: the model, the data, the transform and the run directory it writes."""
+
+    def __init__(self, config: EvalConfig, *, progress: bool) -> None:
+        self.config = config
+        self.progress = progress
+        self.started = time.perf_counter()
+        self.device = resolve_device(config.device)
+        if config.backbone is not None and config.image_size is not None:
+            check_input_size(config.backbone, config.image_size)  # before paying for weights and data
+        self.model = load_eval_model(config)
+        self.data = _load_splits(config)
+        self.image_size = resolve_image_size(
+            config.image_size, max(self.data.train.image_size), self.model.backbone_name
+        )
+        spec = get_spec(self.model.backbone_name)
+        self.transform = EvalTransform(self.image_size, spec.mean, spec.std).to(self.device)
+        self.model.backbone.to(self.device)
+        self.output_dir = Path(config.output_dir) if config.output_dir else default_output_dir(config)
+        self.run_dir = RunDir(self.output_dir)
+        self.features: dict[str, Tensor] = {}
+
+    def log(self, message: str) -> None:
+        tqdm.write(f"[lowdino eval] {message}", file=sys.stderr)
+
+    def check_stop(self) -> None:
+        if self.run_dir.stop_requested():
+            raise EvalCancelled(f"stop requested through {self.run_dir.stop_request}")
+
+    def extract(self) -> None:
+        """Features of both (capped) splits, from the cache or extracted and cached."""
+        cache = FeatureCache(self.config.cache_dir)
+        data = self.data
+        for split, pool, index, dataset_id in (
+            ("train", data.train, data.train_index, data.train_id),
+            ("test", data.test, data.test_index, data.test_id),
+        ):
+            self.check_stop()
+            key = FeatureKey(
+                model=self.model.backbone_name,
+                weights_hash=self.model.weights_hash,
+                dataset=dataset_id,
+                split=split,
+                image_size=self.image_size,
+                subset=indices_hash(index),
+                extra=f"device={self.device.type}",  # bf16 autocast on CUDA changes the low bits
+            )
+
+            def compute(pool: LabeledImages = pool) -> tuple[Tensor, Tensor]:
+                features = extract_features(
+                    self.model.backbone,
+                    pool.images,
+                    self.transform,
+                    batch_size=self.config.batch_size,
+                    device=self.device,
+                    progress=self.progress,
+                )
+                return features, pool.labels
+
+            features, labels, hit = cache.get_or_compute(key, compute)
+            if not torch.equal(labels, pool.labels):
+                raise DataError(
+                    f"cached features {cache.path(key)} belong to other labels; delete the file and rerun"
+                )
+            self.log(f"{split} features {tuple(features.shape)} ({'cache hit' if hit else 'extracted'})")
+            self.features[split] = features
+
+    def measure(self, protocol: str, fraction: float, seed: int) -> float:
+        """Top-1 (percent) of one unit of work."""
+        config, train, test = self.config, self.data.train, self.data.test
+        if protocol == "knn":
+            return weighted_knn_top1(
+                self.features["train"].to(self.device),
+                train.labels,
+                self.features["test"],
+                test.labels,
+                k=config.k,
+                temperature=config.knn_temperature,
+                num_classes=train.num_classes,
+            )
+        if protocol == "knn_seed":
+            return nearest_neighbour_top1(
+                self.features["train"].to(self.device), train.labels, self.features["test"], test.labels
+            )
+        subset = stratified_subset(train.labels, fraction, seed, class_names=train.classes)
+        if protocol == "linear":
+            return linear_probe_top1(
+                self.features["train"][subset],
+                train.labels[subset],
+                self.features["test"],
+                test.labels,
+                num_classes=train.num_classes,
+                epochs=config.linear_epochs,
+                lr=config.linear_lr,
+                batch_size=config.batch_size,
+                seed=seed,
+                device=self.device,
+                progress=self.progress,
+            )
+        return finetune_top1(
+            self.model.backbone,
+            train.images[subset],
+            train.labels[subset],
+            test.images,
+            test.labels,
+            transform=self.transform,
+            num_classes=train.num_classes,
+            epochs=config.finetune_epochs,
+            lr=config.finetune_lr,
+            batch_size=config.batch_size,
+            seed=seed,
+            device=self.device,
+            progress=self.progress,
+        )
+
+    def finish(self, cells: Sequence[ProtocolResult], status: str) -> EvalResults:
+        """results.json, results.csv and summary.json (status completed or cancelled)."""
+        model, data = self.model, self.data
+        results = EvalResults(
+            model=model.name,
+            backbone=model.backbone_name,
+            source=model.source,
+            params=model.params,
+            feature_dim=model.feature_dim,
+            dataset=self.config.dataset,
+            image_size=self.image_size,
+            train_size=len(data.train),
+            test_size=len(data.test),
+            num_classes=data.train.num_classes,
+            results=list(cells),
+            references=load_references(dataset=self.config.dataset),
+            output_dir=str(self.output_dir),
+            wall_time_s=time.perf_counter() - self.started,
+        )
+        write_results(results, self.output_dir)
+        summary = {
+            "status": status,
+            "kind": "eval",
+            "model": model.name,
+            "backbone": model.backbone_name,
+            "params": model.params,
+            "dataset": self.config.dataset,
+            "image_size": self.image_size,
+            "results": {
+                cell.column: {"mean": cell.mean, "std": cell.std, "values": cell.values} for cell in cells
+            },
+            "wall_time_s": results.wall_time_s,
+            "output_dir": str(self.output_dir),
+        }
+        atomic_write_text(self.run_dir.summary, json.dumps(summary, indent=2) + "\n")
+        return results
+
+
+def evaluate(
+    config: EvalConfig, *, progress: bool = True, on_result: Callable[[dict[str, Any]], None] | None = None
+) -> EvalResults:
+    """Run every protocol of ``config``; write results into its output directory and return them.
+
+    ``on_result`` receives each metrics record (one per protocol, fraction and seed) as it is written.
+    """
+    run = _Run(config, progress=progress)
+    run.output_dir.mkdir(parents=True, exist_ok=True)
+    resolved = config.model_copy(update={"output_dir": str(run.output_dir)})
+    atomic_write_text(run.run_dir.config, dump_config(resolved))
+    run.log(
+        f"{run.model.name}: {run.model.params / 1e6:.2f} M params, {run.model.feature_dim}-d features; "
+        f"{config.dataset} {len(run.data.train)} train / {len(run.data.test)} test images at "
+        f"{run.image_size} px on {run.device}"
+    )
+    units = _plan(config)
+    cells: dict[tuple[str, float], ProtocolResult] = {}
+    writer = MetricsWriter(run.run_dir.metrics)
+    try:
+        if any(protocol != "finetune" for protocol, _, _ in units):
+            run.extract()
+        bar = tqdm(units, desc="eval", unit="task", disable=not progress or None)
+        for step, (protocol, fraction, seed) in enumerate(bar, start=1):
+            run.check_stop()
+            started = time.perf_counter()
+            value = run.measure(protocol, fraction, seed)
+            cell = cells.setdefault(
+                (protocol, fraction), ProtocolResult(protocol, fraction, values=[], seeds=[])
+            )
+            cell.values.append(value)
+            cell.seeds.append(seed)
+            record = {
+                "step": step,
+                "total_steps": len(units),
+                "epoch": 0,
+                "time": time.time(),
+                "protocol": protocol,
+                "label_fraction": fraction,
+                "seed": seed,
+                "top1": value,
+                "seconds": time.perf_counter() - started,
+            }
+            writer.write(record)
+            if on_result is not None:
+                on_result(record)
+            run.log(f"{cell.column} seed {seed}: top-1 {value:.2f} %")
+    except EvalCancelled:
+        run.finish(list(cells.values()), "cancelled")
+        raise
+    finally:
+        writer.close()
+    return run.finish(list(cells.values()), "completed")

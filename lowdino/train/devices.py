@@ -1,0 +1,113 @@
+"""Device and numeric precision of a run, resolved from the config before anything is written.
+
+Precision:
+    auto  -> bf16 autocast on GPUs that support it, fp16 autocast + GradScaler on older GPUs, fp32 on CPU
+    bf16  -> bf16 autocast (CPU too: slower than fp32 on most CPUs, but allowed)
+    fp16  -> fp16 autocast with loss scaling; GPU only
+    fp32  -> no autocast
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from lowdino.errors import ConfigError, DeviceError
+from lowdino.train.distributed import DistContext
+
+NO_GPU_MESSAGE = "CUDA was requested but torch sees no GPU; use --device cpu or auto"
+
+
+def resolve_device(name: str, ctx: DistContext) -> torch.device:
+    """`auto`/`cpu`/`cuda` -> a torch.device; under torchrun each process takes GPU `local_rank`."""
+    cuda = torch.cuda.is_available()
+    if name == "cuda" and not cuda:
+        raise DeviceError(NO_GPU_MESSAGE)
+    if name == "cpu" or not cuda:
+        return torch.device("cpu")
+    if ctx.distributed:
+        if ctx.local_rank >= torch.cuda.device_count():
+            raise DeviceError(
+                f"local rank {ctx.local_rank} has no GPU (torch sees {torch.cuda.device_count()}); "
+                "lower torchrun's --nproc_per_node to the number of GPUs"
+            )
+        return torch.device("cuda", ctx.local_rank)
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+def resolve_device_ids(device_ids: list[int] | None, device: torch.device, ctx: DistContext) -> list[int]:
+    """GPU ids for nn.DataParallel; empty when DataParallel only passes calls through.
+
+    On CPU, DataParallel has no devices to scatter to and runs the module unchanged, so ids are
+    accepted (the same command line works on a laptop) but ignored with a warning.
+    """
+    if not device_ids:
+        return []
+    if ctx.distributed:
+        raise ConfigError(
+            "--device-ids (DataParallel) cannot be combined with torchrun (DistributedDataParallel); "
+            "drop --device-ids and set --nproc_per_node instead"
+        )
+    if device.type != "cuda":
+        warnings.warn(
+            f"device_ids {device_ids} ignored on CPU: DataParallel runs the backbone unchanged",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return []
+    count = torch.cuda.device_count()
+    missing = [index for index in device_ids if index >= count]
+    if missing:
+        raise DeviceError(
+            f"device_ids {device_ids} name GPUs {missing} but torch sees {count}; "
+            f"use ids below {count} (e.g. --device-ids {','.join(str(i) for i in range(count))})"
+        )
+    if device.index not in device_ids:
+        raise ConfigError(
+            f"device_ids {device_ids} must include the run's device cuda:{device.index}; put it first"
+        )
+    return list(device_ids)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How the forward runs: autocast dtype (None = fp32) and whether the loss needs scaling."""
+
+    name: str
+    dtype: torch.dtype | None
+    use_scaler: bool
+
+    @contextlib.contextmanager
+    def autocast(self, device: torch.device) -> Iterator[None]:
+        if self.dtype is None:
+            yield
+            return
+        with torch.autocast(device_type=device.type, dtype=self.dtype):
+            yield
+
+
+def resolve_precision(name: str, device: torch.device) -> Precision:
+    if name == "auto":
+        if device.type != "cuda":
+            name = "fp32"
+        else:
+            name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if name == "fp32":
+        return Precision("fp32", None, False)
+    if name == "bf16":
+        return Precision("bf16", torch.bfloat16, False)
+    if device.type != "cuda":
+        raise ConfigError("precision fp16 needs a GPU; use --precision fp32 or bf16 on CPU")
+    return Precision("fp16", torch.float16, True)
+
+
+def out_of_memory_error(batch_size: int, device: torch.device) -> DeviceError:
+    smaller = max(batch_size // 2, 1)
+    return DeviceError(
+        f"out of memory on {device} at batch size {batch_size}; lower --batch-size (e.g. {smaller}) "
+        "or the crop sizes / number of crops"
+    )

@@ -1,0 +1,105 @@
+"""Optimiser, per-step schedules and DINO's per-tensor gradient clipping.
+
+Schedules (one value per optimiser step t = 0 .. T-1, T = total_steps; E epochs, S steps/epoch):
+
+    lr[t]            linear warm-up 0 -> lr * batch_size / 256 over warmup_epochs, then cosine to min_lr
+    weight_decay[t]  cosine weight_decay -> weight_decay_end (constant when weight_decay_end is unset)
+    momentum[t]      cosine momentum_teacher -> 1 (teacher EMA)
+    teacher_temp[t]  linear warmup_teacher_temp -> teacher_temp over warmup_teacher_temp_epochs, then flat
+
+When max_steps cuts the run short (T < E * S) every schedule is compressed to T steps, epoch-based
+durations included (a duration of d epochs becomes round(d / E * T) steps), so a short run still
+warms up and anneals. `schedule_epoch(t)` is the epoch on that compressed clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from lowdino.config import PretrainConfig
+from lowdino.methods.base import Method
+from lowdino.train.schedules import cosine_schedule, linear_warmup_constant
+
+
+@dataclass(frozen=True)
+class Schedules:
+    lr: np.ndarray
+    weight_decay: np.ndarray
+    momentum: np.ndarray
+    teacher_temp: np.ndarray
+    total_steps: int
+    steps_per_epoch: int
+    n_epochs: int
+
+    def schedule_epoch(self, step: int) -> float:
+        """Epochs elapsed at `step` on the schedules' clock (compressed when max_steps is shorter)."""
+        return step / self.total_steps * self.n_epochs
+
+
+def total_steps(config: PretrainConfig, steps_per_epoch: int) -> int:
+    full = config.n_epochs * steps_per_epoch
+    return min(full, config.max_steps) if config.max_steps else full
+
+
+def build_schedules(config: PretrainConfig, steps_per_epoch: int) -> Schedules:
+    total = total_steps(config, steps_per_epoch)
+
+    def steps(epochs: float) -> int:
+        return round(epochs / config.n_epochs * total)
+
+    peak_lr = config.lr * config.batch_size / 256.0
+    weight_decay_end = config.weight_decay if config.weight_decay_end is None else config.weight_decay_end
+    return Schedules(
+        lr=cosine_schedule(peak_lr, config.min_lr, total, warmup_steps=steps(config.warmup_epochs)),
+        weight_decay=cosine_schedule(config.weight_decay, weight_decay_end, total),
+        momentum=cosine_schedule(config.momentum_teacher, 1.0, total),
+        teacher_temp=linear_warmup_constant(
+            config.warmup_teacher_temp, config.teacher_temp, total, steps(config.warmup_teacher_temp_epochs)
+        ),
+        total_steps=total,
+        steps_per_epoch=steps_per_epoch,
+        n_epochs=config.n_epochs,
+    )
+
+
+def build_optimizer(method: Method) -> torch.optim.AdamW:
+    """AdamW over the method's groups; lr and weight decay are set every step from the schedules."""
+    groups = [group for group in method.parameter_groups() if group["params"]]
+    # fused/foreach picked by torch; lr 0 until the first schedule value is applied.
+    return torch.optim.AdamW(groups, lr=0.0, weight_decay=0.0)
+
+
+def apply_schedules(optimizer: torch.optim.Optimizer, schedules: Schedules, step: int) -> tuple[float, float]:
+    """Set this step's lr on every group and weight decay on the groups that take it."""
+    lr = float(schedules.lr[step])
+    weight_decay = float(schedules.weight_decay[step])
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+        group["weight_decay"] = weight_decay if group.get("apply_weight_decay", True) else 0.0
+    return lr, weight_decay
+
+
+@torch.no_grad()
+def clip_gradients_per_tensor(parameters: list[torch.nn.Parameter], clip: float) -> None:
+    """DINO's clipping: scale each tensor's gradient to norm <= clip, independently of the others.
+
+    g_p <- g_p * min(1, clip / (||g_p||_2 + 1e-6)) for every parameter p with a gradient.
+    Unlike a global norm clip, one exploding tensor (often the head) does not shrink the rest.
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads or clip <= 0:
+        return
+    norms = torch._foreach_norm(grads)
+    scales = [torch.clamp(clip / (norm + 1e-6), max=1.0) for norm in norms]
+    torch._foreach_mul_(grads, scales)
+
+
+def optimizer_summary(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
+    return [
+        {"name": group.get("name", str(i)), "params": sum(p.numel() for p in group["params"])}
+        for i, group in enumerate(optimizer.param_groups)
+    ]

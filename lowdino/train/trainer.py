@@ -1,0 +1,522 @@
+"""`pretrain(config)`: the DINO / BYOL training loop, in the spirit of facebookresearch/dino main_dino.py.
+
+Reading order: `pretrain` resolves where the run lives and joins the process group; `_prepare`
+runs every builder and check (nothing is written until all of them pass); `_open_outputs` creates
+the run directory files; `_train` is the loop; `train_step` is one optimiser step:
+
+    uint8 batch -> multi-crop on the device -> method.training_loss (teacher under no_grad)
+    -> backward (AMP) -> per-tensor grad clipping -> freeze the head's last layer early on
+    -> AdamW step -> teacher EMA update -> one metrics record
+
+Only rank 0 writes (metrics, logs, TensorBoard, checkpoints, summary); every rank takes the same
+decisions (kNN / checkpoint / stop) from the step count and one all-reduce per step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from lowdino.backbones import count_parameters
+from lowdino.config import PretrainConfig
+from lowdino.config.loading import dump_config
+from lowdino.data import iterate_batches, steps_per_epoch
+from lowdino.errors import LowDinoError
+from lowdino.methods import Method
+from lowdino.train import builders
+from lowdino.train.callbacks import TrainerCallback
+from lowdino.train.checkpoint import (
+    capture_rng_state,
+    check_compatible,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from lowdino.train.collapse import CollapseDetector
+from lowdino.train.devices import (
+    Precision,
+    out_of_memory_error,
+    resolve_device,
+    resolve_device_ids,
+    resolve_precision,
+)
+from lowdino.train.distributed import (
+    DistContext,
+    all_gather_objects,
+    barrier,
+    broadcast_module_state,
+    context_from_env,
+    destroy_process_group,
+    init_process_group,
+)
+from lowdino.train.knn_monitor import KnnMonitor
+from lowdino.train.metrics import MetricsWriter, truncate_metrics
+from lowdino.train.optim import (
+    Schedules,
+    apply_schedules,
+    build_optimizer,
+    build_schedules,
+    clip_gradients_per_tensor,
+)
+from lowdino.train.progress import ProgressBar, close_logging, setup_logging
+from lowdino.train.rundir import RunDir, atomic_write_text
+
+# Steps left out of the steady-state images/s (start-up: allocator, kernel selection, caches).
+WARMUP_STEPS = 5
+
+
+class TrainingDivergedError(LowDinoError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class Prepared:
+    """Everything built before the first file is written."""
+
+    config: PretrainConfig
+    ctx: DistContext
+    device: torch.device
+    precision: Precision
+    run_dir: RunDir
+    datasets: builders.Datasets
+    per_rank_batch: int
+    schedules: Schedules
+    method: Method
+    optimizer: torch.optim.AdamW
+    scaler: torch.amp.GradScaler
+    augmentation: nn.Module
+    knn: KnnMonitor | None
+    device_ids: list[int] | None
+    checkpoint: dict[str, Any] | None
+
+
+@dataclass
+class Progress:
+    """Counters of the loop that a checkpoint carries over to a resumed run."""
+
+    step: int = 0  # optimiser steps done
+    best_knn: float | None = None
+    last_knn: float | None = None
+    wall_time: float = 0.0
+    last_loss: float | None = None
+    collapse_warning: str | None = None
+    # This process only (not checkpointed): steady-state throughput.
+    timed_images: int = field(default=0, repr=False)
+    timed_seconds: float = field(default=0.0, repr=False)
+    steps_this_run: int = field(default=0, repr=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "best_knn": self.best_knn,
+            "last_knn": self.last_knn,
+            "wall_time": self.wall_time,
+            "last_loss": self.last_loss,
+            "collapse_warning": self.collapse_warning,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key in ("best_knn", "last_knn", "wall_time", "last_loss", "collapse_warning"):
+            setattr(self, key, state.get(key, getattr(self, key)))
+
+
+def pretrain(config: PretrainConfig, *, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
+    """Train `config` to completion (or until stopped) and return the summary (also summary.json).
+
+    Raises a LowDinoError subclass, before anything is written, for bad input: an existing run in
+    the output directory, a missing dataset, a batch larger than the dataset, crops too small for
+    the backbone, CUDA without a GPU, an incompatible checkpoint.
+    """
+    ctx = context_from_env()
+    device = resolve_device(config.device, ctx)
+    precision = resolve_precision(config.precision, device)
+    init_process_group(ctx, device)
+    try:
+        config = config.model_copy(update={"output_dir": str(_agree_on_output_dir(config, ctx))})
+        prepared = _prepare(config, ctx, device, precision)
+        return _run(prepared, callbacks)
+    finally:
+        destroy_process_group()
+
+
+def _agree_on_output_dir(config: PretrainConfig, ctx: DistContext) -> Path:
+    """The run directory; the default's timestamp is rank 0's, so every process writes to the same one."""
+    path = [str(config.output_dir or builders.default_output_dir(config))]
+    if ctx.distributed:
+        dist.broadcast_object_list(path, src=0)
+    return Path(path[0])
+
+
+def _prepare(config: PretrainConfig, ctx: DistContext, device: torch.device, precision: Precision) -> Prepared:
+    run_dir = RunDir(Path(config.output_dir or "."))
+    builders.check_run_dir(run_dir, resume=config.resume)
+    builders.check_crop_sizes(config)
+    per_rank_batch = builders.check_per_rank_batch(config, ctx)
+    device_ids = resolve_device_ids(config.device_ids, device, ctx) if config.device_ids else None
+    checkpoint = None
+    if config.resume:
+        checkpoint = load_checkpoint(run_dir.checkpoint)
+        check_compatible(checkpoint, config.model_dump(mode="json"), run_dir.checkpoint)
+
+    datasets = builders.load_datasets(config)
+    spe = steps_per_epoch(len(datasets.train.labels), config.batch_size, world_size=1, drop_last=True)
+    schedules = build_schedules(config, spe)
+
+    # Same seed on every rank for the networks; each rank then draws its own augmentations.
+    seed_everything(config.seed)
+    method = builders.build_training_method(config, device)
+    if ctx.distributed and device.type == "cuda":
+        # BatchNorm statistics over the global batch, as in single-GPU training (SyncBN needs GPUs).
+        method.student = nn.SyncBatchNorm.convert_sync_batchnorm(method.student)
+        if method.teacher is not None:
+            method.teacher = nn.SyncBatchNorm.convert_sync_batchnorm(method.teacher)
+    optimizer = build_optimizer(method)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision.use_scaler)
+    seed_everything(config.seed + ctx.rank)
+    return Prepared(
+        config=config,
+        ctx=ctx,
+        device=device,
+        precision=precision,
+        run_dir=run_dir,
+        datasets=datasets,
+        per_rank_batch=per_rank_batch,
+        schedules=schedules,
+        method=method,
+        optimizer=optimizer,
+        scaler=scaler,
+        augmentation=builders.build_augmentation(config, device),
+        knn=builders.build_knn_monitor(config, datasets, device) if ctx.is_main else None,
+        device_ids=device_ids,
+        checkpoint=checkpoint,
+    )
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _run(p: Prepared, callbacks: Sequence[TrainerCallback]) -> dict[str, Any]:
+    # Every rank has passed every check: from here on files are written.
+    barrier(p.ctx)
+    progress = Progress()
+    detector = CollapseDetector(out_dim=p.config.out_dim) if p.config.method == "dino" else None
+    if p.checkpoint is not None:
+        _restore(p, p.checkpoint, progress, detector)
+    logger, writer = _open_outputs(p, progress.step, callbacks)
+    try:
+        _wrap_for_devices(p)
+        _log_start(p, progress, logger)
+        status = _train(p, progress, detector, writer, callbacks, logger)
+        summary = _summary(p, progress, status)
+        if p.ctx.is_main:
+            atomic_write_text(p.run_dir.summary, _json(summary))
+            logger.info("run %s: %s", status, _json(summary))
+        return summary
+    finally:
+        if writer is not None:
+            writer.close()
+        close_logging(logger)
+
+
+def _restore(p: Prepared, checkpoint: dict[str, Any], progress: Progress, detector: CollapseDetector | None) -> None:
+    p.method.load_state_dict(checkpoint["method"])
+    p.optimizer.load_state_dict(checkpoint["optimizer"])
+    if checkpoint.get("scaler"):
+        p.scaler.load_state_dict(checkpoint["scaler"])
+    progress.step = int(checkpoint["step"])
+    state = checkpoint.get("trainer_state") or {}
+    progress.load_state_dict(state)
+    if detector is not None and "collapse" in state:
+        detector.load_state_dict(state["collapse"])
+    rng_states = checkpoint.get("rng") or []
+    if len(rng_states) == p.ctx.world_size:
+        restore_rng_state(rng_states[p.ctx.rank])
+    else:
+        # Another world size: the exact augmentation stream cannot be replayed; stay deterministic.
+        seed_everything(p.config.seed + p.ctx.rank + progress.step)
+
+
+def _open_outputs(
+    p: Prepared, start_step: int, callbacks: Sequence[TrainerCallback]
+) -> tuple[logging.Logger, MetricsWriter | None]:
+    if not p.ctx.is_main:
+        return setup_logging(None, enabled=False), None
+    p.run_dir.path.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(p.run_dir.config, dump_config(p.config))
+    if p.config.resume:
+        truncate_metrics(p.run_dir.metrics, start_step)
+    logger = setup_logging(p.run_dir.log)
+    tensorboard_dir = Path(p.config.tensorboard_dir)
+    if not tensorboard_dir.is_absolute():
+        tensorboard_dir = p.run_dir.path / tensorboard_dir
+    writer = MetricsWriter(
+        p.run_dir.metrics, tensorboard_dir=tensorboard_dir, callbacks=callbacks, purge_step=start_step + 1
+    )
+    return logger, writer
+
+
+def _wrap_for_devices(p: Prepared) -> None:
+    """Broadcast rank 0's weights, then route the student's forward through DDP or DataParallel."""
+    if p.ctx.distributed:
+        broadcast_module_state(p.method, p.ctx)  # type: ignore[arg-type]
+        device_ids = [p.device.index] if p.device.type == "cuda" else None
+        p.method.wrap_student(
+            lambda student: nn.parallel.DistributedDataParallel(student, device_ids=device_ids)
+        )
+    elif p.device_ids is not None:
+        # On CPU, nn.DataParallel has no GPU to scatter to and calls the backbone unchanged.
+        ids = p.device_ids or None
+        p.method.wrap_backbone(lambda backbone: nn.DataParallel(backbone, device_ids=ids))
+
+
+def _log_start(p: Prepared, progress: Progress, logger: logging.Logger) -> None:
+    c = p.config
+    logger.info(
+        "%s %s %s on %s (%s, world size %d): %d images, batch %d, %d steps/epoch, %d steps total%s",
+        "resuming" if progress.step else "starting",
+        c.method,
+        c.backbone,
+        p.device,
+        p.precision.name,
+        p.ctx.world_size,
+        len(p.datasets.train.labels),
+        c.batch_size,
+        p.schedules.steps_per_epoch,
+        p.schedules.total_steps,
+        f" from step {progress.step}" if progress.step else "",
+    )
+    logger.info("run directory: %s", p.run_dir.path)
+
+
+def _train(
+    p: Prepared,
+    progress: Progress,
+    detector: CollapseDetector | None,
+    writer: MetricsWriter | None,
+    callbacks: Sequence[TrainerCallback],
+    logger: logging.Logger,
+) -> str:
+    """The loop over steps; returns 'completed' or 'cancelled'."""
+    c, s = p.config, p.schedules
+    spe, total = s.steps_per_epoch, s.total_steps
+    collapse_every = max(1, min(spe * c.logging_freq, total // 10))
+    extra_sync = _parameters_outside_student(p)
+    bar = ProgressBar(total=total, initial=progress.step, enabled=p.ctx.is_main)
+    started = time.perf_counter() - progress.wall_time
+    status = "completed"
+    try:
+        while progress.step < total:
+            epoch = progress.step // spe
+            skip = progress.step - epoch * spe  # batches of this epoch already trained (resume)
+            batches = iterate_batches(
+                p.datasets.train,
+                p.per_rank_batch,
+                shuffle=True,
+                drop_last=True,
+                seed=c.seed,
+                epoch=epoch,
+                rank=p.ctx.rank,
+                world_size=p.ctx.world_size,
+                device=p.device,
+                start_batch=skip,
+            )
+            for images, _labels in batches:
+                tick = time.perf_counter()
+                loss, metrics = train_step(p, images, progress.step, extra_sync)
+                stop_here = p.ctx.is_main and (p.run_dir.stop_requested() or any(cb.should_stop() for cb in callbacks))
+                loss, stop = _reduce_loss_and_stop(loss, stop_here, p)
+                elapsed = time.perf_counter() - tick
+                progress.step += 1
+                progress.last_loss = loss
+                progress.steps_this_run += 1
+                if progress.steps_this_run > WARMUP_STEPS:
+                    progress.timed_images += c.batch_size
+                    progress.timed_seconds += elapsed
+                done = progress.step
+                record = _record(p, done, loss, metrics, c.batch_size / max(elapsed, 1e-9))
+                end_of_epoch = done % spe == 0
+                periodic = end_of_epoch and (done // spe) % c.logging_freq == 0
+                last = done == total
+                if detector is not None:
+                    detector.observe(loss, metrics)
+                    if done % collapse_every == 0 or last:
+                        warning = detector.end_interval()
+                        if warning:
+                            record["collapse_warning"] = progress.collapse_warning = warning
+                            logger.warning("step %d: %s", done, warning)
+                if p.knn is not None and (periodic or last) and not stop:
+                    knn = p.knn(p.method.eval_backbone())
+                    record["knn_top1"] = progress.last_knn = knn
+                    progress.best_knn = knn if progress.best_knn is None else max(progress.best_knn, knn)
+                    logger.info("step %d epoch %.2f: loss %.4f, kNN top-1 %.2f%%", done, done / spe, loss, knn)
+                progress.wall_time = time.perf_counter() - started
+                if writer is not None:
+                    writer.write(record)
+                bar.update(record)
+                every = c.checkpoint_every_steps
+                if periodic or last or stop or (every and done % every == 0):
+                    _save(p, progress, detector, periodic_epoch=done // spe if periodic else None)
+                if stop:
+                    status = "cancelled"
+                    logger.info("stop requested: checkpoint saved at step %d", done)
+                    if p.ctx.is_main:
+                        p.run_dir.stop_request.unlink(missing_ok=True)
+                    return status
+                if done >= total:
+                    break
+    finally:
+        bar.close()
+    return status
+
+
+def train_step(
+    p: Prepared, images: torch.Tensor, step: int, extra_sync: list[nn.Parameter]
+) -> tuple[float, dict[str, float]]:
+    """One optimiser step at index `step` (0-based); returns this rank's loss and method metrics."""
+    s, c = p.schedules, p.config
+    apply_schedules(p.optimizer, s, step)
+    try:
+        with torch.no_grad():
+            crops = p.augmentation(images)
+        with p.precision.autocast(p.device):
+            loss, metrics = p.method.training_loss(crops, step=step, teacher_temp=float(s.teacher_temp[step]))
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            raise TrainingDivergedError(
+                f"the loss is {loss_value} at step {step + 1}; lower --lr, raise --clip-grad protection "
+                "(e.g. --clip-grad 3) or use --precision fp32"
+            )
+        p.optimizer.zero_grad(set_to_none=True)
+        p.scaler.scale(loss).backward()
+        _all_reduce_gradients(extra_sync, p.ctx)
+        if c.clip_grad > 0:
+            p.scaler.unscale_(p.optimizer)
+            clip_gradients_per_tensor(_trained_parameters(p.optimizer), c.clip_grad)
+        p.method.cancel_last_layer_gradients(s.schedule_epoch(step), c.freeze_last_layer)
+        p.scaler.step(p.optimizer)
+        p.scaler.update()
+        p.method.update_target(float(s.momentum[step]))
+    except torch.OutOfMemoryError as exc:
+        raise out_of_memory_error(c.batch_size, p.device) from exc
+    return loss_value, metrics
+
+
+def _trained_parameters(optimizer: torch.optim.Optimizer) -> list[nn.Parameter]:
+    return [param for group in optimizer.param_groups for param in group["params"]]
+
+
+def _parameters_outside_student(p: Prepared) -> list[nn.Parameter]:
+    """Trained parameters DDP does not cover (BYOL's predictor lives beside the student)."""
+    if not p.ctx.distributed:
+        return []
+    in_student = {id(param) for param in p.method.student.parameters()}
+    return [param for param in _trained_parameters(p.optimizer) if id(param) not in in_student]
+
+
+def _all_reduce_gradients(parameters: list[nn.Parameter], ctx: DistContext) -> None:
+    grads = [param.grad for param in parameters if param.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([grad.reshape(-1) for grad in grads])
+    dist.all_reduce(flat)
+    flat /= ctx.world_size
+    offset = 0
+    for grad in grads:
+        grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
+        offset += grad.numel()
+
+
+def _reduce_loss_and_stop(loss: float, stop: bool, p: Prepared) -> tuple[float, bool]:
+    """Mean loss over ranks and 'any rank wants to stop', in one collective."""
+    if not p.ctx.distributed:
+        return loss, stop
+    values = torch.tensor([loss, 1.0 if stop else 0.0], dtype=torch.float64, device=p.device)
+    dist.all_reduce(values)
+    return float(values[0]) / p.ctx.world_size, bool(values[1] > 0)
+
+
+def _record(p: Prepared, done: int, loss: float, metrics: dict[str, float], images_per_sec: float) -> dict[str, Any]:
+    s = p.schedules
+    index = done - 1  # schedule values used by the step just taken
+    return {
+        "step": done,
+        "epoch": done / s.steps_per_epoch,
+        "time": time.time(),
+        "total_steps": s.total_steps,
+        "loss": loss,
+        "lr": float(s.lr[index]),
+        "weight_decay": float(s.weight_decay[index]),
+        "momentum": float(s.momentum[index]),
+        "teacher_temp": float(s.teacher_temp[index]),
+        "images_per_sec": images_per_sec,
+        **{key: float(value) for key, value in metrics.items()},
+    }
+
+
+def _save(p: Prepared, progress: Progress, detector: CollapseDetector | None, *, periodic_epoch: int | None) -> None:
+    rng = all_gather_objects(capture_rng_state(), p.ctx)
+    if not p.ctx.is_main:
+        return
+    trainer_state = progress.state_dict()
+    if detector is not None:
+        trainer_state["collapse"] = detector.state_dict()
+    payload = {
+        "kind": "pretrain",
+        "backbone_name": p.config.backbone,
+        "backbone": p.method.eval_backbone().state_dict(),
+        "method": p.method.state_dict(),
+        "optimizer": p.optimizer.state_dict(),
+        "scaler": p.scaler.state_dict() if p.scaler.is_enabled() else None,
+        "step": progress.step,
+        "epoch": progress.step / p.schedules.steps_per_epoch,
+        "rng": rng,
+        "config": p.config.model_dump(mode="json"),
+        "trainer_state": trainer_state,
+    }
+    paths = [p.run_dir.checkpoint]
+    if periodic_epoch is not None:
+        paths.append(p.run_dir.periodic_checkpoint(periodic_epoch))
+    save_checkpoint(paths, payload)
+
+
+def _summary(p: Prepared, progress: Progress, status: str) -> dict[str, Any]:
+    backbone = p.method.eval_backbone()
+    timed = progress.timed_seconds > 0
+    return {
+        "status": status,
+        "backbone": p.config.backbone,
+        "method": p.config.method,
+        "steps": progress.step,
+        "total_steps": p.schedules.total_steps,
+        "epochs": progress.step / p.schedules.steps_per_epoch,
+        "final_loss": progress.last_loss,
+        "best_knn_top1": progress.best_knn,
+        "final_knn_top1": progress.last_knn,
+        "images_per_sec": progress.timed_images / progress.timed_seconds if timed else None,
+        "model_images_per_sec": None,
+        "params": count_parameters(backbone),
+        "trainable_params": sum(param.numel() for param in _trained_parameters(p.optimizer)),
+        "wall_time_sec": progress.wall_time,
+        "collapse_warning": progress.collapse_warning,
+        "world_size": p.ctx.world_size,
+        "device": str(p.device),
+        "output_dir": str(p.run_dir.path),
+    }
+
+
+def _json(data: dict[str, Any]) -> str:
+    return json.dumps(data, default=str)

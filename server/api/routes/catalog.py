@@ -1,0 +1,25 @@
+"""/api/catalog (what can be run) and /api/schema/{kind} (JSON schema of a kind's config, for forms)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from lowdino.config import CONFIG_MODELS
+from server.catalog import catalog
+
+router = APIRouter(tags=["catalog"])
+
+
+@router.get("/catalog")
+async def get_catalog() -> dict[str, Any]:
+    """Backbones with parameter counts, datasets, methods, presets (configs/*.yaml), published results."""
+    return await run_in_threadpool(catalog)
+
+
+@router.get("/schema/{kind}")
+def get_schema(kind: Literal["pretrain", "eval", "distill"]) -> dict[str, Any]:
+    """JSON schema of the kind's config model: fields, defaults, ranges, help texts and UI groups."""
+    return CONFIG_MODELS[kind].model_json_schema()

@@ -1,0 +1,31 @@
+"""/api/compare?runs=a,b,c: metrics side by side, differing hyperparameters, Plotly figures."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from server import crud
+from server.catalog import load_reference_rows
+from server.compare import compare_runs
+from server.deps import SessionDep, SettingsDep
+from server.errors import InvalidRequestError
+from server.schemas import Message
+
+router = APIRouter(tags=["compare"])
+MAX_RUNS = 20
+
+
+@router.get("/compare", responses={404: {"model": Message}, 422: {"model": Message}})
+def compare(
+    session: SessionDep,
+    settings: SettingsDep,
+    runs: Annotated[str, Query(max_length=1000, description="Comma-separated run ids (1-20).")],
+) -> dict[str, Any]:
+    """Final and best metrics per run, config keys that differ, and figures incl. published references."""
+    ids = list(dict.fromkeys(part.strip() for part in runs.split(",") if part.strip()))
+    if not ids or len(ids) > MAX_RUNS:
+        raise InvalidRequestError(f"runs: give 1 to {MAX_RUNS} comma-separated run ids (got {len(ids)})")
+    found = [crud.require_run(session, run_id=run_id) for run_id in ids]
+    return compare_runs(session, settings, found, load_reference_rows())

@@ -1,0 +1,114 @@
+"""/api/runs: submit, list, inspect, cancel, resume, clone and delete runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response, status
+from sqlalchemy import func, select
+
+from server import crud, run_service
+from server.crud.runs import SORTABLE_FIELDS
+from server.deps import CeleryDep, SessionDep, SettingsDep
+from server.models import Event
+from server.schemas import Message, RunClone, RunCreate, RunPublic, RunsPublic, RunStatus
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+NOT_FOUND = {404: {"model": Message, "description": "No run with this id."}}
+CONFLICT = {409: {"model": Message, "description": "The run's state does not allow this."}}
+INVALID = {422: {"model": Message, "description": "Invalid config (the message names the field)."}}
+SortField = Literal[tuple(SORTABLE_FIELDS + tuple(f"-{name}" for name in SORTABLE_FIELDS))]  # type: ignore[valid-type]
+
+
+@router.post(
+    "",
+    response_model=RunPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={**INVALID, 503: {"model": Message}},
+)
+def create_run(
+    body: RunCreate, session: SessionDep, settings: SettingsDep, celery_app: CeleryDep
+) -> RunPublic:
+    """Validate the config with the library's model, create the run `queued` and send it to a worker."""
+    run = run_service.submit_run(
+        session, celery_app, settings, kind=body.kind, config=body.config, name=body.name, tags=body.tags
+    )
+    return RunPublic.from_run(run)
+
+
+@router.get("", response_model=RunsPublic)
+def list_runs(
+    session: SessionDep,
+    status_: Annotated[list[RunStatus] | None, Query(alias="status", description="Any of these.")] = None,
+    kind: Annotated[Literal["pretrain", "eval", "distill"] | None, Query()] = None,
+    tag: Annotated[str | None, Query(max_length=50)] = None,
+    backbone: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Substring of the name or id.")] = None,
+    sort: Annotated[SortField, Query(description="Field, '-' prefix for descending.")] = "-created_at",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> RunsPublic:
+    rows, count = crud.list_runs(
+        session,
+        status=status_,
+        kind=kind,
+        tag=tag,
+        backbone=backbone,
+        search=q,
+        sort=sort,
+        limit=limit,
+        offset=offset,
+    )
+    return RunsPublic(data=[RunPublic.from_run(run) for run in rows], count=count)
+
+
+@router.get("/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
+def get_run(run_id: str, session: SessionDep) -> RunPublic:
+    run = crud.require_run(session, run_id=run_id)
+    last_event_id = session.scalar(select(func.max(Event.id)).where(Event.run_id == run_id))
+    return RunPublic.from_run(run, last_event_id=last_event_id)
+
+
+@router.post("/{run_id}/cancel", response_model=RunPublic, responses={**NOT_FOUND, **CONFLICT})
+def cancel_run(run_id: str, session: SessionDep, settings: SettingsDep) -> RunPublic:
+    """Queued: cancelled at once. Running: asks the trainer to checkpoint and stop (cancel_requested)."""
+    return RunPublic.from_run(run_service.cancel_run(session, settings, run_id=run_id))
+
+
+@router.post("/{run_id}/resume", response_model=RunPublic, responses={**NOT_FOUND, **CONFLICT})
+def resume_run(run_id: str, session: SessionDep, settings: SettingsDep, celery_app: CeleryDep) -> RunPublic:
+    """A failed, cancelled or interrupted run with a checkpoint continues in its own directory."""
+    return RunPublic.from_run(run_service.resume_run(session, celery_app, settings, run_id=run_id))
+
+
+@router.post(
+    "/{run_id}/clone",
+    response_model=RunPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={**NOT_FOUND, **INVALID},
+)
+def clone_run(
+    run_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    celery_app: CeleryDep,
+    body: RunClone | None = None,
+) -> RunPublic:
+    """A new queued run with the same config, updated by `config` overrides."""
+    body = body or RunClone()
+    run = run_service.clone_run(
+        session, celery_app, settings, run_id=run_id, overrides=body.config, name=body.name, tags=body.tags
+    )
+    return RunPublic.from_run(run)
+
+
+@router.delete(
+    "/{run_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def delete_run(run_id: str, session: SessionDep, settings: SettingsDep) -> Response:
+    """Delete the run, its metrics, events and run directory (not while it runs)."""
+    run_service.delete_run(session, settings, run_id=run_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

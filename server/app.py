@@ -1,0 +1,88 @@
+"""The FastAPI application: `create_app(settings)`; `uvicorn --factory server.app:create_app`.
+
+At creation the app opens the database and runs `alembic upgrade head`, so a fresh LOWDINO_HOME
+or an empty PostgreSQL database just works. While it runs, a background loop marks running runs
+whose worker stopped sending heartbeats as interrupted (every heartbeat_interval seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from lowdino import __version__
+from lowdino.errors import LowDinoError
+from server.api.main import api_router
+from server.broker import make_celery
+from server.crud.worker_ops import reap_interrupted_runs
+from server.db import create_db_engine, make_session_factory, upgrade_database
+from server.errors import ServiceError
+from server.security import BodySizeLimit
+from server.settings import Settings, get_settings
+
+log = logging.getLogger("lowdino.server")
+
+
+def _reap(app: FastAPI) -> list[str]:
+    """One pass of the heartbeat reaper (every worker runs it too): stale running runs -> interrupted."""
+    settings: Settings = app.state.settings
+    changed = reap_interrupted_runs(app.state.engine, heartbeat_timeout=settings.heartbeat_timeout)
+    for run_id in changed:
+        log.warning("run %s: no heartbeat for %.0f s, marked interrupted", run_id, settings.heartbeat_timeout)
+    return changed
+
+
+async def _reaper(app: FastAPI) -> None:
+    while True:
+        await asyncio.sleep(app.state.settings.heartbeat_interval)
+        try:
+            await run_in_threadpool(_reap, app)
+        except Exception:  # a database hiccup must not end the loop
+            log.exception("heartbeat reaper failed; retrying")
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Runs left `running` by a crash of everything (API and workers) are interrupted from the start.
+    await run_in_threadpool(_reap, app)
+    task = asyncio.create_task(_reaper(app))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        app.state.engine.dispose()
+
+
+async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
+    status = exc.status_code if isinstance(exc, ServiceError) else 422
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="LowDINO",
+        version=__version__,
+        description="Pretrain, evaluate and compare small self-supervised vision backbones.",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = create_db_engine(settings.database_url)
+    upgrade_database(app.state.engine)
+    app.state.session_factory = make_session_factory(app.state.engine)
+    app.state.celery = make_celery(settings.broker_url)
+    settings.run_root.mkdir(parents=True, exist_ok=True)
+
+    app.add_exception_handler(LowDinoError, _service_error)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(api_router)
+    return app

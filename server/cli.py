@@ -1,0 +1,135 @@
+"""`lowdino serve`: the API (uvicorn) plus, by default, one worker process — no other servers needed.
+
+    lowdino serve                      # http://127.0.0.1:8000, SQLite + file broker under ~/.lowdino
+    lowdino serve --no-worker          # API only (workers run elsewhere: `lowdino worker --gpus 0,1 --queues gpu`)
+    LOWDINO_DATABASE_URL=postgresql+psycopg://... LOWDINO_BROKER_URL=redis://... lowdino serve --no-worker
+
+The worker is `lowdino worker --queues cpu,gpu` as a child process with the same environment; it is
+stopped (SIGTERM: the trainer checkpoints, then it exits) when the server exits, and it dies with
+the server even if the server is killed (Linux parent-death signal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import errno
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+from lowdino.errors import ConfigError
+from server.security import is_loopback
+from server.settings import get_settings
+
+log = logging.getLogger("lowdino.server")
+WORKER_STOP_TIMEOUT_S = 60.0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "serve",
+        help="Start the job service: REST API + browser pages (and one worker unless --no-worker).",
+        description=__doc__.split("\n\n", 1)[0] if __doc__ else None,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="Interface to bind [default: 127.0.0.1].")
+    parser.add_argument("--port", type=int, default=8000, help="Port [default: 8000].")
+    parser.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="API only; run `lowdino worker` separately (e.g. on GPU hosts).",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="[default: info]",
+    )
+    parser.set_defaults(func=serve)
+
+
+def check_port(host: str, port: int) -> None:
+    """ConfigError (one line) when the address cannot be bound, before a worker is started for nothing."""
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port {port} is not a TCP port; pass 1-65535")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(f"port {port} on {host} is already in use; pass another --port") from exc
+            raise ConfigError(f"cannot bind {host}:{port} ({exc.strerror}); check --host") from exc
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec (spawned from the main thread, before uvicorn starts).
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+def start_worker() -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "lowdino", "worker", "--queues", "cpu,gpu"]
+    return subprocess.Popen(command, env=os.environ.copy(), preexec_fn=_die_with_parent)
+
+
+def stop_worker(process: subprocess.Popen[bytes], timeout: float = WORKER_STOP_TIMEOUT_S) -> int:
+    """SIGTERM (the worker lets a running trainer checkpoint), then SIGKILL after `timeout` seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("worker did not stop within %.0f s; killing it", timeout)
+            process.kill()
+            process.wait()
+    return int(process.returncode)
+
+
+def _watch_worker(process: subprocess.Popen[bytes], stopping: threading.Event) -> None:
+    code = process.wait()
+    if not stopping.is_set():
+        log.error(
+            "the worker exited (code %s); queued runs wait until one runs again: start `lowdino worker` "
+            "or restart `lowdino serve`",
+            code,
+        )
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    if not settings.api_token and not is_loopback(args.host):
+        log.warning(
+            "serving on %s without LOWDINO_API_TOKEN: anyone who can reach this host can start runs and "
+            "read results; set LOWDINO_API_TOKEN or bind 127.0.0.1",
+            args.host,
+        )
+    check_port(args.host, args.port)
+    app = create_app(settings)  # migrates the database before the worker connects to it
+    worker = None
+    stopping = threading.Event()
+    if not args.no_worker:
+        worker = start_worker()
+        threading.Thread(target=_watch_worker, args=(worker, stopping), daemon=True).start()
+    shown_host = f"[{args.host}]" if ":" in args.host else args.host
+    print(
+        f"LowDINO API on http://{shown_host}:{args.port}  (docs: /docs; data: {settings.home})",
+        file=sys.stderr,
+    )
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    finally:
+        stopping.set()
+        if worker is not None:
+            stop_worker(worker)
+    return 0

@@ -1,0 +1,239 @@
+"""Side-by-side comparison of runs, with Plotly figure JSON and the library's published reference rows.
+
+Figures (plain Plotly JSON: {"data": [traces], "layout": {...}}):
+
+    curves_loss, curves_knn_top1   the runs' series overlaid (downsampled, first/last/min/max kept)
+    accuracy_vs_params             best kNN top-1 against parameter count (log x); published rows
+                                   are a separate trace named "published ..."
+    label_fractions                grouped bars: kNN / 10 % labels / 30 % labels per run and per
+                                   published model
+
+A run's kNN / label-fraction figures come from its eval results.json (mean over seeds) when it is
+an eval run, else from the best `knn_top1` the training monitor logged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from server.downsample import downsample_series
+from server.models import Run
+from server.paths import owned_run_dir
+from server.settings import Settings
+
+CURVE_KEYS = ("loss", "knn_top1")
+BAR_GROUPS = (("kNN", None), ("10% labels", 0.1), ("30% labels", 0.3))
+PROBE_PROTOCOLS = ("linear", "mlp_probe", "linear_online", "finetune")
+KNN_PROTOCOLS = ("knn", "knn_weighted", "knn_seed", "knn_1nn_euclidean")
+IGNORED_CONFIG_KEYS = frozenset({"output_dir", "resume"})
+
+
+def _label(run: Run) -> str:
+    return f"{run.name or run.id} ({run.id[:6]})"
+
+
+def eval_results(settings: Settings, run: Run) -> list[dict[str, Any]]:
+    """The `results` rows of the run's results.json, if it is an eval run that wrote one."""
+    run_dir = owned_run_dir(settings, run.output_dir)
+    if run_dir is None or not (run_dir / "results.json").is_file():
+        return []
+    try:
+        data = json.loads(Path(run_dir / "results.json").read_text())
+    except (OSError, ValueError):
+        return []
+    rows = data.get("results") if isinstance(data, dict) else None
+    return [row for row in rows or [] if isinstance(row, dict)]
+
+
+def _best(run: Run, key: str) -> float | None:
+    entry = (run.best_metrics or {}).get(key)
+    return float(entry["value"]) if isinstance(entry, dict) and "value" in entry else None
+
+
+def run_scores(settings: Settings, run: Run) -> dict[str, float | None]:
+    """{"kNN": x, "10% labels": y, "30% labels": z} (None where the run has no such figure)."""
+    scores: dict[str, float | None] = {group: None for group, _ in BAR_GROUPS}
+    for row in eval_results(settings, run):
+        protocol, fraction, mean = row.get("protocol"), row.get("label_fraction"), row.get("mean")
+        if not isinstance(mean, int | float):
+            continue
+        if protocol in KNN_PROTOCOLS and scores["kNN"] is None and protocol == "knn":
+            scores["kNN"] = float(mean)
+        for group, wanted in BAR_GROUPS[1:]:
+            if protocol in PROBE_PROTOCOLS and fraction == wanted:
+                current = scores[group]
+                scores[group] = float(mean) if current is None else max(current, float(mean))
+    if scores["kNN"] is None:
+        scores["kNN"] = _best(run, "knn_top1")
+    return scores
+
+
+def reference_scores(references: list[dict[str, Any]], dataset: str) -> dict[str, dict[str, Any]]:
+    """Published rows of `dataset` grouped by model: params and the same three figures."""
+    models: dict[str, dict[str, Any]] = {}
+    for row in references:
+        if row.get("dataset") != dataset:
+            continue
+        entry = models.setdefault(
+            row["model"],
+            {
+                "params": row.get("params_millions"),
+                "source": row.get("source"),
+                "scores": {g: None for g, _ in BAR_GROUPS},
+            },
+        )
+        scores = entry["scores"]
+        protocol, fraction, top1 = row.get("protocol"), row.get("label_fraction"), row.get("top1")
+        # Weighted kNN (what we measure) wins over the 1-NN figure when a source has both.
+        if (
+            protocol in KNN_PROTOCOLS
+            and fraction == 1.0
+            and (scores["kNN"] is None or protocol == "knn_weighted")
+        ):
+            scores["kNN"] = top1
+        for group, wanted in BAR_GROUPS[1:]:
+            if protocol in PROBE_PROTOCOLS and fraction == wanted and scores[group] is None:
+                scores[group] = top1
+    return models
+
+
+def differing_config(runs: list[Run]) -> dict[str, dict[str, Any]]:
+    """key -> {run id: value} for every config key whose value is not the same in all runs."""
+    keys = sorted({key for run in runs for key in (run.config or {})} - IGNORED_CONFIG_KEYS)
+    differing: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        values = {run.id: (run.config or {}).get(key) for run in runs}
+        if len({json.dumps(value, sort_keys=True) for value in values.values()}) > 1:
+            differing[key] = values
+    return differing
+
+
+def _curve_figure(session: Session, runs: list[Run], key: str, max_points: int) -> dict[str, Any]:
+    traces = []
+    for run in runs:
+        series = downsample_series(session, run_id=run.id, key=key, max_points=max_points)
+        if series.steps:
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "name": _label(run),
+                    "x": series.steps,
+                    "y": series.values,
+                }
+            )
+    return {
+        "data": traces,
+        "layout": {
+            "title": {"text": key},
+            "xaxis": {"title": {"text": "step"}},
+            "yaxis": {"title": {"text": key}},
+        },
+    }
+
+
+def compare_runs(
+    session: Session,
+    settings: Settings,
+    runs: list[Run],
+    references: list[dict[str, Any]],
+    *,
+    max_points: int = 500,
+) -> dict[str, Any]:
+    datasets = Counter(str((run.config or {}).get("dataset", "cifar10")) for run in runs)
+    dataset = datasets.most_common(1)[0][0] if datasets else "cifar10"
+    scores = {run.id: run_scores(settings, run) for run in runs}
+    published = reference_scores(references, dataset)
+
+    rows = [
+        {
+            "id": run.id,
+            "name": run.name,
+            "label": _label(run),
+            "kind": run.kind,
+            "status": run.status,
+            "backbone": run.backbone,
+            "params": run.params,
+            "final_metrics": dict(run.latest_metrics or {}),
+            "best_metrics": {key: entry.get("value") for key, entry in (run.best_metrics or {}).items()},
+            "scores": scores[run.id],
+            "published": False,
+        }
+        for run in runs
+    ]
+    reference_rows = [
+        {
+            "model": model,
+            "params_millions": entry["params"],
+            "source": entry["source"],
+            "scores": entry["scores"],
+            "published": True,
+        }
+        for model, entry in published.items()
+    ]
+
+    measured = [run for run in runs if run.params and scores[run.id]["kNN"] is not None]
+    with_params = {m: e for m, e in published.items() if e["params"] and e["scores"]["kNN"] is not None}
+    scatter = {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "markers+text",
+                "name": "runs (measured)",
+                "x": [run.params for run in measured],
+                "y": [scores[run.id]["kNN"] for run in measured],
+                "text": [_label(run) for run in measured],
+            },
+            {
+                "type": "scatter",
+                "mode": "markers+text",
+                "name": "published (not measured here)",
+                "marker": {"symbol": "diamond-open"},
+                "x": [entry["params"] * 1e6 for entry in with_params.values()],
+                "y": [entry["scores"]["kNN"] for entry in with_params.values()],
+                "text": [f"{model} [published]" for model in with_params],
+            },
+        ],
+        "layout": {
+            "title": {"text": f"kNN top-1 vs parameters ({dataset})"},
+            "xaxis": {"title": {"text": "parameters"}, "type": "log"},
+            "yaxis": {"title": {"text": "top-1 (%)"}},
+        },
+    }
+    groups = [group for group, _ in BAR_GROUPS]
+    bars = {
+        "data": [
+            {"type": "bar", "name": _label(run), "x": groups, "y": [scores[run.id][g] for g in groups]}
+            for run in runs
+        ]
+        + [
+            {
+                "type": "bar",
+                "name": f"{model} [published]",
+                "x": groups,
+                "y": [entry["scores"][g] for g in groups],
+                "marker": {"pattern": {"shape": "/"}},
+            }
+            for model, entry in published.items()
+        ],
+        "layout": {
+            "title": {"text": f"Top-1 by labels used ({dataset})"},
+            "barmode": "group",
+            "yaxis": {"title": {"text": "top-1 (%)"}},
+        },
+    }
+    figures = {f"curves_{key}": _curve_figure(session, runs, key, max_points) for key in CURVE_KEYS}
+    figures["accuracy_vs_params"] = scatter
+    figures["label_fractions"] = bars
+    return {
+        "dataset": dataset,
+        "runs": rows,
+        "references": reference_rows,
+        "differing_config": differing_config(runs),
+        "figures": figures,
+    }

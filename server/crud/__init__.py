@@ -1,0 +1,52 @@
+"""Data-access functions shared by the API and the worker: `fn(session, *, ...)`, each commits its own work.
+
+create_run, get_run, require_run, list_runs, update_run_status, transition_run, claim_run,
+set_cancel_requested, delete_run, mark_interrupted_runs          (server.crud.runs)
+ingest_metrics, metric_keys, count_points, iter_points, metric_goal (server.crud.metrics)
+add_event, append_log, events_after, log_lines                   (server.crud.events)
+upsert_worker, heartbeat, list_workers, remove_worker            (server.crud.workers)
+"""
+
+from server.crud.events import add_event, append_log, events_after, log_lines
+from server.crud.metrics import count_points, ingest_metrics, iter_points, metric_goal, metric_keys
+from server.crud.runs import (
+    backbone_of,
+    claim_run,
+    create_run,
+    delete_run,
+    get_run,
+    list_runs,
+    mark_interrupted_runs,
+    require_run,
+    set_cancel_requested,
+    transition_run,
+    update_run_status,
+)
+from server.crud.workers import heartbeat, list_workers, remove_worker, upsert_worker
+
+__all__ = [
+    "add_event",
+    "append_log",
+    "backbone_of",
+    "claim_run",
+    "count_points",
+    "create_run",
+    "delete_run",
+    "events_after",
+    "get_run",
+    "heartbeat",
+    "ingest_metrics",
+    "iter_points",
+    "list_runs",
+    "list_workers",
+    "log_lines",
+    "mark_interrupted_runs",
+    "metric_goal",
+    "metric_keys",
+    "remove_worker",
+    "require_run",
+    "set_cancel_requested",
+    "transition_run",
+    "update_run_status",
+    "upsert_worker",
+]

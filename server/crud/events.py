@@ -1,0 +1,62 @@
+"""The events table: an append-only feed per run whose ids are the Server-Sent-Events ids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.models import EVENT_TYPES, Event
+
+# One log event carries at most this many lines; longer bursts are split into several events.
+MAX_LOG_LINES_PER_EVENT = 200
+
+
+def add_event(session: Session, *, run_id: str, type: str, data: dict[str, Any]) -> Event:
+    """Stage an event in the caller's transaction (no commit): it becomes visible with the change it reports."""
+    if type not in EVENT_TYPES:
+        raise ValueError(f"event type {type!r} is not one of {EVENT_TYPES}")
+    event = Event(run_id=run_id, type=type, data=data)
+    session.add(event)
+    return event
+
+
+def append_log(
+    session: Session, *, run_id: str, lines: str | Sequence[str], stream: str = "stdout"
+) -> list[Event]:
+    """Append `log` events ({"lines": [...], "stream": ...}) and commit; returns them (ids set)."""
+    items = lines.splitlines() if isinstance(lines, str) else [str(line) for line in lines]
+    events = [
+        add_event(
+            session,
+            run_id=run_id,
+            type="log",
+            data={"lines": items[start : start + MAX_LOG_LINES_PER_EVENT], "stream": stream},
+        )
+        for start in range(0, len(items), MAX_LOG_LINES_PER_EVENT)
+    ]
+    session.commit()
+    return events
+
+
+def events_after(
+    session: Session, *, run_id: str, after_id: int = 0, limit: int = 500, types: Sequence[str] | None = None
+) -> list[Event]:
+    """Events of `run_id` with id > `after_id`, oldest first (index ix_events_run_id_id)."""
+    query = select(Event).where(Event.run_id == run_id, Event.id > after_id)
+    if types:
+        query = query.where(Event.type.in_(list(types)))
+    return list(session.scalars(query.order_by(Event.id).limit(limit)))
+
+
+def log_lines(session: Session, *, run_id: str, tail: int) -> list[str]:
+    """The last `tail` lines of the run's `log` events, oldest first."""
+    lines: list[str] = []
+    query = select(Event.data).where(Event.run_id == run_id, Event.type == "log").order_by(Event.id.desc())
+    for data in session.scalars(query.execution_options(yield_per=100)):
+        lines[:0] = list(data.get("lines", []))
+        if len(lines) >= tail:
+            break
+    return lines[-tail:] if tail else []

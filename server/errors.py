@@ -1,0 +1,39 @@
+"""Errors of the job service; each is a `LowDinoError` (one line: cause and fix) with an HTTP status."""
+
+from __future__ import annotations
+
+from lowdino.errors import LowDinoError
+
+
+class ServiceError(LowDinoError):
+    """Base of the service's user-facing errors; `status_code` is what the API answers."""
+
+    status_code = 400
+
+
+class RunNotFoundError(ServiceError):
+    status_code = 404
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id!r} does not exist; list runs with GET /api/runs")
+        self.run_id = run_id
+
+
+class RunStateError(ServiceError):
+    """The run is in a state that does not allow the operation (e.g. deleting a running run)."""
+
+    status_code = 409
+
+
+class InvalidRequestError(ServiceError):
+    """A well-formed request whose content is unacceptable (bad path, unknown key...)."""
+
+    status_code = 422
+
+
+class ArtifactNotFoundError(ServiceError):
+    status_code = 404
+
+
+class BrokerUnavailableError(ServiceError):
+    status_code = 503

@@ -1,0 +1,172 @@
+"""Filesystem guards: nothing a client sends makes the server read or delete outside LowDINO's folders.
+
+* Paths inside submitted configs (dataset, weights, checkpoints, caches) are resolved — symlinks
+  included — and must lie under an allowed root; they are stored absolute, so the worker reads
+  exactly what was checked.
+* Artifact names are relative paths that must resolve inside the run directory.
+* A run directory is only ever created or deleted when it resolves inside `runs_dir`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from server.errors import ArtifactNotFoundError, InvalidRequestError, ServiceError
+from server.settings import Settings
+
+
+class PathEscapeError(ServiceError):
+    """A name that points outside the directory it must stay in."""
+
+    status_code = 400
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or path.is_relative_to(root)
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def _roots_text(roots: Sequence[Path]) -> str:
+    return ", ".join(str(root) for root in roots) or "(none configured)"
+
+
+def resolve_under(raw: str, roots: Sequence[Path], *, field: str, env_hint: str) -> str:
+    """`raw` as an absolute real path under one of `roots`, else InvalidRequestError naming `field`.
+
+    A relative path is taken against the current directory first, then against each root, preferring
+    one that exists (a dataset may also be a folder that is yet to be downloaded into).
+    """
+    if "\x00" in raw or not raw.strip():
+        raise InvalidRequestError(
+            f"config.{field}: {raw!r} is not a usable path; give a path under {_roots_text(roots)}"
+        )
+    real_roots = [_real(root) for root in roots]
+    given = Path(raw).expanduser()
+    candidates = (
+        [given] if given.is_absolute() else [Path.cwd() / given] + [root / given for root in real_roots]
+    )
+    resolved = [_real(candidate) for candidate in candidates]
+    allowed = [path for path in resolved if any(_inside(path, root) for root in real_roots)]
+    existing = [path for path in allowed if path.exists()]
+    if existing or allowed:
+        return str((existing or allowed)[0])
+    raise InvalidRequestError(
+        f"config.{field}: {raw} resolves to {resolved[0]}, outside the allowed directories "
+        f"({_roots_text(real_roots)}); move it under one of them or add its folder to {env_hint}"
+    )
+
+
+def read_roots(settings: Settings) -> list[Path]:
+    """Where configs may read datasets, weights and checkpoints from."""
+    return [*settings.data_roots, settings.run_root]
+
+
+# field -> what it is. "data": read-only input; "cache": written, must stay in LOWDINO_HOME;
+# "inside_run": relative to the run directory; "model_or_path": a registry name or a file.
+PATH_FIELDS: dict[str, str] = {
+    "data_path": "data",
+    "weights": "data",
+    "teacher_weights": "data",
+    "checkpoint": "checkpoint",
+    "teacher": "model_or_path",
+    "cache_dir": "cache",
+    "tensorboard_dir": "inside_run",
+}
+
+
+def _looks_like_path(value: str) -> bool:
+    return value.endswith((".pth", ".pt", ".bin", ".safetensors")) or "/" in value or os.sep in value
+
+
+def resolve_config_paths(
+    config: dict[str, Any],
+    settings: Settings,
+    *,
+    run_dir_of: Callable[[str], Path | None] = lambda _run_id: None,
+) -> dict[str, Any]:
+    """A copy of a validated config (JSON dict) with every path field checked and made absolute.
+
+    `run_dir_of(value)` maps a run id to its directory, so `checkpoint` / `teacher` may name a run.
+    Raises InvalidRequestError (422) naming the field and the fix.
+    """
+    config = dict(config)
+    roots = read_roots(settings)
+    hint = "LOWDINO_DATA_ROOTS"
+    for field, kind in PATH_FIELDS.items():
+        value = config.get(field)
+        if value is None or not isinstance(value, str):
+            continue
+        if field == "data_path" and config.get("dataset") == "synthetic":
+            continue  # generated in memory: the path is never read
+        if kind == "inside_run":
+            parts = PurePosixPath(value.replace("\\", "/")).parts
+            if Path(value).is_absolute() or ".." in parts:
+                raise InvalidRequestError(
+                    f"config.{field}: {value!r} must be a relative path inside the run directory, e.g. 'logs'"
+                )
+            continue
+        if kind == "cache":
+            config[field] = resolve_under(value, [settings.home], field=field, env_hint="LOWDINO_HOME")
+            continue
+        if kind in ("checkpoint", "model_or_path"):
+            run_dir = run_dir_of(value)
+            if run_dir is not None:
+                config[field] = str(run_dir / "checkpoint.pth") if kind == "model_or_path" else str(run_dir)
+                continue
+            if kind == "model_or_path" and not _looks_like_path(value):
+                continue  # a registry backbone name
+        config[field] = resolve_under(value, roots, field=field, env_hint=hint)
+    return config
+
+
+def owned_run_dir(settings: Settings, output_dir: str | None) -> Path | None:
+    """The run directory if it lies inside runs_dir (the only place the server creates or deletes)."""
+    if not output_dir:
+        return None
+    path = _real(Path(output_dir))
+    root = _real(settings.run_root)
+    if path == root or not _inside(path, root):
+        return None
+    return path
+
+
+def artifact_path(run_dir: Path, name: str) -> Path:
+    """The file `name` (relative, '/'-separated) inside `run_dir`; rejects '..', absolute and symlink escapes."""
+    if not name or "\x00" in name or "\\" in name:
+        raise PathEscapeError(f"artifact name {name!r} is not valid; use a name from GET .../artifacts")
+    pure = PurePosixPath(name)
+    if pure.is_absolute() or ".." in pure.parts or name.startswith("~"):
+        raise PathEscapeError(
+            f"artifact name {name!r} leaves the run directory; use a name from GET .../artifacts"
+        )
+    root = _real(run_dir)
+    path = _real(root / pure)
+    if not _inside(path, root) or path == root:
+        raise PathEscapeError(f"artifact {name!r} points outside the run directory; it cannot be served")
+    if not path.is_file():
+        raise ArtifactNotFoundError(f"run has no artifact {name!r}; list them with GET .../artifacts")
+    return path
+
+
+def list_artifacts(run_dir: Path, *, max_files: int = 2000) -> list[tuple[str, Path]]:
+    """(name, path) of the regular files under `run_dir` that stay inside it, sorted by name."""
+    root = _real(run_dir)
+    if not root.is_dir():
+        return []
+    found: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d)))
+        for filename in sorted(filenames):
+            path = Path(dirpath) / filename
+            if filename.startswith(".") or not _inside(_real(path), root) or not path.is_file():
+                continue  # temp files of atomic writes, and links that leave the run
+            found.append((path.relative_to(root).as_posix(), path))
+            if len(found) >= max_files:
+                return sorted(found)
+    return sorted(found)

@@ -1,0 +1,175 @@
+"""Request and response bodies of the REST API (OpenAPI at /docs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from server.models import Run
+
+RunKind = Literal["pretrain", "eval", "distill"]
+RunStatus = Literal["queued", "running", "completed", "failed", "cancelled", "interrupted"]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"^[^\x00-\x1f,]+$")]
+
+
+class _Body(BaseModel):
+    # Unknown top-level keys are errors, like unknown config options: a typo must not vanish silently.
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunCreate(_Body):
+    kind: RunKind = Field(description="Which command runs: pretrain, eval or distill.")
+    name: str | None = Field(None, max_length=200, description="Free-text label shown in lists.")
+    tags: list[Tag] = Field(default_factory=list, max_length=20, description="Labels to filter by.")
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Options of the kind's config model (GET /api/schema/{kind}); unset ones take defaults.",
+    )
+
+
+class RunClone(_Body):
+    name: str | None = Field(None, max_length=200, description="Name of the copy (default: '<name> (copy)').")
+    tags: list[Tag] | None = Field(
+        None, max_length=20, description="Tags of the copy (default: the original's)."
+    )
+    config: dict[str, Any] = Field(default_factory=dict, description="Options that differ from the original.")
+
+
+class RunProgress(BaseModel):
+    step: int | None = None
+    total_steps: int | None = None
+    fraction: float | None = Field(None, description="step / total_steps, 0-1.")
+    eta_seconds: float | None = None
+
+
+class RunPublic(BaseModel):
+    id: str
+    kind: str
+    name: str | None
+    tags: list[str]
+    status: str
+    config: dict[str, Any]
+    backbone: str | None
+    queue: str | None
+    output_dir: str | None
+    created_at: datetime
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    worker_name: str | None
+    progress: RunProgress
+    params: int | None = Field(description="Parameter count of the backbone, once the run reports it.")
+    latest_metrics: dict[str, Any]
+    best_metrics: dict[str, Any] = Field(description="key -> {value, step, goal} for losses and accuracies.")
+    error: str | None
+    exit_code: int | None
+    cancel_requested: bool
+    attempt: int
+    parent_id: str | None
+    last_event_id: int | None = Field(
+        None,
+        description="Newest event id (detail view): pass it to /events?last_event_id= to get only newer ones.",
+    )
+
+    @classmethod
+    def from_run(cls, run: Run, *, last_event_id: int | None = None) -> RunPublic:
+        return cls(
+            id=run.id,
+            kind=run.kind,
+            name=run.name,
+            tags=list(run.tags or []),
+            status=run.status,
+            config=dict(run.config or {}),
+            backbone=run.backbone,
+            queue=run.queue,
+            output_dir=run.output_dir,
+            created_at=run.created_at,
+            queued_at=run.queued_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            heartbeat_at=run.heartbeat_at,
+            worker_name=run.worker_name,
+            progress=RunProgress(
+                step=run.step, total_steps=run.total_steps, fraction=run.fraction, eta_seconds=run.eta_seconds
+            ),
+            params=run.params,
+            latest_metrics=dict(run.latest_metrics or {}),
+            best_metrics=dict(run.best_metrics or {}),
+            error=run.error,
+            exit_code=run.exit_code,
+            cancel_requested=bool(run.cancel_requested),
+            attempt=run.attempt,
+            parent_id=run.parent_id,
+            last_event_id=last_event_id,
+        )
+
+
+class RunsPublic(BaseModel):
+    data: list[RunPublic]
+    count: int = Field(description="Runs matching the filters, over all pages.")
+
+
+class MetricSeriesPublic(BaseModel):
+    key: str
+    x: list[float | None] = Field(description="Values on the requested axis (step, epoch or time).")
+    y: list[float]
+    step: list[int]
+    downsampled: bool = Field(description="True when points were dropped (min/max per bucket kept).")
+
+
+class MetricsPublic(BaseModel):
+    run_id: str
+    x: Literal["step", "epoch", "time"]
+    max_points: int
+    series: list[MetricSeriesPublic]
+
+
+class LogsPublic(BaseModel):
+    run_id: str
+    lines: list[str]
+    source: Literal["events", "file", "none"]
+
+
+class ArtifactPublic(BaseModel):
+    name: str = Field(
+        description="Path relative to the run directory; GET .../artifacts/{name} downloads it."
+    )
+    size: int
+    modified_at: datetime
+
+
+class ArtifactsPublic(BaseModel):
+    data: list[ArtifactPublic]
+    count: int
+
+
+class ComponentHealth(BaseModel):
+    ok: bool
+    detail: str | None = None
+
+
+class WorkerPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    hostname: str | None
+    queues: list[str]
+    gpus: list[int]
+    current_run_id: str | None
+    last_seen: datetime
+    pid: int | None
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    database: ComponentHealth
+    broker: ComponentHealth
+    workers: list[WorkerPublic] = Field(description="Workers heard from within the heartbeat timeout.")
+
+
+class Message(BaseModel):
+    detail: str

@@ -1,0 +1,129 @@
+"""Bearer-token auth and the request-body size limit.
+
+With `LOWDINO_API_TOKEN` set, every endpoint but /api/health needs ``Authorization: Bearer <token>``.
+Streams and downloads opened by the browser itself (EventSource, <a href>) cannot set headers, so
+those routes also accept ``?token=`` or the ``lowdino_token`` cookie.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.settings import LOOPBACK_HOSTS
+
+TOKEN_COOKIE = "lowdino_token"
+bearer = HTTPBearer(auto_error=False, description="LOWDINO_API_TOKEN, when the server has one.")
+
+
+def _matches(given: str | None, expected: str) -> bool:
+    return given is not None and secrets.compare_digest(given.encode(), expected.encode())
+
+
+def _unauthorized() -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail="missing or wrong API token; send 'Authorization: Bearer <LOWDINO_API_TOKEN>'",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def require_token(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> None:
+    expected = request.app.state.settings.api_token
+    if expected and not _matches(credentials.credentials if credentials else None, expected):
+        raise _unauthorized()
+
+
+def require_token_or_query(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> None:
+    """Header, ``?token=`` or cookie (for EventSource and plain download links)."""
+    expected = request.app.state.settings.api_token
+    if not expected:
+        return
+    candidates = [
+        credentials.credentials if credentials else None,
+        request.query_params.get("token"),
+        request.cookies.get(TOKEN_COOKIE),
+    ]
+    if not any(_matches(candidate, expected) for candidate in candidates):
+        raise _unauthorized()
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class BodySizeLimit:
+    """413 for bodies over `max_bytes`: by Content-Length up front, and by counting chunked bodies."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > self.max_bytes
+            except ValueError:
+                too_big = False
+            if too_big:
+                await self._reject(send)
+                return
+        seen = 0
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLargeError
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLargeError:
+            if not response_started:
+                await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        body = (
+            b'{"detail":"request body is larger than the server allows (LOWDINO_MAX_BODY_BYTES='
+            + str(self.max_bytes).encode()
+            + b'); send a smaller body"}'
+        )
+        headers: list[Any] = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLargeError(Exception):
+    pass

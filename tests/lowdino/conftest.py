@@ -1,0 +1,44 @@
+"""Shared fixtures for the library tests."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CIFAR_ZIP = Path(os.environ.get("LOWDINO_CIFAR_ZIP", REPO_ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.zip"))
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR_TRAIN_PER_CLASS = 30
+CIFAR_TEST_PER_CLASS = 10
+
+
+@pytest.fixture(scope="session")
+def cifar_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small stratified CIFAR-10 image folder: root/train/<class>/*.jpg (30 each) and root/test/ (10 each).
+
+    Shared by the whole session: treat it as read-only (copy it before modifying files). Loading it
+    may create root/.lowdino-cache/.
+    """
+    if not CIFAR_ZIP.is_file():
+        pytest.skip(f"CIFAR-10 JPEG zip not found at {CIFAR_ZIP}; set LOWDINO_CIFAR_ZIP to its path")
+    root = tmp_path_factory.mktemp("cifar10")
+    wanted = {"train": CIFAR_TRAIN_PER_CLASS, "test": CIFAR_TEST_PER_CLASS}
+    taken: dict[tuple[str, str], int] = defaultdict(int)
+    with zipfile.ZipFile(CIFAR_ZIP) as archive:
+        # Names are cifar10/<split>/<class>/NNNN.jpg; the first files of each class are taken.
+        for name in sorted(archive.namelist()):
+            parts = name.split("/")
+            if len(parts) != 4 or not parts[3].endswith(".jpg"):
+                continue
+            _, split, label, filename = parts
+            if split not in wanted or taken[split, label] >= wanted[split]:
+                continue
+            taken[split, label] += 1
+            target = root / split / label / filename
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(archive.read(name))
+    return root

@@ -1,0 +1,152 @@
+"""Batched multi-crop augmentation and the evaluation transform."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from lowdino.augment import EvalTransform, MultiCropAugmentation, ViewAugmentation, blur_kernel_size
+from lowdino.data import load_dataset
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+NO_PHOTOMETRIC = {"flip_p": 0.0, "jitter_p": 0.0, "grayscale_p": 0.0, "blur_p": (0.0, 0.0, 0.0), "solarize_p": 0.0}
+
+
+def _normalised(images: torch.Tensor) -> torch.Tensor:
+    return (images.float() / 255 - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
+
+
+@pytest.fixture(scope="module")
+def cifar(cifar_folder: Path) -> torch.Tensor:
+    return load_dataset("imagefolder", cifar_folder, "test").images[:64]
+
+
+def test_multicrop_shapes_dtype_and_normalisation(cifar: torch.Tensor) -> None:
+    augment = MultiCropAugmentation(32, 16, 4, mean=MEAN, std=STD)
+    views = augment(cifar)
+    assert [tuple(v.shape) for v in views] == [(64, 3, 32, 32)] * 2 + [(64, 3, 16, 16)] * 4
+    assert all(v.dtype == torch.float32 for v in views)
+    # Normalised: values span the ImageNet-normalised range of [0, 1] inputs, centred near 0.
+    low = min((0 - m) / s for m, s in zip(MEAN, STD, strict=True))
+    high = max((1 - m) / s for m, s in zip(MEAN, STD, strict=True))
+    for view in views:
+        assert view.min() >= low - 1e-4 and view.max() <= high + 1e-4
+        assert view.mean().abs() < 0.6
+
+
+def test_two_views_for_byol(cifar: torch.Tensor) -> None:
+    views = MultiCropAugmentation(24, 12, 0)(cifar)
+    assert [tuple(v.shape) for v in views] == [(64, 3, 24, 24)] * 2
+
+
+def test_full_crop_without_photometric_ops_is_exact_normalisation(cifar: torch.Tensor) -> None:
+    """Scale (1, 1) always falls back to the whole image, and roi_align reproduces the pixels."""
+    augment = MultiCropAugmentation(32, 32, 2, global_scale=(1.0, 1.0), local_scale=(1.0, 1.0), **NO_PHOTOMETRIC)
+    expected = _normalised(cifar)
+    for view in augment(cifar):
+        torch.testing.assert_close(view, expected, atol=1e-5, rtol=0)
+
+
+def test_local_crops_come_from_their_own_image() -> None:
+    """Locals are one batched call of B * n_local crops; chunk i must be in the input's order."""
+    colours = torch.randint(0, 256, (8, 3), dtype=torch.uint8)
+    images = colours[:, :, None, None].expand(8, 3, 20, 20).contiguous()
+    augment = MultiCropAugmentation(16, 8, 3, **NO_PHOTOMETRIC)
+    expected = _normalised(colours[:, :, None, None])
+    for view in augment(images):
+        torch.testing.assert_close(view, expected.expand_as(view), atol=1e-5, rtol=0)
+
+
+def test_every_image_gets_its_own_parameters() -> None:
+    image = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8)
+    views = MultiCropAugmentation(32, 16, 2)(image.expand(16, 3, 32, 32).contiguous())
+    for view in views:
+        flat = view.flatten(1)
+        distances = torch.cdist(flat, flat).fill_diagonal_(float("inf"))
+        assert distances.min() > 1e-3  # no two copies of the same image were augmented alike
+
+
+def test_deterministic_under_manual_seed(cifar: torch.Tensor) -> None:
+    augment = MultiCropAugmentation(32, 16, 2)
+    torch.manual_seed(7)
+    first = augment(cifar)
+    torch.manual_seed(7)
+    second = augment(cifar)
+    torch.manual_seed(8)
+    third = augment(cifar)
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    assert not any(torch.equal(a, c) for a, c in zip(first, third, strict=True))
+
+
+def test_blur_and_solarize_rates_follow_the_recipe() -> None:
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (4000, 3, 8, 8), dtype=torch.uint8)
+    augment = MultiCropAugmentation(8, 8, 2, jitter_p=0.0)  # jitter is irrelevant here and the slowest op
+    augment(images)
+    rates = {
+        view: {op: applied.float().mean().item() for op, applied in module.last_applied.items()}
+        for view, module in (("global1", augment.global1), ("global2", augment.global2), ("local", augment.local))
+    }
+    assert len(augment.local.last_applied["blur"]) == 8000  # both locals in one call
+    tolerance = 0.03  # > 6 standard deviations of a rate measured on 4000 draws
+    assert rates["global1"]["blur"] == 1.0
+    assert rates["global2"]["blur"] == pytest.approx(0.1, abs=tolerance)
+    assert rates["local"]["blur"] == pytest.approx(0.5, abs=tolerance)
+    assert rates["global2"]["solarize"] == pytest.approx(0.2, abs=tolerance)
+    assert rates["global1"]["solarize"] == rates["local"]["solarize"] == 0.0
+    assert rates["global1"]["flip"] == pytest.approx(0.5, abs=tolerance)
+    assert rates["local"]["grayscale"] == pytest.approx(0.2, abs=tolerance)
+
+
+def test_solarize_inverts_bright_pixels_of_exactly_the_flagged_images() -> None:
+    torch.manual_seed(1)
+    images = torch.randint(0, 256, (200, 3, 8, 8), dtype=torch.uint8)
+    view = ViewAugmentation(8, (1.0, 1.0), blur_p=0.0, solarize_p=0.5, flip_p=0.0, jitter_p=0.0, grayscale_p=0.0)
+    out = view(images.float() / 255) * torch.tensor(STD)[:, None, None] + torch.tensor(MEAN)[:, None, None]
+    flagged = view.last_applied["solarize"]
+    x = images.float() / 255
+    torch.testing.assert_close(out[flagged], torch.where(x >= 0.5, 1 - x, x)[flagged], atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[~flagged], x[~flagged], atol=1e-5, rtol=0)
+    assert 0 < int(flagged.sum()) < 200
+
+
+def test_blur_smooths_exactly_the_flagged_images() -> None:
+    torch.manual_seed(2)
+    images = torch.randint(0, 256, (200, 3, 32, 32), dtype=torch.uint8)
+    view = ViewAugmentation(32, (1.0, 1.0), blur_p=0.5, flip_p=0.0, jitter_p=0.0, grayscale_p=0.0)
+    x = images.float() / 255
+    out = view(x) * torch.tensor(STD)[:, None, None] + torch.tensor(MEAN)[:, None, None]
+    flagged = view.last_applied["blur"]
+
+    def roughness(t: torch.Tensor) -> torch.Tensor:
+        return (t[..., 1:] - t[..., :-1]).abs().mean(dim=(1, 2, 3))
+
+    torch.testing.assert_close(out[~flagged], x[~flagged], atol=1e-5, rtol=0)
+    assert (roughness(out[flagged]) <= roughness(x[flagged]) + 1e-6).all()
+    assert roughness(out[flagged]).mean() < 0.8 * roughness(x[flagged]).mean()
+
+
+def test_blur_kernel_is_about_ten_percent_of_the_side() -> None:
+    assert [blur_kernel_size(side) for side in (8, 16, 32, 96, 224)] == [3, 3, 3, 11, 23]
+
+
+def test_eval_transform_resizes_with_antialiasing_and_centre_crops() -> None:
+    checker = (torch.arange(64)[:, None] + torch.arange(64)[None, :]) % 2 * 255
+    images = checker.to(torch.uint8).expand(2, 3, 64, 64).contiguous()
+    out = EvalTransform(16, mean=(0, 0, 0), std=(1, 1, 1))(images)
+    assert out.shape == (2, 3, 16, 16)
+    # Averaging a 1-pixel checkerboard gives grey; a non-antialiased resize would alias to 0 or 1.
+    torch.testing.assert_close(out, torch.full_like(out, 0.5), atol=0.02, rtol=0)
+
+    wide = torch.zeros((1, 3, 10, 20), dtype=torch.uint8)
+    wide[..., 5:15] = 255  # bright centre square, dark margins
+    out = EvalTransform(10, mean=(0, 0, 0), std=(1, 1, 1))(wide)
+    assert out.shape == (1, 3, 10, 10) and out.min() == 1.0
+    # Shrinking by 2: the centre survives; only the border pixels blend with the margin.
+    out = EvalTransform(5, mean=(0, 0, 0), std=(1, 1, 1))(wide.repeat_interleave(2, -1).repeat_interleave(2, -2))
+    assert out.shape == (1, 3, 5, 5) and out[..., 1:-1].min() == 1.0 and out.mean() > 0.9
+
+    same = torch.randint(0, 256, (3, 3, 28, 28), dtype=torch.uint8)
+    torch.testing.assert_close(EvalTransform(28, MEAN, STD)(same), _normalised(same))

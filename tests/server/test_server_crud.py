@@ -1,0 +1,184 @@
+"""The data layer the worker uses: ingestion, status transitions, heartbeats and the reaper, on both databases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from server import crud
+from server.db import session_scope
+from server.models import Metric, Run, utcnow
+
+
+@pytest.fixture
+def run_id(engine: Engine) -> str:
+    with session_scope(engine) as session:
+        return crud.create_run(session, kind="pretrain", config={"backbone": "resnet5m"}, name="r").id
+
+
+def records(steps: range, *, total: int = 100, offset: float = 0.0) -> list[dict]:
+    return [
+        {"step": s, "epoch": s / 10, "time": s * 0.5, "total_steps": total, "loss": 5.0 - s * 0.01 + offset, "lr": 0.1,
+         "knn_top1": float(s) if s % 10 == 0 else None}
+        for s in steps
+    ]
+
+
+def rows_per_step(engine: Engine, run_id: str, key: str) -> dict[int, int]:
+    with session_scope(engine) as session:
+        query = (
+            select(Metric.step, func.count())
+            .where(Metric.run_id == run_id, Metric.key == key)
+            .group_by(Metric.step)
+        )
+        return {step: count for step, count in session.execute(query)}
+
+
+def test_ingest_is_idempotent_and_updates_values(engine: Engine, run_id: str) -> None:
+    with session_scope(engine) as session:
+        written = crud.ingest_metrics(session, run_id=run_id, records=records(range(1, 21)))
+        assert written == 20 * 2 + 2  # loss + lr per step, knn_top1 at steps 10 and 20 (None skipped)
+        # A replay (resume from a checkpoint at step 15) rewrites 15-20 and adds 21-30.
+        crud.ingest_metrics(session, run_id=run_id, records=records(range(15, 31), offset=-1.0))
+        # Duplicates inside one batch keep the last value instead of failing the upsert.
+        crud.ingest_metrics(session, run_id=run_id, records=[{"step": 5, "loss": 9.0}, {"step": 5, "loss": 8.0}])
+    counts = rows_per_step(engine, run_id, "loss")
+    assert sorted(counts) == list(range(1, 31))
+    assert set(counts.values()) == {1}
+    with session_scope(engine) as session:
+        values = dict(session.execute(select(Metric.step, Metric.value).where(Metric.run_id == run_id, Metric.key == "loss")).all())
+    assert values[5] == 8.0
+    assert values[16] == pytest.approx(5.0 - 0.16 - 1.0)
+    assert values[14] == pytest.approx(5.0 - 0.14)
+
+
+def test_ingest_updates_progress_latest_and_best(engine: Engine, run_id: str) -> None:
+    with session_scope(engine) as session:
+        crud.ingest_metrics(session, run_id=run_id, records=records(range(1, 41)))
+        crud.ingest_metrics(session, run_id=run_id, records=records(range(41, 51)))
+        run = crud.require_run(session, run_id=run_id)
+        assert (run.step, run.total_steps) == (50, 100)
+        assert run.fraction == pytest.approx(0.5)
+        assert run.eta_seconds == pytest.approx(50 * 0.5)  # 0.5 s per step, 50 steps left
+        assert run.latest_metrics["loss"] == pytest.approx(4.5)
+        assert run.latest_metrics["knn_top1"] == 50.0
+        assert run.latest_metrics["step"] == 50
+        assert run.best_metrics["loss"] == {"value": pytest.approx(4.5), "step": 50, "goal": "min"}
+        assert run.best_metrics["knn_top1"]["value"] == 50.0 and run.best_metrics["knn_top1"]["goal"] == "max"
+        assert "lr" not in run.best_metrics  # a schedule has no "best"
+        crud.ingest_metrics(session, run_id=run_id, records=[{"step": 51, "knn_top1": 10.0, "loss": 9.0}])
+        run = crud.require_run(session, run_id=run_id)
+        assert run.best_metrics["knn_top1"]["value"] == 50.0
+        assert run.latest_metrics["knn_top1"] == 10.0
+
+
+def test_ingest_appends_one_metric_event_per_batch(engine: Engine, run_id: str) -> None:
+    with session_scope(engine) as session:
+        before = crud.events_after(session, run_id=run_id)
+        crud.ingest_metrics(session, run_id=run_id, records=records(range(1, 6)))
+        crud.ingest_metrics(session, run_id=run_id, records=records(range(6, 8)))
+        events = crud.events_after(session, run_id=run_id, after_id=before[-1].id)
+    assert [event.type for event in events] == ["metric", "metric"]
+    assert events[0].id < events[1].id
+    points = events[0].data["points"]
+    assert {(p["key"], p["step"]) for p in points} >= {("loss", 1), ("loss", 5), ("lr", 3)}
+    assert events[1].data["step"] == 7 and events[1].data["total_steps"] == 100
+
+
+def test_eval_records_get_a_series_per_protocol(engine: Engine, run_id: str) -> None:
+    eval_records = [
+        {"step": 1, "total_steps": 3, "protocol": "knn", "label_fraction": 1.0, "seed": 0, "top1": 40.0},
+        {"step": 2, "total_steps": 3, "protocol": "linear", "label_fraction": 0.1, "seed": 0, "top1": 45.5},
+        {"step": 3, "total_steps": 3, "protocol": "linear", "label_fraction": 0.3, "seed": 0, "top1": 50.0},
+    ]
+    with session_scope(engine) as session:
+        crud.ingest_metrics(session, run_id=run_id, records=eval_records)
+        assert {"knn_top1", "linear_10pct_top1", "linear_30pct_top1"} <= set(crud.metric_keys(session, run_id=run_id))
+        best = crud.require_run(session, run_id=run_id).best_metrics
+        assert best["linear_10pct_top1"]["value"] == 45.5
+
+
+def test_ingest_into_unknown_run_raises(engine: Engine) -> None:
+    from server.errors import RunNotFoundError
+
+    with session_scope(engine) as session, pytest.raises(RunNotFoundError):
+        crud.ingest_metrics(session, run_id="missing", records=[{"step": 1, "loss": 1.0}])
+
+
+def test_claim_is_exclusive(engine: Engine, run_id: str) -> None:
+    with session_scope(engine) as first, session_scope(engine) as second:
+        claimed = crud.claim_run(first, run_id=run_id, worker_name="a")
+        assert claimed is not None and claimed.status == "running" and claimed.worker_name == "a"
+        assert claimed.started_at is not None
+        assert crud.claim_run(second, run_id=run_id, worker_name="b") is None
+    with session_scope(engine) as session:
+        statuses = [event.data["status"] for event in crud.events_after(session, run_id=run_id) if event.type == "status"]
+    assert statuses == ["queued", "running"]
+
+
+def test_update_run_status_stamps_times_and_rejects_unknown_fields(engine: Engine, run_id: str) -> None:
+    with session_scope(engine) as session:
+        run = crud.update_run_status(session, run_id=run_id, status="running", worker_name="w")
+        assert run.started_at is not None and run.heartbeat_at is not None
+        run = crud.update_run_status(session, run_id=run_id, status="failed", error="boom", exit_code=1)
+        assert run.finished_at is not None and run.finished_at.tzinfo is not None
+        last = crud.events_after(session, run_id=run_id)[-1]
+        assert last.data["status"] == "failed" and last.data["error"] == "boom" and last.data["exit_code"] == 1
+        with pytest.raises(ValueError, match="unknown run fields"):
+            crud.update_run_status(session, run_id=run_id, status="failed", colour="red")
+        with pytest.raises(ValueError, match="status"):
+            crud.update_run_status(session, run_id=run_id, status="exploded")
+
+
+def test_reaper_interrupts_only_stale_running_runs(engine: Engine, run_id: str) -> None:
+    with session_scope(engine) as session:
+        fresh = crud.create_run(session, kind="pretrain", config={}).id
+        queued = crud.create_run(session, kind="pretrain", config={}).id
+        crud.claim_run(session, run_id=run_id, worker_name="dead")
+        crud.claim_run(session, run_id=fresh, worker_name="alive")
+        stale_time = utcnow() - timedelta(seconds=120)
+        crud.update_run_status(session, run_id=run_id, status="running", heartbeat_at=stale_time)
+        crud.heartbeat(session, worker_name="alive", run_id=fresh)
+        changed = crud.mark_interrupted_runs(session, older_than=30)
+        assert changed == [run_id]
+        assert crud.require_run(session, run_id=run_id).status == "interrupted"
+        assert "heartbeat" in (crud.require_run(session, run_id=run_id).error or "")
+        assert crud.require_run(session, run_id=fresh).status == "running"
+        assert crud.require_run(session, run_id=queued).status == "queued"
+        assert crud.mark_interrupted_runs(session, older_than=30) == []
+        # A late heartbeat of the dead worker does not revive the run.
+        crud.heartbeat(session, worker_name="dead", run_id=run_id)
+        assert crud.require_run(session, run_id=run_id).status == "interrupted"
+
+
+def test_workers_register_beat_and_list(engine: Engine, run_id: str) -> None:
+    with session_scope(engine) as session:
+        crud.upsert_worker(session, name="gpu01-1", hostname="gpu01", queues=["gpu"], gpus=[0, 1], pid=123)
+        crud.heartbeat(session, worker_name="gpu01-1", run_id=run_id)
+        crud.heartbeat(session, worker_name="newcomer")
+        workers = {worker.name: worker for worker in crud.list_workers(session, seen_within=30)}
+        assert workers["gpu01-1"].gpus == [0, 1] and workers["gpu01-1"].current_run_id == run_id
+        assert "newcomer" in workers
+        crud.remove_worker(session, name="newcomer")
+        assert [w.name for w in crud.list_workers(session)] == ["gpu01-1"]
+
+
+def test_logs_are_events_with_tail(engine: Engine, run_id: str) -> None:
+    with session_scope(engine) as session:
+        crud.append_log(session, run_id=run_id, lines="one\ntwo")
+        crud.append_log(session, run_id=run_id, lines=[f"line {i}" for i in range(450)], stream="stderr")
+        assert crud.log_lines(session, run_id=run_id, tail=3) == ["line 447", "line 448", "line 449"]
+        assert crud.log_lines(session, run_id=run_id, tail=452)[:2] == ["one", "two"]
+        logs = [event for event in crud.events_after(session, run_id=run_id) if event.type == "log"]
+        assert len(logs) == 4  # 2 lines, then 450 split into 200 + 200 + 50
+
+
+def test_deleting_a_run_cascades(engine: Engine, run_id: str) -> None:
+    with session_scope(engine) as session:
+        crud.ingest_metrics(session, run_id=run_id, records=records(range(1, 5)))
+        crud.delete_run(session, run_id=run_id)
+        assert session.scalar(select(func.count()).select_from(Metric)) == 0
+        assert session.get(Run, run_id) is None
+        assert crud.events_after(session, run_id=run_id) == []

@@ -1,0 +1,100 @@
+"""Alembic migrations create the schema the models describe, on SQLite and on a fresh PostgreSQL database."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from conftest import POSTGRES_ADMIN_URL, require_service
+from sqlalchemy import Engine, inspect, text
+
+from server.db import alembic_config, create_db_engine, current_revision, upgrade_database
+from server.models import Base
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on a database with no tables at all."""
+    if request.param == "sqlite":
+        engine = create_db_engine(f"sqlite:///{tmp_path / 'fresh' / 'lowdino.db'}")
+        yield engine
+        engine.dispose()
+        return
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    name = f"lowdino_test_{uuid.uuid4().hex[:10]}"
+    admin = create_db_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = create_db_engine(POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()  # type: ignore[return-value]
+
+
+def test_upgrade_creates_the_models_schema(empty_engine: Engine) -> None:
+    assert current_revision(empty_engine) is None
+    upgrade_database(empty_engine)
+    assert current_revision(empty_engine) == head_revision()
+    assert {"runs", "metrics", "events", "workers"} <= set(inspect(empty_engine).get_table_names())
+    with empty_engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+    upgrade_database(empty_engine)  # idempotent
+    assert current_revision(empty_engine) == head_revision()
+
+
+def test_downgrade_and_upgrade_again(empty_engine: Engine) -> None:
+    from alembic import command
+
+    upgrade_database(empty_engine)
+    command.downgrade(alembic_config(empty_engine), "base")
+    assert "runs" not in inspect(empty_engine).get_table_names()
+    upgrade_database(empty_engine)
+    assert "runs" in inspect(empty_engine).get_table_names()
+
+
+def test_sqlite_pragmas(tmp_path: Path) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'nested' / 'dir' / 'lowdino.db'}")
+    upgrade_database(engine)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
+        table_sql = connection.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'metrics'").scalar()
+    assert "WITHOUT ROWID" in table_sql
+    engine.dispose()
+
+
+def test_packaged_alembic_ini_works_from_the_command_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from server.db import ALEMBIC_INI
+
+    env_db = tmp_path / "cli.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(ALEMBIC_INI), "upgrade", "head"],
+        env={"LOWDINO_DATABASE_URL": f"sqlite:///{env_db}", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    engine = create_db_engine(f"sqlite:///{env_db}")
+    assert current_revision(engine) == head_revision()
+    engine.dispose()

@@ -1,0 +1,88 @@
+"""Helpers for the worker tests: services, tiny queued runs, supervisor options with the fake trainer."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from lowdino.config import PretrainConfig
+from server import crud
+from server.db import session_scope
+from worker.command import build_command, guarded
+from worker.supervisor import SupervisorOptions
+
+FAKE_TRAINER = Path(__file__).with_name("fake_trainer.py")
+POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip when a local service is missing, except under CI, where its absence is a failure."""
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}; CI must start it before the tests")
+    pytest.skip(f"{message} (start it to run this test; under CI this fails)")
+
+
+def tiny_pretrain_config(**overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "dataset": "synthetic",
+        "synthetic_size": 64,
+        "backbone": "resnet5m",
+        "batch_size": 16,
+        "n_epochs": 1,
+        "global_crop_size": 16,
+        "local_crop_size": 8,
+        "knn_monitor": False,
+        "device": "cpu",
+        **overrides,
+    }
+    return PretrainConfig(**values).model_dump(mode="json")
+
+
+def make_run(engine: Engine, runs_root: Path, **config_overrides: Any) -> str:
+    """A queued pretrain run whose output_dir lies under `runs_root` (as the API would create it)."""
+    run_id = uuid.uuid4().hex[:12]
+    config = tiny_pretrain_config(**config_overrides)
+    with session_scope(engine) as session:
+        crud.create_run(
+            session,
+            kind="pretrain",
+            config=config,
+            run_id=run_id,
+            output_dir=str(runs_root / run_id),
+            queue="cpu",
+        )
+    return run_id
+
+
+def fake_launcher(kind: str, run_dir: Path, resume: bool, nproc: int) -> list[str]:
+    """The real command line with `-m lowdino` swapped for the fake trainer, behind the orphan guard."""
+    argv = build_command(kind, run_dir, resume=resume, nproc=nproc)
+    return guarded([sys.executable, str(FAKE_TRAINER), *argv[3:]], nproc=nproc)
+
+
+def options_for(runs_root: Path, **fake_env: str) -> SupervisorOptions:
+    return SupervisorOptions(
+        runs_root=runs_root,
+        heartbeat_interval=0.2,
+        poll_interval=0.05,
+        launcher=fake_launcher,
+        env_extra=fake_env,
+    )

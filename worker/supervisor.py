@@ -1,0 +1,449 @@
+"""Execute one run: claim it, start the training child, follow it, record the outcome.
+
+    execute_run(engine, run_id, identity=..., options=...) -> RunResult
+
+1. Claim: ``UPDATE runs SET status='running' ... WHERE id=? AND status='queued'`` (crud.claim_run).
+   A run that is not queued (already running elsewhere, finished, interrupted, cancelled) is refused,
+   so a redelivered message never executes a run twice.
+2. Prepare the run directory: config.yaml from the run's stored config, stale STOP / summary.json
+   removed, `--resume` only when a checkpoint exists.
+3. Start ``python -m lowdino KIND ...`` (or torchrun) as a child with stdout+stderr -> stdout.log,
+   wrapped by worker.orphan_guard so that it dies with the worker.
+4. Every `poll_interval` (~200 ms): new metrics.jsonl records -> crud.ingest_metrics (one batch,
+   idempotent per step); new stdout.log lines -> `log` events; cancel_requested in the DB -> STOP
+   file; a worker shutdown -> STOP (the run ends interrupted, resumable); every `heartbeat_interval`
+   the run's and the worker's heartbeat. Database hiccups are retried on the next poll without losing
+   records; the child keeps training meanwhile.
+5. Exit: exit status + summary.json -> completed / cancelled / interrupted / failed (worker.outcome),
+   with the last ~40 output lines as the error of a failed run.
+
+If the run stops being ours while the child runs (the reaper marked it interrupted because our
+heartbeats could not be written), the child is killed at once and nothing more is recorded: a resumed
+attempt elsewhere may already own the run directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from lowdino.config import CONFIG_MODELS
+from lowdino.config.loading import build_config, dump_config
+from lowdino.errors import LowDinoError
+from lowdino.train.rundir import RunDir, atomic_write_text
+from server import crud
+from server.db import make_session_factory
+from server.models import Run
+from worker.command import build_command, child_env, guarded, plan_launch
+from worker.identity import WorkerIdentity, WorkerState
+from worker.outcome import Outcome, RunStatus, StopReason, decide_outcome
+from worker.tail import LogTail, MetricsTail
+
+log = logging.getLogger(__name__)
+
+STDOUT_FILE = "stdout.log"
+# Database errors that mean "try again later", not "the supervisor is broken".
+TRANSIENT_DB_ERRORS = (OperationalError, DBAPIError)
+# One ingest call carries at most this many records; a replay of a long file is spread over polls.
+MAX_RECORDS_PER_BATCH = 2000
+FINISH_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+Launcher = Callable[[str, Path, bool, int], Sequence[str]]
+
+
+@dataclass
+class SupervisorOptions:
+    runs_root: Path
+    heartbeat_interval: float = 5.0
+    poll_interval: float = 0.2
+    # How long a child may take to honour STOP (checkpoint + exit) before it is killed.
+    stop_grace_s: float = 600.0
+    tail_lines: int = 40
+    python: str = sys.executable
+    # (kind, run_dir, resume, nproc) -> argv; the default runs `python -m lowdino ...` (tests swap in a fake).
+    launcher: Launcher | None = None
+    env_extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    status: str  # a run status, or "refused" when the run was not ours to execute
+    message: str
+    exit_code: int | None = None
+
+
+def default_launcher(python: str) -> Launcher:
+    def launch(kind: str, run_dir: Path, resume: bool, nproc: int) -> list[str]:
+        return guarded(
+            build_command(kind, run_dir, resume=resume, nproc=nproc, python=python),
+            nproc=nproc,
+            python=python,
+        )
+
+    return launch
+
+
+def write_run_config(kind: str, config: Mapping[str, Any], run_dir: Path, *, resume: bool) -> None:
+    """Validate the stored config and write it as config.yaml, pointed at `run_dir`.
+
+    Raises ConfigError (one line) when the stored config no longer validates.
+    """
+    model = CONFIG_MODELS[kind]
+    overrides: dict[str, Any] = {**config, "output_dir": str(run_dir)}
+    if "resume" in model.model_fields:
+        overrides["resume"] = resume
+    atomic_write_text(run_dir / "config.yaml", dump_config(build_config(model, overrides=overrides)))
+
+
+def prepare_run_dir(run_dir: Path, *, resume_requested: bool) -> bool:
+    """Clear what a previous attempt left that would confuse this one; returns whether to --resume."""
+    rundir = RunDir(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # A STOP left by a cancel or a shutdown would stop this attempt at once; an old summary would be
+    # mistaken for this attempt's.
+    rundir.stop_request.unlink(missing_ok=True)
+    rundir.summary.unlink(missing_ok=True)
+    resume = resume_requested and rundir.checkpoint.is_file()
+    if not resume:
+        # Starting from step 1 again: records of an earlier attempt would interleave with the new ones.
+        rundir.metrics.unlink(missing_ok=True)
+    return resume
+
+
+class _Supervision:
+    """State of one supervised child; `run()` is the poll loop."""
+
+    def __init__(
+        self,
+        session: Session,
+        run: Run,
+        run_dir: Path,
+        *,
+        identity: WorkerIdentity,
+        options: SupervisorOptions,
+        state: WorkerState,
+    ) -> None:
+        self.session = session
+        self.run_id = run.id
+        self.run_dir = RunDir(run_dir)
+        self.identity = identity
+        self.options = options
+        self.state = state
+        self.metrics = MetricsTail(self.run_dir.metrics)
+        self.logs = LogTail(run_dir / STDOUT_FILE, keep=options.tail_lines)
+        self.pending_records: list[dict[str, Any]] = []
+        self.pending_lines: list[str] = []
+        self.stop_reason: StopReason | None = None
+        self.stop_requested_at: float | None = None
+        self.killed_after_s: float | None = None
+        self.lease_lost = False
+        self.last_beat = 0.0
+
+    # -- database, every call tolerant of transient errors -------------------------------------------------
+    def _db(self, what: str, call: Callable[[], Any]) -> bool:
+        """Run `call`; False (after a rollback) when the database is temporarily unavailable."""
+        return _try_db(self.session, f"run {self.run_id}: {what}", call)
+
+    def _flush(self) -> None:
+        """Send pending metric records and log lines; keep them for the next poll if the DB refuses."""
+        if self.pending_records:
+            batch = self.pending_records[:MAX_RECORDS_PER_BATCH]
+            if self._db(
+                "ingest", lambda: crud.ingest_metrics(self.session, run_id=self.run_id, records=batch)
+            ):
+                del self.pending_records[: len(batch)]
+        if self.pending_lines:
+            lines = list(self.pending_lines)
+            if self._db("log", lambda: crud.append_log(self.session, run_id=self.run_id, lines=lines)):
+                del self.pending_lines[: len(lines)]
+
+    def _pump(self, *, final: bool = False) -> None:
+        self.pending_records.extend(self.metrics.poll())
+        self.pending_lines.extend(self.logs.drain() if final else self.logs.poll())
+        self._flush()
+
+    def _read_flags(self) -> tuple[str, bool, str | None] | None:
+        """(status, cancel_requested, worker_name) of the run; None when the DB did not answer."""
+        flags: list[tuple[str, bool, str | None]] = []
+
+        def read() -> None:
+            row = self.session.execute(
+                select(Run.status, Run.cancel_requested, Run.worker_name).where(Run.id == self.run_id)
+            ).one_or_none()
+            self.session.commit()  # end the read transaction: no snapshot held between polls
+            flags.append(("deleted", True, None) if row is None else (row[0], bool(row[1]), row[2]))
+
+        return flags[0] if self._db("read run", read) else None
+
+    def _beat(self, now: float) -> None:
+        if now - self.last_beat < self.options.heartbeat_interval:
+            return
+        if self._db(
+            "heartbeat",
+            lambda: crud.heartbeat(self.session, worker_name=self.identity.name, run_id=self.run_id),
+        ):
+            self.last_beat = now
+
+    # -- the child -------------------------------------------------------------------------------------------
+    def _request_stop(self, reason: StopReason, now: float) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.stop_requested_at = now
+            log.info("run %s: asking the child to stop (%s)", self.run_id, reason.value)
+        if not self.run_dir.stop_requested():
+            self.run_dir.request_stop()
+
+    def _watch(self, process: subprocess.Popen[bytes], now: float) -> None:
+        flags = self._read_flags()
+        if flags is not None:
+            status, cancel, owner = flags
+            if status != "running" or owner != self.identity.name:
+                self.lease_lost = True
+                log.warning("run %s is now %s (worker %s); killing its child", self.run_id, status, owner)
+                _kill_group(process)
+                return
+            if cancel:
+                self._request_stop(StopReason.CANCEL, now)
+        if self.state.shutdown.is_set():
+            self._request_stop(StopReason.SHUTDOWN, now)
+        elif self.stop_reason is StopReason.CANCEL and not self.run_dir.stop_requested():
+            self.run_dir.request_stop()  # someone removed it; the DB flag still says cancel
+        asked = self.stop_requested_at
+        if asked is not None and self.killed_after_s is None and now - asked > self.options.stop_grace_s:
+            self.killed_after_s = now - asked
+            log.warning("run %s: child ignored STOP for %.0f s; killing it", self.run_id, self.killed_after_s)
+            _kill_group(process)
+
+    def run(self, process: subprocess.Popen[bytes]) -> int:
+        while True:
+            now = time.monotonic()
+            returncode = process.poll()
+            self._pump()
+            if returncode is not None:
+                break
+            self._watch(process, now)
+            if self.lease_lost:
+                returncode = process.wait()
+                break
+            self._beat(now)
+            time.sleep(self.options.poll_interval)
+        # The child is gone: what it wrote last is complete now (a last line may lack its newline).
+        self._pump(final=True)
+        for _ in range(3):  # the DB may be briefly unavailable; the records matter more than speed here
+            if not (self.pending_records or self.pending_lines):
+                break
+            time.sleep(self.options.poll_interval)
+            self._flush()
+        return returncode
+
+
+def _try_db(session: Session, what: str, call: Callable[[], Any]) -> bool:
+    try:
+        call()
+    except TRANSIENT_DB_ERRORS as exc:
+        session.rollback()
+        log.warning(
+            "%s failed (%s: %s); will retry", what, exc.__class__.__name__, str(exc).splitlines()[0][:200]
+        )
+        return False
+    return True
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the child's whole process group (DataLoader workers, torchrun ranks)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _finish(
+    session: Session, run_id: str, outcome: Outcome, returncode: int | None, summary: dict[str, Any] | None
+) -> bool:
+    """running -> final status (conditional: a run the reaper took away is not overwritten)."""
+    fields: dict[str, Any] = {"exit_code": returncode}
+    if outcome.status is RunStatus.FAILED:
+        error = outcome.message
+        if outcome.error:
+            error += f"\n--- last lines of output ---\n{outcome.error}"
+        fields["error"] = error
+    elif outcome.status is RunStatus.INTERRUPTED:
+        fields["error"] = outcome.message
+    params = (summary or {}).get("params")
+    if isinstance(params, int) and not isinstance(params, bool):
+        fields["params"] = params
+    moved: list[bool] = []
+
+    def record() -> None:
+        run = crud.transition_run(
+            session, run_id=run_id, from_statuses=("running",), status=outcome.status.value, **fields
+        )
+        moved.append(run is not None)
+
+    # The outcome is the one thing that must reach the database; a restarting database gets some time.
+    for delay in FINISH_RETRY_DELAYS_S:
+        if _try_db(session, f"run {run_id}: record {outcome.status.value}", record):
+            return moved[0]
+        time.sleep(delay)
+    record()  # last try: let the error propagate (the run stays running until the reaper interrupts it)
+    return moved[0]
+
+
+def _fail_before_start(session: Session, run_id: str, message: str) -> RunResult:
+    crud.append_log(session, run_id=run_id, lines=[f"[worker] {message}"], stream="worker")
+    crud.transition_run(session, run_id=run_id, from_statuses=("running",), status="failed", error=message)
+    return RunResult(run_id, "failed", message)
+
+
+def execute_run(
+    engine: Engine,
+    run_id: str,
+    *,
+    identity: WorkerIdentity,
+    options: SupervisorOptions,
+    state: WorkerState | None = None,
+) -> RunResult:
+    """Claim `run_id`, run its training child to the end and record the outcome (see module docstring)."""
+    state = state or WorkerState()
+    session = make_session_factory(engine)()
+    try:
+        return _execute(session, run_id, identity=identity, options=options, state=state)
+    finally:
+        session.close()
+
+
+def _execute(
+    session: Session, run_id: str, *, identity: WorkerIdentity, options: SupervisorOptions, state: WorkerState
+) -> RunResult:
+    run = crud.get_run(session, run_id=run_id)
+    if run is None:
+        return RunResult(run_id, "refused", f"run {run_id} does not exist (deleted after it was queued?)")
+    run_dir = Path(run.output_dir) if run.output_dir else options.runs_root / run_id
+    claimed = crud.claim_run(
+        session,
+        run_id=run_id,
+        worker_name=identity.name,
+        output_dir=str(run_dir),
+        error=None,
+        exit_code=None,
+        finished_at=None,
+    )
+    if claimed is None:
+        session.rollback()
+        current = crud.get_run(session, run_id=run_id)
+        status = current.status if current else "deleted"
+        return RunResult(run_id, "refused", f"run {run_id} is {status}, not queued; not running it again")
+    run = claimed
+    state.current_run_id = run_id
+    try:
+        crud.heartbeat(session, worker_name=identity.name, run_id=run_id)
+        if run.cancel_requested:
+            crud.transition_run(session, run_id=run_id, from_statuses=("running",), status="cancelled")
+            return RunResult(run_id, "cancelled", "cancelled before it started")
+        return _start_and_follow(session, run, run_dir, identity=identity, options=options, state=state)
+    finally:
+        state.current_run_id = None
+
+
+def _start_and_follow(
+    session: Session,
+    run: Run,
+    run_dir: Path,
+    *,
+    identity: WorkerIdentity,
+    options: SupervisorOptions,
+    state: WorkerState,
+) -> RunResult:
+    run_id, kind, config = run.id, run.kind, dict(run.config or {})
+    try:
+        plan = plan_launch(kind, config, identity.gpus)
+        resume = prepare_run_dir(run_dir, resume_requested=bool(config.get("resume")))
+        write_run_config(kind, {**config, **plan.config_overrides}, run_dir, resume=resume)
+    except (LowDinoError, OSError) as exc:
+        return _fail_before_start(session, run_id, f"could not prepare run directory {run_dir}: {exc}")
+    launcher = options.launcher or default_launcher(options.python)
+    argv = list(launcher(kind, run_dir, resume, plan.nproc))
+    env = child_env(plan.visible_gpus, extra=options.env_extra)
+    stdout_path = run_dir / STDOUT_FILE
+    supervision = _Supervision(session, run, run_dir, identity=identity, options=options, state=state)
+    notes = [
+        f"[worker] {identity.name}: attempt {run.attempt}, {'resuming' if resume else 'starting'}: {' '.join(argv)}"
+    ]
+    if config.get("resume") and not resume:
+        notes.append("[worker] no checkpoint.pth from an earlier attempt; starting from step 0")
+    crud.append_log(session, run_id=run_id, lines=notes, stream="worker")
+    try:
+        with stdout_path.open("ab") as stdout:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+    except OSError as exc:
+        return _fail_before_start(
+            session, run_id, f"could not start the training process ({exc}); check the worker's Python"
+        )
+    returncode: int | None = None
+    try:
+        returncode = supervision.run(process)
+    finally:
+        if process.poll() is None:
+            # The supervisor itself is failing (a bug or a cold shutdown): never leave a trainer behind.
+            _kill_group(process)
+            process.wait()
+            if returncode is None:
+                _try_db(
+                    session,
+                    f"run {run_id}: mark interrupted",
+                    lambda: crud.transition_run(
+                        session,
+                        run_id=run_id,
+                        from_statuses=("running",),
+                        status="interrupted",
+                        error="the worker stopped supervising this run abruptly; resume it to continue",
+                    ),
+                )
+    if supervision.lease_lost:
+        return RunResult(run_id, "refused", "the run was taken away (interrupted) while it ran", returncode)
+    summary = _read_summary(run_dir)
+    outcome = decide_outcome(
+        returncode,
+        last_lines=list(supervision.logs.recent),
+        summary=summary,
+        stop_reason=supervision.stop_reason,
+        killed_after_s=supervision.killed_after_s,
+    )
+    _try_db(
+        session,
+        f"run {run_id}: final log",
+        lambda: crud.append_log(
+            session, run_id=run_id, lines=[f"[worker] {outcome.message}"], stream="worker"
+        ),
+    )
+    recorded = _finish(session, run_id, outcome, returncode, summary)
+    message = (
+        outcome.message if recorded else f"{outcome.message} (not recorded: the run was no longer running)"
+    )
+    return RunResult(run_id, outcome.status.value, message, returncode)
+
+
+def _read_summary(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return RunDir(run_dir).read_summary()
+    except (OSError, ValueError):
+        return None
