@@ -111,6 +111,8 @@ def main() -> None:
         "benchmark": "knn_speed",
         "device": "cpu",
         "threads": torch.get_num_threads(),
+        # Other processes on the machine inflate every time below; the load average says how much.
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "n_train": args.n_train,
         "n_test": args.n_test,
         "dim": args.dim,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.settings = settings
+    app.state.stopping = threading.Event()  # set when the server starts shutting down (ends event streams)
     app.state.engine = create_db_engine(settings.database_url)
     upgrade_database(app.state.engine)
     app.state.session_factory = make_session_factory(app.state.engine)

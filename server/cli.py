@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import threading
+from typing import Any
 
 from lowdino.errors import ConfigError
 from server.security import is_loopback
@@ -28,6 +29,7 @@ from server.settings import get_settings
 
 log = logging.getLogger("lowdino.server")
 WORKER_STOP_TIMEOUT_S = 60.0
+SHUTDOWN_GRACE_S = 5
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -107,6 +109,7 @@ def serve(args: argparse.Namespace) -> int:
     from server.app import create_app
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise here
     settings = get_settings()
     if not settings.api_token and not is_loopback(args.host):
         log.warning(
@@ -126,10 +129,49 @@ def serve(args: argparse.Namespace) -> int:
         f"LowDINO API on http://{shown_host}:{args.port}  (docs: /docs; data: {settings.home})",
         file=sys.stderr,
     )
+    # uvicorn handles SIGINT/SIGTERM while it serves, then re-raises the signal once it has shut down.
+    # Ignoring that echo lets the worker be stopped properly and the command exit 0; a second Ctrl+C
+    # while waiting for the worker interrupts the wait (and kills it).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _ignore_signal)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        config = uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+        )
+        _Server(config, app.state.stopping).run()
     finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         stopping.set()
         if worker is not None:
-            stop_worker(worker)
+            try:
+                stop_worker(worker)
+            except KeyboardInterrupt:
+                worker.kill()
+                worker.wait()
     return 0
+
+
+class _Server:
+    """uvicorn.Server that also tells open event streams to end when shutdown starts.
+
+    uvicorn waits for open connections before it shuts down, and an event stream never ends by
+    itself; `stopping` (polled by server.sse) lets them finish within one poll interval.
+    """
+
+    def __new__(cls, config: Any, stopping: threading.Event) -> Any:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                stopping.set()
+                super().handle_exit(sig, frame)
+
+        return Server(config)
+
+
+def _ignore_signal(_signum: int, _frame: object) -> None:
+    pass

@@ -89,26 +89,34 @@ class BodySizeLimit:
                 return
         seen = 0
         response_started = False
+        rejected = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, rejected
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    # Answer 413 here: the framework would turn an exception while reading the body into
+                    # a 400, so whatever the app sends after this is dropped (see limited_send).
+                    if not response_started and not rejected:
+                        rejected = True
+                        await self._reject(send)
                     raise _BodyTooLargeError
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def limited_send(message: Message) -> None:
             nonlocal response_started
+            if rejected:
+                return
             if message["type"] == "http.response.start":
                 response_started = True
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, limited_send)
         except _BodyTooLargeError:
-            if not response_started:
+            if not rejected and not response_started:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:

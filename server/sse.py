@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -35,12 +36,16 @@ async def event_stream(
     request: Request,
     session_factory: Callable[[], Any],
     *,
+    stopping: threading.Event | None = None,
     run_id: str,
     last_event_id: int,
     poll_interval: float,
     types: Sequence[str] | None = None,
 ) -> AsyncIterator[str]:
-    """Events of `run_id` after `last_event_id`, forever (until the client goes away)."""
+    """Events of `run_id` after `last_event_id`, until the client goes away or `stopping` is set.
+
+    The client's EventSource reconnects by itself after a server restart, with Last-Event-ID.
+    """
 
     def fetch(after: int) -> list[tuple[int, str]]:
         with session_factory() as session:
@@ -51,7 +56,7 @@ async def event_stream(
     cursor = last_event_id
     quiet_since = time.monotonic()
     while True:
-        if await request.is_disconnected():
+        if await request.is_disconnected() or (stopping is not None and stopping.is_set()):
             return
         batch = await run_in_threadpool(fetch, cursor)
         for event_id, text in batch:

@@ -53,6 +53,8 @@ class WorkerRuntime:
 
     def start(self) -> None:
         """Schema, workers row, heartbeat thread. Retries while a fresh database is being created."""
+        # Celery sets the root logger to INFO; alembic's per-migration chatter is noise in a worker log.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         for attempt in range(5):
             try:
                 upgrade_database(self.engine)

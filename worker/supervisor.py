@@ -34,8 +34,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from pydantic import BaseModel
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
@@ -102,7 +103,7 @@ def write_run_config(kind: str, config: Mapping[str, Any], run_dir: Path, *, res
 
     Raises ConfigError (one line) when the stored config no longer validates.
     """
-    model = CONFIG_MODELS[kind]
+    model = cast(type[BaseModel], CONFIG_MODELS[kind])  # the dict literal is typed as ModelMetaclass
     overrides: dict[str, Any] = {**config, "output_dir": str(run_dir)}
     if "resume" in model.model_fields:
         overrides["resume"] = resume
@@ -371,8 +372,14 @@ def _start_and_follow(
         plan = plan_launch(kind, config, identity.gpus)
         resume = prepare_run_dir(run_dir, resume_requested=bool(config.get("resume")))
         write_run_config(kind, {**config, **plan.config_overrides}, run_dir, resume=resume)
-    except (LowDinoError, OSError) as exc:
-        return _fail_before_start(session, run_id, f"could not prepare run directory {run_dir}: {exc}")
+    except LowDinoError as exc:
+        return _fail_before_start(session, run_id, str(exc))
+    except OSError as exc:
+        return _fail_before_start(
+            session,
+            run_id,
+            f"could not prepare run directory {run_dir} ({exc}); check its permissions and disk space",
+        )
     launcher = options.launcher or default_launcher(options.python)
     argv = list(launcher(kind, run_dir, resume, plan.nproc))
     env = child_env(plan.visible_gpus, extra=options.env_extra)
@@ -398,26 +405,25 @@ def _start_and_follow(
         return _fail_before_start(
             session, run_id, f"could not start the training process ({exc}); check the worker's Python"
         )
-    returncode: int | None = None
     try:
         returncode = supervision.run(process)
-    finally:
-        if process.poll() is None:
-            # The supervisor itself is failing (a bug or a cold shutdown): never leave a trainer behind.
-            _kill_group(process)
-            process.wait()
-            if returncode is None:
-                _try_db(
-                    session,
-                    f"run {run_id}: mark interrupted",
-                    lambda: crud.transition_run(
-                        session,
-                        run_id=run_id,
-                        from_statuses=("running",),
-                        status="interrupted",
-                        error="the worker stopped supervising this run abruptly; resume it to continue",
-                    ),
-                )
+    except BaseException:
+        # The supervisor itself is failing (a bug, or a cold shutdown raising into this thread): never
+        # leave a trainer behind, and leave the run resumable.
+        _kill_group(process)
+        process.wait()
+        _try_db(
+            session,
+            f"run {run_id}: mark interrupted",
+            lambda: crud.transition_run(
+                session,
+                run_id=run_id,
+                from_statuses=("running",),
+                status="interrupted",
+                error="the worker stopped supervising this run abruptly; resume it to continue",
+            ),
+        )
+        raise
     if supervision.lease_lost:
         return RunResult(run_id, "refused", "the run was taken away (interrupted) while it ran", returncode)
     summary = _read_summary(run_dir)

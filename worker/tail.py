@@ -69,7 +69,14 @@ class MetricsTail:
             # The offset landed mid-record of a rewritten file between our stat and read: start over.
             self._reset()
             records, self.offset = read_metrics(self.path, start_offset=0)
-        return [record for record in records if isinstance(record, dict) and "step" in record]
+        # Only metric records (an integer step) go to the database; anything else in the file is ignored.
+        return [
+            record
+            for record in records
+            if isinstance(record, dict)
+            and isinstance(record.get("step"), int)
+            and not isinstance(record["step"], bool)
+        ]
 
 
 class LogTail:

@@ -61,4 +61,6 @@ def resized_crops(images: torch.Tensor, boxes: torch.Tensor, source: torch.Tenso
     images: float (B, C, H, W); boxes: (K, 4) x1, y1, x2, y2 in pixels; source: int (K,) -> (K, C, size, size).
     """
     rois = torch.cat([source.to(boxes.dtype)[:, None], boxes], dim=1)
-    return roi_align(images, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+    return roi_align(
+        images, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True
+    )

@@ -27,10 +27,17 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class Normalize(nn.Module):
     """(x - mean) / std per channel; x float (B, 3, H, W)."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32)[None, :, None, None], persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32)[None, :, None, None], persistent=False)
+        self.register_buffer(
+            "mean", torch.tensor(mean, dtype=torch.float32)[None, :, None, None], persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor(std, dtype=torch.float32)[None, :, None, None], persistent=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean, std = self.mean.to(x.device), self.std.to(x.device)
@@ -112,11 +119,21 @@ class MultiCropAugmentation(nn.Module):
         super().__init__()
         if n_local < 0:
             raise ValueError(f"n_local must be >= 0, got {n_local}")
-        common = dict(flip_p=flip_p, jitter_p=jitter_p, grayscale_p=grayscale_p, mean=mean, std=std)
+        common = {
+            "flip_p": flip_p,
+            "jitter_p": jitter_p,
+            "grayscale_p": grayscale_p,
+            "mean": mean,
+            "std": std,
+        }
         self.n_local = n_local
         self.global1 = ViewAugmentation(global_size, global_scale, blur_p=blur_p[0], **common)  # type: ignore[arg-type]
         self.global2 = ViewAugmentation(
-            global_size, global_scale, blur_p=blur_p[1], solarize_p=solarize_p, **common  # type: ignore[arg-type]
+            global_size,
+            global_scale,
+            blur_p=blur_p[1],
+            solarize_p=solarize_p,
+            **common,  # type: ignore[arg-type]
         )
         self.local = ViewAugmentation(local_size, local_scale, blur_p=blur_p[2], **common)  # type: ignore[arg-type]
 

@@ -35,7 +35,7 @@ def random_grayscale(x: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Ten
 
 def blur_kernel_size(side: int) -> int:
     """About 10% of the crop side, odd, at least 3 (DINO's PIL blur scales with the image likewise)."""
-    return max(3, int(round(0.1 * side)) | 1)
+    return max(3, round(0.1 * side) | 1)
 
 
 def random_gaussian_blur(

@@ -209,5 +209,5 @@ def create_backbone(name: str, pretrained: bool = False, weights: str | None = N
         model = spec.builder()
     if not hasattr(model, "num_features"):
         raise TypeError(f"backbone builder for {name} returned a module without num_features")
-    model.backbone_name = name
+    model.backbone_name = name  # type: ignore[assignment]  # nn.Module's __setattr__ typing is too narrow
     return model

@@ -57,9 +57,10 @@ class ResNet5M(nn.Module):
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         self.layer1 = _stage(64, 64, blocks=3, stride=1)
         self.layer2 = nn.Sequential(BasicBlock(64, 128, stride=2), *_stage(128, 128, blocks=5, stride=1))
-        self.layer3 = _stage(128, 512, blocks=1, stride=2)
+        last = BasicBlock(128, 512, stride=2)
+        self.layer3 = nn.Sequential(last)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.num_features = self.layer3[-1].bn2.num_features
+        self.num_features: int = last.bn2.num_features
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")

@@ -129,7 +129,11 @@ def extract_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]
     for prefix in ("module.", "_orig_mod."):
         tensors = {key.removeprefix(prefix): value for key, value in tensors.items()}
     if any(key.startswith("backbone.") for key in tensors):
-        tensors = {key.removeprefix("backbone."): value for key, value in tensors.items() if key.startswith("backbone.")}
+        tensors = {
+            key.removeprefix("backbone."): value
+            for key, value in tensors.items()
+            if key.startswith("backbone.")
+        }
     return tensors
 
 

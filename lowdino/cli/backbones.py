@@ -45,7 +45,10 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     widths = [max(len(line[i]) for line in (header, *body)) for i in range(len(header) - 1)]
     lines = []
     for line in (header, *body):
-        cells = [cell.rjust(w) if i in (2, 3) else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths))]
+        cells = [
+            cell.rjust(w) if i in (2, 3) else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=False))
+        ]
         lines.append("  ".join([*cells, line[-1]]).rstrip())
     return "\n".join(lines)
 
@@ -56,5 +59,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
     else:
         print(format_table(rows))
-        print("\npretrained: timm = weights published (download once), cached = in the local HF cache, no = none")
+        print(
+            "\npretrained: timm = weights published (download once), cached = in the local HF cache, no = none"
+        )
     return 0

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from typing import Any
 
 from lowdino.cli.args import add_model_arguments
 from lowdino.config import PretrainConfig
@@ -55,10 +55,6 @@ def run(args: argparse.Namespace) -> int:
     from lowdino.train.trainer import pretrain
 
     summary = pretrain(config)
-    if summary.get("is_main", True):
-        print(json.dumps(_printable(summary)), file=sys.stdout)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary line rather than one per process
+        print(json.dumps(summary), file=sys.stdout)
     return EXIT_CANCELLED if summary["status"] == "cancelled" else EXIT_OK
-
-
-def _printable(summary: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in summary.items() if key != "is_main"}

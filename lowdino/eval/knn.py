@@ -85,11 +85,13 @@ def weighted_knn_scores(
     bank = F.normalize(train_feats.float(), dim=1)
     labels = train_labels.to(device=device, dtype=torch.long)
     k = max(1, min(k, bank.shape[0]))
-    bank_t = bank.t().contiguous()  # (D, N): row-major right operand keeps the GEMM on its fast path
     scores = torch.zeros(test_feats.shape[0], classes, dtype=torch.float32, device=device)
+    # One (chunk, N) block reused by every chunk: a fresh block per chunk would page-fault its
+    # memory in again each time on the CPU.
+    block = torch.empty(min(chunk_size, max(1, test_feats.shape[0])), bank.shape[0], device=device)
     for start in range(0, test_feats.shape[0], chunk_size):
         queries = F.normalize(test_feats[start : start + chunk_size].to(device).float(), dim=1)
-        similarity = queries @ bank_t  # (chunk, N)
+        similarity = torch.mm(queries, bank.T, out=block[: queries.shape[0]])  # (chunk, N) cosines
         top_sim, top_idx = similarity.topk(k, dim=1, largest=True, sorted=False)  # (chunk, k)
         weights = top_sim.div_(temperature).exp_()
         scores[start : start + queries.shape[0]].scatter_add_(1, labels[top_idx], weights)

@@ -27,6 +27,7 @@ class ReferenceResult:
     top1: float
     protocol_text: str
     source: str
+    citation: str  # short name of the source for table cells, e.g. "DINOv2"
     where: str
     published: bool = True
     k: int | None = None
@@ -38,7 +39,7 @@ class ReferenceResult:
 
     @property
     def label(self) -> str:
-        return f"{self.model} [published: {self.source}]"
+        return f"{self.model} [published: {self.citation}]"
 
 
 @functools.cache

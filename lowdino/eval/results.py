@@ -110,14 +110,16 @@ def table_rows(
                 columns.append(cell.column)
             row[cell.column] = cell.cell()
         rows.append(row)
-    published: dict[str, dict[str, str]] = {}
+    # One row per (model, source): figures from different papers never share a row.
+    published: dict[tuple[str, str], dict[str, str]] = {}
     for reference in references or []:
         column, value = _published_cells(reference)
         if column not in columns:
             columns.append(column)
         params = f"{reference.params_millions:g} M" if reference.params_millions is not None else "?"
         row = published.setdefault(
-            reference.model, {"model": reference.model, "params": params, "source": "published"}
+            (reference.model, reference.source),
+            {"model": reference.model, "params": params, "source": f"published ({reference.citation})"},
         )
         row[column] = value
     rows.extend(published.values())
@@ -125,7 +127,7 @@ def table_rows(
 
 
 def format_table(measured: list[EvalResults], references: list[ReferenceResult] | None = None) -> str:
-    """Plain-text table, one row per model; published rows say so in the ``source`` column."""
+    """Plain-text table, one row per model; published rows say "published (<citation>)" in ``source``."""
     header, rows = table_rows(measured, references)
     widths = {name: max(len(name), *(len(row.get(name, "-")) for row in rows)) for name in header}
     lines = ["  ".join(name.ljust(widths[name]) for name in header)]

@@ -46,10 +46,6 @@ from lowdino.eval.subsets import stratified_cap, stratified_subset
 from lowdino.train.metrics import MetricsWriter
 from lowdino.train.rundir import RunDir, atomic_write_text
 
-# How many images of a split go into its content fingerprint (evenly spaced): enough to notice a
-# changed folder, cheap enough to compute on every run.
-_FINGERPRINT_IMAGES = 256
-
 
 class EvalCancelled(Exception):  # noqa: N818 (a requested stop is not an error)
     """A STOP file appeared in the run directory; partial results were written."""
@@ -86,18 +82,15 @@ def check_labelled(data: LabeledImages, dataset: str, split: str) -> None:
         )
 
 
-def _dataset_id(config: EvalConfig, data: LabeledImages) -> str:
-    """Names the dataset's content for the feature cache: source options plus a content fingerprint."""
-    source: str = config.dataset
-    if config.dataset == "synthetic":
-        source += f":n={config.synthetic_size}:seed={config.seed}"
-    elif config.dataset == "imagefolder":
-        source += f":{Path(config.data_path).expanduser().resolve()}"
+def _dataset_id(dataset: str, data: LabeledImages) -> str:
+    """Names a split's content for the feature cache: the same pixels and labels give the same id.
+
+    Every pixel is hashed (CIFAR-10 train: 150 MB, ~0.2 s), so one edited image changes the id.
+    """
     digest = hashlib.sha256(f"{tuple(data.images.shape)}|{data.classes}".encode())
     digest.update(data.labels.numpy().tobytes())
-    step = max(1, len(data) // _FINGERPRINT_IMAGES)
-    digest.update(data.images[::step].contiguous().numpy().tobytes())
-    return f"{source}:{digest.hexdigest()[:16]}"
+    digest.update(memoryview(data.images.contiguous().numpy()).cast("B"))
+    return f"{dataset}:{digest.hexdigest()[:32]}"
 
 
 @dataclass
@@ -140,8 +133,8 @@ def _load_splits(config: EvalConfig) -> _Splits:
         test=test if test_index is None else test.subset(test_index),
         train_index=train_index,
         test_index=test_index,
-        train_id=_dataset_id(config, train),
-        test_id=_dataset_id(config, test),
+        train_id=_dataset_id(config.dataset, train),
+        test_id=_dataset_id(config.dataset, test),
     )
 
 

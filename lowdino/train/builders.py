@@ -93,9 +93,7 @@ def build_augmentation(config: PretrainConfig, device: torch.device) -> MultiCro
     return augmentation.to(device)
 
 
-def build_knn_monitor(
-    config: PretrainConfig, datasets: Datasets, device: torch.device
-) -> KnnMonitor | None:
+def build_knn_monitor(config: PretrainConfig, datasets: Datasets, device: torch.device) -> KnnMonitor | None:
     if not config.knn_monitor or datasets.test is None:
         return None
     spec = get_spec(config.backbone)

@@ -74,8 +74,11 @@ class CollapseDetector:
         )
 
     def state_dict(self) -> dict[str, Any]:
-        return {"collapsed_intervals": self.collapsed_intervals, "sums": dict(self._sums),
-                "counts": dict(self._counts)}
+        return {
+            "collapsed_intervals": self.collapsed_intervals,
+            "sums": dict(self._sums),
+            "counts": dict(self._counts),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.collapsed_intervals = int(state.get("collapsed_intervals", 0))

@@ -92,10 +92,7 @@ class Precision:
 
 def resolve_precision(name: str, device: torch.device) -> Precision:
     if name == "auto":
-        if device.type != "cuda":
-            name = "fp32"
-        else:
-            name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        name = "fp32" if device.type != "cuda" else "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if name == "fp32":
         return Precision("fp32", None, False)
     if name == "bf16":

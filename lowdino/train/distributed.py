@@ -44,7 +44,9 @@ def context_from_env(env: dict[str, str] | None = None) -> DistContext:
         rank = int(env.get("RANK", "0"))
         local_rank = int(env.get("LOCAL_RANK", str(rank)))
     except ValueError as exc:
-        raise ConfigError(f"WORLD_SIZE / RANK / LOCAL_RANK must be integers ({exc}); launch with torchrun") from exc
+        raise ConfigError(
+            f"WORLD_SIZE / RANK / LOCAL_RANK must be integers ({exc}); launch with torchrun"
+        ) from exc
     return DistContext(rank=rank, world_size=max(world_size, 1), local_rank=local_rank)
 
 

@@ -55,6 +55,7 @@ from lowdino.train.devices import (
 from lowdino.train.distributed import (
     DistContext,
     all_gather_objects,
+    any_rank,
     barrier,
     broadcast_module_state,
     context_from_env,
@@ -117,6 +118,17 @@ class Progress:
     timed_seconds: float = field(default=0.0, repr=False)
     steps_this_run: int = field(default=0, repr=False)
 
+    last_images_per_sec: float = field(default=0.0, repr=False)
+
+    def count_step(self, loss: float, images: int, seconds: float) -> None:
+        self.step += 1
+        self.last_loss = loss
+        self.steps_this_run += 1
+        self.last_images_per_sec = images / max(seconds, 1e-9)
+        if self.steps_this_run > WARMUP_STEPS:
+            self.timed_images += images
+            self.timed_seconds += seconds
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "best_knn": self.best_knn,
@@ -158,7 +170,9 @@ def _agree_on_output_dir(config: PretrainConfig, ctx: DistContext) -> Path:
     return Path(path[0])
 
 
-def _prepare(config: PretrainConfig, ctx: DistContext, device: torch.device, precision: Precision) -> Prepared:
+def _prepare(
+    config: PretrainConfig, ctx: DistContext, device: torch.device, precision: Precision
+) -> Prepared:
     run_dir = RunDir(Path(config.output_dir or "."))
     builders.check_run_dir(run_dir, resume=config.resume)
     builders.check_crop_sizes(config)
@@ -232,7 +246,9 @@ def _run(p: Prepared, callbacks: Sequence[TrainerCallback]) -> dict[str, Any]:
         close_logging(logger)
 
 
-def _restore(p: Prepared, checkpoint: dict[str, Any], progress: Progress, detector: CollapseDetector | None) -> None:
+def _restore(
+    p: Prepared, checkpoint: dict[str, Any], progress: Progress, detector: CollapseDetector | None
+) -> None:
     p.method.load_state_dict(checkpoint["method"])
     p.optimizer.load_state_dict(checkpoint["optimizer"])
     if checkpoint.get("scaler"):
@@ -310,18 +326,16 @@ def _train(
     callbacks: Sequence[TrainerCallback],
     logger: logging.Logger,
 ) -> str:
-    """The loop over steps; returns 'completed' or 'cancelled'."""
+    """The loop over epochs and steps; returns 'completed' or 'cancelled'."""
     c, s = p.config, p.schedules
     spe, total = s.steps_per_epoch, s.total_steps
     collapse_every = max(1, min(spe * c.logging_freq, total // 10))
     extra_sync = _parameters_outside_student(p)
     bar = ProgressBar(total=total, initial=progress.step, enabled=p.ctx.is_main)
     started = time.perf_counter() - progress.wall_time
-    status = "completed"
     try:
         while progress.step < total:
             epoch = progress.step // spe
-            skip = progress.step - epoch * spe  # batches of this epoch already trained (resume)
             batches = iterate_batches(
                 p.datasets.train,
                 p.per_rank_batch,
@@ -332,55 +346,70 @@ def _train(
                 rank=p.ctx.rank,
                 world_size=p.ctx.world_size,
                 device=p.device,
-                start_batch=skip,
+                start_batch=progress.step - epoch * spe,  # > 0 when resuming mid-epoch
             )
             for images, _labels in batches:
                 tick = time.perf_counter()
                 loss, metrics = train_step(p, images, progress.step, extra_sync)
-                stop_here = p.ctx.is_main and (p.run_dir.stop_requested() or any(cb.should_stop() for cb in callbacks))
-                loss, stop = _reduce_loss_and_stop(loss, stop_here, p)
-                elapsed = time.perf_counter() - tick
-                progress.step += 1
-                progress.last_loss = loss
-                progress.steps_this_run += 1
-                if progress.steps_this_run > WARMUP_STEPS:
-                    progress.timed_images += c.batch_size
-                    progress.timed_seconds += elapsed
+                loss = _mean_over_ranks(loss, p)
+                progress.count_step(loss, c.batch_size, time.perf_counter() - tick)
                 done = progress.step
-                record = _record(p, done, loss, metrics, c.batch_size / max(elapsed, 1e-9))
-                end_of_epoch = done % spe == 0
-                periodic = end_of_epoch and (done // spe) % c.logging_freq == 0
+                periodic = done % spe == 0 and (done // spe) % c.logging_freq == 0
                 last = done == total
+
+                record = _record(p, done, loss, metrics, progress.last_images_per_sec)
                 if detector is not None:
                     detector.observe(loss, metrics)
                     if done % collapse_every == 0 or last:
-                        warning = detector.end_interval()
-                        if warning:
-                            record["collapse_warning"] = progress.collapse_warning = warning
-                            logger.warning("step %d: %s", done, warning)
-                if p.knn is not None and (periodic or last) and not stop:
-                    knn = p.knn(p.method.eval_backbone())
-                    record["knn_top1"] = progress.last_knn = knn
-                    progress.best_knn = knn if progress.best_knn is None else max(progress.best_knn, knn)
-                    logger.info("step %d epoch %.2f: loss %.4f, kNN top-1 %.2f%%", done, done / spe, loss, knn)
+                        _check_collapse(detector, record, progress, logger)
+                if p.knn is not None and (periodic or last):
+                    _measure_knn(p, record, progress, logger)
                 progress.wall_time = time.perf_counter() - started
                 if writer is not None:
-                    writer.write(record)
+                    writer.write(record)  # callbacks see the record before they are asked to stop
                 bar.update(record)
+
+                stop = _any_rank(p.ctx.is_main and _stop_requested(p, callbacks), p)
                 every = c.checkpoint_every_steps
                 if periodic or last or stop or (every and done % every == 0):
                     _save(p, progress, detector, periodic_epoch=done // spe if periodic else None)
                 if stop:
-                    status = "cancelled"
                     logger.info("stop requested: checkpoint saved at step %d", done)
                     if p.ctx.is_main:
                         p.run_dir.stop_request.unlink(missing_ok=True)
-                    return status
-                if done >= total:
-                    break
+                    return "cancelled"
+                if last:
+                    break  # max_steps can end the run mid-epoch
     finally:
         bar.close()
-    return status
+    return "completed"
+
+
+def _stop_requested(p: Prepared, callbacks: Sequence[TrainerCallback]) -> bool:
+    return p.run_dir.stop_requested() or any(callback.should_stop() for callback in callbacks)
+
+
+def _check_collapse(
+    detector: CollapseDetector, record: dict[str, Any], progress: Progress, logger: logging.Logger
+) -> None:
+    warning = detector.end_interval()
+    if warning:
+        record["collapse_warning"] = progress.collapse_warning = warning
+        logger.warning("step %d: %s", record["step"], warning)
+
+
+def _measure_knn(p: Prepared, record: dict[str, Any], progress: Progress, logger: logging.Logger) -> None:
+    assert p.knn is not None
+    knn = p.knn(p.method.eval_backbone())
+    record["knn_top1"] = progress.last_knn = knn
+    progress.best_knn = knn if progress.best_knn is None else max(progress.best_knn, knn)
+    logger.info(
+        "step %d epoch %.2f: loss %.4f, kNN top-1 %.2f%%",
+        record["step"],
+        record["epoch"],
+        record["loss"],
+        knn,
+    )
 
 
 def train_step(
@@ -440,16 +469,22 @@ def _all_reduce_gradients(parameters: list[nn.Parameter], ctx: DistContext) -> N
         offset += grad.numel()
 
 
-def _reduce_loss_and_stop(loss: float, stop: bool, p: Prepared) -> tuple[float, bool]:
-    """Mean loss over ranks and 'any rank wants to stop', in one collective."""
+def _mean_over_ranks(loss: float, p: Prepared) -> float:
     if not p.ctx.distributed:
-        return loss, stop
-    values = torch.tensor([loss, 1.0 if stop else 0.0], dtype=torch.float64, device=p.device)
-    dist.all_reduce(values)
-    return float(values[0]) / p.ctx.world_size, bool(values[1] > 0)
+        return loss
+    value = torch.tensor([loss], dtype=torch.float64, device=p.device)
+    dist.all_reduce(value)
+    return float(value[0]) / p.ctx.world_size
 
 
-def _record(p: Prepared, done: int, loss: float, metrics: dict[str, float], images_per_sec: float) -> dict[str, Any]:
+def _any_rank(flag: bool, p: Prepared) -> bool:
+    """Every rank learns that one rank (rank 0: STOP file, callbacks) wants to stop."""
+    return any_rank(flag, p.ctx, p.device)
+
+
+def _record(
+    p: Prepared, done: int, loss: float, metrics: dict[str, float], images_per_sec: float
+) -> dict[str, Any]:
     s = p.schedules
     index = done - 1  # schedule values used by the step just taken
     return {
@@ -467,7 +502,9 @@ def _record(p: Prepared, done: int, loss: float, metrics: dict[str, float], imag
     }
 
 
-def _save(p: Prepared, progress: Progress, detector: CollapseDetector | None, *, periodic_epoch: int | None) -> None:
+def _save(
+    p: Prepared, progress: Progress, detector: CollapseDetector | None, *, periodic_epoch: int | None
+) -> None:
     rng = all_gather_objects(capture_rng_state(), p.ctx)
     if not p.ctx.is_main:
         return

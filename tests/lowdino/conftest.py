@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CIFAR_ZIP = Path(os.environ.get("LOWDINO_CIFAR_ZIP", REPO_ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.zip"))
+CIFAR_ZIP = Path(
+    os.environ.get("LOWDINO_CIFAR_ZIP", REPO_ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.zip")
+)
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 CIFAR_TRAIN_PER_CLASS = 30
 CIFAR_TEST_PER_CLASS = 10

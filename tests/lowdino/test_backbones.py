@@ -171,7 +171,9 @@ def _wrapped(state: dict[str, torch.Tensor], kind: str) -> dict:
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["dino_checkpoint", "ddp_state_dict", "model_with_classifier", "backbone_key"])
+@pytest.mark.parametrize(
+    "kind", ["dino_checkpoint", "ddp_state_dict", "model_with_classifier", "backbone_key"]
+)
 def test_wrapped_checkpoints_load(kind: str, built: dict, tmp_path: Path) -> None:
     source = built["resnet5m"]
     path = tmp_path / "wrapped.pth"
@@ -200,7 +202,9 @@ def test_timm_checkpoint_with_classifier_and_other_resolution_loads(tmp_path: Pa
 def test_mismatched_weights_name_backbone_and_keys(built: dict, tmp_path: Path) -> None:
     path = tmp_path / "resnet18.pth"
     torch.save(built["resnet18"].state_dict(), path)
-    with pytest.raises(CheckpointError, match=r"does not fit backbone resnet5m: missing keys .*unexpected keys"):
+    with pytest.raises(
+        CheckpointError, match=r"does not fit backbone resnet5m: missing keys .*unexpected keys"
+    ):
         create_backbone("resnet5m", weights=str(path))
 
     path = tmp_path / "narrow.pth"
@@ -231,7 +235,8 @@ def test_missing_pretrained_weights_explain_the_fix(name: str, empty_hf_home: Pa
     with pytest.raises(WeightsNotFoundError) as info:
         create_backbone(name, pretrained=True)
     message = str(info.value)
-    assert spec.hf_hub_id and spec.hf_hub_id in message
+    assert spec.hf_hub_id
+    assert spec.hf_hub_id in message
     assert str(empty_hf_home / "hub") in message
     assert "--weights FILE" in message
     assert f"timm.create_model('{spec.timm_model_id}', pretrained=True)" in message
@@ -241,7 +246,9 @@ def test_missing_pretrained_weights_explain_the_fix(name: str, empty_hf_home: Pa
 
 @pytest.mark.parametrize("name", sorted(WITHOUT_TIMM_WEIGHTS))
 def test_backbones_without_timm_weights_need_a_file(name: str, empty_hf_home: Path) -> None:
-    with pytest.raises(WeightsNotFoundError, match=f"{name} has no pretrained weights in timm; pass --weights"):
+    with pytest.raises(
+        WeightsNotFoundError, match=f"{name} has no pretrained weights in timm; pass --weights"
+    ):
         create_backbone(name, pretrained=True)
 
 
@@ -269,7 +276,8 @@ def test_pretrained_weights_load_from_local_hf_cache(empty_hf_home: Path) -> Non
     loaded = model.state_dict()
     assert loaded.keys() <= published.state_dict().keys()
     assert all(torch.equal(v, published.state_dict()[k]) for k, v in loaded.items())
-    assert model.num_features == 320 and model.backbone_name == "mobilevit_xxs"
+    assert model.num_features == 320
+    assert model.backbone_name == "mobilevit_xxs"
     assert "HF_HUB_OFFLINE" not in os.environ
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,19 @@ def test_missing_baseline_weights(tmp_path, monkeypatch):
 def test_fraction_too_small_for_a_class(tmp_path):
     with pytest.raises(DataError, match=r"leaves class .* with no image; use a fraction >="):
         evaluate(tiny_config(tmp_path, backbone="resnet5m", label_fractions="0.05"), progress=False)
+
+
+def test_real_cifar_images_and_an_edited_image_invalidates_the_cache(cifar_folder, tmp_path, capsys):
+    folder = tmp_path / "cifar"
+    shutil.copytree(cifar_folder, folder, ignore=shutil.ignore_patterns(".lowdino-cache"))
+    config = tiny_config(tmp_path, dataset="imagefolder", data_path=str(folder), protocols="knn")
+    first = evaluate(config, progress=False)
+    assert (first.image_size, first.num_classes, first.train_size, first.test_size) == (32, 10, 300, 100)
+    capsys.readouterr()
+    # One training image replaced by another: the train features must be extracted again.
+    train_cats = sorted((folder / "train" / "cat").iterdir())
+    shutil.copyfile(train_cats[1], train_cats[0])
+    evaluate(config, progress=False)
+    log = capsys.readouterr().err
+    assert "train features (300, 512) (extracted)" in log
+    assert "test features (100, 512) (cache hit)" in log

@@ -48,8 +48,15 @@ def test_schedules_scale_lr_with_batch_and_anneal() -> None:
 
 
 def test_max_steps_compresses_every_schedule() -> None:
-    config = _config(warmup_epochs=2, max_steps=30, weight_decay=0.04, weight_decay_end=0.4,
-                     warmup_teacher_temp=0.02, teacher_temp=0.04, warmup_teacher_temp_epochs=5)
+    config = _config(
+        warmup_epochs=2,
+        max_steps=30,
+        weight_decay=0.04,
+        weight_decay_end=0.4,
+        warmup_teacher_temp=0.02,
+        teacher_temp=0.04,
+        warmup_teacher_temp_epochs=5,
+    )
     schedules = build_schedules(config, steps_per_epoch=10)
     assert schedules.total_steps == 30
     assert len(schedules.lr) == len(schedules.momentum) == len(schedules.teacher_temp) == 30
@@ -82,7 +89,8 @@ def test_collapse_detector_needs_several_intervals_and_resets() -> None:
         assert detector.end_interval() is None
     detector.observe(log_k + 1e-4, {})
     warning = detector.end_interval()
-    assert warning is not None and "ln(out_dim)" in warning
+    assert warning is not None
+    assert "ln(out_dim)" in warning
     detector.observe(3.0, {"teacher_entropy": 2.0, "teacher_batch_entropy": 5.0})
     assert detector.end_interval() is None
     assert detector.collapsed_intervals == 0
@@ -93,7 +101,8 @@ def test_collapse_detector_flags_constant_teacher() -> None:
     detector.observe(2.0, {"teacher_entropy": 1e-5, "teacher_batch_entropy": 1e-4})
     warning = detector.end_interval()
     assert warning is not None
-    assert "teacher entropy" in warning and "same output for every image" in warning
+    assert "teacher entropy" in warning
+    assert "same output for every image" in warning
 
 
 def test_metrics_writer_callbacks_and_truncation(tmp_path) -> None:
@@ -109,7 +118,9 @@ def test_metrics_writer_callbacks_and_truncation(tmp_path) -> None:
     path = tmp_path / "metrics.jsonl"
     with MetricsWriter(path, callbacks=[Recorder()]) as writer:
         for step in range(1, 6):
-            writer.write({"step": step, "epoch": step / 5, "time": 0.0, "total_steps": 5, "loss": float("nan")})
+            writer.write(
+                {"step": step, "epoch": step / 5, "time": 0.0, "total_steps": 5, "loss": float("nan")}
+            )
     assert [r["step"] for r in seen] == [1, 2, 3, 4, 5]
     assert seen[0]["loss"] is None  # JSON has no NaN
     with path.open("a") as handle:
@@ -145,7 +156,9 @@ def test_checkpoint_errors(tmp_path) -> None:
     with pytest.raises(CheckpointError, match="cannot be read"):
         load_checkpoint(corrupt)
     payload = {"config": {"backbone": "resnet5m", "method": "dino", "out_dim": 256}}
-    with pytest.raises(CheckpointError, match=r"backbone 'resnet5m' in the checkpoint vs 'mobilevit_xxs'.*out_dim"):
+    with pytest.raises(
+        CheckpointError, match=r"backbone 'resnet5m' in the checkpoint vs 'mobilevit_xxs'.*out_dim"
+    ):
         check_compatible(payload, {"backbone": "mobilevit_xxs", "method": "dino", "out_dim": 512}, corrupt)
     check_compatible(payload, {"backbone": "resnet5m", "method": "dino", "out_dim": 256, "lr": 1.0}, corrupt)
 
@@ -159,7 +172,9 @@ def test_device_and_precision_resolution(monkeypatch) -> None:
         resolve_precision("fp16", torch.device("cpu"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto", ctx) == torch.device("cpu")
-    with pytest.raises(DeviceError, match="CUDA was requested but torch sees no GPU; use --device cpu or auto"):
+    with pytest.raises(
+        DeviceError, match="CUDA was requested but torch sees no GPU; use --device cpu or auto"
+    ):
         resolve_device("cuda", ctx)
 
 

@@ -78,7 +78,7 @@ def broker_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest) -> str:
     """Each test using it runs on both databases, starting from empty tables."""
     url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
     engine = create_db_engine(url)
@@ -86,7 +86,7 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
         for table in TABLES:
             connection.execute(text(f"DELETE FROM {table}"))
     engine.dispose()
-    yield url
+    return url
 
 
 @pytest.fixture

@@ -54,15 +54,20 @@ def test_downsampling_keeps_first_last_min_max(engine: Engine, max_points: int) 
     assert series.downsampled
     assert len(series.steps) <= max_points
     assert series.steps == sorted(set(series.steps))
-    assert series.steps[0] == 1 and series.values[0] == values[0]
-    assert series.steps[-1] == len(values) and series.values[-1] == values[-1]
-    assert max(series.values) == max(values) and min(series.values) == min(values)
+    assert series.steps[0] == 1
+    assert series.values[0] == values[0]
+    assert series.steps[-1] == len(values)
+    assert series.values[-1] == values[-1]
+    assert max(series.values) == max(values)
+    assert min(series.values) == min(values)
     # Every kept point is a real stored point.
     for step, value in zip(series.steps, series.values, strict=True):
         assert values[step - 1] == value
     # Buckets cover the whole range: no gap wider than two buckets.
     buckets = (max_points - 2) // 2
-    assert max(b - a for a, b in zip(series.steps, series.steps[1:], strict=False)) <= 2 * math.ceil(len(values) / buckets)
+    assert max(b - a for a, b in zip(series.steps, series.steps[1:], strict=False)) <= 2 * math.ceil(
+        len(values) / buckets
+    )
 
 
 def test_small_series_come_back_raw(engine: Engine) -> None:
@@ -71,14 +76,18 @@ def test_small_series_come_back_raw(engine: Engine) -> None:
     with session_scope(engine) as session:
         series = downsample_series(session, run_id=run_id, key="loss", max_points=1500)
         empty = downsample_series(session, run_id=run_id, key="nothing", max_points=1500)
-    assert not series.downsampled and series.steps == [1, 2, 3] and series.values == [3.0, 1.0, 2.0]
+    assert not series.downsampled
+    assert series.steps == [1, 2, 3]
+    assert series.values == [3.0, 1.0, 2.0]
     assert empty.steps == []
 
 
 def test_sparse_series_keeps_every_point(engine: Engine) -> None:
     run_id = make_run(engine)
     with session_scope(engine) as session:
-        crud.ingest_metrics(session, run_id=run_id, records=[{"step": s * 1000, "knn_top1": s / 10} for s in range(1, 301)])
+        crud.ingest_metrics(
+            session, run_id=run_id, records=[{"step": s * 1000, "knn_top1": s / 10} for s in range(1, 301)]
+        )
         series = downsample_series(session, run_id=run_id, key="knn_top1", max_points=1500)
     assert series.steps == [s * 1000 for s in range(1, 301)]
 
@@ -88,20 +97,29 @@ def test_metrics_endpoint_axes_and_ranges(client: TestClient, engine: Engine) ->
     values = noisy_series(5000)
     ingest(engine, run_id, values)
     with session_scope(engine) as session:
-        crud.ingest_metrics(session, run_id=run_id, records=[{"step": s, "knn_top1": float(s)} for s in (100, 200)])
+        crud.ingest_metrics(
+            session, run_id=run_id, records=[{"step": s, "knn_top1": float(s)} for s in (100, 200)]
+        )
     body = client.get(f"/api/runs/{run_id}/metrics", params={"max_points": 200}).json()
     assert {series["key"] for series in body["series"]} == {"loss", "knn_top1"}
     loss = next(series for series in body["series"] if series["key"] == "loss")
-    assert loss["downsampled"] and len(loss["x"]) <= 200 and loss["x"] == loss["step"]
-    assert max(loss["y"]) == max(values) and min(loss["y"]) == min(values)
+    assert loss["downsampled"]
+    assert len(loss["x"]) <= 200
+    assert loss["x"] == loss["step"]
+    assert max(loss["y"]) == max(values)
+    assert min(loss["y"]) == min(values)
 
     by_time = client.get(
-        f"/api/runs/{run_id}/metrics", params={"keys": "loss", "x": "time", "start": 1100, "end": 1200, "max_points": 50}
+        f"/api/runs/{run_id}/metrics",
+        params={"keys": "loss", "x": "time", "start": 1100, "end": 1200, "max_points": 50},
     ).json()
     (series,) = by_time["series"]
     assert all(1100 <= x <= 1200 for x in series["x"])
-    assert series["x"][0] == 1100 and series["x"][-1] == 1200
-    by_epoch = client.get(f"/api/runs/{run_id}/metrics", params={"keys": "loss", "x": "epoch", "end": 0.5}).json()
+    assert series["x"][0] == 1100
+    assert series["x"][-1] == 1200
+    by_epoch = client.get(
+        f"/api/runs/{run_id}/metrics", params={"keys": "loss", "x": "epoch", "end": 0.5}
+    ).json()
     assert by_epoch["series"][0]["x"] == [s / 100 for s in range(1, 51)]
     assert client.get(f"/api/runs/{run_id}/metrics", params={"x": "wall"}).status_code == 422
     assert client.get(f"/api/runs/{run_id}/metrics", params={"max_points": 1}).status_code == 422
@@ -131,12 +149,15 @@ def test_csv_export_streams_every_raw_point(client: TestClient, engine: Engine) 
 def test_logs_from_events_then_file(client: TestClient, engine: Engine, settings: Settings) -> None:
     run_id = make_run(engine)
     with session_scope(engine) as session:
-        crud.update_run_status(session, run_id=run_id, status="running", output_dir=str(settings.run_dir(run_id)))
+        crud.update_run_status(
+            session, run_id=run_id, status="running", output_dir=str(settings.run_dir(run_id))
+        )
     assert client.get(f"/api/runs/{run_id}/logs").json() == {"run_id": run_id, "lines": [], "source": "none"}
     settings.run_dir(run_id).mkdir(parents=True)
     (settings.run_dir(run_id) / "stdout.log").write_text("".join(f"file {i}\n" for i in range(10)))
     from_file = client.get(f"/api/runs/{run_id}/logs", params={"tail": 2}).json()
-    assert from_file["source"] == "file" and from_file["lines"] == ["file 8", "file 9"]
+    assert from_file["source"] == "file"
+    assert from_file["lines"] == ["file 8", "file 9"]
     with session_scope(engine) as session:
         crud.append_log(session, run_id=run_id, lines=["a", "b", "c"])
     from_events = client.get(f"/api/runs/{run_id}/logs", params={"tail": 2}).json()

@@ -68,7 +68,8 @@ def test_invalid_config_is_422_naming_the_field(client: TestClient, config: dict
     response = client.post("/api/runs", json={"kind": "pretrain", "config": {**TINY, **config}})
     assert response.status_code == 422
     detail = response.json()["detail"]
-    assert isinstance(detail, str) and "\n" not in detail
+    assert isinstance(detail, str)
+    assert "\n" not in detail
     assert field in detail
     assert client.get("/api/runs").json()["count"] == 0
 
@@ -84,9 +85,13 @@ def test_each_kind_uses_its_own_model(client: TestClient) -> None:
     assert run.json()["config"]["protocols"] == ["knn", "linear"]
     distill = client.post(
         "/api/runs",
-        json={"kind": "distill", "config": {"dataset": "synthetic", "teacher": "resnet5m", "student": "resnet5m"}},
+        json={
+            "kind": "distill",
+            "config": {"dataset": "synthetic", "teacher": "resnet5m", "student": "resnet5m"},
+        },
     )
-    assert distill.status_code == 422 and "student" in distill.json()["detail"]
+    assert distill.status_code == 422
+    assert "student" in distill.json()["detail"]
 
 
 def test_unknown_kind_and_body_keys_are_rejected(client: TestClient) -> None:
@@ -116,17 +121,20 @@ def test_data_paths_must_lie_under_data_roots(client: TestClient, data_root: Pat
     (data_root / "sneaky").symlink_to(outside)
     for path in ("/etc", str(data_root / ".." / "outside"), str(data_root / "sneaky"), "../../../etc"):
         response = client.post(
-            "/api/runs", json={"kind": "pretrain", "config": {**TINY, "dataset": "imagefolder", "data_path": path}}
+            "/api/runs",
+            json={"kind": "pretrain", "config": {**TINY, "dataset": "imagefolder", "data_path": path}},
         )
         assert response.status_code == 422, path
         detail = response.json()["detail"]
-        assert "config.data_path" in detail and "LOWDINO_DATA_ROOTS" in detail
+        assert "config.data_path" in detail
+        assert "LOWDINO_DATA_ROOTS" in detail
 
 
 def test_relative_data_path_resolves_inside_a_root(client: TestClient, data_root: Path) -> None:
     extract_cifar(data_root, per_class=1)
     response = client.post(
-        "/api/runs", json={"kind": "pretrain", "config": {**TINY, "dataset": "imagefolder", "data_path": "cifar10"}}
+        "/api/runs",
+        json={"kind": "pretrain", "config": {**TINY, "dataset": "imagefolder", "data_path": "cifar10"}},
     )
     assert response.status_code == 201, response.text
     assert response.json()["config"]["data_path"] == str((data_root / "cifar10").resolve())
@@ -142,14 +150,21 @@ def test_eval_checkpoint_may_name_a_run(client: TestClient, settings: Settings) 
     escape = client.post(
         "/api/runs", json={"kind": "eval", "config": {"dataset": "synthetic", "checkpoint": "/etc/passwd"}}
     )
-    assert escape.status_code == 422 and "config.checkpoint" in escape.json()["detail"]
+    assert escape.status_code == 422
+    assert "config.checkpoint" in escape.json()["detail"]
 
 
 def test_list_filters_sort_and_pages(client: TestClient, session: object) -> None:
     a = submit(client, name="alpha resnet", tags=["x"])
     b = submit(client, name="beta mobilevit", tags=["y"], config={**TINY, "backbone": "mobilevit_xxs"})
     c = client.post(
-        "/api/runs", json={"kind": "eval", "name": "gamma", "tags": ["x"], "config": {"dataset": "synthetic", "backbone": "resnet5m"}}
+        "/api/runs",
+        json={
+            "kind": "eval",
+            "name": "gamma",
+            "tags": ["x"],
+            "config": {"dataset": "synthetic", "backbone": "resnet5m"},
+        },
     ).json()
     crud.update_run_status(session, run_id=b["id"], status="running")  # type: ignore[arg-type]
 
@@ -171,7 +186,8 @@ def test_list_filters_sort_and_pages(client: TestClient, session: object) -> Non
     assert ids(q="ALPHA") == [a["id"]]
     assert ids(q="%") == []  # LIKE wildcards are literal
     page = client.get("/api/runs", params={"limit": 2, "offset": 1, "sort": "created_at"}).json()
-    assert [run["id"] for run in page["data"]] == [b["id"], c["id"]] and page["count"] == 3
+    assert [run["id"] for run in page["data"]] == [b["id"], c["id"]]
+    assert page["count"] == 3
     assert client.get("/api/runs", params={"sort": "config"}).status_code == 422
     assert client.get("/api/runs", params={"status": "sleeping"}).status_code == 422
 
@@ -196,7 +212,8 @@ def test_unknown_run_is_404(client: TestClient) -> None:
 def test_cancel_queued_run_is_immediate(client: TestClient, settings: Settings) -> None:
     run = submit(client)
     cancelled = client.post(f"/api/runs/{run['id']}/cancel").json()
-    assert cancelled["status"] == "cancelled" and cancelled["finished_at"] is not None
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["finished_at"] is not None
     assert not (settings.run_dir(run["id"]) / "STOP").exists()
     assert client.post(f"/api/runs/{run['id']}/cancel").status_code == 409
 
@@ -207,7 +224,8 @@ def test_cancel_running_run_is_cooperative(client: TestClient, session: object, 
     response = client.post(f"/api/runs/{run['id']}/cancel")
     assert response.status_code == 200
     body = response.json()
-    assert body["status"] == "running" and body["cancel_requested"] is True
+    assert body["status"] == "running"
+    assert body["cancel_requested"] is True
     assert (settings.run_dir(run["id"]) / "STOP").is_file()
 
 
@@ -218,7 +236,8 @@ def test_resume_rules(client: TestClient, session: object, settings: Settings) -
     assert client.post(f"/api/runs/{run_id}/resume").status_code == 409  # running
     crud.update_run_status(session, run_id=run_id, status="interrupted", error="worker died")  # type: ignore[arg-type]
     no_checkpoint = client.post(f"/api/runs/{run_id}/resume")
-    assert no_checkpoint.status_code == 409 and "checkpoint" in no_checkpoint.json()["detail"]
+    assert no_checkpoint.status_code == 409
+    assert "checkpoint" in no_checkpoint.json()["detail"]
 
     make_run_files(settings.run_dir(run_id))
     (settings.run_dir(run_id) / "STOP").touch()
@@ -226,22 +245,27 @@ def test_resume_rules(client: TestClient, session: object, settings: Settings) -
     assert resumed["status"] == "queued"
     assert resumed["config"]["resume"] is True
     assert resumed["config"]["output_dir"] == run["config"]["output_dir"]
-    assert resumed["attempt"] == 2 and resumed["error"] is None
+    assert resumed["attempt"] == 2
+    assert resumed["error"] is None
     assert not (settings.run_dir(run_id) / "STOP").exists()
 
     crud.claim_run(session, run_id=run_id, worker_name="w1")  # type: ignore[arg-type]
     crud.update_run_status(session, run_id=run_id, status="completed", exit_code=0)  # type: ignore[arg-type]
     completed = client.post(f"/api/runs/{run_id}/resume")
-    assert completed.status_code == 409 and "clone" in completed.json()["detail"]
+    assert completed.status_code == 409
+    assert "clone" in completed.json()["detail"]
 
 
 def test_eval_runs_cannot_resume(client: TestClient, session: object, settings: Settings) -> None:
-    run = client.post("/api/runs", json={"kind": "eval", "config": {"dataset": "synthetic", "backbone": "resnet5m"}}).json()
+    run = client.post(
+        "/api/runs", json={"kind": "eval", "config": {"dataset": "synthetic", "backbone": "resnet5m"}}
+    ).json()
     crud.claim_run(session, run_id=run["id"], worker_name="w1")  # type: ignore[arg-type]
     crud.update_run_status(session, run_id=run["id"], status="failed")  # type: ignore[arg-type]
     make_run_files(settings.run_dir(run["id"]))
     response = client.post(f"/api/runs/{run['id']}/resume")
-    assert response.status_code == 409 and "clone" in response.json()["detail"]
+    assert response.status_code == 409
+    assert "clone" in response.json()["detail"]
 
 
 def test_clone_copies_config_with_overrides(client: TestClient, settings: Settings) -> None:
@@ -249,18 +273,25 @@ def test_clone_copies_config_with_overrides(client: TestClient, settings: Settin
     clone = client.post(f"/api/runs/{original['id']}/clone", json={"config": {"batch_size": 32}})
     assert clone.status_code == 201
     body = clone.json()
-    assert body["id"] != original["id"] and body["parent_id"] == original["id"]
-    assert body["status"] == "queued" and body["tags"] == ["a"] and body["name"] == "base (copy)"
+    assert body["id"] != original["id"]
+    assert body["parent_id"] == original["id"]
+    assert body["status"] == "queued"
+    assert body["tags"] == ["a"]
+    assert body["name"] == "base (copy)"
     assert body["config"]["batch_size"] == 32
     assert body["config"]["backbone"] == original["config"]["backbone"]
     assert body["config"]["output_dir"] == str(settings.run_dir(body["id"]))
     bad = client.post(f"/api/runs/{original['id']}/clone", json={"config": {"batch_size": -1}})
-    assert bad.status_code == 422 and "batch_size" in bad.json()["detail"]
+    assert bad.status_code == 422
+    assert "batch_size" in bad.json()["detail"]
     plain = client.post(f"/api/runs/{original['id']}/clone")
-    assert plain.status_code == 201 and plain.json()["config"]["batch_size"] == 16
+    assert plain.status_code == 201
+    assert plain.json()["config"]["batch_size"] == 16
 
 
-def test_delete_removes_row_metrics_and_files(client: TestClient, session: object, settings: Settings) -> None:
+def test_delete_removes_row_metrics_and_files(
+    client: TestClient, session: object, settings: Settings
+) -> None:
     run = submit(client)
     run_id = run["id"]
     crud.claim_run(session, run_id=run_id, worker_name="w1")  # type: ignore[arg-type]

@@ -20,8 +20,15 @@ def run_id(engine: Engine) -> str:
 
 def records(steps: range, *, total: int = 100, offset: float = 0.0) -> list[dict]:
     return [
-        {"step": s, "epoch": s / 10, "time": s * 0.5, "total_steps": total, "loss": 5.0 - s * 0.01 + offset, "lr": 0.1,
-         "knn_top1": float(s) if s % 10 == 0 else None}
+        {
+            "step": s,
+            "epoch": s / 10,
+            "time": s * 0.5,
+            "total_steps": total,
+            "loss": 5.0 - s * 0.01 + offset,
+            "lr": 0.1,
+            "knn_top1": float(s) if s % 10 == 0 else None,
+        }
         for s in steps
     ]
 
@@ -33,7 +40,7 @@ def rows_per_step(engine: Engine, run_id: str, key: str) -> dict[int, int]:
             .where(Metric.run_id == run_id, Metric.key == key)
             .group_by(Metric.step)
         )
-        return {step: count for step, count in session.execute(query)}
+        return dict(session.execute(query).all())
 
 
 def test_ingest_is_idempotent_and_updates_values(engine: Engine, run_id: str) -> None:
@@ -43,12 +50,18 @@ def test_ingest_is_idempotent_and_updates_values(engine: Engine, run_id: str) ->
         # A replay (resume from a checkpoint at step 15) rewrites 15-20 and adds 21-30.
         crud.ingest_metrics(session, run_id=run_id, records=records(range(15, 31), offset=-1.0))
         # Duplicates inside one batch keep the last value instead of failing the upsert.
-        crud.ingest_metrics(session, run_id=run_id, records=[{"step": 5, "loss": 9.0}, {"step": 5, "loss": 8.0}])
+        crud.ingest_metrics(
+            session, run_id=run_id, records=[{"step": 5, "loss": 9.0}, {"step": 5, "loss": 8.0}]
+        )
     counts = rows_per_step(engine, run_id, "loss")
     assert sorted(counts) == list(range(1, 31))
     assert set(counts.values()) == {1}
     with session_scope(engine) as session:
-        values = dict(session.execute(select(Metric.step, Metric.value).where(Metric.run_id == run_id, Metric.key == "loss")).all())
+        values = dict(
+            session.execute(
+                select(Metric.step, Metric.value).where(Metric.run_id == run_id, Metric.key == "loss")
+            ).all()
+        )
     assert values[5] == 8.0
     assert values[16] == pytest.approx(5.0 - 0.16 - 1.0)
     assert values[14] == pytest.approx(5.0 - 0.14)
@@ -66,7 +79,8 @@ def test_ingest_updates_progress_latest_and_best(engine: Engine, run_id: str) ->
         assert run.latest_metrics["knn_top1"] == 50.0
         assert run.latest_metrics["step"] == 50
         assert run.best_metrics["loss"] == {"value": pytest.approx(4.5), "step": 50, "goal": "min"}
-        assert run.best_metrics["knn_top1"]["value"] == 50.0 and run.best_metrics["knn_top1"]["goal"] == "max"
+        assert run.best_metrics["knn_top1"]["value"] == 50.0
+        assert run.best_metrics["knn_top1"]["goal"] == "max"
         assert "lr" not in run.best_metrics  # a schedule has no "best"
         crud.ingest_metrics(session, run_id=run_id, records=[{"step": 51, "knn_top1": 10.0, "loss": 9.0}])
         run = crud.require_run(session, run_id=run_id)
@@ -84,7 +98,8 @@ def test_ingest_appends_one_metric_event_per_batch(engine: Engine, run_id: str) 
     assert events[0].id < events[1].id
     points = events[0].data["points"]
     assert {(p["key"], p["step"]) for p in points} >= {("loss", 1), ("loss", 5), ("lr", 3)}
-    assert events[1].data["step"] == 7 and events[1].data["total_steps"] == 100
+    assert events[1].data["step"] == 7
+    assert events[1].data["total_steps"] == 100
 
 
 def test_eval_records_get_a_series_per_protocol(engine: Engine, run_id: str) -> None:
@@ -95,7 +110,9 @@ def test_eval_records_get_a_series_per_protocol(engine: Engine, run_id: str) -> 
     ]
     with session_scope(engine) as session:
         crud.ingest_metrics(session, run_id=run_id, records=eval_records)
-        assert {"knn_top1", "linear_10pct_top1", "linear_30pct_top1"} <= set(crud.metric_keys(session, run_id=run_id))
+        assert {"knn_top1", "linear_10pct_top1", "linear_30pct_top1"} <= set(
+            crud.metric_keys(session, run_id=run_id)
+        )
         best = crud.require_run(session, run_id=run_id).best_metrics
         assert best["linear_10pct_top1"]["value"] == 45.5
 
@@ -110,22 +127,32 @@ def test_ingest_into_unknown_run_raises(engine: Engine) -> None:
 def test_claim_is_exclusive(engine: Engine, run_id: str) -> None:
     with session_scope(engine) as first, session_scope(engine) as second:
         claimed = crud.claim_run(first, run_id=run_id, worker_name="a")
-        assert claimed is not None and claimed.status == "running" and claimed.worker_name == "a"
+        assert claimed is not None
+        assert claimed.status == "running"
+        assert claimed.worker_name == "a"
         assert claimed.started_at is not None
         assert crud.claim_run(second, run_id=run_id, worker_name="b") is None
     with session_scope(engine) as session:
-        statuses = [event.data["status"] for event in crud.events_after(session, run_id=run_id) if event.type == "status"]
+        statuses = [
+            event.data["status"]
+            for event in crud.events_after(session, run_id=run_id)
+            if event.type == "status"
+        ]
     assert statuses == ["queued", "running"]
 
 
 def test_update_run_status_stamps_times_and_rejects_unknown_fields(engine: Engine, run_id: str) -> None:
     with session_scope(engine) as session:
         run = crud.update_run_status(session, run_id=run_id, status="running", worker_name="w")
-        assert run.started_at is not None and run.heartbeat_at is not None
+        assert run.started_at is not None
+        assert run.heartbeat_at is not None
         run = crud.update_run_status(session, run_id=run_id, status="failed", error="boom", exit_code=1)
-        assert run.finished_at is not None and run.finished_at.tzinfo is not None
+        assert run.finished_at is not None
+        assert run.finished_at.tzinfo is not None
         last = crud.events_after(session, run_id=run_id)[-1]
-        assert last.data["status"] == "failed" and last.data["error"] == "boom" and last.data["exit_code"] == 1
+        assert last.data["status"] == "failed"
+        assert last.data["error"] == "boom"
+        assert last.data["exit_code"] == 1
         with pytest.raises(ValueError, match="unknown run fields"):
             crud.update_run_status(session, run_id=run_id, status="failed", colour="red")
         with pytest.raises(ValueError, match="status"):
@@ -159,7 +186,8 @@ def test_workers_register_beat_and_list(engine: Engine, run_id: str) -> None:
         crud.heartbeat(session, worker_name="gpu01-1", run_id=run_id)
         crud.heartbeat(session, worker_name="newcomer")
         workers = {worker.name: worker for worker in crud.list_workers(session, seen_within=30)}
-        assert workers["gpu01-1"].gpus == [0, 1] and workers["gpu01-1"].current_run_id == run_id
+        assert workers["gpu01-1"].gpus == [0, 1]
+        assert workers["gpu01-1"].current_run_id == run_id
         assert "newcomer" in workers
         crud.remove_worker(session, name="newcomer")
         assert [w.name for w in crud.list_workers(session)] == ["gpu01-1"]

@@ -73,7 +73,9 @@ def test_sqlite_pragmas(tmp_path: Path) -> None:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
-        table_sql = connection.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'metrics'").scalar()
+        table_sql = connection.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'metrics'"
+        ).scalar()
     assert "WITHOUT ROWID" in table_sql
     engine.dispose()
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 
 from lowdino.errors import ConfigError
-from worker.command import build_command, child_env
+from worker.command import build_command, child_env, guarded, plan_launch
 
 
 def test_single_process_command(tmp_path: Path) -> None:
@@ -40,3 +42,31 @@ def test_child_env_pins_gpus_and_unbuffers() -> None:
     assert child_env([], base={})["CUDA_VISIBLE_DEVICES"] == ""
     assert child_env(None, base={"CUDA_VISIBLE_DEVICES": "1"})["CUDA_VISIBLE_DEVICES"] == "1"
     assert child_env(None, base={}, extra={"A": "b"})["A"] == "b"
+
+
+def test_plan_single_process_by_default() -> None:
+    plan = plan_launch("pretrain", {"device": "auto", "device_ids": None}, worker_gpus=(2, 3))
+    assert (plan.nproc, plan.visible_gpus, plan.config_overrides) == (1, [2, 3], {})
+    assert plan_launch("pretrain", {}, worker_gpus=None).visible_gpus is None
+    # eval never runs distributed; neither does a CPU run.
+    assert plan_launch("eval", {"device_ids": [0, 1]}, worker_gpus=None).nproc == 1
+    assert plan_launch("pretrain", {"device": "cpu", "device_ids": [0, 1]}, worker_gpus=None).nproc == 1
+
+
+def test_plan_several_gpus_becomes_ddp_on_the_workers_gpus() -> None:
+    plan = plan_launch("distill", {"device": "cuda", "device_ids": [0, 1]}, worker_gpus=(4, 5, 6))
+    assert (plan.nproc, plan.visible_gpus, plan.config_overrides) == (2, [4, 5], {"device_ids": None})
+    unpinned = plan_launch("pretrain", {"device_ids": [1, 3]}, worker_gpus=None)
+    assert (unpinned.nproc, unpinned.visible_gpus) == (2, [1, 3])
+
+
+def test_plan_asking_for_more_gpus_than_the_worker_has_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"asks for GPUs \[0, 2\] but this worker has 2 \(--gpus 0,1\)"):
+        plan_launch("pretrain", {"device_ids": [0, 2]}, worker_gpus=(0, 1))
+
+
+def test_guarded_wraps_with_the_parent_pid_and_signal() -> None:
+    argv = guarded(["python", "-m", "lowdino"], nproc=1, python="py")
+    assert argv[:6] == ["py", "-m", "worker.orphan_guard", str(os.getpid()), str(int(signal.SIGKILL)), "--"]
+    assert argv[6:] == ["python", "-m", "lowdino"]
+    assert guarded(["x"], nproc=2)[4] == str(int(signal.SIGTERM))

@@ -7,15 +7,15 @@ STOP, a run taken away mid-flight, a config that no longer validates.
 
 from __future__ import annotations
 
+import subprocess
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
-from workerlib import make_run, options_for
+from workerlib import make_run, options_for, wait_for
 
 from lowdino.train.rundir import RunDir
 from server import crud
@@ -23,17 +23,6 @@ from server.db import session_scope
 from server.models import Event, Metric, Run
 from worker.identity import WorkerIdentity, WorkerState
 from worker.supervisor import RunResult, _Supervision, execute_run
-
-
-def wait_for(condition: Callable[[], Any], what: str, deadline_s: float = 30.0) -> Any:
-    """Poll `condition` until truthy; the deadline only bounds a hang, it asserts no speed."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def get_run(engine: Engine, run_id: str) -> Run:
@@ -354,3 +343,31 @@ def test_metric_rows_are_counted_per_step(
         ).all()
     assert sorted(step for step, _ in counts) == list(range(1, 13))
     assert {count for _, count in counts} == {1}  # one key (loss) per record, once each
+
+
+def test_a_crashing_supervisor_kills_its_child_and_leaves_the_run_resumable(
+    sqlite_engine: Engine, runs_root: Path, identity: WorkerIdentity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = make_run(sqlite_engine, runs_root)
+    child_pids: list[int] = []
+
+    def broken_beat(self: _Supervision, now: float) -> None:
+        if loss_steps(sqlite_engine, run_id):
+            raise RuntimeError("supervisor bug")
+
+    real_popen = subprocess.Popen
+
+    def recording_popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        process = real_popen(*args, **kwargs)
+        child_pids.append(process.pid)
+        return process
+
+    monkeypatch.setattr(_Supervision, "_beat", broken_beat)
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    options = options_for(runs_root, FAKE_STEPS="100000", FAKE_STEP_SLEEP="0.02")
+    with pytest.raises(RuntimeError, match="supervisor bug"):
+        execute_run(sqlite_engine, run_id, identity=identity, options=options)
+    run = get_run(sqlite_engine, run_id)
+    assert run.status == "interrupted"
+    assert "resume" in (run.error or "")
+    assert not Path(f"/proc/{child_pids[0]}").exists()  # killed and reaped

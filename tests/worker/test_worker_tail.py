@@ -58,7 +58,8 @@ def test_metrics_tail_starts_over_when_the_file_is_truncated_in_place(tmp_path: 
 
 def test_metrics_tail_skips_lines_that_are_not_records(tmp_path: Path) -> None:
     path = tmp_path / "metrics.jsonl"
-    path.write_text(_record(1) + "\n[1, 2]\n" + json.dumps({"no_step": 1}) + "\n")
+    junk = ["[1, 2]", json.dumps({"no_step": 1}), json.dumps({"step": "3"}), json.dumps({"step": True})]
+    path.write_text(_record(1) + "\n" + "\n".join(junk) + "\n")
     assert [r["step"] for r in MetricsTail(path).poll()] == [1]
 
 

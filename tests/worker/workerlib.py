@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +88,14 @@ def options_for(runs_root: Path, **fake_env: str) -> SupervisorOptions:
         launcher=fake_launcher,
         env_extra=fake_env,
     )
+
+
+def wait_for(condition: Callable[[], Any], what: str, deadline_s: float = 30.0) -> Any:
+    """Poll `condition` until truthy; the deadline only bounds a hang, it asserts no speed."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"gave up waiting for {what}")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from server import crud
-from server.deps import SessionDep, SettingsDep
+from server.deps import SettingsDep
 from server.schemas import Message
 from server.sse import event_stream
 
@@ -27,7 +27,6 @@ EVENT_TYPES = ("metric", "status", "log")
 def run_events(
     run_id: str,
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
     last_event_id: Annotated[int | None, Query(ge=0, description="Resume after this event id.")] = None,
@@ -36,7 +35,9 @@ def run_events(
     ] = None,
 ) -> StreamingResponse:
     """Stream events after Last-Event-ID (header) or ?last_event_id= (default: from the first event)."""
-    crud.require_run(session, run_id=run_id)
+    # A short-lived session: a request-scoped one would hold a connection for the stream's lifetime.
+    with request.app.state.session_factory() as session:
+        crud.require_run(session, run_id=run_id)
     after = last_event_id or 0
     if last_event_id_header and last_event_id_header.strip().isdigit():
         after = max(after, int(last_event_id_header.strip()))
@@ -44,6 +45,7 @@ def run_events(
     stream = event_stream(
         request,
         request.app.state.session_factory,
+        stopping=request.app.state.stopping,
         run_id=run_id,
         last_event_id=after,
         poll_interval=settings.sse_poll_interval,

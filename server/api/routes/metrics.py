@@ -7,11 +7,10 @@ import io
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from server import crud
-from server.db import make_session_factory
 from server.deps import SessionDep
 from server.downsample import downsample_series
 from server.schemas import Message, MetricSeriesPublic, MetricsPublic
@@ -66,15 +65,16 @@ def get_metrics(
 )
 def get_metrics_csv(
     run_id: str,
-    session: SessionDep,
+    request: Request,
     keys: Annotated[
         str | None, Query(max_length=2000, description="Comma-separated keys; default all.")
     ] = None,
 ) -> StreamingResponse:
     """Every stored point, streamed as CSV (key, step, epoch, time, value), ordered by key then step."""
-    crud.require_run(session, run_id=run_id)
-    # The request's session closes when this handler returns; the stream gets its own.
-    factory = make_session_factory(session.get_bind())  # type: ignore[arg-type]
+    # Short-lived sessions only: a request-scoped one would hold a connection for the whole download.
+    factory = request.app.state.session_factory
+    with factory() as session:
+        crud.require_run(session, run_id=run_id)
     wanted = _keys(keys)
 
     def rows() -> Iterator[str]:

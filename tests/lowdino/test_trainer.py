@@ -1,0 +1,144 @@
+"""The training loop end to end on tiny real models: run directory, metrics, callbacks, STOP, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from _train_utils import StopAtStep, single_thread, tiny_config
+
+from lowdino.errors import ConfigError, DataError, DeviceError
+from lowdino.train import rundir
+from lowdino.train.checkpoint import load_checkpoint
+from lowdino.train.metrics import iter_records
+from lowdino.train.trainer import pretrain
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    single_thread()
+
+
+def test_pretrain_writes_the_run_directory(tmp_path) -> None:
+    out = tmp_path / "run"
+    recorder = StopAtStep()  # never stops: records what callbacks receive
+    summary = pretrain(tiny_config(out, knn_monitor=True), callbacks=[recorder])
+    run = rundir.RunDir(out)
+
+    records = list(iter_records(run.metrics))
+    assert [r["step"] for r in records] == list(range(1, 11))  # 2 epochs x 5 steps, each once
+    assert recorder.records == records  # callbacks get every record exactly as written
+    for key in ("epoch", "time", "total_steps", "loss", "lr", "weight_decay", "momentum", "teacher_temp",
+                "images_per_sec", "teacher_entropy"):
+        assert all(key in r for r in records), key
+    assert records[4]["epoch"] == pytest.approx(1.0)
+    assert all(r["total_steps"] == 10 for r in records)
+    # kNN at the end of each epoch (logging_freq 1), nowhere else.
+    assert [r["step"] for r in records if "knn_top1" in r] == [5, 10]
+    assert records[0]["lr"] < records[3]["lr"]  # warm-up over the first epoch
+    assert records[-1]["momentum"] == pytest.approx(1.0)
+
+    assert summary["status"] == "completed"
+    assert summary == json.loads(run.summary.read_text())
+    assert summary["steps"] == 10
+    assert summary["best_knn_top1"] == max(r["knn_top1"] for r in records if "knn_top1" in r)
+    assert summary["final_loss"] == pytest.approx(records[-1]["loss"])
+    assert summary["params"] == 951024  # mobilevit_xxs backbone
+    assert summary["images_per_sec"] > 0
+    assert summary["wall_time_sec"] > 0
+
+    assert run.periodic_checkpoint(1).is_file()
+    assert run.periodic_checkpoint(2).is_file()
+    checkpoint = load_checkpoint(run.checkpoint)
+    assert checkpoint["step"] == 10
+    assert checkpoint["backbone_name"] == "mobilevit_xxs"
+    assert set(checkpoint["method"]) >= {"loss.center"}
+    assert any((out / "logs").iterdir())  # TensorBoard events inside the run directory
+    assert "kNN top-1" in run.log.read_text()
+    config_text = run.config.read_text()
+    assert "backbone: mobilevit_xxs" in config_text
+
+
+def test_callback_stop_checkpoints_and_cancels(tmp_path) -> None:
+    out = tmp_path / "run"
+    callback = StopAtStep(3)
+    summary = pretrain(tiny_config(out), callbacks=[callback])
+    assert summary["status"] == "cancelled"
+    assert summary["steps"] == 3
+    assert [r["step"] for r in callback.records] == [1, 2, 3]
+    assert load_checkpoint(out / rundir.CHECKPOINT_FILE)["step"] == 3
+    assert json.loads((out / rundir.SUMMARY_FILE).read_text())["status"] == "cancelled"
+
+
+def test_stop_file_cancels_after_the_current_step(tmp_path) -> None:
+    out = tmp_path / "run"
+    run = rundir.RunDir(out)
+    run.request_stop()  # another process asked before the first step finished
+    summary = pretrain(tiny_config(out))
+    assert summary["status"] == "cancelled"
+    assert summary["steps"] == 1
+    assert load_checkpoint(run.checkpoint)["step"] == 1
+    assert not run.stop_request.exists()  # consumed, so a later --resume is not stopped again
+
+
+def test_existing_run_is_never_overwritten(tmp_path) -> None:
+    out = tmp_path / "run"
+    pretrain(tiny_config(out, max_steps=2), callbacks=[StopAtStep(1)])
+    before = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+    with pytest.raises(ConfigError, match="already holds a run; pass --resume to continue it or choose another"):
+        pretrain(tiny_config(out, max_steps=2))
+    assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == before
+
+
+def test_directory_with_only_a_config_file_is_a_fresh_run(tmp_path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / rundir.CONFIG_FILE).write_text("backbone: mobilevit_xxs\n")  # written by the worker
+    assert pretrain(tiny_config(out, max_steps=1))["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        ({"batch_size": 64}, DataError, "batch size 64 is larger than the 40 training images"),
+        ({"backbone": "dinov2_vits14", "global_crop_size": 28, "local_crop_size": 8}, ConfigError,
+         "dinov2_vits14 needs image sizes of at least 14"),
+        ({"dataset": "imagefolder", "data_path": "/nonexistent/lowdino-data"}, DataError, "/nonexistent"),
+        ({"device": "cuda"}, DeviceError, "CUDA was requested but torch sees no GPU; use --device cpu or auto"),
+        ({"precision": "fp16"}, ConfigError, "fp16 needs a GPU"),
+    ],
+)
+def test_bad_input_fails_before_anything_is_written(tmp_path, monkeypatch, overrides, error, message) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "run"
+    with pytest.raises(error, match=message):
+        pretrain(tiny_config(out, **overrides))
+    assert not out.exists()
+
+
+def test_device_ids_on_cpu_run_the_backbone_through_data_parallel(tmp_path, monkeypatch) -> None:
+    calls = []
+    original = torch.nn.DataParallel.forward
+
+    def counting_forward(self, *inputs, **kwargs):
+        calls.append(inputs[0].shape)
+        return original(self, *inputs, **kwargs)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.nn.DataParallel, "forward", counting_forward)
+    with pytest.warns(RuntimeWarning, match="ignored on CPU"):
+        summary = pretrain(tiny_config(tmp_path / "run", device_ids=[0, 1], max_steps=2))
+    assert summary["status"] == "completed"
+    # One student backbone call per crop resolution and step: (2 x 8, 3, 32, 32) and (2 x 8, 3, 16, 16).
+    assert [tuple(shape) for shape in calls] == [(16, 3, 32, 32), (16, 3, 16, 16)] * 2
+    # The wrapper lives outside the module tree: checkpoint keys carry no "module." prefix.
+    keys = load_checkpoint(tmp_path / "run" / rundir.CHECKPOINT_FILE)["method"]
+    assert not [key for key in keys if ".module." in key]
+
+
+def test_byol_trains_with_the_same_loop(tmp_path) -> None:
+    summary = pretrain(tiny_config(tmp_path / "run", method="byol", max_steps=3, byol_projection_dim=16,
+                                   byol_hidden_dim=32))
+    assert summary["status"] == "completed"
+    assert summary["final_loss"] is not None

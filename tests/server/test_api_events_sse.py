@@ -1,0 +1,137 @@
+"""Server-Sent Events against a real uvicorn server: live delivery, increasing ids, Last-Event-ID resume."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from server import crud
+from server.db import session_scope
+
+
+@dataclass
+class SseEvent:
+    id: int
+    type: str
+    data: dict
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def live_server(app: FastAPI) -> Iterator[str]:
+    """The app served by uvicorn in a thread; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=15)
+
+
+class SseReader:
+    """Parses an open text/event-stream response; `take(n)` returns its next n events."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.lines = response.iter_lines()  # one iterator: a response body can be iterated only once
+
+    def take(self, count: int) -> list[SseEvent]:
+        """httpx's read timeout bounds each wait, so a missing event fails instead of hanging."""
+        events: list[SseEvent] = []
+        fields: dict[str, str] = {}
+        for line in self.lines:
+            if line == "":
+                if "id" in fields:
+                    events.append(SseEvent(int(fields["id"]), fields["event"], json.loads(fields["data"])))
+                    if len(events) == count:
+                        return events
+                fields = {}
+            elif not line.startswith(":") and ":" in line:
+                name, _, value = line.partition(":")
+                fields[name] = value.removeprefix(" ")
+        raise AssertionError(f"stream ended after {len(events)} of {count} events")
+
+
+def read_events(response: httpx.Response, count: int) -> list[SseEvent]:
+    return SseReader(response).take(count)
+
+
+def test_events_stream_live_and_resume(app: FastAPI, live_server: str) -> None:
+    engine = app.state.engine
+    with session_scope(engine) as session:
+        run_id = crud.create_run(session, kind="pretrain", config={}).id  # event 1: status queued
+    timeout = httpx.Timeout(10.0)
+    url = f"{live_server}/api/runs/{run_id}/events"
+    with httpx.Client(timeout=timeout) as client, client.stream("GET", url) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        reader = SseReader(response)
+        (queued,) = reader.take(1)
+        assert queued.type == "status"
+        assert queued.data["status"] == "queued"
+        assert queued.data["run_id"] == run_id
+
+        # Events committed while the client is connected arrive on the open stream.
+        with session_scope(engine) as session:
+            crud.claim_run(session, run_id=run_id, worker_name="w")
+            crud.ingest_metrics(session, run_id=run_id, records=[{"step": 1, "loss": 2.5, "total_steps": 10}])
+            crud.append_log(session, run_id=run_id, lines=["hello"])
+        live = reader.take(3)
+    assert [event.type for event in live] == ["status", "metric", "log"]
+    assert live[1].data["points"] == [{"key": "loss", "step": 1, "epoch": None, "time": None, "value": 2.5}]
+    assert live[1].data["fraction"] == pytest.approx(0.1)
+    ids = [queued.id] + [event.id for event in live]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 4
+
+    # While disconnected, more happens; reconnecting with Last-Event-ID yields exactly what was missed.
+    with session_scope(engine) as session:
+        crud.ingest_metrics(session, run_id=run_id, records=[{"step": 2, "loss": 2.0}])
+        crud.update_run_status(session, run_id=run_id, status="completed", exit_code=0)
+    with httpx.Client(timeout=timeout) as client:
+        with client.stream("GET", url, headers={"Last-Event-ID": str(live[-1].id)}) as response:
+            missed = read_events(response, 2)
+        assert [event.type for event in missed] == ["metric", "status"]
+        assert missed[0].data["points"][0]["step"] == 2
+        assert missed[1].data["status"] == "completed"
+        assert missed[0].id > live[-1].id
+        # The query parameter does the same (for clients that cannot set headers), and filters by type.
+        with client.stream("GET", url, params={"last_event_id": live[0].id, "types": "metric"}) as response:
+            metrics_only = read_events(response, 2)
+        assert [event.data["points"][0]["step"] for event in metrics_only] == [1, 2]
+
+
+def test_events_of_other_runs_are_not_mixed_in(app: FastAPI, live_server: str) -> None:
+    engine = app.state.engine
+    with session_scope(engine) as session:
+        mine = crud.create_run(session, kind="pretrain", config={}).id
+        other = crud.create_run(session, kind="pretrain", config={}).id
+        crud.ingest_metrics(session, run_id=other, records=[{"step": 1, "loss": 1.0}])
+        crud.ingest_metrics(session, run_id=mine, records=[{"step": 1, "loss": 9.0}])
+    with (
+        httpx.Client(timeout=httpx.Timeout(10.0)) as client,
+        client.stream("GET", f"{live_server}/api/runs/{mine}/events") as response,
+    ):
+        events = read_events(response, 2)
+    assert {event.data["run_id"] for event in events} == {mine}
+    assert events[1].data["points"][0]["value"] == 9.0
