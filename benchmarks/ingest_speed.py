@@ -34,7 +34,16 @@ TARGET_POINTS_PER_S = 20_000
 
 
 def make_records(count: int, keys: int) -> list[dict[str, Any]]:
-    names = ["loss", "lr", "weight_decay", "momentum", "teacher_temp", "images_per_sec", "entropy", "grad_norm"]
+    names = [
+        "loss",
+        "lr",
+        "weight_decay",
+        "momentum",
+        "teacher_temp",
+        "images_per_sec",
+        "entropy",
+        "grad_norm",
+    ]
     names += [f"extra_{i}" for i in range(max(0, keys - len(names)))]
     return [
         {
@@ -56,7 +65,9 @@ def ingest_all(engine: Engine, run_id: str, records: list[dict[str, Any]], batch
     return time.perf_counter() - start
 
 
-def measure(engine: Engine, records: list[dict[str, Any]], keys: int, batch: int, label: str) -> dict[str, Any]:
+def measure(
+    engine: Engine, records: list[dict[str, Any]], keys: int, batch: int, label: str
+) -> dict[str, Any]:
     upgrade_database(engine)
     with session_scope(engine) as session:
         run_id = crud.create_run(session, kind="pretrain", config={"backbone": "bench"}).id

@@ -5,6 +5,9 @@ runs      one row per job; status in RUN_STATUSES; progress, latest/best metrics
 metrics   one row per (run, key, step): the primary key makes re-ingesting a step an upsert, and
           on SQLite the table is WITHOUT ROWID, i.e. clustered on (run_id, key, step), so a series
           is one contiguous range scan (the downsampling query reads nothing else).
+metric_blocks  per (run, key, block of METRIC_BLOCK_STEPS steps): count and the min / max points,
+          refreshed by every ingestion from the raw rows of the blocks it touched. Downsampling a
+          long series reads these (~N/256 rows) instead of every point.
 events    append-only log whose autoincrement id is the Server-Sent-Events id (`metric`, `status`,
           `log`); readers page through it with `id > last_seen`.
 workers   one row per worker process, refreshed by its heartbeat.
@@ -129,6 +132,27 @@ class Metric(Base):
     epoch: Mapped[float | None] = mapped_column(Float, nullable=True)
     wall_time: Mapped[float | None] = mapped_column(Float, nullable=True)
     value: Mapped[float] = mapped_column(Float)
+
+
+METRIC_BLOCK_STEPS = 256
+
+
+class MetricBlock(Base):
+    """Summary of the points of one series with step // METRIC_BLOCK_STEPS == block."""
+
+    __tablename__ = "metric_blocks"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    run_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    block: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    min_step: Mapped[int] = mapped_column(Integer)
+    min_value: Mapped[float] = mapped_column(Float)
+    max_step: Mapped[int] = mapped_column(Integer)
+    max_value: Mapped[float] = mapped_column(Float)
 
 
 class Event(Base):

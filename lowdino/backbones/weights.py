@@ -102,8 +102,9 @@ def read_state_dict_file(path: str | Path) -> dict[str, Any]:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(
-            f"weights file {path} is not a readable state dict ({exc.__class__.__name__}); pass a file "
-            "saved with torch.save(model.state_dict(), ...) or a .safetensors file"
+            f"weights file {path} is not a readable state dict ({exc.__class__.__name__}: only tensors "
+            "and plain containers are loaded, never pickled objects); re-save just the weights with "
+            "torch.save(model.state_dict(), FILE) or pass a .safetensors file"
         ) from exc
     if not isinstance(loaded, Mapping):
         raise CheckpointError(

@@ -10,6 +10,8 @@ import torch
 from lowdino.augment import EvalTransform, MultiCropAugmentation, ViewAugmentation, blur_kernel_size
 from lowdino.data import load_dataset
 
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 NO_PHOTOMETRIC = {
     "flip_p": 0.0,

@@ -24,6 +24,8 @@ from lowdino.backbones.registry import BackboneSpec
 from lowdino.cli import backbones as backbones_cli
 from lowdino.errors import CheckpointError, ConfigError, WeightsNotFoundError
 
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
 EXPECTED_DIMS = {
     "mobilevit_s": 640,
     "mobilevit_xs": 384,

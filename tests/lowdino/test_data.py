@@ -24,6 +24,8 @@ from lowdino.data.imagefolder import check_fits_in_memory
 from lowdino.data.synthetic import CLASSES
 from lowdino.errors import ConfigError, DataError
 
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 

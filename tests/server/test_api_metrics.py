@@ -163,3 +163,41 @@ def test_logs_from_events_then_file(client: TestClient, engine: Engine, settings
     from_events = client.get(f"/api/runs/{run_id}/logs", params={"tail": 2}).json()
     assert from_events == {"run_id": run_id, "lines": ["b", "c"], "source": "events"}
     assert client.get(f"/api/runs/{run_id}/logs", params={"tail": 0}).status_code == 422
+
+
+def test_step_range_cutting_blocks_is_exact(engine: Engine) -> None:
+    run_id = make_run(engine)
+    values = noisy_series(20_000, seed=3)
+    ingest(engine, run_id, values)
+    start, end = 1000, 15_000
+    inside = values[start - 1 : end]
+    with session_scope(engine) as session:
+        series = downsample_series(session, run_id=run_id, key="loss", max_points=50, start=start, end=end)
+    assert series.downsampled
+    assert len(series.steps) <= 50
+    assert series.steps[0] == start
+    assert series.steps[-1] == end
+    assert min(series.values) == min(inside)
+    assert max(series.values) == max(inside)
+    assert all(values[step - 1] == value for step, value in zip(series.steps, series.values, strict=True))
+
+
+def test_replayed_steps_refresh_the_block_summaries(engine: Engine) -> None:
+    run_id = make_run(engine)
+    values = [float(i % 97) for i in range(10_000)]
+    ingest(engine, run_id, values)
+    with session_scope(engine) as session:
+        # A resumed run rewrites steps 4000-4010: a new global minimum appears, and the old maximum
+        # at step 97 * 10 is overwritten with an ordinary value.
+        crud.ingest_metrics(
+            session,
+            run_id=run_id,
+            records=[{"step": s, "loss": -5.0 if s == 4005 else 1.0} for s in range(4000, 4011)],
+        )
+        crud.ingest_metrics(session, run_id=run_id, records=[{"step": 96, "loss": 500.0}])
+        series = downsample_series(session, run_id=run_id, key="loss", max_points=20)
+    assert min(series.values) == -5.0
+    assert series.steps[series.values.index(-5.0)] == 4005
+    assert max(series.values) == 500.0
+    assert series.steps[series.values.index(500.0)] == 96
+    assert len(series.steps) <= 20

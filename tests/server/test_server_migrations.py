@@ -100,3 +100,38 @@ def test_packaged_alembic_ini_works_from_the_command_line(tmp_path: Path) -> Non
     engine = create_db_engine(f"sqlite:///{env_db}")
     assert current_revision(engine) == head_revision()
     engine.dispose()
+
+
+def test_0002_backfills_metric_blocks_from_existing_points(empty_engine: Engine) -> None:
+    from alembic import command
+
+    from server import crud
+    from server.db import session_scope
+    from server.downsample import downsample_series
+
+    command.upgrade(alembic_config(empty_engine), "0001")
+    values = [((step * 7919) % 1000) / 10 for step in range(1, 3001)]
+    with empty_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO runs (id, kind, tags, status, config, created_at, latest_metrics, best_metrics, "
+                "cancel_requested, attempt) VALUES ('r1', 'pretrain', '[]', 'completed', '{}', "
+                "'2026-01-01 00:00:00', '{}', '{}', false, 1)"
+            )
+        )
+        connection.execute(
+            text("INSERT INTO metrics (run_id, key, step, value) VALUES ('r1', 'loss', :s, :v)"),
+            [{"s": step, "v": value} for step, value in enumerate(values, start=1)],
+        )
+    upgrade_database(empty_engine)
+    with session_scope(empty_engine) as session:
+        blocks = session.execute(
+            text("SELECT block, count, min_value, max_value FROM metric_blocks ORDER BY block")
+        ).all()
+        assert [row[0] for row in blocks] == list(range(3001 // 256 + 1))
+        assert sum(row[1] for row in blocks) == 3000
+        assert blocks[0][2] == min(values[:255])  # block 0 holds steps 1-255
+        series = downsample_series(session, run_id="r1", key="loss", max_points=12)
+        assert min(series.values) == min(values)
+        assert max(series.values) == max(values)
+        assert crud.count_points(session, run_id="r1") == 3000
