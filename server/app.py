@@ -13,9 +13,11 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from lowdino import __version__
@@ -29,6 +31,7 @@ from server.security import BodySizeLimit
 from server.settings import Settings, get_settings
 
 log = logging.getLogger("lowdino.server")
+FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
 
 
 def _reap(app: FastAPI) -> list[str]:
@@ -87,4 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(LowDinoError, _service_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(api_router)
+    if FRONTEND_DIR.is_dir():
+        # The browser pages are static files that only talk to /api; mounted last so /api and /docs win.
+        app.mount("/", StaticFiles(directory=FRONTEND_DIR, html=True), name="frontend")
     return app

@@ -35,7 +35,7 @@ SHUTDOWN_GRACE_S = 5
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "serve",
-        help="Start the job service: REST API + browser pages (and one worker unless --no-worker).",
+        help="Start the job service: REST API (+ browser pages) and one worker unless --no-worker.",
         description=__doc__.split("\n\n", 1)[0] if __doc__ else None,
     )
     parser.add_argument("--host", default="127.0.0.1", help="Interface to bind [default: 127.0.0.1].")

@@ -17,11 +17,10 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -307,13 +306,8 @@ class _Run:
         return results
 
 
-def evaluate(
-    config: EvalConfig, *, progress: bool = True, on_result: Callable[[dict[str, Any]], None] | None = None
-) -> EvalResults:
-    """Run every protocol of ``config``; write results into its output directory and return them.
-
-    ``on_result`` receives each metrics record (one per protocol, fraction and seed) as it is written.
-    """
+def evaluate(config: EvalConfig, *, progress: bool = True) -> EvalResults:
+    """Run every protocol of ``config``; write results into its output directory and return them."""
     run = _Run(config, progress=progress)
     run.output_dir.mkdir(parents=True, exist_ok=True)
     resolved = config.model_copy(update={"output_dir": str(run.output_dir)})
@@ -351,8 +345,6 @@ def evaluate(
                 "seconds": time.perf_counter() - started,
             }
             writer.write(record)
-            if on_result is not None:
-                on_result(record)
             run.log(f"{cell.column} seed {seed}: top-1 {value:.2f} %")
     except EvalCancelled:
         run.finish(list(cells.values()), "cancelled")

@@ -1,6 +1,6 @@
 """`pretrain(config)`: the DINO / BYOL training loop, in the spirit of facebookresearch/dino main_dino.py.
 
-Reading order: `pretrain` resolves where the run lives and joins the process group; `_prepare`
+Reading order: `pretrain` resolves where the run lives and joins the process group; `prepare`
 runs every builder and check (nothing is written until all of them pass); `_open_outputs` creates
 the run directory files; `_train` is the loop; `train_step` is one optimiser step:
 
@@ -156,7 +156,7 @@ def pretrain(config: PretrainConfig, *, callbacks: Sequence[TrainerCallback] = (
     init_process_group(ctx, device)
     try:
         config = config.model_copy(update={"output_dir": str(_agree_on_output_dir(config, ctx))})
-        prepared = _prepare(config, ctx, device, precision)
+        prepared = prepare(config, ctx, device, precision)
         return _run(prepared, callbacks)
     finally:
         destroy_process_group()
@@ -170,9 +170,10 @@ def _agree_on_output_dir(config: PretrainConfig, ctx: DistContext) -> Path:
     return Path(path[0])
 
 
-def _prepare(
+def prepare(
     config: PretrainConfig, ctx: DistContext, device: torch.device, precision: Precision
 ) -> Prepared:
+    """Run every check and builder; nothing is written (benchmarks reuse it to time bare steps)."""
     run_dir = RunDir(Path(config.output_dir or "."))
     builders.check_run_dir(run_dir, resume=config.resume)
     builders.check_crop_sizes(config)

@@ -10,6 +10,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from lowdino.errors import DataError
 from lowdino.eval.knn import (
+    blocked_topk,
     nearest_neighbour_predict,
     nearest_neighbour_top1,
     top1_percent,
@@ -48,6 +49,24 @@ def test_weighted_knn_matches_brute_force(k, temperature, chunk_size):
     expected = brute_force_weighted_knn(train, train_labels, test, k, temperature, 6)
     got = weighted_knn_predict(train, train_labels, test, k=k, temperature=temperature, chunk_size=chunk_size)
     assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize(("n", "k", "block"), [(1000, 5, 8), (1003, 5, 8), (997, 20, 4), (50, 5, 8)])
+def test_blocked_topk_finds_the_same_entries_as_topk(n, k, block):
+    similarity = torch.randn(37, n, generator=torch.Generator().manual_seed(n))
+    values, columns = blocked_topk(similarity, k, block=block)
+    expected = similarity.topk(k, dim=1).values
+    assert torch.equal(values.sort(dim=1, descending=True).values, expected)
+    assert torch.equal(similarity.gather(1, columns), values)  # indices point at those values
+
+
+def test_weighted_knn_uses_the_blocked_path_and_matches_brute_force():
+    generator = torch.Generator().manual_seed(11)
+    # 4 * k * 128 = 2560 columns: large enough for the two-stage top-k, with an incomplete tail block.
+    train, train_labels = clustered(2600, 5, 8, generator)
+    test, _ = clustered(40, 5, 8, generator)
+    expected = brute_force_weighted_knn(train, train_labels, test, 5, 0.07, 5)
+    assert torch.equal(weighted_knn_predict(train, train_labels, test, k=5), expected)
 
 
 def test_weighted_knn_is_scale_invariant_and_chunk_invariant():

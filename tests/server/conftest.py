@@ -8,38 +8,21 @@ it fails them.
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from serverlib import POSTGRES_ADMIN_URL, require_service
 from sqlalchemy import Engine, text
 
 from server.app import create_app
 from server.db import create_db_engine, upgrade_database
 from server.settings import Settings
 
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-CIFAR_ZIP = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "cifar10-jpeg.zip"
-TABLES = ("events", "metrics", "workers", "runs")
-
-
-def require_service(name: str, host: str, port: int) -> None:
-    """Skip (fail under CI) when nothing listens on host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return
-    except OSError as exc:
-        reason = f"{name} is not reachable at {host}:{port} ({exc.__class__.__name__})"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI requires it")
-        pytest.skip(reason)
+TABLES = ("events", "metric_blocks", "metrics", "workers", "runs")
 
 
 @pytest.fixture(scope="session")
@@ -132,31 +115,3 @@ def session(app: FastAPI) -> Iterator[object]:
     """A session on the app's database, for arranging state the way the worker would."""
     with app.state.session_factory() as db_session:
         yield db_session
-
-
-def extract_cifar(dest: Path, *, per_class: int = 3, split: str = "train") -> Path:
-    """A few real CIFAR-10 JPEGs in ImageFolder layout under dest/cifar10/<split>/<class>/."""
-    if not CIFAR_ZIP.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CIFAR_ZIP} is missing; CI requires the dataset zip")
-        pytest.skip(f"{CIFAR_ZIP} is missing")
-    taken: dict[str, int] = {}
-    with zipfile.ZipFile(CIFAR_ZIP) as archive:
-        for member in archive.namelist():
-            parts = member.split("/")
-            if len(parts) != 4 or parts[1] != split or not parts[3].endswith(".jpg"):
-                continue
-            if taken.get(parts[2], 0) >= per_class:
-                continue
-            taken[parts[2]] = taken.get(parts[2], 0) + 1
-            archive.extract(member, dest)
-    return dest / "cifar10"
-
-
-def make_run_files(run_dir: Path, *, checkpoint: bool = True) -> None:
-    """What a stopped trainer leaves behind (the worker would have written these)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text("batch_size: 16\n")
-    (run_dir / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
-    if checkpoint:
-        (run_dir / "checkpoint.pth").write_bytes(b"not really a checkpoint")

@@ -6,8 +6,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import extract_cifar, make_run_files
 from fastapi.testclient import TestClient
+from serverlib import extract_cifar, make_run_files
 
 from server import crud
 from server.settings import Settings

@@ -12,12 +12,12 @@ walked here, one Hypothesis run each.)
 from __future__ import annotations
 
 import schemathesis
-from conftest import make_run_files
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
+from serverlib import make_run_files
 
 from server import crud
 from server.settings import Settings

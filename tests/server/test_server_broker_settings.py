@@ -8,8 +8,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import REDIS_HOST, REDIS_PORT, require_service
 from pydantic import ValidationError
+from serverlib import REDIS_HOST, REDIS_PORT, require_service
 
 from server.broker import make_celery, send_run
 from server.errors import BrokerUnavailableError

@@ -10,7 +10,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import POSTGRES_ADMIN_URL, require_service
+from serverlib import POSTGRES_ADMIN_URL, require_service
 from sqlalchemy import Engine, inspect, text
 
 from server.db import alembic_config, create_db_engine, current_revision, upgrade_database

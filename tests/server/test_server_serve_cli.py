@@ -133,3 +133,21 @@ def test_port_in_use_is_one_clear_line(serve: callable) -> None:
     assert result.returncode == 2
     assert f"port {port} on 127.0.0.1 is already in use; pass another --port" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_warns_without_token_on_a_public_interface(serve: callable, tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lowdino", "serve", "--no-worker", "--host", "0.0.0.0", "--port", str(port)],
+        env=serve_env(tmp_path / "home"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_health(f"http://127.0.0.1:{port}", process)
+    finally:
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=30)
+    assert "without LOWDINO_API_TOKEN" in err
+    assert process.returncode == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Request
 from sqlalchemy import text
 
@@ -28,5 +30,5 @@ def health(request: Request, session: SessionDep, settings: SettingsDep) -> Heal
         database = ComponentHealth(ok=False, detail=f"{exc.__class__.__name__}: {exc}"[:300])
     ok, error = broker_reachable(request.app.state.celery)
     broker = ComponentHealth(ok=ok, detail=error)
-    status = "ok" if database.ok and broker.ok else "degraded"
+    status: Literal["ok", "degraded"] = "ok" if database.ok and broker.ok else "degraded"
     return HealthPublic(status=status, version=__version__, database=database, broker=broker, workers=workers)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
@@ -18,7 +18,7 @@ from server.schemas import Message, MetricSeriesPublic, MetricsPublic
 router = APIRouter(prefix="/runs/{run_id}", tags=["metrics"])
 # Plain download links cannot send headers: this router also takes ?token= or the cookie (server.api.main).
 download_router = APIRouter(prefix="/runs/{run_id}", tags=["metrics"])
-NOT_FOUND = {404: {"model": Message, "description": "No run with this id."}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Message, "description": "No run with this id."}}
 
 
 def _keys(raw: str | None) -> list[str] | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import func, select
@@ -14,9 +14,13 @@ from server.models import Event
 from server.schemas import Message, RunClone, RunCreate, RunPublic, RunsPublic, RunStatus
 
 router = APIRouter(prefix="/runs", tags=["runs"])
-NOT_FOUND = {404: {"model": Message, "description": "No run with this id."}}
-CONFLICT = {409: {"model": Message, "description": "The run's state does not allow this."}}
-INVALID = {422: {"model": Message, "description": "Invalid config (the message names the field)."}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Message, "description": "No run with this id."}}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": Message, "description": "The run's state does not allow this."}
+}
+INVALID: dict[int | str, dict[str, Any]] = {
+    422: {"model": Message, "description": "Invalid config (the message names the field)."}
+}
 SortField = Literal[tuple(SORTABLE_FIELDS + tuple(f"-{name}" for name in SORTABLE_FIELDS))]  # type: ignore[valid-type]
 
 

@@ -1,0 +1,160 @@
+"""Latency from a committed metrics batch to its SSE event at a streaming client (target < 1 s).
+
+A real API process (`uvicorn --factory server.app:create_app`, configured through LOWDINO_*
+variables like `lowdino serve`) streams GET /api/runs/{id}/events to an httpx client in a thread of
+this process, while the main thread plays the worker: `crud.ingest_metrics` one batch at a time at
+random intervals. Latency = time the event's bytes reach the client - time ingest_metrics returned
+(its commit), both on this process's monotonic clock. SQLite (embedded default) and PostgreSQL (a
+temporary database on 127.0.0.1:5432, skipped if unreachable).
+
+    .venv/bin/python benchmarks/sse_latency.py [--samples 40]
+
+Prints one JSON object (seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from tqdm.auto import tqdm
+
+from server import crud
+from server.db import create_db_engine, session_scope, upgrade_database
+
+POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+TARGET_SECONDS = 1.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_api(database_url: str, home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "LOWDINO_HOME": str(home), "LOWDINO_DATABASE_URL": database_url}
+    command = [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app", "--port", str(port)]
+    # Open event streams never end by themselves: without a grace limit uvicorn waits for them on exit.
+    command += ["--timeout-graceful-shutdown", "2"]
+    process = subprocess.Popen([*command, "--log-level", "warning"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                return process, base
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the API process did not start")
+
+
+def listen(url: str, arrivals: dict[int, float], ready: threading.Event, stop: threading.Event) -> None:
+    """Record the monotonic arrival time of every metric event, keyed by its step."""
+    with httpx.Client(timeout=httpx.Timeout(30.0)) as client, client.stream("GET", url) as response:
+        ready.set()
+        event, data = "", ""
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                data = line.split(":", 1)[1].strip()
+            elif line == "" and event == "metric":
+                arrivals[json.loads(data)["step"]] = time.monotonic()
+                event = ""
+            if stop.is_set():
+                return
+
+
+def measure(database_url: str, home: Path, samples: int) -> dict[str, Any]:
+    engine = create_db_engine(database_url)
+    upgrade_database(engine)
+    with session_scope(engine) as session:
+        run_id = crud.create_run(session, kind="pretrain", config={}).id
+    process, base = start_api(database_url, home)
+    arrivals: dict[int, float] = {}
+    committed: dict[int, float] = {}
+    ready, stop = threading.Event(), threading.Event()
+    listener = threading.Thread(
+        target=listen, args=(f"{base}/api/runs/{run_id}/events", arrivals, ready, stop), daemon=True
+    )
+    listener.start()
+    ready.wait(30)
+    rng = random.Random(0)
+    try:
+        with session_scope(engine) as session:
+            for step in tqdm(range(1, samples + 1), desc="sse", disable=None, leave=False):
+                time.sleep(rng.uniform(0.05, 0.4))  # land at every phase of the server's poll cycle
+                records = [{"step": step, "loss": 1.0 / step, "lr": 0.001, "total_steps": samples}]
+                crud.ingest_metrics(session, run_id=run_id, records=records)
+                committed[step] = time.monotonic()
+        deadline = time.monotonic() + 10
+        while len(arrivals) < samples and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        process.terminate()
+        process.wait(timeout=30)
+        engine.dispose()
+    latencies = sorted(arrivals[step] - committed[step] for step in committed if step in arrivals)
+    return {
+        "samples": samples,
+        "received": len(latencies),
+        "p50_s": round(statistics.median(latencies), 4),
+        "p95_s": round(latencies[int(0.95 * (len(latencies) - 1))], 4),
+        "max_s": round(latencies[-1], 4),
+        "meets_target": len(latencies) == samples and latencies[-1] < TARGET_SECONDS,
+    }
+
+
+def postgres_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=40)
+    args = parser.parse_args()
+    result: dict[str, Any] = {"benchmark": "sse_latency", "target_s": TARGET_SECONDS, "poll_interval_s": 0.2}
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        result["sqlite"] = measure(f"sqlite:///{home / 'lowdino.db'}", home, args.samples)
+        if postgres_available():
+            name = f"lowdino_bench_{uuid.uuid4().hex[:8]}"
+            admin = create_db_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+            with admin.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+            try:
+                url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+                result["postgresql"] = measure(url, home, args.samples)
+            finally:
+                with admin.connect() as connection:
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                admin.dispose()
+        else:
+            result["postgresql"] = {"skipped": "nothing listens on 127.0.0.1:5432"}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
