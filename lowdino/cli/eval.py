@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             f"lowdino eval: cancelled ({stop}); partial results are in the output directory", file=sys.stderr
         )
         return EXIT_CANCELLED
-    references = results.references if getattr(args, "show_references", True) else []
+    references = results.references if args.show_references else []
     print(format_table([results], references))
     print(f"\nresults: {results.output_dir}/results.json, results.csv")
     return EXIT_OK

@@ -30,11 +30,15 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
-def autocast_for(device: torch.device) -> contextlib.AbstractContextManager[object]:
-    """bf16 autocast on CUDA (features keep their ranking; half the memory traffic), none on CPU."""
-    if device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def autocast_for(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager[object]:
+    """Autocast of a forward pass for the config's ``precision`` (auto/fp32/bf16/fp16).
+
+    auto: bf16 on CUDA (features keep their ranking at half the memory traffic), fp32 on the CPU.
+    """
+    if precision == "fp32" or (device.type != "cuda" and precision != "bf16"):
+        return contextlib.nullcontext()
+    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def _pooled(output: Tensor | tuple[Tensor, ...] | list[Tensor]) -> Tensor:
@@ -58,11 +62,13 @@ def extract_features(
     *,
     batch_size: int = 256,
     device: str | torch.device = "cpu",
+    precision: str = "auto",
     progress: bool = False,
 ) -> Tensor:
     """Features (N, D) float32 on the CPU of every image, in eval mode without gradients.
 
-    On CUDA the forward pass runs under bf16 autocast (features are cast back to float32). The
+    The forward pass runs under `autocast_for(device, precision)` (auto: bf16 on CUDA, fp32 on
+    the CPU); features are cast back to float32. The
     backbone's train/eval mode is restored afterwards so that a trainer's kNN monitor can call this
     mid-training.
     """
@@ -79,7 +85,7 @@ def extract_features(
     chunks: list[Tensor] = []
     starts = range(0, images_uint8.shape[0], batch_size)
     try:
-        with torch.inference_mode(), autocast_for(target):
+        with torch.inference_mode(), autocast_for(target, precision):
             bar = tqdm(
                 starts,
                 desc="features",

@@ -79,6 +79,7 @@ def finetune_top1(
     batch_size: int = 256,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    precision: str = "auto",
     progress: bool = False,
 ) -> float:
     """Fine-tune a copy of ``backbone`` with a new head; top-1 (percent) on the test images."""
@@ -102,6 +103,8 @@ def finetune_top1(
     total = epochs * steps_per_epoch
     warmup = min(steps_per_epoch, max(1, total // 10))
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, total, warmup))
+    # fp16 gradients would need loss scaling; bf16 has fp32's range and needs none.
+    amp = "bf16" if precision == "fp16" else precision
     labels = train_labels.long()
     model.train()
     bar = tqdm(total=total, desc="fine-tune", unit="step", disable=not progress or None, leave=False)
@@ -112,7 +115,7 @@ def finetune_top1(
         for start in stops:
             index = order[start : start + batch]
             images = random_crop_flip(train_images[index].to(device), generator)
-            with autocast_for(device):
+            with autocast_for(device, amp):
                 loss = F.cross_entropy(model(transform(images)).float(), labels[index].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -122,18 +125,25 @@ def finetune_top1(
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     bar.close()
     return top1_percent(
-        classify(model, test_images, transform, batch_size=batch_size, device=device), test_labels
+        classify(model, test_images, transform, batch_size=batch_size, device=device, precision=amp),
+        test_labels,
     )
 
 
 @torch.inference_mode()
 def classify(
-    model: nn.Module, images: Tensor, transform: Transform, *, batch_size: int, device: torch.device
+    model: nn.Module,
+    images: Tensor,
+    transform: Transform,
+    *,
+    batch_size: int,
+    device: torch.device,
+    precision: str = "auto",
 ) -> Tensor:
     """Predicted classes (N,) int64 on the CPU, in eval mode."""
     model.eval()
     predictions = []
-    with autocast_for(device):
+    with autocast_for(device, precision):
         for start in range(0, images.shape[0], batch_size):
             logits = model(transform(images[start : start + batch_size].to(device)))
             predictions.append(logits.argmax(dim=1).cpu())

@@ -73,7 +73,7 @@ def load_checkpoint_model(path: str | Path) -> EvalModel:
     get_spec(name)  # unknown names fail here with the list of valid ones
     backbone = create_backbone(name)
     load_backbone_state(backbone, payload["backbone"], name, f"checkpoint {file}")
-    return _describe(backbone, name, "checkpoint", str(file), f"{name} ({file})")
+    return _describe(backbone, name, "checkpoint", str(file), f"{name} ({file.parent.name}/{file.name})")
 
 
 def load_registry_model(name: str, *, pretrained: bool, weights: str | None, seed: int) -> EvalModel:

@@ -51,10 +51,13 @@ class EvalCancelled(Exception):  # noqa: N818 (a requested stop is not an error)
 
 
 def default_output_dir(config: EvalConfig, now: datetime | None = None) -> Path:
+    """runs/eval-<backbone or checkpoint's run folder>-<time>."""
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    model = config.backbone or Path(config.checkpoint or "checkpoint").resolve().name
-    if config.checkpoint is not None and Path(config.checkpoint).name.endswith(".pth"):
-        model = Path(config.checkpoint).resolve().parent.name
+    if config.backbone is not None:
+        model = config.backbone
+    else:
+        path = Path(str(config.checkpoint)).resolve()
+        model = path.parent.name if path.suffix == ".pth" else path.name
     return Path("runs") / f"eval-{model}-{stamp}"
 
 
@@ -88,7 +91,7 @@ def _dataset_id(dataset: str, data: LabeledImages) -> str:
     """
     digest = hashlib.sha256(f"{tuple(data.images.shape)}|{data.classes}".encode())
     digest.update(data.labels.numpy().tobytes())
-    digest.update(memoryview(data.images.contiguous().numpy()).cast("B"))
+    digest.update(data.images.contiguous().numpy().data)
     return f"{dataset}:{digest.hexdigest()[:32]}"
 
 
@@ -198,7 +201,8 @@ class _Run:
                 split=split,
                 image_size=self.image_size,
                 subset=indices_hash(index),
-                extra=f"device={self.device.type}",  # bf16 autocast on CUDA changes the low bits
+                # Autocast (bf16 on CUDA) changes the low bits of the features.
+                extra=f"device={self.device.type};precision={self.config.precision}",
             )
 
             def compute(pool: LabeledImages = pool) -> tuple[Tensor, Tensor]:
@@ -208,6 +212,7 @@ class _Run:
                     self.transform,
                     batch_size=self.config.batch_size,
                     device=self.device,
+                    precision=self.config.precision,
                     progress=self.progress,
                 )
                 return features, pool.labels
@@ -265,6 +270,7 @@ class _Run:
             batch_size=config.batch_size,
             seed=seed,
             device=self.device,
+            precision=config.precision,
             progress=self.progress,
         )
 
@@ -319,6 +325,9 @@ def evaluate(config: EvalConfig, *, progress: bool = True) -> EvalResults:
     )
     units = _plan(config)
     cells: dict[tuple[str, float], ProtocolResult] = {}
+    # An evaluation has no resume: a rerun into the same folder starts its records afresh, so that
+    # every step appears once (the run-directory contract).
+    run.run_dir.metrics.unlink(missing_ok=True)
     writer = MetricsWriter(run.run_dir.metrics)
     try:
         if any(protocol != "finetune" for protocol, _, _ in units):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from lowdino.cli.main import main
 from lowdino.config import EvalConfig
 from lowdino.config.loading import build_config
 from lowdino.errors import CheckpointError, ConfigError, DataError, WeightsNotFoundError
-from lowdino.eval.runner import EvalCancelled, evaluate, resolve_image_size
+from lowdino.eval.runner import EvalCancelled, default_output_dir, evaluate, resolve_image_size
 from lowdino.train.checkpoint import save_checkpoint
 from lowdino.train.rundir import EXIT_CANCELLED, RunDir
 
@@ -135,6 +136,15 @@ def test_stop_file_cancels_with_exit_75(tmp_path):
     assert RunDir(out).read_summary()["status"] == "cancelled"
     with pytest.raises(EvalCancelled):
         evaluate(tiny_config(tmp_path, backbone="resnet5m", output_dir=str(out)), progress=False)
+
+
+def test_default_output_dir_names_the_model():
+    now = datetime(2025, 1, 2, 3, 4, 5)
+    by_name = build_config(EvalConfig, overrides={"backbone": "resnet5m"})
+    assert default_output_dir(by_name, now) == Path("runs/eval-resnet5m-20250102-030405")
+    for checkpoint in ("runs/pretrain-x", "runs/pretrain-x/checkpoint.pth"):
+        config = build_config(EvalConfig, overrides={"checkpoint": checkpoint})
+        assert default_output_dir(config, now) == Path("runs/eval-pretrain-x-20250102-030405")
 
 
 def test_default_image_size_rounds_up_to_the_backbone_multiple():
