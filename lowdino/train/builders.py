@@ -1,4 +1,4 @@
-"""Builders: read a PretrainConfig and return the plain objects the training loop works with.
+"""Builders: read a PretrainConfig or DistillConfig and return the plain objects the training loop works with.
 
 Each builder does one thing and raises a one-line LowDinoError on bad input, so that the trainer
 can run all of them before it writes a single file.
@@ -13,20 +13,22 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lowdino.augment import EvalTransform, MultiCropAugmentation
+from lowdino.augment import EvalTransform, MultiCropAugmentation, ViewAugmentation, to_unit_float
 from lowdino.backbones import check_input_size, create_backbone, get_spec
-from lowdino.config import PretrainConfig
+from lowdino.config import DistillConfig
 from lowdino.data import LabeledImages, load_dataset
 from lowdino.errors import ConfigError, DataError
 from lowdino.methods import Method, build_method
+from lowdino.methods.distill import Distillation
 from lowdino.train.distributed import DistContext
+from lowdino.train.kinds import TrainConfig, eval_image_size, input_sizes, model_name, run_kind
 from lowdino.train.knn_monitor import KnnMonitor
 from lowdino.train.rundir import RunDir
 
 
-def default_output_dir(config: PretrainConfig, now: datetime | None = None) -> Path:
+def default_output_dir(config: TrainConfig, now: datetime | None = None) -> Path:
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"pretrain-{config.backbone}-{stamp}"
+    return Path("runs") / f"{run_kind(config)}-{model_name(config)}-{stamp}"
 
 
 def check_run_dir(run_dir: RunDir, *, resume: bool) -> None:
@@ -43,7 +45,7 @@ def check_run_dir(run_dir: RunDir, *, resume: bool) -> None:
         )
 
 
-def check_per_rank_batch(config: PretrainConfig, ctx: DistContext) -> int:
+def check_per_rank_batch(config: TrainConfig, ctx: DistContext) -> int:
     """Images each process takes per step: the global batch split evenly over the processes."""
     if config.batch_size % ctx.world_size:
         raise ConfigError(
@@ -53,9 +55,15 @@ def check_per_rank_batch(config: PretrainConfig, ctx: DistContext) -> int:
     return config.batch_size // ctx.world_size
 
 
-def check_crop_sizes(config: PretrainConfig) -> None:
-    for size in sorted({config.global_crop_size, config.local_crop_size}):
-        check_input_size(config.backbone, size)
+def check_crop_sizes(config: TrainConfig) -> None:
+    for size in input_sizes(config):
+        check_input_size(model_name(config), size)
+    if (
+        isinstance(config, DistillConfig)
+        and config.teacher_image_size is not None
+        and not _is_checkpoint(config.teacher)
+    ):
+        check_input_size(config.teacher, config.teacher_image_size)
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,7 @@ class Datasets:
     test: LabeledImages | None  # only loaded for the kNN monitor
 
 
-def load_datasets(config: PretrainConfig) -> Datasets:
+def load_datasets(config: TrainConfig) -> Datasets:
     def load(split: str) -> LabeledImages:
         return load_dataset(
             config.dataset, config.data_path, split, synthetic_size=config.synthetic_size, seed=config.seed
@@ -79,8 +87,12 @@ def load_datasets(config: PretrainConfig) -> Datasets:
     return Datasets(train=train, test=load("test") if config.knn_monitor else None)
 
 
-def build_augmentation(config: PretrainConfig, device: torch.device) -> MultiCropAugmentation:
-    spec = get_spec(config.backbone)
+def build_augmentation(config: TrainConfig, device: torch.device) -> nn.Module:
+    spec = get_spec(model_name(config))
+    if isinstance(config, DistillConfig):
+        return SingleViewAugmentation(config.crop_size, (config.crop_scale_min, 1.0), spec.mean, spec.std).to(
+            device
+        )
     augmentation = MultiCropAugmentation(
         global_size=config.global_crop_size,
         local_size=config.local_crop_size,
@@ -93,17 +105,17 @@ def build_augmentation(config: PretrainConfig, device: torch.device) -> MultiCro
     return augmentation.to(device)
 
 
-def build_knn_monitor(config: PretrainConfig, datasets: Datasets, device: torch.device) -> KnnMonitor | None:
+def build_knn_monitor(config: TrainConfig, datasets: Datasets, device: torch.device) -> KnnMonitor | None:
     if not config.knn_monitor or datasets.test is None:
         return None
-    spec = get_spec(config.backbone)
+    spec = get_spec(model_name(config))
     return KnnMonitor(
         train_images=datasets.train.images,
         train_labels=datasets.train.labels,
         test_images=datasets.test.images,
         test_labels=datasets.test.labels,
         num_classes=len(datasets.train.classes),
-        transform=EvalTransform(config.global_crop_size, spec.mean, spec.std).to(device),
+        transform=EvalTransform(eval_image_size(config), spec.mean, spec.std).to(device),
         batch_size=config.batch_size_eval,
         device=device,
         max_train=config.knn_max_train,
@@ -112,13 +124,59 @@ def build_knn_monitor(config: PretrainConfig, datasets: Datasets, device: torch.
     )
 
 
-def build_training_method(config: PretrainConfig, device: torch.device) -> Method:
+def build_training_method(
+    config: TrainConfig, device: torch.device, num_classes: int | None = None
+) -> Method:
     """The method around a fresh (or pretrained) backbone, on `device`, in train mode."""
+    method: Method
+    if isinstance(config, DistillConfig):
+        method = Distillation(
+            create_backbone(config.student),
+            build_teacher(config),
+            loss=config.loss,
+            temperature=config.temperature,
+            label_loss_weight=config.label_loss_weight,
+            num_classes=num_classes,
+            teacher_image_size=config.teacher_image_size,
+        )
+    else:
 
-    def backbone_factory() -> nn.Module:
-        return create_backbone(config.backbone, pretrained=config.pretrained, weights=config.weights)
+        def backbone_factory() -> nn.Module:
+            return create_backbone(config.backbone, pretrained=config.pretrained, weights=config.weights)
 
-    method = build_method(config, backbone_factory)
+        method = build_method(config, backbone_factory)
     method.to(device)
     method.train()
     return method
+
+
+def _is_checkpoint(teacher: str) -> bool:
+    return teacher.endswith((".pth", ".pt")) or Path(teacher).is_dir()
+
+
+def build_teacher(config: DistillConfig) -> nn.Module:
+    """A registry backbone (pretrained weights by default) or the evaluated backbone of a run checkpoint."""
+    if _is_checkpoint(config.teacher):
+        from lowdino.eval.model import load_checkpoint_model
+
+        return load_checkpoint_model(config.teacher).backbone
+    if not config.teacher_pretrained and config.teacher_weights is None:
+        raise ConfigError(
+            f"teacher {config.teacher} would be randomly initialised; pass --teacher-pretrained (timm cache) "
+            "or --teacher-weights FILE"
+        )
+    return create_backbone(config.teacher, pretrained=True, weights=config.teacher_weights)
+
+
+class SingleViewAugmentation(nn.Module):
+    """uint8 (B, 3, H, W) -> [one augmented, normalised view]: what a distillation step shows both networks."""
+
+    def __init__(
+        self, size: int, scale: tuple[float, float], mean: tuple[float, ...], std: tuple[float, ...]
+    ) -> None:
+        super().__init__()
+        self.view = ViewAugmentation(size, scale, blur_p=0.5, mean=mean, std=std)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return [self.view(to_unit_float(images))]

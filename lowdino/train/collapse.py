@@ -9,7 +9,7 @@ DINO collapses in two ways (Caron et al. 2021, section 5.3):
   H(mean_b P_t) -> 0 (the output no longer varies across the batch).
 
 Signals, averaged over each check interval (a logging interval, or a tenth of a short run):
-    loss_at_log_k   |mean loss - log K| < loss_tolerance
+    loss_at_log_k   |mean loss - log K| < loss_tolerance * log K          (0.5 %: within noise of log K)
     entropy_zero    mean teacher_entropy < entropy_floor                 (metric from the method)
     batch_constant  mean teacher_batch_entropy < batch_entropy_floor     (metric from the method)
 A warning is raised once `patience` consecutive intervals show any signal, and repeated for every
@@ -27,7 +27,7 @@ from typing import Any
 class CollapseDetector:
     out_dim: int
     patience: int = 3
-    loss_tolerance: float = 0.01
+    loss_tolerance: float = 0.005
     entropy_floor: float = 1e-3
     batch_entropy_floor: float = 1e-2
     _sums: dict[str, float] = field(default_factory=dict)
@@ -46,7 +46,7 @@ class CollapseDetector:
         means = {key: self._sums[key] / self._counts[key] for key in self._sums if self._counts.get(key)}
         found = []
         log_k = math.log(self.out_dim)
-        if "loss" in means and abs(means["loss"] - log_k) < self.loss_tolerance:
+        if "loss" in means and abs(means["loss"] - log_k) < self.loss_tolerance * log_k:
             found.append(f"loss {means['loss']:.4f} stays at ln(out_dim) = {log_k:.4f} (uniform output)")
         if "teacher_entropy" in means and means["teacher_entropy"] < self.entropy_floor:
             found.append(f"teacher entropy {means['teacher_entropy']:.2e} ~ 0 (one prototype wins)")

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from lowdino.config import PretrainConfig
 from lowdino.methods.base import Method
+from lowdino.train.kinds import TrainConfig, uses_ema_target
 from lowdino.train.schedules import cosine_schedule, linear_warmup_constant
 
 
@@ -40,12 +40,12 @@ class Schedules:
         return step / self.total_steps * self.n_epochs
 
 
-def total_steps(config: PretrainConfig, steps_per_epoch: int) -> int:
+def total_steps(config: TrainConfig, steps_per_epoch: int) -> int:
     full = config.n_epochs * steps_per_epoch
     return min(full, config.max_steps) if config.max_steps else full
 
 
-def build_schedules(config: PretrainConfig, steps_per_epoch: int) -> Schedules:
+def build_schedules(config: TrainConfig, steps_per_epoch: int) -> Schedules:
     total = total_steps(config, steps_per_epoch)
 
     def steps(epochs: float) -> int:
@@ -53,13 +53,22 @@ def build_schedules(config: PretrainConfig, steps_per_epoch: int) -> Schedules:
 
     peak_lr = config.lr * config.batch_size / 256.0
     weight_decay_end = config.weight_decay if config.weight_decay_end is None else config.weight_decay_end
+    if uses_ema_target(config):
+        momentum = cosine_schedule(config.momentum_teacher, 1.0, total)  # type: ignore[union-attr]
+        teacher_temp = linear_warmup_constant(
+            config.warmup_teacher_temp,  # type: ignore[union-attr]
+            config.teacher_temp,  # type: ignore[union-attr]
+            total,
+            steps(config.warmup_teacher_temp_epochs),  # type: ignore[union-attr]
+        )
+    else:  # a frozen teacher: no EMA, no sharpening schedule
+        momentum = np.ones(total)
+        teacher_temp = np.zeros(total)
     return Schedules(
         lr=cosine_schedule(peak_lr, config.min_lr, total, warmup_steps=steps(config.warmup_epochs)),
         weight_decay=cosine_schedule(config.weight_decay, weight_decay_end, total),
-        momentum=cosine_schedule(config.momentum_teacher, 1.0, total),
-        teacher_temp=linear_warmup_constant(
-            config.warmup_teacher_temp, config.teacher_temp, total, steps(config.warmup_teacher_temp_epochs)
-        ),
+        momentum=momentum,
+        teacher_temp=teacher_temp,
         total_steps=total,
         steps_per_epoch=steps_per_epoch,
         n_epochs=config.n_epochs,

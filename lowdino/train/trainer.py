@@ -62,6 +62,7 @@ from lowdino.train.distributed import (
     destroy_process_group,
     init_process_group,
 )
+from lowdino.train.kinds import TrainConfig, method_name, model_name, run_kind, uses_ema_target
 from lowdino.train.knn_monitor import KnnMonitor
 from lowdino.train.metrics import MetricsWriter, truncate_metrics
 from lowdino.train.optim import (
@@ -86,7 +87,7 @@ class TrainingDivergedError(LowDinoError):
 class Prepared:
     """Everything built before the first file is written."""
 
-    config: PretrainConfig
+    config: TrainConfig
     ctx: DistContext
     device: torch.device
     precision: Precision
@@ -144,7 +145,12 @@ class Progress:
 
 
 def pretrain(config: PretrainConfig, *, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
-    """Train `config` to completion (or until stopped) and return the summary (also summary.json).
+    """Self-supervised pretraining (DINO / BYOL); see `train`."""
+    return train(config, callbacks=callbacks)
+
+
+def train(config: TrainConfig, *, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
+    """Train `config` (pretrain or distill) to completion (or until stopped) and return the summary.
 
     Raises a LowDinoError subclass, before anything is written, for bad input: an existing run in
     the output directory, a missing dataset, a batch larger than the dataset, crops too small for
@@ -162,7 +168,7 @@ def pretrain(config: PretrainConfig, *, callbacks: Sequence[TrainerCallback] = (
         destroy_process_group()
 
 
-def _agree_on_output_dir(config: PretrainConfig, ctx: DistContext) -> Path:
+def _agree_on_output_dir(config: TrainConfig, ctx: DistContext) -> Path:
     """The run directory; the default's timestamp is rank 0's, so every process writes to the same one."""
     path = [str(config.output_dir or builders.default_output_dir(config))]
     if ctx.distributed:
@@ -170,9 +176,7 @@ def _agree_on_output_dir(config: PretrainConfig, ctx: DistContext) -> Path:
     return Path(path[0])
 
 
-def prepare(
-    config: PretrainConfig, ctx: DistContext, device: torch.device, precision: Precision
-) -> Prepared:
+def prepare(config: TrainConfig, ctx: DistContext, device: torch.device, precision: Precision) -> Prepared:
     """Run every check and builder; nothing is written (benchmarks reuse it to time bare steps)."""
     run_dir = RunDir(Path(config.output_dir or "."))
     builders.check_run_dir(run_dir, resume=config.resume)
@@ -190,7 +194,7 @@ def prepare(
 
     # Same seed on every rank for the networks; each rank then draws its own augmentations.
     seed_everything(config.seed)
-    method = builders.build_training_method(config, device)
+    method = builders.build_training_method(config, device, num_classes=len(datasets.train.classes))
     if ctx.distributed and device.type == "cuda":
         # BatchNorm statistics over the global batch, as in single-GPU training (SyncBN needs GPUs).
         method.student = nn.SyncBatchNorm.convert_sync_batchnorm(method.student)
@@ -228,7 +232,11 @@ def _run(p: Prepared, callbacks: Sequence[TrainerCallback]) -> dict[str, Any]:
     # Every rank has passed every check: from here on files are written.
     barrier(p.ctx)
     progress = Progress()
-    detector = CollapseDetector(out_dim=p.config.out_dim) if p.config.method == "dino" else None
+    detector = (
+        CollapseDetector(out_dim=p.config.out_dim)
+        if isinstance(p.config, PretrainConfig) and p.config.method == "dino"
+        else None
+    )
     if p.checkpoint is not None:
         _restore(p, p.checkpoint, progress, detector)
     logger, writer = _open_outputs(p, progress.step, callbacks)
@@ -305,8 +313,8 @@ def _log_start(p: Prepared, progress: Progress, logger: logging.Logger) -> None:
     logger.info(
         "%s %s %s on %s (%s, world size %d): %d images, batch %d, %d steps/epoch, %d steps total%s",
         "resuming" if progress.step else "starting",
-        c.method,
-        c.backbone,
+        method_name(c),
+        model_name(c),
         p.device,
         p.precision.name,
         p.ctx.world_size,
@@ -349,9 +357,9 @@ def _train(
                 device=p.device,
                 start_batch=progress.step - epoch * spe,  # > 0 when resuming mid-epoch
             )
-            for images, _labels in batches:
+            for images, labels in batches:
                 tick = time.perf_counter()
-                loss, metrics = train_step(p, images, progress.step, extra_sync)
+                loss, metrics = train_step(p, images, progress.step, extra_sync, labels)
                 loss = _mean_over_ranks(loss, p)
                 progress.count_step(loss, c.batch_size, time.perf_counter() - tick)
                 done = progress.step
@@ -414,7 +422,11 @@ def _measure_knn(p: Prepared, record: dict[str, Any], progress: Progress, logger
 
 
 def train_step(
-    p: Prepared, images: torch.Tensor, step: int, extra_sync: list[nn.Parameter]
+    p: Prepared,
+    images: torch.Tensor,
+    step: int,
+    extra_sync: list[nn.Parameter],
+    labels: torch.Tensor | None = None,
 ) -> tuple[float, dict[str, float]]:
     """One optimiser step at index `step` (0-based); returns this rank's loss and method metrics."""
     s, c = p.schedules, p.config
@@ -423,7 +435,9 @@ def train_step(
         with torch.no_grad():
             crops = p.augmentation(images)
         with p.precision.autocast(p.device):
-            loss, metrics = p.method.training_loss(crops, step=step, teacher_temp=float(s.teacher_temp[step]))
+            loss, metrics = p.method.training_loss(
+                crops, step=step, teacher_temp=float(s.teacher_temp[step]), labels=labels
+            )
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             raise TrainingDivergedError(
@@ -436,7 +450,7 @@ def train_step(
         if c.clip_grad > 0:
             p.scaler.unscale_(p.optimizer)
             clip_gradients_per_tensor(_trained_parameters(p.optimizer), c.clip_grad)
-        p.method.cancel_last_layer_gradients(s.schedule_epoch(step), c.freeze_last_layer)
+        p.method.cancel_last_layer_gradients(s.schedule_epoch(step), getattr(c, "freeze_last_layer", 0.0))
         p.scaler.step(p.optimizer)
         p.scaler.update()
         p.method.update_target(float(s.momentum[step]))
@@ -488,7 +502,7 @@ def _record(
 ) -> dict[str, Any]:
     s = p.schedules
     index = done - 1  # schedule values used by the step just taken
-    return {
+    record: dict[str, Any] = {
         "step": done,
         "epoch": done / s.steps_per_epoch,
         "time": time.time(),
@@ -496,11 +510,13 @@ def _record(
         "loss": loss,
         "lr": float(s.lr[index]),
         "weight_decay": float(s.weight_decay[index]),
-        "momentum": float(s.momentum[index]),
-        "teacher_temp": float(s.teacher_temp[index]),
-        "images_per_sec": images_per_sec,
-        **{key: float(value) for key, value in metrics.items()},
     }
+    if uses_ema_target(p.config):
+        record["momentum"] = float(s.momentum[index])
+        record["teacher_temp"] = float(s.teacher_temp[index])
+    record["images_per_sec"] = images_per_sec
+    record.update({key: float(value) for key, value in metrics.items()})
+    return record
 
 
 def _save(
@@ -513,8 +529,8 @@ def _save(
     if detector is not None:
         trainer_state["collapse"] = detector.state_dict()
     payload = {
-        "kind": "pretrain",
-        "backbone_name": p.config.backbone,
+        "kind": run_kind(p.config),
+        "backbone_name": model_name(p.config),
         "backbone": p.method.eval_backbone().state_dict(),
         "method": p.method.state_dict(),
         "optimizer": p.optimizer.state_dict(),
@@ -536,8 +552,9 @@ def _summary(p: Prepared, progress: Progress, status: str) -> dict[str, Any]:
     timed = progress.timed_seconds > 0
     return {
         "status": status,
-        "backbone": p.config.backbone,
-        "method": p.config.method,
+        "kind": run_kind(p.config),
+        "backbone": model_name(p.config),
+        "method": method_name(p.config),
         "steps": progress.step,
         "total_steps": p.schedules.total_steps,
         "epochs": progress.step / p.schedules.steps_per_epoch,

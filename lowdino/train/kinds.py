@@ -1,0 +1,41 @@
+"""What differs between the two training run kinds that share the trainer: pretrain and distill.
+
+Everything else (loop, schedules, checkpoints, resume, metrics, devices) is common, so the trainer
+asks these functions instead of branching on the config type itself.
+"""
+
+from __future__ import annotations
+
+from lowdino.config import DistillConfig, PretrainConfig
+
+TrainConfig = PretrainConfig | DistillConfig
+
+
+def run_kind(config: TrainConfig) -> str:
+    return "distill" if isinstance(config, DistillConfig) else "pretrain"
+
+
+def model_name(config: TrainConfig) -> str:
+    """The backbone the run trains (and evaluates): the student when distilling."""
+    return config.student if isinstance(config, DistillConfig) else config.backbone
+
+
+def method_name(config: TrainConfig) -> str:
+    return f"distill-{config.loss}" if isinstance(config, DistillConfig) else config.method
+
+
+def eval_image_size(config: TrainConfig) -> int:
+    """Side of the images the kNN monitor feeds the trained backbone."""
+    return config.crop_size if isinstance(config, DistillConfig) else config.global_crop_size
+
+
+def input_sizes(config: TrainConfig) -> list[int]:
+    """Every input side the trained backbone sees during training."""
+    if isinstance(config, DistillConfig):
+        return [config.crop_size]
+    return sorted({config.global_crop_size, config.local_crop_size})
+
+
+def uses_ema_target(config: TrainConfig) -> bool:
+    """Pretraining methods follow an EMA teacher/target, whose momentum and temperature are logged."""
+    return not isinstance(config, DistillConfig)
