@@ -32,9 +32,15 @@ class Method(Protocol):
         """Optimiser groups; each has 'params', 'name' and 'apply_weight_decay'."""
 
     def training_loss(
-        self, crops: list[torch.Tensor], *, step: int, teacher_temp: float
+        self,
+        crops: list[torch.Tensor],
+        *,
+        step: int,
+        teacher_temp: float,
+        labels: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Loss on one batch of crops [global_1, global_2, local_1, ...] and scalar metrics."""
+        """Loss on one batch of crops [global_1, global_2, local_1, ...] (and labels, for methods that
+        use them) with scalar metrics."""
 
     def update_target(self, momentum: float) -> None:
         """EMA update of the teacher/target after the optimiser step (no-op without one)."""

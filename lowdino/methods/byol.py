@@ -75,7 +75,12 @@ class BYOL(nn.Module):
         ]
 
     def training_loss(
-        self, crops: list[torch.Tensor], *, step: int, teacher_temp: float
+        self,
+        crops: list[torch.Tensor],
+        *,
+        step: int,
+        teacher_temp: float,
+        labels: torch.Tensor | None = None,  # self-supervised: labels are never used
     ) -> tuple[torch.Tensor, dict[str, float]]:
         with torch.no_grad():
             targets = self.teacher(crops[:2]).chunk(2)

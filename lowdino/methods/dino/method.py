@@ -66,7 +66,12 @@ class DINO(nn.Module):
         ]
 
     def training_loss(
-        self, crops: list[torch.Tensor], *, step: int, teacher_temp: float
+        self,
+        crops: list[torch.Tensor],
+        *,
+        step: int,
+        teacher_temp: float,
+        labels: torch.Tensor | None = None,  # self-supervised: labels are never used
     ) -> tuple[torch.Tensor, dict[str, float]]:
         with torch.no_grad():
             teacher_output = self.teacher(crops[:2])
