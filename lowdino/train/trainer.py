@@ -441,8 +441,8 @@ def train_step(
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             raise TrainingDivergedError(
-                f"the loss is {loss_value} at step {step + 1}; lower --lr, raise --clip-grad protection "
-                "(e.g. --clip-grad 3) or use --precision fp32"
+                f"the loss is {loss_value} at step {step + 1}; lower --lr, clip gradients (e.g. --clip-grad 3) "
+                "or use --precision fp32"
             )
         p.optimizer.zero_grad(set_to_none=True)
         p.scaler.scale(loss).backward()
