@@ -23,7 +23,9 @@ def extract_cifar10(archive: Path = DEFAULT_ZIP, root: Path = DEFAULT_ROOT) -> P
     if not archive.is_file():
         raise SystemExit(f"CIFAR-10 zip {archive} not found; pass --zip PATH to the shared cifar10-jpeg.zip")
     with zipfile.ZipFile(archive) as source:
-        members = [name for name in source.namelist() if name.startswith("cifar10/") and name.endswith(".jpg")]
+        members = [
+            name for name in source.namelist() if name.startswith("cifar10/") and name.endswith(".jpg")
+        ]
         source.extractall(root, members=members)
     marker.touch()
     return target

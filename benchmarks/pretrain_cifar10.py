@@ -29,19 +29,19 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cifar_data import DEFAULT_ZIP, extract_cifar10  # noqa: E402
+from cifar_data import DEFAULT_ZIP, extract_cifar10
 
-from lowdino.augment import EvalTransform  # noqa: E402
-from lowdino.backbones import create_backbone, get_spec  # noqa: E402
-from lowdino.config import PretrainConfig  # noqa: E402
-from lowdino.config.loading import build_config  # noqa: E402
-from lowdino.data import LabeledImages, load_dataset  # noqa: E402
-from lowdino.eval.features import extract_features  # noqa: E402
-from lowdino.eval.knn import weighted_knn_top1  # noqa: E402
-from lowdino.train import rundir  # noqa: E402
-from lowdino.train.builders import build_training_method  # noqa: E402
-from lowdino.train.checkpoint import load_checkpoint  # noqa: E402
-from lowdino.train.trainer import pretrain, seed_everything  # noqa: E402
+from lowdino.augment import EvalTransform
+from lowdino.backbones import create_backbone, get_spec
+from lowdino.config import PretrainConfig
+from lowdino.config.loading import build_config
+from lowdino.data import LabeledImages, load_dataset
+from lowdino.eval.features import extract_features
+from lowdino.eval.knn import weighted_knn_top1
+from lowdino.train import rundir
+from lowdino.train.builders import build_training_method
+from lowdino.train.checkpoint import load_checkpoint
+from lowdino.train.trainer import pretrain, seed_everything
 
 PROBE_STEPS = 15  # 5 warm-up steps are excluded from the probe's images/s
 
@@ -59,19 +59,30 @@ class TimeBudget:
         return time.monotonic() > self.deadline
 
 
-def knn_top1(backbone: torch.nn.Module, train: LabeledImages, test: LabeledImages, config: PretrainConfig) -> float:
+def knn_top1(
+    backbone: torch.nn.Module, train: LabeledImages, test: LabeledImages, config: PretrainConfig
+) -> float:
     spec = get_spec(config.backbone)
     transform = EvalTransform(config.global_crop_size, spec.mean, spec.std)
     features = [
-        extract_features(backbone, data.images, transform, batch_size=512, device="cpu") for data in (train, test)
+        extract_features(backbone, data.images, transform, batch_size=512, device="cpu")
+        for data in (train, test)
     ]
     return weighted_knn_top1(
-        features[0], train.labels, features[1], test.labels, k=20, temperature=0.07, num_classes=len(train.classes)
+        features[0],
+        train.labels,
+        features[1],
+        test.labels,
+        k=20,
+        temperature=0.07,
+        num_classes=len(train.classes),
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--minutes", type=float, default=10.0, help="training time budget")
     parser.add_argument("--config", type=Path, default=Path("configs/cifar10_mobilevit_xxs.yaml"))
     parser.add_argument("--zip", type=Path, default=DEFAULT_ZIP, help="the shared CIFAR-10 JPEG zip")
@@ -85,7 +96,12 @@ def main() -> None:
     base = build_config(
         PretrainConfig,
         file=args.config,
-        overrides={"dataset": "imagefolder", "data_path": str(data_path), "knn_monitor": False, "device": "cpu"},
+        overrides={
+            "dataset": "imagefolder",
+            "data_path": str(data_path),
+            "knn_monitor": False,
+            "device": "cpu",
+        },
     )
     train = load_dataset("imagefolder", data_path, "train")
     test = load_dataset("imagefolder", data_path, "test")

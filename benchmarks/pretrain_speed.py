@@ -26,23 +26,27 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cifar_data import DEFAULT_ZIP, extract_cifar10  # noqa: E402
+from cifar_data import DEFAULT_ZIP, extract_cifar10
 
-from lowdino.cli.main import main as lowdino_main  # noqa: E402
-from lowdino.cli.pretrain import config_from_args  # noqa: E402
-from lowdino.cli.main import build_parser  # noqa: E402
-from lowdino.train import rundir  # noqa: E402
-from lowdino.train.throughput import measure_model_rate  # noqa: E402
+from lowdino.cli.main import build_parser
+from lowdino.cli.main import main as lowdino_main
+from lowdino.cli.pretrain import config_from_args
+from lowdino.train import rundir
+from lowdino.train.throughput import measure_model_rate
 
 TARGET_RATIO = 0.8
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--max-steps", type=int, default=40)
     parser.add_argument("--model-steps", type=int, default=20, help="timed steps of the model-alone rate")
     parser.add_argument("--zip", type=Path, default=DEFAULT_ZIP, help="the shared CIFAR-10 JPEG zip")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (default: all cores)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -43,21 +43,19 @@ ARCHITECTURE_FIELDS = (
     "norm_last_layer",
     "byol_projection_dim",
     "byol_hidden_dim",
+    # distillation runs
+    "student",
+    "teacher",
+    "loss",
 )
 
 
 def capture_rng_state() -> dict[str, Any]:
     """Every RNG a training step draws from (augmentation: torch; data order is seeded separately)."""
-    np_state = np.random.get_state()
+    name, keys, pos, has_gauss, cached = cast(tuple[Any, ...], np.random.get_state(legacy=True))
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": [
-            str(np_state[0]),
-            [int(v) for v in np_state[1]],
-            int(np_state[2]),
-            int(np_state[3]),
-            float(np_state[4]),
-        ],
+        "numpy": [str(name), [int(v) for v in keys], int(pos), int(has_gauss), float(cached)],
         "python": random.getstate(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }

@@ -68,9 +68,10 @@ def resolve_device_ids(device_ids: list[int] | None, device: torch.device, ctx: 
         )
     if device.index not in device_ids:
         raise ConfigError(
-            f"device_ids {device_ids} must include the run's device cuda:{device.index}; put it first"
+            f"device_ids {device_ids} must include the run's device cuda:{device.index}; add it to --device-ids"
         )
-    return list(device_ids)
+    # DataParallel keeps the module on (and gathers outputs to) its first id: the run's device.
+    return [device.index, *(index for index in device_ids if index != device.index)]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ warms up and anneals. `schedule_epoch(t)` is the epoch on that compressed clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -105,10 +104,3 @@ def clip_gradients_per_tensor(parameters: list[torch.nn.Parameter], clip: float)
     norms = torch._foreach_norm(grads)
     scales = [torch.clamp(clip / (norm + 1e-6), max=1.0) for norm in norms]
     torch._foreach_mul_(grads, scales)
-
-
-def optimizer_summary(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
-    return [
-        {"name": group.get("name", str(i)), "params": sum(p.numel() for p in group["params"])}
-        for i, group in enumerate(optimizer.param_groups)
-    ]

@@ -106,7 +106,9 @@ class Prepared:
 
 @dataclass
 class Progress:
-    """Counters of the loop that a checkpoint carries over to a resumed run."""
+    """Counters of the loop; those in CHECKPOINTED carry over to a resumed run."""
+
+    CHECKPOINTED = ("best_knn", "last_knn", "wall_time", "last_loss", "collapse_warning")
 
     step: int = 0  # optimiser steps done
     best_knn: float | None = None
@@ -114,11 +116,10 @@ class Progress:
     wall_time: float = 0.0
     last_loss: float | None = None
     collapse_warning: str | None = None
-    # This process only (not checkpointed): steady-state throughput.
+    # This process only: the steady-state throughput and the last step's rate.
     timed_images: int = field(default=0, repr=False)
     timed_seconds: float = field(default=0.0, repr=False)
     steps_this_run: int = field(default=0, repr=False)
-
     last_images_per_sec: float = field(default=0.0, repr=False)
 
     def count_step(self, loss: float, images: int, seconds: float) -> None:
@@ -131,16 +132,10 @@ class Progress:
             self.timed_seconds += seconds
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "best_knn": self.best_knn,
-            "last_knn": self.last_knn,
-            "wall_time": self.wall_time,
-            "last_loss": self.last_loss,
-            "collapse_warning": self.collapse_warning,
-        }
+        return {key: getattr(self, key) for key in self.CHECKPOINTED}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key in ("best_knn", "last_knn", "wall_time", "last_loss", "collapse_warning"):
+        for key in self.CHECKPOINTED:
             setattr(self, key, state.get(key, getattr(self, key)))
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from lowdino.config import PretrainConfig
 
 # 40 synthetic images, batch 8: 5 steps per epoch; mobilevit_xxs at 32/16 px with a tiny head.
@@ -34,11 +32,6 @@ TINY: dict[str, Any] = {
 
 def tiny_config(output_dir: Path, **overrides: Any) -> PretrainConfig:
     return PretrainConfig.model_validate({**TINY, "output_dir": str(output_dir), **overrides})
-
-
-def single_thread() -> None:
-    """One intra-op thread: on a shared 2-core machine oversubscribed OpenMP threads run 10x slower."""
-    torch.set_num_threads(1)
 
 
 class StopAtStep:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from _train_utils import StopAtStep, single_thread, tiny_config
+from _train_utils import StopAtStep, tiny_config
 
 from lowdino.errors import CheckpointError
 from lowdino.train import rundir
@@ -14,10 +14,7 @@ from lowdino.train.checkpoint import load_checkpoint
 from lowdino.train.metrics import iter_records
 from lowdino.train.trainer import pretrain
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    single_thread()
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def _assert_same_tensors(left: dict, right: dict) -> None:
@@ -43,7 +40,9 @@ def test_stop_and_resume_equals_an_uninterrupted_run(tmp_path, method) -> None:
     _assert_same_tensors(a["method"], b["method"])  # student, teacher and (DINO) center
     _assert_same_tensors(a["backbone"], b["backbone"])
     exp_avg = [state["exp_avg"] for state in a["optimizer"]["state"].values()]
-    assert all(torch.equal(x, y["exp_avg"]) for x, y in zip(exp_avg, b["optimizer"]["state"].values(), strict=True))
+    assert all(
+        torch.equal(x, y["exp_avg"]) for x, y in zip(exp_avg, b["optimizer"]["state"].values(), strict=True)
+    )
 
     losses = {r["step"]: r["loss"] for r in iter_records(tmp_path / "straight" / rundir.METRICS_FILE)}
     replayed = list(iter_records(tmp_path / "resumed" / rundir.METRICS_FILE))
@@ -79,7 +78,9 @@ def test_checkpoint_of_another_model_is_refused_and_nothing_is_touched(tmp_path)
     out = tmp_path / "run"
     pretrain(tiny_config(out, max_steps=2))
     before = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
-    with pytest.raises(CheckpointError, match=r"backbone 'mobilevit_xxs' in the checkpoint vs 'resnet5m' now"):
+    with pytest.raises(
+        CheckpointError, match=r"backbone 'mobilevit_xxs' in the checkpoint vs 'resnet5m' now"
+    ):
         pretrain(tiny_config(out, backbone="resnet5m", resume=True))
     with pytest.raises(CheckpointError, match=r"out_dim 64 in the checkpoint vs 128 now"):
         pretrain(tiny_config(out, out_dim=128, resume=True))

@@ -19,10 +19,36 @@ from lowdino.config import PretrainConfig
 from lowdino.train import rundir
 from lowdino.train.builders import check_crop_sizes, default_output_dir
 
-ORIGINAL_TRAINER_FLAGS = (
-    "-b 64 -l 1 --momentum-teacher 0.996 -c 6 -e 2 -o 2048 -t logs --clip-grad 3 --norm-last-layer "
-    "--batch-size-eval 8 --teacher-temp 0.04 --student-temp 0.1 -d 0,1 --pretrained --weight-decay 0.4"
-).split()
+ORIGINAL_TRAINER_FLAGS = [
+    "-b",
+    "64",
+    "-l",
+    "1",
+    "--momentum-teacher",
+    "0.996",
+    "-c",
+    "6",
+    "-e",
+    "2",
+    "-o",
+    "2048",
+    "-t",
+    "logs",
+    "--clip-grad",
+    "3",
+    "--norm-last-layer",
+    "--batch-size-eval",
+    "8",
+    "--teacher-temp",
+    "0.04",
+    "--student-temp",
+    "0.1",
+    "-d",
+    "0,1",
+    "--pretrained",
+    "--weight-decay",
+    "0.4",
+]
 
 
 def _config(*argv: str) -> PretrainConfig:
@@ -62,13 +88,21 @@ def test_flags_override_the_config_file(tmp_path) -> None:
 def test_every_recipe_in_configs_is_valid() -> None:
     recipes = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
     assert {path.name for path in recipes} >= {
-        "quickstart.yaml", "cifar10_mobilevit_s.yaml", "cifar10_mobilevit_xs.yaml", "cifar10_mobilevit_xxs.yaml",
-        "cifar10_mobilenetv2_100.yaml", "cifar10_resnet5m.yaml", "imagenette.yaml", "imagenet.yaml",
+        "quickstart.yaml",
+        "cifar10_mobilevit_s.yaml",
+        "cifar10_mobilevit_xs.yaml",
+        "cifar10_mobilevit_xxs.yaml",
+        "cifar10_mobilenetv2_100.yaml",
+        "cifar10_resnet5m.yaml",
+        "imagenette.yaml",
+        "imagenet.yaml",
     }
     for path in recipes:
         config = _config("--config", str(path))
         check_crop_sizes(config)  # the backbone accepts the recipe's crops
-        assert path.read_text().startswith("#"), f"{path.name} needs a header comment saying where its numbers come from"
+        assert path.read_text().startswith("#"), (
+            f"{path.name} needs a header comment saying where its numbers come from"
+        )
 
 
 @pytest.mark.parametrize(
@@ -118,8 +152,19 @@ def test_python_m_lowdino_pretrain_exit_codes(tmp_path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def run(*extra: str) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "lowdino", "pretrain", "--config", str(recipe), "--output-dir", str(out)]
-        return subprocess.run([*argv, *extra], capture_output=True, text=True, env=env, timeout=300, check=False)
+        argv = [
+            sys.executable,
+            "-m",
+            "lowdino",
+            "pretrain",
+            "--config",
+            str(recipe),
+            "--output-dir",
+            str(out),
+        ]
+        return subprocess.run(
+            [*argv, *extra], capture_output=True, text=True, env=env, timeout=300, check=False
+        )
 
     stopped = run()
     assert stopped.returncode == rundir.EXIT_CANCELLED, stopped.stderr

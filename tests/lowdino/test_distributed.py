@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 from _train_utils import TINY
 
@@ -15,15 +16,30 @@ from lowdino.train.checkpoint import load_checkpoint
 from lowdino.train.metrics import iter_records
 
 
-def test_torchrun_two_processes_write_one_run_from_rank_zero(tmp_path) -> None:
+@pytest.mark.parametrize("method", ["dino", "byol"])  # BYOL's predictor lies outside the DDP module
+def test_torchrun_two_processes_write_one_run_from_rank_zero(tmp_path, method) -> None:
     recipe = tmp_path / "tiny.yaml"
     # Global batch 8 -> 4 images per process; 5 steps per epoch over the 40 images, 2 epochs.
-    recipe.write_text(yaml.safe_dump({**TINY, "knn_monitor": True, "method": "dino"}))
+    options = {"knn_monitor": True, "method": method, "byol_projection_dim": 16, "byol_hidden_dim": 32}
+    recipe.write_text(yaml.safe_dump({**TINY, **options}))
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "lowdino", "pretrain", "--config", str(recipe), "--output-dir", str(out), "--device", "cpu",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "lowdino",
+        "pretrain",
+        "--config",
+        str(recipe),
+        "--output-dir",
+        str(out),
+        "--device",
+        "cpu",
     ]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -36,7 +52,7 @@ def test_torchrun_two_processes_write_one_run_from_rank_zero(tmp_path) -> None:
     records = list(iter_records(out / rundir.METRICS_FILE))
     assert [r["step"] for r in records] == list(range(1, 11))  # one writer: every step once
     assert [r["step"] for r in records if "knn_top1" in r] == [5, 10]
-    assert (out / rundir.LOG_FILE).read_text().count("starting dino") == 1
+    assert (out / rundir.LOG_FILE).read_text().count(f"starting {method}") == 1
     checkpoint = load_checkpoint(out / rundir.CHECKPOINT_FILE)
     assert len(checkpoint["rng"]) == 2  # one RNG state per rank, for an exact resume
     assert not [key for key in checkpoint["method"] if "module." in key]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import random
+import sys
 
 import numpy as np
 import pytest
@@ -24,6 +26,7 @@ from lowdino.train.devices import resolve_device, resolve_precision
 from lowdino.train.distributed import DistContext, context_from_env
 from lowdino.train.metrics import MetricsWriter, iter_records, truncate_metrics
 from lowdino.train.optim import build_schedules, clip_gradients_per_tensor
+from lowdino.train.progress import ProgressBar
 
 
 def _config(**overrides: object) -> PretrainConfig:
@@ -182,3 +185,30 @@ def test_context_from_torchrun_env() -> None:
     ctx = context_from_env({"WORLD_SIZE": "4", "RANK": "2", "LOCAL_RANK": "0"})
     assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.is_main, ctx.distributed) == (2, 4, 0, False, True)
     assert not context_from_env({}).distributed
+
+
+class _Terminal(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_progress_bar_draws_only_on_a_terminal(monkeypatch, tty) -> None:
+    stream = _Terminal(tty)
+    monkeypatch.setattr(sys, "stderr", stream)
+    bar = ProgressBar(total=4, initial=2)  # resumed at step 2 of 4
+    for _ in range(2):
+        bar.update({"epoch": 1.5, "loss": 2.25, "images_per_sec": 120.0})
+    bar.close()
+    text = stream.getvalue()
+    if tty:
+        assert "4/4" in text
+        assert "epoch=1.50" in text
+        assert "loss=2.2500" in text
+        assert "img_s=120" in text
+    else:
+        assert text == ""

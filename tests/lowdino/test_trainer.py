@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from _train_utils import StopAtStep, single_thread, tiny_config
+from _train_utils import StopAtStep, tiny_config
 
 from lowdino.errors import ConfigError, DataError, DeviceError
 from lowdino.train import rundir
@@ -14,10 +14,7 @@ from lowdino.train.checkpoint import load_checkpoint
 from lowdino.train.metrics import iter_records
 from lowdino.train.trainer import pretrain
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    single_thread()
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def test_pretrain_writes_the_run_directory(tmp_path) -> None:
@@ -29,8 +26,18 @@ def test_pretrain_writes_the_run_directory(tmp_path) -> None:
     records = list(iter_records(run.metrics))
     assert [r["step"] for r in records] == list(range(1, 11))  # 2 epochs x 5 steps, each once
     assert recorder.records == records  # callbacks get every record exactly as written
-    for key in ("epoch", "time", "total_steps", "loss", "lr", "weight_decay", "momentum", "teacher_temp",
-                "images_per_sec", "teacher_entropy"):
+    for key in (
+        "epoch",
+        "time",
+        "total_steps",
+        "loss",
+        "lr",
+        "weight_decay",
+        "momentum",
+        "teacher_temp",
+        "images_per_sec",
+        "teacher_entropy",
+    ):
         assert all(key in r for r in records), key
     assert records[4]["epoch"] == pytest.approx(1.0)
     assert all(r["total_steps"] == 10 for r in records)
@@ -86,7 +93,9 @@ def test_existing_run_is_never_overwritten(tmp_path) -> None:
     out = tmp_path / "run"
     pretrain(tiny_config(out, max_steps=2), callbacks=[StopAtStep(1)])
     before = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
-    with pytest.raises(ConfigError, match="already holds a run; pass --resume to continue it or choose another"):
+    with pytest.raises(
+        ConfigError, match="already holds a run; pass --resume to continue it or choose another"
+    ):
         pretrain(tiny_config(out, max_steps=2))
     assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == before
 
@@ -102,10 +111,17 @@ def test_directory_with_only_a_config_file_is_a_fresh_run(tmp_path) -> None:
     ("overrides", "error", "message"),
     [
         ({"batch_size": 64}, DataError, "batch size 64 is larger than the 40 training images"),
-        ({"backbone": "dinov2_vits14", "global_crop_size": 28, "local_crop_size": 8}, ConfigError,
-         "dinov2_vits14 needs image sizes of at least 14"),
+        (
+            {"backbone": "dinov2_vits14", "global_crop_size": 28, "local_crop_size": 8},
+            ConfigError,
+            "dinov2_vits14 needs image sizes of at least 14",
+        ),
         ({"dataset": "imagefolder", "data_path": "/nonexistent/lowdino-data"}, DataError, "/nonexistent"),
-        ({"device": "cuda"}, DeviceError, "CUDA was requested but torch sees no GPU; use --device cpu or auto"),
+        (
+            {"device": "cuda"},
+            DeviceError,
+            "CUDA was requested but torch sees no GPU; use --device cpu or auto",
+        ),
         ({"precision": "fp16"}, ConfigError, "fp16 needs a GPU"),
     ],
 )
@@ -138,7 +154,20 @@ def test_device_ids_on_cpu_run_the_backbone_through_data_parallel(tmp_path, monk
 
 
 def test_byol_trains_with_the_same_loop(tmp_path) -> None:
-    summary = pretrain(tiny_config(tmp_path / "run", method="byol", max_steps=3, byol_projection_dim=16,
-                                   byol_hidden_dim=32))
+    summary = pretrain(
+        tiny_config(tmp_path / "run", method="byol", max_steps=3, byol_projection_dim=16, byol_hidden_dim=32)
+    )
     assert summary["status"] == "completed"
     assert summary["final_loss"] is not None
+
+
+def test_out_of_memory_names_the_batch_size(tmp_path, monkeypatch) -> None:
+    from lowdino.methods.dino.method import DINO
+
+    def exhausted(self, crops, **kwargs):
+        # What the CUDA caching allocator raises; this CPU-only machine cannot produce it for real.
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(DINO, "training_loss", exhausted)
+    with pytest.raises(DeviceError, match=r"at batch size 8; lower --batch-size \(e.g. 4\)"):
+        pretrain(tiny_config(tmp_path / "run"))
