@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ def test_defaults_match_the_original_trainer() -> None:
     assert (config.out_dim, config.clip_grad, config.batch_size_eval) == (1024, 2.0, 8)
     assert (config.teacher_temp, config.student_temp, config.weight_decay) == (0.04, 0.1, 0.4)
     assert config.tensorboard_dir == "logs"
-    assert config.norm_last_layer is False and config.pretrained is False
+    assert config.norm_last_layer is False
+    assert config.pretrained is False
 
 
 def test_yaml_file_then_overrides(tmp_path: Path) -> None:
@@ -92,14 +94,17 @@ def _parse(args: list[str]) -> dict:
 
 def test_generated_flags_accept_original_short_and_long_forms() -> None:
     given = _parse(
-        "-b 64 -l 2 --momentum-teacher 0.996 -c 6 -e 3 -o 2048 -t tb --clip-grad 3 --norm-last-layer "
-        "--batch-size-eval 16 --teacher-temp 0.02 --student-temp 0.1 -d 0,1 --pretrained --weight-decay 0.04".split()
+        shlex.split(
+            "-b 64 -l 2 --momentum-teacher 0.996 -c 6 -e 3 -o 2048 -t tb --clip-grad 3 --norm-last-layer "
+            "--batch-size-eval 16 --teacher-temp 0.02 --student-temp 0.1 -d 0,1 --pretrained --weight-decay 0.04"
+        )
     )
     config = PretrainConfig(**given)
     assert (config.batch_size, config.logging_freq, config.n_crops, config.n_epochs) == (64, 2, 6, 3)
     assert config.momentum_teacher == 0.996
     assert (config.out_dim, config.tensorboard_dir, config.clip_grad) == (2048, "tb", 3.0)
-    assert config.norm_last_layer is True and config.pretrained is True
+    assert config.norm_last_layer is True
+    assert config.pretrained is True
     assert config.device_ids == [0, 1]
     assert config.weight_decay == 0.04
 
