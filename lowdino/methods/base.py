@@ -71,3 +71,12 @@ def split_weight_decay(named_parameters: Iterable[tuple[str, nn.Parameter]]) -> 
         else:
             decayed.append(param)
     return decayed, not_decayed
+
+
+def weight_decay_groups(named_parameters: Iterable[tuple[str, nn.Parameter]]) -> list[dict[str, Any]]:
+    """The two optimiser groups every method uses: decayed weights, and biases / norms without decay."""
+    decayed, not_decayed = split_weight_decay(named_parameters)
+    return [
+        {"params": decayed, "name": "decayed", "apply_weight_decay": True},
+        {"params": not_decayed, "name": "not_decayed", "apply_weight_decay": False},
+    ]

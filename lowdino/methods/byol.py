@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lowdino.methods.base import StudentWrapper, split_weight_decay
+from lowdino.methods.base import StudentWrapper, weight_decay_groups
 from lowdino.methods.dino.head import MultiCropWrapper
 from lowdino.methods.ema import ema_update
 
@@ -68,11 +68,7 @@ class BYOL(nn.Module):
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         named = [*self.student.named_parameters(), *self.predictor.named_parameters(prefix="predictor")]
-        decayed, not_decayed = split_weight_decay(named)
-        return [
-            {"params": decayed, "name": "decayed", "apply_weight_decay": True},
-            {"params": not_decayed, "name": "not_decayed", "apply_weight_decay": False},
-        ]
+        return weight_decay_groups(named)
 
     def training_loss(
         self,

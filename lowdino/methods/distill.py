@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lowdino.methods.base import StudentWrapper, split_weight_decay
+from lowdino.methods.base import StudentWrapper, weight_decay_groups
 
 DistillLoss = Literal["kl", "cosine", "mse"]
 
@@ -102,11 +102,7 @@ class Distillation(nn.Module):
         named = list(self.student.named_parameters())
         if self.classifier is not None:
             named += list(self.classifier.named_parameters(prefix="classifier"))
-        decayed, not_decayed = split_weight_decay(named)
-        return [
-            {"params": decayed, "name": "decayed", "apply_weight_decay": True},
-            {"params": not_decayed, "name": "not_decayed", "apply_weight_decay": False},
-        ]
+        return weight_decay_groups(named)
 
     def training_loss(
         self,

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lowdino.methods.base import StudentWrapper, split_weight_decay
+from lowdino.methods.base import StudentWrapper, weight_decay_groups
 from lowdino.methods.dino.head import DINOHead, MultiCropWrapper
 from lowdino.methods.dino.loss import DINOLoss
 from lowdino.methods.ema import ema_update
@@ -59,11 +59,7 @@ class DINO(nn.Module):
         self.student.wrap_backbone(wrapper)
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        decayed, not_decayed = split_weight_decay(self.student.named_parameters())
-        return [
-            {"params": decayed, "name": "decayed", "apply_weight_decay": True},
-            {"params": not_decayed, "name": "not_decayed", "apply_weight_decay": False},
-        ]
+        return weight_decay_groups(self.student.named_parameters())
 
     def training_loss(
         self,
