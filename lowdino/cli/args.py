@@ -13,6 +13,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from lowdino.config.loading import ModelT, build_config
+
 
 def _strip_optional(annotation: Any) -> Any:
     if get_origin(annotation) in (Union, types.UnionType):
@@ -52,3 +54,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, model: type[BaseModel])
         elif annotation in (int, float):
             kwargs["type"] = annotation
         group.add_argument(*flags, **kwargs)
+
+
+def config_from_namespace(model: type[ModelT], args: argparse.Namespace) -> ModelT:
+    """The model from `--config FILE` (if given) overridden by the flags the user typed."""
+    overrides = {name: value for name, value in vars(args).items() if name in model.model_fields}
+    return build_config(model, file=getattr(args, "config", None), overrides=overrides)

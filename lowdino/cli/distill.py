@@ -10,9 +10,8 @@ import json
 import os
 import sys
 
-from lowdino.cli.args import add_model_arguments
+from lowdino.cli.args import add_model_arguments, config_from_namespace
 from lowdino.config import DistillConfig
-from lowdino.config.loading import build_config
 from lowdino.train.rundir import EXIT_CANCELLED, EXIT_OK
 
 EXAMPLES = """examples:
@@ -40,8 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def config_from_args(args: argparse.Namespace) -> DistillConfig:
-    overrides = {name: value for name, value in vars(args).items() if name in DistillConfig.model_fields}
-    return build_config(DistillConfig, file=args.config, overrides=overrides)
+    return config_from_namespace(DistillConfig, args)
 
 
 def run(args: argparse.Namespace) -> int:

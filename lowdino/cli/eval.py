@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lowdino.cli.args import add_model_arguments
+from lowdino.cli.args import add_model_arguments, config_from_namespace
 from lowdino.config import EvalConfig
-from lowdino.config.loading import build_config
 from lowdino.train.rundir import EXIT_CANCELLED, EXIT_OK
 
 EXAMPLES = """examples:
@@ -52,8 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
-    overrides = {name: value for name, value in vars(args).items() if name in EvalConfig.model_fields}
-    return build_config(EvalConfig, file=args.config, overrides=overrides)
+    return config_from_namespace(EvalConfig, args)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,9 +12,8 @@ import json
 import os
 import sys
 
-from lowdino.cli.args import add_model_arguments
+from lowdino.cli.args import add_model_arguments, config_from_namespace
 from lowdino.config import PretrainConfig
-from lowdino.config.loading import build_config
 from lowdino.train.rundir import EXIT_CANCELLED, EXIT_OK
 
 EXAMPLES = """examples:
@@ -45,8 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def config_from_args(args: argparse.Namespace) -> PretrainConfig:
-    overrides = {name: value for name, value in vars(args).items() if name in PretrainConfig.model_fields}
-    return build_config(PretrainConfig, file=args.config, overrides=overrides)
+    return config_from_namespace(PretrainConfig, args)
 
 
 def run(args: argparse.Namespace) -> int:
