@@ -228,6 +228,21 @@ class PretrainConfig(TrainOptions):
         json_schema_extra=cli(group="method"),
     )
     center_momentum: float = Field(0.9, ge=0, lt=1, description="EMA momentum of the teacher-output center.")
+    centering: Literal["center", "sinkhorn_knopp"] = Field(
+        "center",
+        description="How teacher outputs are kept from collapsing: center (DINO: subtract a running mean) "
+        "or sinkhorn_knopp (DINOv2: balance prototype usage within each batch; steadier at low teacher "
+        "temperatures and in short runs).",
+        json_schema_extra=cli(group="method"),
+    )
+    koleo_weight: float = Field(
+        0.0,
+        ge=0,
+        le=10,
+        description="Weight of DINOv2's KoLeo regulariser on the student's global-crop backbone features, "
+        "which spreads them over the sphere and helps kNN retrieval (DINOv2: 0.1; 0 disables).",
+        json_schema_extra=cli(group="method"),
+    )
 
     # BYOL.
     byol_projection_dim: int = Field(256, ge=8, description="BYOL projector / predictor output size.")

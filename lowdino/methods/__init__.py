@@ -28,6 +28,8 @@ def build_method(config: PretrainConfig, backbone_factory: Callable[[], nn.Modul
             norm_last_layer=config.norm_last_layer,
             student_temp=config.student_temp,
             center_momentum=config.center_momentum,
+            centering=config.centering,
+            koleo_weight=config.koleo_weight,
         )
     if config.method == "byol":
         return BYOL(

@@ -83,10 +83,14 @@ class MultiCropWrapper(nn.Module):
         GPUs and gathers it back in order (wrapping the whole wrapper would interleave the crops)."""
         self.__dict__["_backbone_forward"] = wrapper(self.backbone)
 
-    def forward(self, crops: list[torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, crops: list[torch.Tensor], *, return_features: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Head outputs (n * B, K); with `return_features` also the backbone features (n * B, D)."""
         backbone = self.__dict__["_backbone_forward"]
-        features = [backbone(torch.cat(run)) for run in group_by_resolution(crops)]
-        return self.head(torch.cat(features))
+        features = torch.cat([backbone(torch.cat(run)) for run in group_by_resolution(crops)])
+        outputs = self.head(features)
+        return (outputs, features) if return_features else outputs
 
 
 def group_by_resolution(crops: list[torch.Tensor]) -> list[list[torch.Tensor]]:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
+
+from lowdino.methods.dino.sinkhorn import sinkhorn_knopp
+
+Centering = Literal["center", "sinkhorn_knopp"]
 
 
 class DINOLoss(nn.Module):
@@ -19,6 +25,8 @@ class DINOLoss(nn.Module):
     and afterwards the center is updated c <- m c + (1 - m) mean_batch(t) over all processes.
     Centering keeps one prototype from dominating; a low tau_t sharpens and keeps the output from
     becoming uniform. A uniform collapse gives L = ln(K); a one-hot collapse gives entropy(P_t) = 0.
+    With centering="sinkhorn_knopp" (DINOv2) P_t comes from `sinkhorn_knopp(t, tau_t)` instead, which
+    balances prototype usage within the batch; the center is then neither used nor updated.
 
     Shapes: student_output (n * B, K), teacher_output (2 * B, K), crops stacked crop-major as produced
     by MultiCropWrapper; B batch, K out_dim, n crops.
@@ -27,7 +35,13 @@ class DINOLoss(nn.Module):
     center: torch.Tensor
 
     def __init__(
-        self, out_dim: int, *, n_crops: int, student_temp: float = 0.1, center_momentum: float = 0.9
+        self,
+        out_dim: int,
+        *,
+        n_crops: int,
+        student_temp: float = 0.1,
+        center_momentum: float = 0.9,
+        centering: Centering = "center",
     ) -> None:
         super().__init__()
         if n_crops < 2:
@@ -35,6 +49,7 @@ class DINOLoss(nn.Module):
         self.n_crops = n_crops
         self.student_temp = student_temp
         self.center_momentum = center_momentum
+        self.centering = centering
         self.register_buffer("center", torch.zeros(1, out_dim))
 
     def forward(
@@ -43,7 +58,10 @@ class DINOLoss(nn.Module):
         student_output = student_output.float()
         teacher_output = teacher_output.float().detach()
         student_log_probs = F.log_softmax(student_output / self.student_temp, dim=-1).chunk(self.n_crops)
-        teacher_probs = F.softmax((teacher_output - self.center) / teacher_temp, dim=-1)
+        if self.centering == "sinkhorn_knopp":
+            teacher_probs = sinkhorn_knopp(teacher_output, teacher_temp=teacher_temp)
+        else:
+            teacher_probs = F.softmax((teacher_output - self.center) / teacher_temp, dim=-1)
         teacher_chunks = teacher_probs.chunk(2)
 
         total = student_output.new_zeros(())
@@ -57,7 +75,8 @@ class DINOLoss(nn.Module):
         loss = total / n_pairs
 
         stats = teacher_statistics(teacher_probs)
-        self.update_center(teacher_output)
+        if self.centering == "center":
+            self.update_center(teacher_output)
         return loss, stats
 
     @torch.no_grad()

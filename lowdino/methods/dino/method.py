@@ -10,7 +10,8 @@ from torch import nn
 
 from lowdino.methods.base import StudentWrapper, weight_decay_groups
 from lowdino.methods.dino.head import DINOHead, MultiCropWrapper
-from lowdino.methods.dino.loss import DINOLoss
+from lowdino.methods.dino.koleo import KoLeoLoss
+from lowdino.methods.dino.loss import Centering, DINOLoss
 from lowdino.methods.ema import ema_update
 
 
@@ -33,6 +34,8 @@ class DINO(nn.Module):
         norm_last_layer: bool = True,
         student_temp: float = 0.1,
         center_momentum: float = 0.9,
+        centering: Centering = "center",
+        koleo_weight: float = 0.0,
     ) -> None:
         super().__init__()
         head = DINOHead(
@@ -47,8 +50,14 @@ class DINO(nn.Module):
         self.teacher = copy.deepcopy(self.student)
         self.teacher.requires_grad_(False)
         self.loss = DINOLoss(
-            out_dim, n_crops=n_crops, student_temp=student_temp, center_momentum=center_momentum
+            out_dim,
+            n_crops=n_crops,
+            student_temp=student_temp,
+            center_momentum=center_momentum,
+            centering=centering,
         )
+        self.koleo_weight = koleo_weight
+        self.koleo = KoLeoLoss()
         # Kept outside the module tree (plain __dict__) so that state_dict keys never gain "module." prefixes.
         self.__dict__["_student_forward"] = self.student
 
@@ -71,8 +80,16 @@ class DINO(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, float]]:
         with torch.no_grad():
             teacher_output = self.teacher(crops[:2])
-        student_output = self._student_forward(crops)
-        return self.loss(student_output, teacher_output, teacher_temp=teacher_temp)
+        if not self.koleo_weight:
+            student_output = self._student_forward(crops)
+            return self.loss(student_output, teacher_output, teacher_temp=teacher_temp)
+        student_output, student_features = self._student_forward(crops, return_features=True)
+        dino_loss, stats = self.loss(student_output, teacher_output, teacher_temp=teacher_temp)
+        # DINOv2: KoLeo on the backbone features of each global crop separately.
+        global_features = student_features[: 2 * crops[0].shape[0]].chunk(2)
+        koleo_loss = sum(self.koleo(features) for features in global_features)
+        stats.update(dino_loss=float(dino_loss.detach()), koleo_loss=float(koleo_loss.detach()))
+        return dino_loss + self.koleo_weight * koleo_loss, stats
 
     def update_target(self, momentum: float) -> None:
         ema_update(self.teacher, self.student, momentum)
