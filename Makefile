@@ -22,12 +22,13 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy lowdino server worker
 	# One OpenMP thread per process: the suite runs several processes at once (server, worker, trainer, DDP
 	# ranks) on small tensors, where extra threads only wait on busy cores.
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy lowdino
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy lowdino server worker
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .

@@ -48,7 +48,8 @@ class Series:
     downsampled: bool = False
 
     def x(self, axis: str) -> list[Any]:
-        return {"step": self.steps, "epoch": self.epochs, "time": self.times}[axis]
+        columns: dict[str, list[Any]] = {"step": self.steps, "epoch": self.epochs, "time": self.times}
+        return columns[axis]
 
     @classmethod
     def from_points(cls, key: str, points: list[Point], *, downsampled: bool) -> Series:
@@ -97,7 +98,7 @@ def downsample_series(
     if lo is None:
         return Series(key=key)
     hi = session.execute(text(f"SELECT MAX(step) {base}"), params).scalar()
-    lo, hi = int(lo), int(hi)
+    lo, hi = int(lo), int(hi if hi is not None else lo)
     columns = "step, epoch, wall_time, value"
     if hi - lo + 1 <= max_points:
         # Steps are unique per key, so this range cannot hold more than max_points points.

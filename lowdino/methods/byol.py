@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lowdino.backbones import feature_dim
 from lowdino.methods.base import StudentWrapper, weight_decay_groups
 from lowdino.methods.dino.head import MultiCropWrapper
 from lowdino.methods.ema import ema_update
@@ -48,11 +49,14 @@ class BYOL(nn.Module):
     (multi-crop BYOL); every (view, other global view) pair weighs the same.
     """
 
+    # Set through __dict__ (not a submodule, see __init__); annotated so that calls type-check.
+    _student_forward: nn.Module
+
     def __init__(
         self, backbone: nn.Module, *, projection_dim: int = 256, hidden_dim: int = 4096, n_crops: int = 2
     ) -> None:
         super().__init__()
-        projector = MLPHead(backbone.num_features, hidden_dim, projection_dim)
+        projector = MLPHead(feature_dim(backbone), hidden_dim, projection_dim)
         self.student = MultiCropWrapper(backbone, projector)
         self.predictor = MLPHead(projection_dim, hidden_dim, projection_dim)
         self.teacher = copy.deepcopy(self.student)

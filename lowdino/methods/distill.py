@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lowdino.backbones import feature_dim
 from lowdino.methods.base import StudentWrapper, weight_decay_groups
 
 DistillLoss = Literal["kl", "cosine", "mse"]
@@ -46,7 +47,7 @@ class StudentWithProjection(nn.Module):
     def __init__(self, backbone: nn.Module, teacher_dim: int) -> None:
         super().__init__()
         self.backbone = backbone
-        self.projection = nn.Linear(backbone.num_features, teacher_dim)
+        self.projection = nn.Linear(feature_dim(backbone), teacher_dim)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.backbone(images)
@@ -59,6 +60,9 @@ class Distillation(nn.Module):
     Loss = distillation(projected student, teacher) + label_loss_weight * CE(classifier(student), y).
     The teacher may want another input size (patch-14 ViTs): the view is resized for it alone.
     """
+
+    # Set through __dict__ (not a submodule, see __init__); annotated so that calls type-check.
+    _student_forward: nn.Module
 
     def __init__(
         self,
@@ -74,10 +78,10 @@ class Distillation(nn.Module):
         super().__init__()
         if label_loss_weight > 0 and not num_classes:
             raise ValueError("label_loss_weight > 0 needs a labelled dataset (num_classes)")
-        self.student = StudentWithProjection(student_backbone, teacher_backbone.num_features)
+        self.student = StudentWithProjection(student_backbone, feature_dim(teacher_backbone))
         self.teacher = teacher_backbone.eval().requires_grad_(False)
         self.classifier = (
-            nn.Linear(student_backbone.num_features, num_classes)
+            nn.Linear(feature_dim(student_backbone), num_classes)
             if label_loss_weight > 0 and num_classes
             else None
         )

@@ -15,8 +15,8 @@ def ema_update(target: nn.Module, source: nn.Module, momentum: float) -> None:
     """
     if not 0.0 <= momentum <= 1.0:
         raise ValueError(f"EMA momentum must lie in [0, 1], got {momentum}")
-    target_params = list(target.parameters())
-    source_params = list(source.parameters())
+    target_params: list[torch.Tensor] = list(target.parameters())
+    source_params: list[torch.Tensor] = list(source.parameters())
     if len(target_params) != len(source_params):
         raise ValueError("EMA target and source have different parameter lists")
     torch._foreach_mul_(target_params, momentum)

@@ -192,9 +192,11 @@ def prepare(config: TrainConfig, ctx: DistContext, device: torch.device, precisi
     method = builders.build_training_method(config, device, num_classes=len(datasets.train.classes))
     if ctx.distributed and device.type == "cuda":
         # BatchNorm statistics over the global batch, as in single-GPU training (SyncBN needs GPUs).
-        method.student = nn.SyncBatchNorm.convert_sync_batchnorm(method.student)
-        if method.teacher is not None:
-            method.teacher = nn.SyncBatchNorm.convert_sync_batchnorm(method.teacher)
+        # The conversion replaces BatchNorm children in place (the wrappers themselves are not BN),
+        # so references the method holds to its networks stay valid.
+        for network in (method.student, method.teacher):
+            if network is not None:
+                nn.SyncBatchNorm.convert_sync_batchnorm(network)
     optimizer = build_optimizer(method)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.use_scaler)
     seed_everything(config.seed + ctx.rank)

@@ -118,7 +118,7 @@ def _upsert(session: Session, run_id: str, rows: list[dict[str, Any]]) -> None:
         raise RuntimeError(f"metrics ingestion supports sqlite and postgresql, not {dialect}")
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    statement = sqlite_insert(Metric.__table__)
+    statement = sqlite_insert(Metric.__table__)  # type: ignore[arg-type]  # a Table at runtime
     statement = statement.on_conflict_do_update(
         index_elements=["run_id", "key", "step"],
         set_={
@@ -147,7 +147,7 @@ _POSTGRES_BLOCKS = text(
 def _sqlite_block_upsert(session: Session, rows: list[dict[str, Any]]) -> None:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    statement = sqlite_insert(MetricBlock.__table__)
+    statement = sqlite_insert(MetricBlock.__table__)  # type: ignore[arg-type]  # a Table at runtime
     columns = ("count", "min_step", "min_value", "max_step", "max_value")
     statement = statement.on_conflict_do_update(
         index_elements=["run_id", "key", "block"], set_={name: statement.excluded[name] for name in columns}

@@ -104,7 +104,8 @@ def _escape_like(value: str) -> str:
 
 def _tag_filter(session: Session, tag: str) -> ColumnElement[bool]:
     if session.get_bind().dialect.name == "postgresql":
-        return text("runs.tags @> CAST(:tag_json AS jsonb)").bindparams(tag_json=json.dumps([tag]))
+        clause = text("runs.tags @> CAST(:tag_json AS jsonb)").bindparams(tag_json=json.dumps([tag]))
+        return clause  # type: ignore[return-value]  # a boolean SQL expression that SQLAlchemy types as text
     each = func.json_each(Run.tags).table_valued("value")
     return exists(select(1).select_from(each).where(each.c.value == tag))
 
@@ -154,12 +155,16 @@ def list_runs(
     field = sort.removeprefix("-")
     if field not in SORTABLE_FIELDS:
         raise ValueError(f"cannot sort by {field!r}; use one of {', '.join(SORTABLE_FIELDS)}")
-    filters = {"status": status, "kind": kind, "tag": tag, "backbone": backbone, "search": search}
     column = getattr(Run, field)
     order = column.desc() if sort.startswith("-") else column.asc()
-    query = _filtered(session, select(Run), **filters).order_by(order, Run.id.asc())
-    rows = list(session.scalars(query.limit(limit).offset(offset)))
-    count = session.scalar(_filtered(session, select(func.count()).select_from(Run), **filters)) or 0
+
+    def filtered(query: Select[Any]) -> Select[Any]:
+        return _filtered(session, query, status=status, kind=kind, tag=tag, backbone=backbone, search=search)
+
+    rows = list(
+        session.scalars(filtered(select(Run)).order_by(order, Run.id.asc()).limit(limit).offset(offset))
+    )
+    count = session.scalar(filtered(select(func.count()).select_from(Run))) or 0
     return rows, int(count)
 
 

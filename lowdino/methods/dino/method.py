@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
+from lowdino.backbones import feature_dim
 from lowdino.methods.base import StudentWrapper, weight_decay_groups
 from lowdino.methods.dino.head import DINOHead, MultiCropWrapper
 from lowdino.methods.dino.koleo import KoLeoLoss
@@ -21,6 +22,9 @@ class DINO(nn.Module):
     The teacher starts as an exact copy of the student, receives no gradients, sees only the 2 global
     crops and follows the student by EMA (`update_target`).
     """
+
+    # Set through __dict__ (not a submodule, see __init__); annotated so that calls type-check.
+    _student_forward: nn.Module
 
     def __init__(
         self,
@@ -39,7 +43,7 @@ class DINO(nn.Module):
     ) -> None:
         super().__init__()
         head = DINOHead(
-            backbone.num_features,
+            feature_dim(backbone),
             out_dim,
             hidden_dim=hidden_dim,
             bottleneck_dim=bottleneck_dim,
@@ -97,7 +101,8 @@ class DINO(nn.Module):
     def cancel_last_layer_gradients(self, epoch: float, freeze_epochs: float) -> None:
         if epoch >= freeze_epochs:
             return
-        for param in self.student.head.last_layer.parameters():
+        head = cast(DINOHead, self.student.head)
+        for param in head.last_layer.parameters():
             param.grad = None
 
     def eval_backbone(self) -> nn.Module:

@@ -21,7 +21,8 @@ def sinkhorn_knopp(
     Q = exp(t / tau_t)^T (K, B) is scaled alternately so that every row (prototype) sums to 1/K and
     every column (sample) to 1/B; the result, times B, gives per-sample distributions (B, K).
     Unlike running-mean centering it acts on the current batch, so a prototype cannot dominate even
-    for a few steps, and it stays stable at the low teacher temperatures that small datasets need.
+    for a few steps. With fewer samples than prototypes (B < K) each target must spread over at least
+    K / B prototypes, so its entropy cannot fall below ln(K / B).
     Under DDP the sums run over all processes, so B is the global batch.
 
     Shapes: teacher_output (B, K) -> (B, K), each row a distribution; B batch, K out_dim.
