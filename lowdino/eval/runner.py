@@ -167,6 +167,10 @@ class _Run:
         if config.backbone is not None and config.image_size is not None:
             check_input_size(config.backbone, config.image_size)  # before paying for weights and data
         self.model = load_eval_model(config)
+        if config.channels_last:
+            # Convolutions follow their weights' layout, so feature extraction and fine-tuning (a copy
+            # of this backbone) both run channels-last without touching their inputs.
+            self.model.backbone.to(memory_format=torch.channels_last)
         self.data = _load_splits(config)
         self.image_size = resolve_image_size(
             config.image_size, max(self.data.train.image_size), self.model.backbone_name
@@ -202,7 +206,7 @@ class _Run:
                 image_size=self.image_size,
                 subset=indices_hash(index),
                 # Autocast (bf16 on CUDA) changes the low bits of the features.
-                extra=f"device={self.device.type};precision={self.config.precision}",
+                extra=f"device={self.device.type};precision={self.config.precision};channels_last={self.config.channels_last}",
             )
 
             def compute(pool: LabeledImages = pool) -> tuple[Tensor, Tensor]:

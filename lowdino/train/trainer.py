@@ -190,6 +190,10 @@ def prepare(config: TrainConfig, ctx: DistContext, device: torch.device, precisi
     # Same seed on every rank for the networks; each rank then draws its own augmentations.
     seed_everything(config.seed)
     method = builders.build_training_method(config, device, num_classes=len(datasets.train.classes))
+    if config.channels_last:
+        # Before the optimiser and any wrapper see the parameters: the conversion keeps each
+        # Parameter object and swaps its storage, so every later reference sees the new layout.
+        method.to(memory_format=torch.channels_last)
     if ctx.distributed and device.type == "cuda":
         # BatchNorm statistics over the global batch, as in single-GPU training (SyncBN needs GPUs).
         # The conversion replaces BatchNorm children in place (the wrappers themselves are not BN),
@@ -431,6 +435,8 @@ def train_step(
     try:
         with torch.no_grad():
             crops = p.augmentation(images)
+            if c.channels_last:
+                crops = [crop.contiguous(memory_format=torch.channels_last) for crop in crops]
         with p.precision.autocast(p.device):
             loss, metrics = p.method.training_loss(
                 crops, step=step, teacher_temp=float(s.teacher_temp[step]), labels=labels

@@ -171,3 +171,33 @@ def test_out_of_memory_names_the_batch_size(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(DINO, "training_loss", exhausted)
     with pytest.raises(DeviceError, match=r"at batch size 8; lower --batch-size \(e.g. 4\)"):
         pretrain(tiny_config(tmp_path / "run"))
+
+
+def test_channels_last_changes_the_layout_not_the_training(tmp_path, monkeypatch) -> None:
+    from lowdino.methods.dino.head import MultiCropWrapper
+
+    tensors: list[torch.Tensor] = []
+    original_forward = MultiCropWrapper.forward
+
+    def recording_forward(self, crops, **kwargs):
+        # Dense 3x3+ kernels only: 1x1 and depthwise (C, 1, k, k) kernels are contiguous in both layouts.
+        tensors.extend(crops)
+        tensors.extend(p for p in self.parameters() if p.ndim == 4 and p.shape[1] > 1 and p.shape[-1] > 1)
+        return original_forward(self, crops, **kwargs)
+
+    monkeypatch.setattr(MultiCropWrapper, "forward", recording_forward)
+    pretrain(tiny_config(tmp_path / "nhwc", max_steps=3, channels_last=True))
+    assert tensors
+    assert all(t.is_contiguous(memory_format=torch.channels_last) for t in tensors)
+    assert not any(t.is_contiguous() for t in tensors)
+
+    tensors.clear()
+    pretrain(tiny_config(tmp_path / "nchw", max_steps=3, channels_last=False))
+    assert all(t.is_contiguous() for t in tensors)
+
+    nhwc = load_checkpoint(tmp_path / "nhwc" / rundir.CHECKPOINT_FILE)["method"]
+    nchw = load_checkpoint(tmp_path / "nchw" / rundir.CHECKPOINT_FILE)["method"]
+    assert nhwc.keys() == nchw.keys()
+    for key, value in nchw.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(nhwc[key], value, rtol=1e-3, atol=1e-4, msg=key)
