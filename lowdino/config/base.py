@@ -79,8 +79,9 @@ class RuntimeOptions(StrictModel):
     channels_last: bool = Field(
         True,
         description="Keep convolution weights and images in channels-last (NHWC) memory layout, which "
-        "oneDNN and tensor cores run faster (mobilevit_xxs DINO step on 2 CPU cores: ~1.4x). Checkpoints "
-        "load either way and training matches up to float rounding.",
+        "oneDNN runs faster on the CPU (mobilevit_xxs DINO training on 2 cores: 1.31x, "
+        "benchmarks/channels_last_speed.py). Checkpoints load either way and training matches up to "
+        "float rounding.",
         json_schema_extra=cli(group="runtime"),
     )
     seed: int = Field(0, ge=0, description="Random seed (data order, augmentation, initialisation).")

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from lowdino.config.base import DataOptions, RuntimeOptions, cli
 
 MethodName = Literal["dino", "byol"]
+Centering = Literal["center", "sinkhorn_knopp"]
 
 
 class TrainOptions(DataOptions, RuntimeOptions):
@@ -228,7 +229,7 @@ class PretrainConfig(TrainOptions):
         json_schema_extra=cli(group="method"),
     )
     center_momentum: float = Field(0.9, ge=0, lt=1, description="EMA momentum of the teacher-output center.")
-    centering: Literal["center", "sinkhorn_knopp"] = Field(
+    centering: Centering = Field(
         "center",
         description="How teacher outputs are kept from collapsing: center (DINO: subtract a running mean) "
         "or sinkhorn_knopp (DINOv2: balance prototype usage within each batch, 3 iterations). In a 1 250-step "

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
+from lowdino.config.pretrain import Centering
 from lowdino.methods.dino.sinkhorn import sinkhorn_knopp
-
-Centering = Literal["center", "sinkhorn_knopp"]
 
 
 class DINOLoss(nn.Module):

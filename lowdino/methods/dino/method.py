@@ -9,10 +9,11 @@ import torch
 from torch import nn
 
 from lowdino.backbones import feature_dim
+from lowdino.config.pretrain import Centering
 from lowdino.methods.base import StudentWrapper, weight_decay_groups
 from lowdino.methods.dino.head import DINOHead, MultiCropWrapper
 from lowdino.methods.dino.koleo import KoLeoLoss
-from lowdino.methods.dino.loss import Centering, DINOLoss
+from lowdino.methods.dino.loss import DINOLoss
 from lowdino.methods.ema import ema_update
 
 
