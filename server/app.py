@@ -13,11 +13,9 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from lowdino import __version__
@@ -29,9 +27,9 @@ from server.db import create_db_engine, make_session_factory, upgrade_database
 from server.errors import ServiceError
 from server.security import BodySizeLimit
 from server.settings import Settings, get_settings
+from server.web import mount_frontend
 
 log = logging.getLogger("lowdino.server")
-FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
 
 
 def _reap(app: FastAPI) -> list[str]:
@@ -68,7 +66,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
     status = exc.status_code if isinstance(exc, ServiceError) else 422
-    return JSONResponse({"detail": str(exc)}, status_code=status)
+    body: dict[str, object] = {"detail": str(exc)}
+    field_errors = getattr(exc, "field_errors", None)
+    if field_errors:
+        body["field_errors"] = field_errors
+    return JSONResponse(body, status_code=status)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -78,6 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Pretrain, evaluate and compare small self-supervised vision backbones.",
         lifespan=_lifespan,
+        # Served by server.web from packaged assets: FastAPI's defaults load them from a public CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.stopping = threading.Event()  # set when the server starts shutting down (ends event streams)
@@ -90,7 +95,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(LowDinoError, _service_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(api_router)
-    if FRONTEND_DIR.is_dir():
-        # The browser pages are static files that only talk to /api; mounted last so /api and /docs win.
-        app.mount("/", StaticFiles(directory=FRONTEND_DIR, html=True), name="frontend")
+    mount_frontend(app)
     return app

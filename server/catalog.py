@@ -42,6 +42,20 @@ def _preset_kind(values: dict[str, Any]) -> str:
     return "pretrain"
 
 
+def _purpose(path: Path) -> str:
+    """The first sentence of the preset's header comment: what it is for, shown on its preset card."""
+    lines: list[str] = []
+    for line in path.read_text().splitlines():
+        text = line.strip()
+        if not text.startswith("#") or (lines and not text.lstrip("#").strip()):
+            break
+        if text.lstrip("#").strip():
+            lines.append(text.lstrip("#").strip())
+    paragraph = " ".join(lines)
+    end = paragraph.find(". ")
+    return paragraph[: end + 1] if end >= 0 else paragraph[:200]
+
+
 def load_presets() -> list[dict[str, Any]]:
     presets: list[dict[str, Any]] = []
     names: set[str] = set()
@@ -57,7 +71,14 @@ def load_presets() -> list[dict[str, Any]]:
                 continue
             values = {str(key).replace("-", "_"): value for key, value in values.items()}
             names.add(path.stem)
-            presets.append({"name": path.stem, "kind": _preset_kind(values), "config": values})
+            presets.append(
+                {
+                    "name": path.stem,
+                    "kind": _preset_kind(values),
+                    "description": _purpose(path),
+                    "config": values,
+                }
+            )
     return presets
 
 

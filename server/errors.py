@@ -26,9 +26,21 @@ class RunStateError(ServiceError):
 
 
 class InvalidRequestError(ServiceError):
-    """A well-formed request whose content is unacceptable (bad path, unknown key...)."""
+    """A well-formed request whose content is unacceptable (bad path, unknown key...).
+
+    `field_errors` (config field -> message) lets a form show each message at its field.
+    """
 
     status_code = 422
+
+    def __init__(self, message: str, *, field_errors: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.field_errors = dict(field_errors or {})
+
+    @classmethod
+    def for_field(cls, field: str, message: str) -> InvalidRequestError:
+        """'config.<field>: <message>', with the message also keyed by the field."""
+        return cls(f"config.{field}: {message}", field_errors={field: message})
 
 
 class ArtifactNotFoundError(ServiceError):

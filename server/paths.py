@@ -43,8 +43,8 @@ def resolve_under(raw: str, roots: Sequence[Path], *, field: str, env_hint: str)
     one that exists (a dataset may also be a folder that is yet to be downloaded into).
     """
     if "\x00" in raw or not raw.strip():
-        raise InvalidRequestError(
-            f"config.{field}: {raw!r} is not a usable path; give a path under {_roots_text(roots)}"
+        raise InvalidRequestError.for_field(
+            field, f"{raw!r} is not a usable path; give a path under {_roots_text(roots)}"
         )
     real_roots = [_real(root) for root in roots]
     given = Path(raw).expanduser()
@@ -56,9 +56,10 @@ def resolve_under(raw: str, roots: Sequence[Path], *, field: str, env_hint: str)
     existing = [path for path in allowed if path.exists()]
     if existing or allowed:
         return str((existing or allowed)[0])
-    raise InvalidRequestError(
-        f"config.{field}: {raw} resolves to {resolved[0]}, outside the allowed directories "
-        f"({_roots_text(real_roots)}); move it under one of them or add its folder to {env_hint}"
+    raise InvalidRequestError.for_field(
+        field,
+        f"{raw} resolves to {resolved[0]}, outside the allowed directories "
+        f"({_roots_text(real_roots)}); move it under one of them or add its folder to {env_hint}",
     )
 
 
@@ -107,8 +108,8 @@ def resolve_config_paths(
         if kind == "inside_run":
             parts = PurePosixPath(value.replace("\\", "/")).parts
             if Path(value).is_absolute() or ".." in parts:
-                raise InvalidRequestError(
-                    f"config.{field}: {value!r} must be a relative path inside the run directory, e.g. 'logs'"
+                raise InvalidRequestError.for_field(
+                    field, f"{value!r} must be a relative path inside the run directory, e.g. 'logs'"
                 )
             continue
         if kind == "cache":

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from lowdino.config import CONFIG_MODELS
-from lowdino.config.loading import describe_validation_error
+from lowdino.config.loading import describe_validation_error, validation_problems
 from lowdino.train.rundir import RunDir
 from server import crud
 from server.broker import send_run
@@ -36,7 +36,10 @@ def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
     try:
         return model.model_validate(config).model_dump(mode="json")
     except ValidationError as exc:
-        raise InvalidRequestError(f"invalid {kind} config: {describe_validation_error(exc)}") from exc
+        raise InvalidRequestError(
+            f"invalid {kind} config: {describe_validation_error(exc)}",
+            field_errors=dict(validation_problems(exc)),
+        ) from exc
 
 
 def _run_dir_lookup(session: Session, settings: Settings) -> Callable[[str], Path | None]:
@@ -60,7 +63,7 @@ def prepare_config(
                 if field == "output_dir"
                 else "use POST /api/runs/{id}/resume on the run to continue"
             )
-            raise InvalidRequestError(f"config.{field}: is set by the server for REST runs; {fix}")
+            raise InvalidRequestError.for_field(field, f"is set by the server for REST runs; {fix}")
     validated = validate_config(kind, config)
     validated = resolve_config_paths(validated, settings, run_dir_of=_run_dir_lookup(session, settings))
     validated["output_dir"] = str(settings.run_dir(run_id))

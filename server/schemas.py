@@ -172,4 +172,8 @@ class HealthPublic(BaseModel):
 
 
 class Message(BaseModel):
-    detail: str
+    detail: str = Field(description="One line: what is wrong and how to fix it.")
+    field_errors: dict[str, str] | None = Field(
+        None,
+        description="Config field -> message, when the error concerns given fields (forms show them there).",
+    )

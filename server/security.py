@@ -1,12 +1,16 @@
 """Bearer-token auth and the request-body size limit.
 
-With `LOWDINO_API_TOKEN` set, every endpoint but /api/health needs ``Authorization: Bearer <token>``.
-Streams and downloads opened by the browser itself (EventSource, <a href>) cannot set headers, so
-those routes also accept ``?token=`` or the ``lowdino_token`` cookie.
+With `LOWDINO_API_TOKEN` set, every endpoint but /api/health needs ``Authorization: Bearer <token>``
+or the dashboard's session cookie. The browser logs in once (POST /api/session with the token); the
+server answers with an HttpOnly, SameSite=Strict cookie that holds an HMAC of the token, never the
+token itself, so page URLs and scripts never see it and changing the token ends every session.
+Streams and downloads for command-line users also accept ``?token=``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import secrets
 from typing import Annotated, Any
@@ -17,12 +21,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.settings import LOOPBACK_HOSTS
 
-TOKEN_COOKIE = "lowdino_token"
+SESSION_COOKIE = "lowdino_session"
 bearer = HTTPBearer(auto_error=False, description="LOWDINO_API_TOKEN, when the server has one.")
 
 
-def _matches(given: str | None, expected: str) -> bool:
+def tokens_match(given: str | None, expected: str) -> bool:
     return given is not None and secrets.compare_digest(given.encode(), expected.encode())
+
+
+def session_value(token: str) -> str:
+    """What the session cookie holds: a keyed hash of the token (a stolen cookie does not reveal it)."""
+    return hmac.new(token.encode(), b"lowdino-dashboard-session-v1", hashlib.sha256).hexdigest()
+
+
+def has_valid_session(request: Request) -> bool:
+    expected = request.app.state.settings.api_token
+    return bool(expected) and tokens_match(request.cookies.get(SESSION_COOKIE), session_value(expected))
 
 
 def _unauthorized() -> HTTPException:
@@ -37,23 +51,21 @@ def require_token(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> None:
     expected = request.app.state.settings.api_token
-    if expected and not _matches(credentials.credentials if credentials else None, expected):
+    if not expected or has_valid_session(request):
+        return
+    if not tokens_match(credentials.credentials if credentials else None, expected):
         raise _unauthorized()
 
 
 def require_token_or_query(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> None:
-    """Header, ``?token=`` or cookie (for EventSource and plain download links)."""
+    """Header, session cookie or ``?token=`` (for curl users of streams and download links)."""
     expected = request.app.state.settings.api_token
-    if not expected:
+    if not expected or has_valid_session(request):
         return
-    candidates = [
-        credentials.credentials if credentials else None,
-        request.query_params.get("token"),
-        request.cookies.get(TOKEN_COOKIE),
-    ]
-    if not any(_matches(candidate, expected) for candidate in candidates):
+    candidates = [credentials.credentials if credentials else None, request.query_params.get("token")]
+    if not any(tokens_match(candidate, expected) for candidate in candidates):
         raise _unauthorized()
 
 

@@ -24,9 +24,9 @@ _CONSTRAINT_WORDS = {
 }
 
 
-def describe_validation_error(error: ValidationError) -> str:
-    """One line per problem, joined with '; ' so that the whole error still fits one line."""
-    parts = []
+def validation_problems(error: ValidationError) -> list[tuple[str, str]]:
+    """(field, message) per problem; the field is "config" when the problem is not one field's."""
+    problems = []
     for item in error.errors():
         field = ".".join(str(loc) for loc in item["loc"]) or "config"
         ctx = item.get("ctx") or {}
@@ -42,8 +42,16 @@ def describe_validation_error(error: ValidationError) -> str:
             message = str(item["msg"]).removeprefix("Value error, ")
         got = item.get("input")
         shown = "" if kind == "extra_forbidden" or isinstance(got, dict) else f" (got {got!r})"
-        parts.append(f"{field}: {message}{shown}" if field != "config" else f"{message}{shown}")
-    return "; ".join(parts)
+        problems.append((field, f"{message}{shown}"))
+    return problems
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem, joined with '; ' so that the whole error still fits one line."""
+    return "; ".join(
+        f"{field}: {message}" if field != "config" else message
+        for field, message in validation_problems(error)
+    )
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -30,6 +30,7 @@ BOOKKEEPING_FIELDS = frozenset(
 # A metric event carries at most this many points; a bigger batch (a replay after a rewind) says
 # "truncated" and clients re-read the series from GET /metrics instead.
 MAX_EVENT_POINTS = 5000
+COLLAPSE_KEY = "collapse_warning"
 _MAXIMISE = re.compile(r"(acc|top1|top5|top_1|top_5|knn|linear|finetune|f1|map|auc|precision|recall)", re.I)
 _MINIMISE = re.compile(r"(loss|error|err$|nll|perplexity)", re.I)
 
@@ -80,7 +81,8 @@ def _points(records: Sequence[dict[str, Any]]) -> dict[tuple[str, int], dict[str
             if protocol_key is not None:
                 pairs.append((protocol_key, record["top1"]))
         for key, raw in pairs:
-            value = _number(raw)
+            # The trainer writes the collapse warning as text; a 1.0 point lets charts mark its step.
+            value = 1.0 if key == COLLAPSE_KEY and isinstance(raw, str) and raw else _number(raw)
             if value is None or len(key) > 100:
                 continue
             points[(key, step)] = {

@@ -1,0 +1,106 @@
+// The only door to the server: same-origin fetches to /api and EventSource streams, errors made visible.
+
+export class ApiError extends Error {
+  constructor(status, detail, fieldErrors) {
+    super(detail);
+    this.status = status;
+    this.fieldErrors = fieldErrors || {};
+  }
+}
+
+function describe(body, response) {
+  if (typeof body?.detail === "string") return body.detail;
+  if (Array.isArray(body?.detail)) {
+    // FastAPI's request validation errors: a list of {loc, msg}.
+    return body.detail.map((item) => `${(item.loc || []).slice(1).join(".") || "request"}: ${item.msg}`).join("; ");
+  }
+  return `HTTP ${response.status} ${response.statusText}`;
+}
+
+function goToLogin() {
+  const next = location.pathname + location.search;
+  location.assign(`/login?next=${encodeURIComponent(next)}`);
+}
+
+export async function api(path, { method = "GET", body, signal } = {}) {
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      signal,
+      credentials: "same-origin",
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (exc) {
+    if (exc.name === "AbortError") throw exc;
+    throw new ApiError(0, `the server did not answer (${exc.message}); check that \`lowdino serve\` is running`);
+  }
+  if (response.status === 401) {
+    goToLogin();
+    throw new ApiError(401, "login needed");
+  }
+  if (!response.ok) {
+    const data = await response.json().catch(() => null);
+    throw new ApiError(response.status, describe(data, response), data?.field_errors);
+  }
+  if (response.status === 204) return null;
+  return response.json();
+}
+
+/**
+ * Follows a run's Server-Sent Events. EventSource reconnects by itself with Last-Event-ID; when the
+ * browser gives up (an HTTP error), this reconnects with a backoff from the last id it saw.
+ * `onState` gets "connecting" | "live" | "reconnecting" so the page can show it.
+ */
+export function followEvents(runId, { after = 0, types, onEvent, onState }) {
+  let lastId = after;
+  let source = null;
+  let closed = false;
+  let retryTimer = null;
+  let failures = 0;
+
+  const open = () => {
+    if (closed) return;
+    const params = new URLSearchParams();
+    if (lastId) params.set("last_event_id", String(lastId));
+    if (types) params.set("types", types.join(","));
+    onState?.(failures ? "reconnecting" : "connecting");
+    source = new EventSource(`/api/runs/${encodeURIComponent(runId)}/events?${params}`);
+    source.onopen = () => {
+      failures = 0;
+      onState?.("live");
+    };
+    source.onerror = () => {
+      if (closed) return;
+      onState?.("reconnecting");
+      if (source.readyState === EventSource.CLOSED) {
+        failures += 1;
+        clearTimeout(retryTimer);
+        retryTimer = setTimeout(open, Math.min(10000, 500 * 2 ** Math.min(failures, 5)));
+      }
+    };
+    for (const type of ["metric", "status", "log"]) {
+      source.addEventListener(type, (message) => {
+        const id = Number(message.lastEventId);
+        if (id && id <= lastId) return; // a replay after reconnect: already applied
+        if (id) lastId = id;
+        let data;
+        try {
+          data = JSON.parse(message.data);
+        } catch {
+          return;
+        }
+        onEvent?.(type, data, id);
+      });
+    }
+  };
+  open();
+  return {
+    close() {
+      closed = true;
+      clearTimeout(retryTimer);
+      source?.close();
+    },
+  };
+}

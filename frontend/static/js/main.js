@@ -1,0 +1,92 @@
+// App shell: picks the page from the path, keeps the top bar's health light and the banner.
+import { api } from "./api.js";
+import { hideBanner } from "./banner.js";
+import { clear, h } from "./dom.js";
+import { navigate } from "./url.js";
+
+const ROUTES = [
+  [/^\/(runs\/?)?$/, "runs", () => import("./pages/runs.js")],
+  [/^\/runs\/([^/]+)$/, "runs", () => import("./pages/run.js")],
+  [/^\/launch$/, "launch", () => import("./pages/launch.js")],
+  [/^\/compare$/, "compare", () => import("./pages/compare.js")],
+];
+
+const app = document.getElementById("app");
+let unmount = null;
+let renderCount = 0;
+
+async function render() {
+  const token = ++renderCount;
+  unmount?.();
+  unmount = null;
+  hideBanner();
+  const path = location.pathname;
+  const match = ROUTES.find(([pattern]) => pattern.test(path));
+  const vs = new URLSearchParams(location.search).get("vs");
+  for (const link of document.querySelectorAll("[data-nav]")) {
+    const active = match && (vs ? link.dataset.nav === "vs" : link.dataset.nav === match[1]);
+    if (active) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  if (!match) {
+    clear(app).append(h("div", { class: "empty" }, h("h1", {}, "Page not found"), h("a", { href: "/", "data-link": true, class: "button" }, "Go to runs")));
+    return;
+  }
+  const args = path.match(match[0]).slice(1).map((part) => (part ? decodeURIComponent(part) : part));
+  try {
+    const page = await match[2]();
+    if (token !== renderCount) return; // the user navigated on meanwhile
+    clear(app);
+    unmount = page.mount(app, ...args) || null;
+  } catch (exc) {
+    clear(app).append(h("div", { class: "error-box" }, `This page failed to load: ${exc.message}`));
+  }
+}
+
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("a[data-link]");
+  if (!link || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
+  event.preventDefault();
+  navigate(link.getAttribute("href"));
+});
+window.addEventListener("popstate", render);
+window.addEventListener("lowdino:navigate", render);
+
+async function updateHealth() {
+  const element = document.getElementById("health");
+  const text = element.querySelector(".health-text");
+  try {
+    const health = await api("/api/health");
+    const workers = health.workers.length;
+    const problems = [];
+    if (!health.database.ok) problems.push(`database: ${health.database.detail}`);
+    if (!health.broker.ok) problems.push(`broker: ${health.broker.detail}`);
+    if (!workers) problems.push("no live worker: queued runs wait until `lowdino worker` (or `lowdino serve`) runs");
+    element.className = problems.length ? "health degraded" : "health ok";
+    text.textContent = problems.length ? (workers ? "degraded" : "no worker") : `${workers} worker${workers > 1 ? "s" : ""}`;
+    element.title = problems.length ? problems.join("\n") : `database ${health.database.detail}, broker ok, ${workers} live worker(s), v${health.version}`;
+  } catch (exc) {
+    element.className = "health down";
+    text.textContent = "unreachable";
+    element.title = exc.message;
+  }
+}
+
+async function setupLogout() {
+  try {
+    const session = await api("/api/session");
+    const button = document.getElementById("logout");
+    button.hidden = !session.auth_required;
+    button.addEventListener("click", async () => {
+      await api("/api/session", { method: "DELETE" });
+      location.assign("/login");
+    });
+  } catch {
+    // The health light already says when the server is unreachable.
+  }
+}
+
+updateHealth();
+setInterval(updateHealth, 10000);
+setupLogout();
+render();

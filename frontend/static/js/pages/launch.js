@@ -1,0 +1,355 @@
+// Launch: a form generated from the kind's config schema, filled from a preset or a cloned run.
+import { api, ApiError } from "../api.js";
+import { showBanner } from "../banner.js";
+import { getCatalog } from "../catalog.js";
+import { clear, copyText, h } from "../dom.js";
+import { params as fmtParams } from "../format.js";
+import { navigate, params, setParams } from "../url.js";
+
+const KINDS = ["pretrain", "eval", "distill"];
+// Most used first; "monitor", "runtime" and ungrouped fields are folded (dashboard conventions).
+const GROUPS = [
+  ["model", "Model"], ["data", "Data"], ["optimisation", "Optimisation"], ["method", "DINO / method"],
+  ["augmentation", "Augmentation"], ["protocol", "Evaluation protocol"], ["runtime", "Devices & runtime"],
+  ["monitor", "Monitoring", true], ["", "Advanced", true],
+];
+const SERVER_OWNED = new Set(["output_dir", "resume"]);
+const BACKBONE_FIELDS = new Set(["backbone", "student", "teacher"]);
+const cache = { catalog: null, schemas: {}, session: null };
+
+function baseSchema(prop) {
+  if (Array.isArray(prop.anyOf)) {
+    const real = prop.anyOf.filter((item) => item.type !== "null");
+    return { schema: { ...real[0], ...prop, anyOf: undefined }, nullable: real.length < prop.anyOf.length };
+  }
+  return { schema: prop, nullable: false };
+}
+
+function same(a, b) {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+}
+
+function flag(name) {
+  return `--${name.replace(/_/g, "-")}`;
+}
+
+function shellQuote(text) {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${String(text).replace(/'/g, `'\\''`)}'`;
+}
+
+export function mount(root) {
+  let stopped = false;
+  const state = { kind: KINDS.includes(params().get("kind")) ? params().get("kind") : "pretrain", values: {}, preset: params().get("preset"), source: null };
+  const inputs = new Map(); // field -> {read(), write(value), element, error, wrapper}
+  const formError = h("div", { class: "error-box", role: "alert", hidden: true });
+  const kindBar = h("div", { class: "kinds", role: "group", "aria-label": "Run kind" });
+  const presetList = h("div", { class: "preset-list", id: "presets" });
+  const form = h("form", { id: "launch-form", novalidate: true });
+  const nameInput = h("input", { type: "text", id: "run-name", name: "name", maxlength: 200, placeholder: "optional" });
+  const tagsInput = h("input", { type: "text", id: "run-tags", name: "tags", placeholder: "comma, separated" });
+  const submit = h("button", { type: "submit", class: "primary", id: "submit-run" }, "Queue 1 run");
+  const copyCurl = h("button", { type: "button", id: "copy-curl" }, "Copy as curl");
+  const copyCli = h("button", { type: "button", id: "copy-cli" }, "Copy as CLI command");
+  const copied = h("span", { class: "muted", role: "status", "aria-live": "polite" });
+  const fieldsRoot = h("div");
+  const sourceNote = h("p", { class: "muted", id: "form-source" });
+
+  root.append(
+    h("div", { class: "page-head" }, h("h1", {}, "Launch a run")),
+    h("div", { class: "launch" },
+      h("aside", {}, kindBar, h("h2", {}, "Presets"), presetList),
+      h("section", {}, sourceNote, form)),
+  );
+  form.append(
+    h("div", { class: "meta-fields" },
+      h("label", { for: "run-name" }, "Name", nameInput),
+      h("label", { for: "run-tags" }, "Tags", tagsInput)),
+    fieldsRoot,
+    formError,
+    h("div", { class: "submit-bar" }, submit, copyCurl, copyCli, copied),
+  );
+
+  async function load() {
+    try {
+      const [catalog, session] = await Promise.all([
+        getCatalog(),
+        cache.session || api("/api/session"),
+      ]);
+      cache.catalog = catalog;
+      cache.session = session;
+      const cloneId = params().get("clone");
+      if (cloneId) {
+        const run = await api(`/api/runs/${encodeURIComponent(cloneId)}`);
+        state.kind = run.kind;
+        state.source = { type: "clone", run };
+      }
+      await showKind(state.kind, { keepSource: true });
+    } catch (exc) {
+      if (!stopped) showBanner(`Could not load the launch form: ${exc.message}`, { retry: load });
+    }
+  }
+
+  async function schemaFor(kind) {
+    cache.schemas[kind] = cache.schemas[kind] || (await api(`/api/schema/${kind}`));
+    return cache.schemas[kind];
+  }
+
+  async function showKind(kind, { keepSource = false } = {}) {
+    state.kind = kind;
+    if (!keepSource) state.source = null;
+    const schema = await schemaFor(kind);
+    if (stopped) return;
+    state.schema = schema;
+    state.defaults = Object.fromEntries(Object.entries(schema.properties).map(([name, prop]) => [name, prop.default ?? null]));
+    let values = { ...state.defaults };
+    const preset = cache.catalog.presets.find((item) => item.name === state.preset && item.kind === kind);
+    if (state.source?.type === "clone") {
+      const run = state.source.run;
+      values = { ...values, ...Object.fromEntries(Object.entries(run.config).filter(([key]) => key in values && !SERVER_OWNED.has(key))) };
+      nameInput.value = `${run.name || run.id} (copy)`;
+      tagsInput.value = (run.tags || []).join(", ");
+      sourceNote.textContent = `Prefilled from run ${run.name || run.id} (${run.id}); edit anything, then queue it as a new run.`;
+    } else if (preset) {
+      values = { ...values, ...preset.config };
+      sourceNote.textContent = `Preset “${preset.name}”: ${preset.description || ""} Edit anything before queueing.`;
+    } else {
+      state.preset = null;
+      sourceNote.textContent = "Defaults of the config model. Pick a preset on the left to start from a tested recipe.";
+    }
+    state.values = values;
+    setParams({ kind, preset: state.preset, clone: state.source?.type === "clone" ? state.source.run.id : null });
+    renderKinds();
+    renderPresets();
+    renderFields();
+  }
+
+  function renderKinds() {
+    clear(kindBar).append(...KINDS.map((kind) => h("button", {
+      type: "button", "aria-pressed": String(kind === state.kind), onclick: () => { state.preset = null; showKind(kind); },
+    }, kind)));
+  }
+
+  function renderPresets() {
+    const presets = cache.catalog.presets
+      .filter((item) => item.kind === state.kind)
+      .sort((a, b) => (a.name === "quickstart" ? -1 : b.name === "quickstart" ? 1 : a.name.localeCompare(b.name)));
+    clear(presetList);
+    if (!presets.length) {
+      presetList.append(h("p", { class: "muted" }, `No ${state.kind} presets; the form starts from the defaults.`));
+      return;
+    }
+    for (const preset of presets) {
+      const config = preset.config;
+      presetList.append(h("button", {
+        type: "button", class: "preset", "data-preset": preset.name, "aria-pressed": String(preset.name === state.preset),
+        onclick: () => { state.preset = preset.name; state.source = null; nameInput.value = preset.name; showKind(state.kind); },
+      },
+      h("strong", {}, preset.name),
+      h("span", {}, preset.description || ""),
+      h("span", {}, ` ${[config.backbone || config.student, config.dataset, config.n_epochs && `${config.n_epochs} epochs`].filter(Boolean).join(" · ")}`)));
+    }
+  }
+
+  function backboneInfo(name) {
+    const info = cache.catalog.backbones.find((item) => item.name === name);
+    return info ? `${fmtParams(info.params)} params · ${info.num_features} features` : "";
+  }
+
+  function makeInput(name, prop) {
+    const { schema, nullable } = baseSchema(prop);
+    const id = `field-${name}`;
+    let element;
+    let read;
+    let write;
+    const describedBy = `${id}-help ${id}-error`;
+    const backboneNames = cache.catalog.backbones.map((item) => item.name);
+    if (schema.type === "boolean") {
+      element = h("input", { type: "checkbox", id, name, "aria-describedby": describedBy });
+      read = () => element.checked;
+      write = (value) => { element.checked = Boolean(value); };
+    } else if (schema.enum || (BACKBONE_FIELDS.has(name) && name !== "teacher")) {
+      const choices = schema.enum || backboneNames;
+      element = h("select", { id, name, "aria-describedby": describedBy },
+        nullable ? h("option", { value: "" }, "(none)") : null,
+        choices.map((choice) => h("option", { value: choice }, choice)));
+      read = () => (element.value === "" ? null : element.value);
+      write = (value) => { element.value = value ?? ""; };
+    } else if (schema.type === "array" && schema.items?.enum) {
+      const boxes = schema.items.enum.map((choice) => h("input", { type: "checkbox", value: choice, id: `${id}-${choice}`, name }));
+      element = h("div", { class: "checks", role: "group", "aria-labelledby": `${id}-label`, "aria-describedby": describedBy },
+        boxes.map((box) => h("label", { for: box.id }, box, ` ${box.value}`)));
+      read = () => boxes.filter((box) => box.checked).map((box) => box.value);
+      write = (value) => { for (const box of boxes) box.checked = (value || []).includes(box.value); };
+    } else if (schema.type === "array") {
+      element = h("input", { type: "text", id, name, placeholder: "comma-separated", "aria-describedby": describedBy });
+      const numeric = ["number", "integer"].includes(schema.items?.type);
+      read = () => {
+        const parts = element.value.split(",").map((part) => part.trim()).filter(Boolean);
+        if (!parts.length && nullable) return null;
+        return numeric ? parts.map((part) => (Number.isNaN(Number(part)) ? part : Number(part))) : parts;
+      };
+      write = (value) => { element.value = Array.isArray(value) ? value.join(", ") : ""; };
+    } else if (schema.type === "integer" || schema.type === "number") {
+      element = h("input", {
+        type: "number", id, name, step: schema.type === "integer" ? 1 : "any",
+        min: schema.minimum ?? schema.exclusiveMinimum, max: schema.maximum ?? schema.exclusiveMaximum,
+        placeholder: nullable ? "none" : "", "aria-describedby": describedBy,
+      });
+      read = () => {
+        if (element.value.trim() === "") return nullable ? null : "";
+        const parsed = Number(element.value);
+        return Number.isNaN(parsed) ? element.value : parsed;
+      };
+      write = (value) => { element.value = value ?? ""; };
+    } else {
+      const listId = `${id}-choices`;
+      element = h("input", { type: "text", id, name, placeholder: nullable ? "none" : "", list: ["teacher", "checkpoint"].includes(name) ? listId : null, "aria-describedby": describedBy });
+      read = () => (element.value.trim() === "" && nullable ? null : element.value.trim());
+      write = (value) => { element.value = value ?? ""; };
+    }
+    return { element, read, write };
+  }
+
+  function renderFields() {
+    inputs.clear();
+    clear(fieldsRoot);
+    formError.hidden = true;
+    const properties = state.schema.properties;
+    const byGroup = new Map(GROUPS.map(([group]) => [group, []]));
+    for (const [name, prop] of Object.entries(properties)) {
+      if (SERVER_OWNED.has(name)) continue;
+      const group = byGroup.has(prop.group) ? prop.group : "";
+      byGroup.get(group).push([name, prop]);
+    }
+    for (const [group, title, folded] of GROUPS) {
+      const fields = byGroup.get(group);
+      if (!fields.length) continue;
+      const grid = h("div", { class: "fields" });
+      for (const [name, prop] of fields) grid.append(renderField(name, prop));
+      const legendText = group === "method" && state.kind === "distill" ? "Distillation" : title;
+      if (folded) {
+        fieldsRoot.append(h("details", { class: "advanced", "data-group": group || "advanced" }, h("summary", {}, `${legendText} (${fields.length})`), h("fieldset", {}, grid)));
+      } else {
+        fieldsRoot.append(h("fieldset", { "data-group": group }, h("legend", {}, legendText), grid));
+      }
+    }
+    fillChoiceLists();
+  }
+
+  function renderField(name, prop) {
+    const { element, read, write } = makeInput(name, prop);
+    const id = `field-${name}`;
+    const error = h("p", { class: "field-error", id: `${id}-error`, role: "alert" });
+    const aside = h("div", { class: "aside", id: `${id}-aside` });
+    const defaultValue = state.defaults[name];
+    const shownDefault = defaultValue === null ? "none" : Array.isArray(defaultValue) ? defaultValue.join(", ") : String(defaultValue);
+    const isCheck = element.tagName === "INPUT" && element.type === "checkbox";
+    const label = h("label", { for: element.tagName === "DIV" ? null : id, id: `${id}-label` }, isCheck ? element : null, isCheck ? " " : null, name.replace(/_/g, " "));
+    const wrapper = h("div", { class: "field", "data-field": name },
+      label,
+      isCheck ? null : element,
+      h("p", { class: "help", id: `${id}-help` }, prop.description || ""),
+      h("span", { class: "default" }, `default: ${shownDefault}`),
+      aside, error);
+    if (name === "teacher" || name === "checkpoint") wrapper.append(h("datalist", { id: `${id}-choices` }));
+    write(state.values[name]);
+    const entry = { read, write, element, error, wrapper, aside };
+    inputs.set(name, entry);
+    const update = () => {
+      wrapper.classList.toggle("changed", !same(read(), defaultValue));
+      error.textContent = "";
+      element.removeAttribute("aria-invalid");
+      if (BACKBONE_FIELDS.has(name)) aside.textContent = backboneInfo(read());
+    };
+    element.addEventListener("input", update);
+    element.addEventListener("change", update);
+    update();
+    return wrapper;
+  }
+
+  async function fillChoiceLists() {
+    const lists = ["teacher", "checkpoint"].map((name) => [name, document.getElementById(`field-${name}-choices`)]).filter(([, list]) => list);
+    if (!lists.length) return;
+    try {
+      const runs = await api("/api/runs?status=completed&limit=100&sort=-finished_at");
+      for (const [name, list] of lists) {
+        clear(list);
+        if (name === "teacher") for (const item of cache.catalog.backbones) list.append(h("option", { value: item.name }, `${item.name} (${fmtParams(item.params)})`));
+        for (const run of runs.data.filter((item) => item.kind !== "eval")) {
+          list.append(h("option", { value: run.id }, `run ${run.name || run.id} · ${run.backbone || ""}`));
+        }
+      }
+    } catch {
+      // The choices are a convenience; typing a run id or a path still works.
+    }
+  }
+
+  function collect() {
+    const config = {};
+    for (const [name, entry] of inputs) {
+      const value = entry.read();
+      if (!same(value, state.defaults[name])) config[name] = value;
+    }
+    const tags = tagsInput.value.split(",").map((tag) => tag.trim()).filter(Boolean);
+    return { kind: state.kind, name: nameInput.value.trim() || null, tags, config };
+  }
+
+  function showErrors(exc) {
+    const fieldErrors = exc instanceof ApiError ? exc.fieldErrors : {};
+    let first = null;
+    for (const [field, message] of Object.entries(fieldErrors)) {
+      const entry = inputs.get(field.split(".")[0]);
+      if (!entry) continue;
+      entry.error.textContent = message;
+      entry.element.setAttribute("aria-invalid", "true");
+      const fold = entry.wrapper.closest("details");
+      if (fold) fold.open = true;
+      first = first || entry;
+    }
+    formError.hidden = false;
+    formError.textContent = `The server refused this run: ${exc.message}`;
+    (first?.element || formError).focus?.();
+    first?.wrapper.scrollIntoView({ block: "center" });
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    formError.hidden = true;
+    for (const entry of inputs.values()) entry.error.textContent = "";
+    submit.disabled = true;
+    submit.textContent = "Queueing…";
+    try {
+      const run = await api("/api/runs", { method: "POST", body: collect() });
+      navigate(`/runs/${run.id}`);
+    } catch (exc) {
+      showErrors(exc);
+    } finally {
+      submit.disabled = false;
+      submit.textContent = "Queue 1 run";
+    }
+  });
+
+  copyCurl.addEventListener("click", async () => {
+    const body = JSON.stringify(collect());
+    const auth = cache.session?.auth_required ? ` -H "Authorization: Bearer $LOWDINO_API_TOKEN"` : "";
+    const command = `curl -X POST ${location.origin}/api/runs -H 'content-type: application/json'${auth} -d ${shellQuote(body)}`;
+    copied.textContent = (await copyText(command)) ? "curl command copied" : "copy failed";
+    copied.dataset.copied = command;
+  });
+
+  copyCli.addEventListener("click", async () => {
+    const { config } = collect();
+    const parts = ["lowdino", state.kind];
+    for (const [name, value] of Object.entries(config)) {
+      if (value === null) continue; // a flag cannot unset a default
+      if (typeof value === "boolean") parts.push(value ? flag(name) : `--no-${name.replace(/_/g, "-")}`);
+      else parts.push(flag(name), shellQuote(Array.isArray(value) ? value.join(",") : String(value)));
+    }
+    const command = parts.join(" ");
+    copied.textContent = (await copyText(command)) ? "CLI command copied" : "copy failed";
+    copied.dataset.copied = command;
+  });
+
+  load();
+  return () => { stopped = true; };
+}

@@ -1,0 +1,354 @@
+// Run: live curves over SSE, status and progress, log tail, config, artifacts, results and actions.
+import { api, followEvents } from "../api.js";
+import { showBanner } from "../banner.js";
+import { getCatalog, paramsOf } from "../catalog.js";
+import { COLLAPSE_KEY, CONFIG, ensurePlotly, groupFor, groupKeys, layout, markerShapes, traceType } from "../charts.js";
+import { clear, h } from "../dom.js";
+import { duration, knnOf, number, params as fmtParams, pct, progressBar, rate, relativeTime, runColor, runLabel, statusPill } from "../format.js";
+import { navigate } from "../url.js";
+
+const MAX_POINTS = 1500;
+const MAX_LOG_LINES = 3000;
+const ACTIVE = new Set(["queued", "running"]);
+const RESUMABLE = new Set(["failed", "cancelled", "interrupted"]);
+
+export function mount(root, runId) {
+  let run = null;
+  let stream = null;
+  let stopped = false;
+  let Plotly = null;
+  let catalog = null;
+  const charts = new Map(); // group id -> {div, group, keys, index: Map(key -> trace), range, collapse: []}
+  const header = h("div");
+  const notice = h("div");
+  const chartGrid = h("div", { class: "charts", id: "charts" });
+  const streamState = h("span", { class: "stream-state", id: "stream-state", role: "status", "aria-live": "polite" }, "connecting…");
+  const follow = h("input", { type: "checkbox", id: "follow", checked: true });
+  const logBox = h("pre", { class: "log", id: "log", tabindex: "0", "aria-label": "training log (follows new lines)" });
+  const configTable = h("tbody");
+  const artifactList = h("ul", { id: "artifacts" });
+  const resultsBox = h("div", { id: "results" });
+
+  root.append(
+    header, notice,
+    h("div", { class: "chart-head" }, h("h2", {}, "Metrics"), streamState,
+      h("label", { for: "follow" }, follow, " follow the latest points when zoomed"),
+      h("a", { href: `/api/runs/${encodeURIComponent(runId)}/metrics.csv`, download: true }, "all points as CSV")),
+    chartGrid,
+    resultsBox,
+    h("div", { class: "two-col" },
+      h("section", {}, h("h2", {}, "Log"), logBox),
+      h("section", {}, h("h2", {}, "Artifacts"), artifactList,
+        h("h2", {}, "Resolved config"), h("div", { class: "scroll-box" }, h("table", { class: "data kv", id: "config" }, configTable)))),
+  );
+
+  function actionButton(label, id, handler, { danger = false, primary = false } = {}) {
+    return h("button", { type: "button", id, class: danger ? "danger" : primary ? "primary" : "", onclick: handler }, label);
+  }
+
+  async function act(path, method, confirmText) {
+    if (confirmText && !window.confirm(confirmText)) return;
+    try {
+      const updated = await api(path, { method });
+      if (method === "DELETE") return navigate("/runs");
+      run = updated;
+      renderHeader();
+    } catch (exc) {
+      showBanner(`${exc.message}`);
+    }
+  }
+
+  function renderHeader() {
+    const config = run.config || {};
+    const actions = [];
+    if (ACTIVE.has(run.status)) {
+      actions.push(actionButton(run.cancel_requested ? "Cancelling…" : "Cancel", "cancel-run",
+        () => act(`/api/runs/${run.id}/cancel`, "POST", "Cancel this run? A running trainer checkpoints first, so it can be resumed."), { danger: true }));
+    }
+    if (RESUMABLE.has(run.status)) actions.push(actionButton("Resume", "resume-run", () => act(`/api/runs/${run.id}/resume`, "POST"), { primary: true }));
+    actions.push(h("a", { class: "button", id: "clone-run", href: `/launch?clone=${run.id}`, "data-link": true }, "Clone"));
+    actions.push(h("a", { class: "button", href: `/compare?runs=${run.id}`, "data-link": true }, "Compare…"));
+    if (!ACTIVE.has(run.status)) {
+      actions.push(actionButton("Delete", "delete-run", () => act(`/api/runs/${run.id}`, "DELETE", "Delete this run, its metrics, logs and run directory? This cannot be undone."), { danger: true }));
+    }
+    const latest = run.latest_metrics || {};
+    const facts = [
+      ["Kind", run.kind], ["Method", config.method || config.loss || (config.protocols || []).join(", ") || "–"],
+      ["Backbone", run.backbone || "–"], ["Parameters", fmtParams(paramsOf(run, catalog))], ["Dataset", config.dataset || "–"],
+      ["kNN top-1 (latest)", pct(knnOf(run))], ["Step", run.progress.step != null ? `${run.progress.step}${run.progress.total_steps ? ` / ${run.progress.total_steps}` : ""}` : "–"],
+      ["Throughput", rate(latest.images_per_sec)], ["Loss (latest)", number(latest.loss)],
+      ["Created", relativeTime(run.created_at)], ["Worker", run.worker_name || "–"], ["Attempt", String(run.attempt)],
+    ];
+    clear(header).append(
+      h("div", { class: "page-head" },
+        h("span", { class: "swatch", style: `background:${runColor(run.id)}` }),
+        h("h1", {}, runLabel(run)), h("span", { class: "mono muted" }, run.id),
+        statusPill(run.status), progressBar(run, true) || "", h("span", { class: "spacer" }), actions),
+      (run.tags || []).length ? h("div", {}, run.tags.map((tag) => h("span", { class: "tag" }, tag))) : null,
+      h("div", { class: "summary-grid", id: "summary" }, facts.map(([label, value]) => h("div", {}, h("span", {}, label), value))),
+    );
+    clear(notice);
+    if (run.status === "failed") notice.append(h("div", { class: "error-box", id: "run-error" }, h("strong", {}, "This run failed. "), run.error || `exit code ${run.exit_code}`, h("br"), "Fix the cause, then Resume (continues from the last checkpoint) or Clone (starts again)."));
+    if (run.status === "interrupted") notice.append(h("div", { class: "error-box", id: "run-error" }, h("strong", {}, "This run was interrupted. "), run.error || "Its worker stopped sending heartbeats.", h("br"), "Resume continues from its last checkpoint."));
+    if (run.status === "cancelled") notice.append(h("div", { class: "notice" }, `Cancelled${run.progress.step ? ` at step ${run.progress.step}` : ""}. Resume continues from the last checkpoint.`));
+    if (run.status === "queued") notice.append(h("div", { class: "notice", id: "queued-note" }, "Queued: waiting for a worker. The light in the top bar says whether one is alive."));
+  }
+
+  function renderConfig() {
+    clear(configTable);
+    for (const [key, value] of Object.entries(run.config || {})) {
+      configTable.append(h("tr", {}, h("td", {}, key), h("td", { class: "mono" }, Array.isArray(value) ? value.join(", ") : value === null ? "none" : String(value))));
+    }
+  }
+
+  async function renderArtifacts() {
+    try {
+      const artifacts = await api(`/api/runs/${runId}/artifacts`);
+      clear(artifactList);
+      if (!artifacts.data.length) artifactList.append(h("li", { class: "muted" }, "Nothing written yet."));
+      for (const item of artifacts.data) {
+        artifactList.append(h("li", {}, h("a", { href: `/api/runs/${runId}/artifacts/${item.name.split("/").map(encodeURIComponent).join("/")}`, download: true }, item.name),
+          h("span", { class: "muted" }, ` ${(item.size / 1024).toFixed(1)} KiB`)));
+      }
+      if (artifacts.data.some((item) => item.name === "results.json")) renderResults();
+    } catch (exc) {
+      clear(artifactList).append(h("li", { class: "field-error" }, `Could not list artifacts: ${exc.message}`));
+    }
+  }
+
+  async function renderResults() {
+    try {
+      const response = await fetch(`/api/runs/${runId}/artifacts/results.json`, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const data = await response.json();
+      const rows = data.results || [];
+      clear(resultsBox).append(h("h2", {}, "Evaluation results (this run, measured)"),
+        h("table", { class: "data", id: "results-table" },
+          h("thead", {}, h("tr", {}, ["protocol", "labels", "top-1 mean", "± std", "seeds", "image size"].map((t, i) => h("th", { class: i >= 2 ? "num" : "" }, t)))),
+          h("tbody", {}, rows.map((row) => h("tr", {},
+            h("td", {}, row.column || row.protocol), h("td", { class: "num" }, `${Math.round(row.label_fraction * 100)} %`),
+            h("td", { class: "num" }, pct(row.mean)), h("td", { class: "num" }, number(row.std)),
+            h("td", { class: "num" }, (row.seeds || []).join(", ")), h("td", { class: "num" }, row.image_size || data.image_size ? `${row.image_size || data.image_size} px` : "–"))))));
+    } catch {
+      // results.json is optional; the artifacts list links to it anyway.
+    }
+  }
+
+  async function loadLogs() {
+    try {
+      const logs = await api(`/api/runs/${runId}/logs?tail=300`);
+      logBox.textContent = logs.lines.join("\n");
+      logBox.scrollTop = logBox.scrollHeight;
+    } catch (exc) {
+      logBox.textContent = `Could not load the log: ${exc.message}`;
+    }
+  }
+
+  function appendLog(lines) {
+    const atBottom = logBox.scrollHeight - logBox.scrollTop - logBox.clientHeight < 40;
+    logBox.textContent += (logBox.textContent ? "\n" : "") + lines.join("\n");
+    if (logBox.textContent.length > MAX_LOG_LINES * 200) {
+      logBox.textContent = logBox.textContent.split("\n").slice(-MAX_LOG_LINES).join("\n");
+    }
+    if (atBottom) logBox.scrollTop = logBox.scrollHeight;
+  }
+
+  // ----- charts -----
+  function traceFor(series) {
+    return {
+      type: traceType(series.y.length), mode: series.y.length < 3 ? "lines+markers" : "lines", name: series.key,
+      x: series.x, y: series.y,
+      hovertemplate: `${series.key}: %{y:.4g}<br>step %{x}<extra>${runLabel(run)}${series.downsampled ? " · each point stands for a bucket" : ""}</extra>`,
+    };
+  }
+
+  function createChart(group) {
+    const div = h("div", { class: "chart", "data-chart": group.id, role: "img", "aria-label": `${group.title} chart` });
+    chartGrid.append(div);
+    const chart = { div, group, keys: [], index: new Map(), range: null, collapse: [] };
+    charts.set(group.id, chart);
+    Plotly.newPlot(div, [], layout({ title: group.title, yTitle: group.y }), CONFIG);
+    div.on("plotly_relayout", (event) => onZoom(chart, event));
+    return chart;
+  }
+
+  function chartLayout(chart) {
+    const extra = chart.group.id === "loss" && chart.collapse.length ? markerShapes(chart.collapse, "collapse warning") : {};
+    const base = layout({ title: chart.group.title, yTitle: chart.group.y, extra });
+    if (chart.range) base.xaxis = { ...base.xaxis, range: chart.range, autorange: false };
+    return base;
+  }
+
+  function drawChart(chart, seriesList) {
+    chart.keys = seriesList.map((series) => series.key);
+    chart.index = new Map(chart.keys.map((key, i) => [key, i]));
+    chart.last = new Map(seriesList.map((series) => [series.key, series.x[series.x.length - 1] ?? -Infinity]));
+    Plotly.react(chart.div, seriesList.map(traceFor), chartLayout(chart), CONFIG);
+  }
+
+  async function fetchSeries(keys, range) {
+    const query = new URLSearchParams({ max_points: String(MAX_POINTS) });
+    if (keys) query.set("keys", keys.join(","));
+    if (range) {
+      query.set("start", String(Math.floor(range[0])));
+      query.set("end", String(Math.ceil(range[1])));
+    }
+    return (await api(`/api/runs/${runId}/metrics?${query}`)).series;
+  }
+
+  async function loadCharts() {
+    const series = await fetchSeries(null, null);
+    if (stopped) return;
+    const collapse = series.find((item) => item.key === COLLAPSE_KEY);
+    const groups = groupKeys(series.map((item) => item.key));
+    clear(chartGrid);
+    charts.clear();
+    if (!groups.length) {
+      chartGrid.append(h("p", { class: "muted", id: "no-metrics" }, run.status === "queued" ? "Curves appear here as soon as the run starts training." : "No metrics recorded."));
+    }
+    for (const group of groups) {
+      const chart = createChart(group);
+      if (group.id === "loss" && collapse) chart.collapse = collapse.x.slice();
+      drawChart(chart, series.filter((item) => group.keys.includes(item.key)));
+    }
+  }
+
+  async function onZoom(chart, event) {
+    let range = null;
+    if (event["xaxis.range[0]"] !== undefined) range = [event["xaxis.range[0]"], event["xaxis.range[1]"]];
+    else if (Array.isArray(event["xaxis.range"])) range = event["xaxis.range"];
+    else if (!event["xaxis.autorange"]) return;
+    chart.range = range;
+    try {
+      // A finer downsample of the visible range: zooming in shows real points, not bucket extremes.
+      const series = await fetchSeries(chart.keys, range);
+      if (!stopped) drawChart(chart, series);
+    } catch (exc) {
+      showBanner(`Could not load the zoomed range: ${exc.message}`);
+    }
+  }
+
+  function applyMetricEvent(data) {
+    if (data.truncated) return loadCharts();
+    run.progress = { step: data.step, total_steps: data.total_steps, fraction: data.fraction, eta_seconds: data.eta_seconds };
+    const byKey = new Map();
+    for (const point of data.points || []) {
+      if (!byKey.has(point.key)) byKey.set(point.key, { x: [], y: [] });
+      byKey.get(point.key).x.push(point.step);
+      byKey.get(point.key).y.push(point.value);
+      run.latest_metrics[point.key] = point.value;
+    }
+    const perChart = new Map();
+    for (const [key, points] of byKey) {
+      if (key === COLLAPSE_KEY) {
+        const loss = charts.get("loss");
+        if (loss) {
+          loss.collapse.push(...points.x);
+          Plotly.relayout(loss.div, markerShapes(loss.collapse, "collapse warning"));
+        }
+        continue;
+      }
+      const group = groupFor(key);
+      document.getElementById("no-metrics")?.remove();
+      const chart = charts.get(group.id) || createChart({ ...group, keys: [] });
+      if (!perChart.has(chart)) perChart.set(chart, []);
+      perChart.get(chart).push([key, points]);
+    }
+    for (const [chart, items] of perChart) {
+      const indices = [], xs = [], ys = [];
+      let rewound = false;
+      for (const [key, points] of items) {
+        if (!chart.index.has(key)) {
+          chart.index.set(key, chart.keys.length);
+          chart.keys.push(key);
+          chart.last.set(key, -Infinity);
+          Plotly.addTraces(chart.div, traceFor({ key, x: [], y: [], downsampled: false }));
+        }
+        // A resumed run rewrites steps after its checkpoint: redraw instead of drawing backwards.
+        if (points.x[0] <= chart.last.get(key)) rewound = true;
+        chart.last.set(key, points.x[points.x.length - 1]);
+        indices.push(chart.index.get(key));
+        xs.push(points.x);
+        ys.push(points.y);
+      }
+      if (rewound) {
+        fetchSeries(chart.keys, chart.range).then((series) => !stopped && drawChart(chart, series));
+        continue;
+      }
+      Plotly.extendTraces(chart.div, { x: xs, y: ys }, indices);
+      if (chart.range && follow.checked) {
+        const newest = Math.max(...xs.flat());
+        if (newest > chart.range[1]) {
+          const width = chart.range[1] - chart.range[0];
+          chart.range = [newest - width, newest];
+          Plotly.relayout(chart.div, { "xaxis.range": chart.range });
+        }
+      }
+    }
+    renderHeaderSoon();
+  }
+
+  let headerTimer = null;
+  function renderHeaderSoon() {
+    if (headerTimer) return;
+    headerTimer = setTimeout(() => { headerTimer = null; if (!stopped) renderHeader(); }, 500);
+  }
+
+  async function onStatus() {
+    try {
+      run = await api(`/api/runs/${runId}`);
+      if (stopped) return;
+      renderHeader();
+      renderArtifacts();
+    } catch (exc) {
+      showBanner(`Could not refresh the run: ${exc.message}`);
+    }
+  }
+
+  async function start() {
+    // The log tail first, then the run: its last_event_id covers every line in that tail, so the
+    // stream (which starts after it) never repeats one.
+    await loadLogs();
+    try {
+      run = await api(`/api/runs/${encodeURIComponent(runId)}`);
+    } catch (exc) {
+      clear(root).append(h("div", { class: "empty" }, h("h1", {}, exc.status === 404 ? "No such run" : "Could not load this run"), exc.message,
+        h("br"), h("a", { href: "/runs", "data-link": true, class: "button" }, "Back to runs")));
+      return;
+    }
+    document.title = `${runLabel(run)} · LowDINO`;
+    catalog = await getCatalog().catch(() => null);
+    renderHeader();
+    renderConfig();
+    try {
+      Plotly = await ensurePlotly();
+      await loadCharts();
+    } catch (exc) {
+      showBanner(`Could not draw the charts: ${exc.message}`, { retry: loadCharts });
+    }
+    if (stopped) return;
+    // Events after the snapshot just drawn; earlier ones are already in the charts.
+    stream = followEvents(runId, {
+      after: run.last_event_id || 0,
+      onState: (state) => {
+        streamState.className = `stream-state ${state}`;
+        streamState.textContent = state === "live" ? "live" : state === "reconnecting" ? "reconnecting…" : "connecting…";
+      },
+      onEvent: (type, data) => {
+        if (type === "metric") applyMetricEvent(data);
+        else if (type === "status") onStatus();
+        else if (type === "log") appendLog(data.lines || []);
+      },
+    });
+    renderArtifacts();
+  }
+
+  start();
+  return () => {
+    stopped = true;
+    stream?.close();
+    clearTimeout(headerTimer);
+    for (const chart of charts.values()) window.Plotly?.purge(chart.div);
+    document.title = "LowDINO";
+  };
+}

@@ -1,0 +1,196 @@
+// Runs: every run with its status, progress and headline figure; filter, sort, select, act in bulk.
+import { api } from "../api.js";
+import { clear, h } from "../dom.js";
+import { knnOf, params as fmtParams, pct, progressBar, relativeTime, runColor, runLabel, statusPill } from "../format.js";
+import { showBanner } from "../banner.js";
+import { getCatalog, paramsOf } from "../catalog.js";
+import { listParam, navigate, params, setParams } from "../url.js";
+
+const PAGE_SIZE = 25;
+const STATUSES = ["queued", "running", "completed", "failed", "cancelled", "interrupted"];
+const COLUMNS = [
+  ["name", "Run", "name"], ["status", "Status", "status"], ["kind", "Kind", "kind"], ["method", "Method"],
+  ["backbone", "Backbone", "backbone"], ["params", "Params", "params", "num"], ["dataset", "Dataset"],
+  ["knn", "kNN top-1", null, "num"], ["tags", "Tags"], ["created", "Created", "created_at"],
+];
+
+export function mount(root) {
+  let timer = null;
+  let stopped = false;
+  let lastRuns = [];
+  let catalog = null;
+  const selected = new Set(listParam("sel"));
+
+  const search = h("input", { type: "search", id: "runs-search", placeholder: "name or id", value: params().get("q") || "" });
+  const status = h("select", { id: "runs-status" }, h("option", { value: "" }, "any status"), STATUSES.map((s) => h("option", { value: s }, s)));
+  status.value = params().get("status") || "";
+  const kind = h("select", { id: "runs-kind" }, h("option", { value: "" }, "any kind"), ["pretrain", "eval", "distill"].map((k) => h("option", { value: k }, k)));
+  kind.value = params().get("kind") || "";
+  const tag = h("input", { type: "text", id: "runs-tag", placeholder: "tag", value: params().get("tag") || "", size: 10 });
+  const compareButton = h("button", { type: "button", class: "primary", id: "compare-selected" }, "Compare");
+  const cancelButton = h("button", { type: "button", id: "cancel-selected" }, "Cancel");
+  const deleteButton = h("button", { type: "button", class: "danger", id: "delete-selected" }, "Delete");
+  const countText = h("span", { class: "muted", "aria-live": "polite" });
+  const tbody = h("tbody");
+  const pager = h("div", { class: "pager" });
+  const thead = h("thead");
+
+  root.append(
+    h("div", { class: "page-head" }, h("h1", {}, "Runs"), countText, h("span", { class: "spacer" }),
+      h("a", { href: "/launch", "data-link": true, class: "button primary" }, "New run")),
+    h("div", { class: "toolbar" },
+      h("label", { for: "runs-search" }, "Search", search),
+      h("label", { for: "runs-status" }, "Status", status),
+      h("label", { for: "runs-kind" }, "Kind", kind),
+      h("label", { for: "runs-tag" }, "Tag", tag),
+      h("span", { class: "spacer" }),
+      compareButton, cancelButton, deleteButton),
+    h("table", { class: "data", id: "runs-table" }, thead, tbody),
+    pager,
+  );
+
+  function sortValue() {
+    return params().get("sort") || "-created_at";
+  }
+
+  function renderHead() {
+    const sort = sortValue();
+    const all = h("input", { type: "checkbox", "aria-label": "select all runs on this page", onchange: (e) => {
+      for (const run of lastRuns) e.target.checked ? selected.add(run.id) : selected.delete(run.id);
+      syncSelection();
+      renderRows(lastRuns);
+    } });
+    all.checked = lastRuns.length > 0 && lastRuns.every((run) => selected.has(run.id));
+    clear(thead).append(h("tr", {}, h("th", {}, all), COLUMNS.map(([, title, field, cls]) => {
+      if (!field) return h("th", { class: cls || "" }, title);
+      const active = sort.replace("-", "") === field;
+      const descending = sort.startsWith("-");
+      const next = active && !descending ? `-${field}` : field;
+      return h("th", { class: cls || "", "aria-sort": active ? (descending ? "descending" : "ascending") : "none" },
+        h("button", { type: "button", class: "sort", onclick: () => { setParams({ sort: next, page: null }); refresh(); } },
+          title, active ? (descending ? " ▼" : " ▲") : ""));
+    })));
+  }
+
+  function syncSelection() {
+    setParams({ sel: [...selected] });
+    const n = selected.size;
+    compareButton.textContent = n ? `Compare ${n}` : "Compare";
+    compareButton.disabled = n < 1;
+    cancelButton.disabled = n < 1;
+    deleteButton.disabled = n < 1;
+  }
+
+  function renderRows(runs) {
+    renderHead();
+    clear(tbody);
+    if (!runs.length) {
+      const filtered = params().get("q") || params().get("status") || params().get("kind") || params().get("tag");
+      tbody.append(h("tr", {}, h("td", { colspan: COLUMNS.length + 1 }, h("div", { class: "empty" },
+        filtered ? "No run matches these filters." : "No runs yet. Start one from a preset: it takes two clicks.",
+        h("br"), h("a", { href: "/launch", "data-link": true, class: "button primary" }, filtered ? "Launch a run" : "Choose a preset")))));
+      return;
+    }
+    for (const run of runs) {
+      const config = run.config || {};
+      const box = h("input", { type: "checkbox", "aria-label": `select ${runLabel(run)}`, onclick: (e) => e.stopPropagation(), onchange: (e) => {
+        e.target.checked ? selected.add(run.id) : selected.delete(run.id);
+        syncSelection();
+        renderHead();
+      } });
+      box.checked = selected.has(run.id);
+      const knn = knnOf(run);
+      tbody.append(h("tr", { class: "clickable", "data-run-id": run.id, onclick: () => navigate(`/runs/${run.id}`) },
+        h("td", {}, box),
+        h("td", {}, h("span", { class: "swatch", style: `background:${runColor(run.id)}` }),
+          h("a", { href: `/runs/${run.id}`, "data-link": true, onclick: (e) => e.stopPropagation() }, runLabel(run)),
+          run.name ? h("div", { class: "muted mono" }, run.id) : null),
+        h("td", {}, statusPill(run.status), " ", progressBar(run)),
+        h("td", {}, run.kind),
+        h("td", {}, config.method || config.loss || (run.kind === "eval" ? (config.protocols || []).join(", ") : "–")),
+        h("td", {}, run.backbone || "–"),
+        h("td", { class: "num" }, fmtParams(paramsOf(run, catalog))),
+        h("td", {}, config.dataset || "–"),
+        h("td", { class: "num" }, pct(knn)),
+        h("td", {}, (run.tags || []).map((t) => h("span", { class: "tag" }, t))),
+        h("td", {}, relativeTime(run.created_at)),
+      ));
+    }
+  }
+
+  function renderPager(count) {
+    const page = Number(params().get("page") || 1);
+    const pages = Math.max(1, Math.ceil(count / PAGE_SIZE));
+    countText.textContent = `${count} run${count === 1 ? "" : "s"}${selected.size ? ` · ${selected.size} selected` : ""}`;
+    clear(pager).append(
+      h("button", { type: "button", disabled: page <= 1, onclick: () => { setParams({ page: page - 1 }); refresh(); } }, "← Previous"),
+      h("span", { class: "muted" }, `page ${page} of ${pages}`),
+      h("button", { type: "button", disabled: page >= pages, onclick: () => { setParams({ page: page + 1 }); refresh(); } }, "Next →"),
+    );
+  }
+
+  async function refresh() {
+    clearTimeout(timer);
+    const query = new URLSearchParams({ sort: sortValue(), limit: String(PAGE_SIZE) });
+    const page = Number(params().get("page") || 1);
+    query.set("offset", String((page - 1) * PAGE_SIZE));
+    for (const name of ["q", "kind", "tag", "status"]) {
+      const value = params().get(name);
+      if (value) query.set(name, value);
+    }
+    try {
+      catalog = catalog || (await getCatalog().catch(() => null));
+      const result = await api(`/api/runs?${query}`);
+      if (stopped) return;
+      lastRuns = result.data;
+      renderRows(result.data);
+      renderPager(result.count);
+      const active = result.data.some((run) => run.status === "queued" || run.status === "running");
+      timer = setTimeout(refresh, active ? 2000 : 10000);
+    } catch (exc) {
+      if (stopped) return;
+      showBanner(`Could not load runs: ${exc.message}`, { retry: refresh });
+      timer = setTimeout(refresh, 10000);
+    }
+  }
+
+  async function bulk(action) {
+    const ids = [...selected];
+    const verb = action === "delete" ? "Delete" : "Cancel";
+    const warning = action === "delete" ? " Their metrics, logs and run directories are removed; this cannot be undone." : "";
+    if (!ids.length || !window.confirm(`${verb} ${ids.length} run${ids.length > 1 ? "s" : ""}?${warning}`)) return;
+    const failures = [];
+    for (const id of ids) {
+      try {
+        await api(action === "delete" ? `/api/runs/${id}` : `/api/runs/${id}/cancel`, { method: action === "delete" ? "DELETE" : "POST" });
+        if (action === "delete") selected.delete(id);
+      } catch (exc) {
+        failures.push(`${id}: ${exc.message}`);
+      }
+    }
+    syncSelection();
+    if (failures.length) showBanner(`${verb} failed for ${failures.length}: ${failures.join("; ")}`);
+    refresh();
+  }
+
+  let searchTimer = null;
+  search.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => { setParams({ q: search.value.trim(), page: null }); refresh(); }, 250);
+  });
+  tag.addEventListener("change", () => { setParams({ tag: tag.value.trim(), page: null }); refresh(); });
+  status.addEventListener("change", () => { setParams({ status: status.value, page: null }); refresh(); });
+  kind.addEventListener("change", () => { setParams({ kind: kind.value, page: null }); refresh(); });
+  compareButton.addEventListener("click", () => navigate(`/compare?runs=${[...selected].join(",")}`));
+  cancelButton.addEventListener("click", () => bulk("cancel"));
+  deleteButton.addEventListener("click", () => bulk("delete"));
+
+  tbody.append(...Array.from({ length: 5 }, () => h("tr", { class: "skeleton" }, Array.from({ length: COLUMNS.length + 1 }, () => h("td", {}, h("span"))))));
+  syncSelection();
+  refresh();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    clearTimeout(searchTimer);
+  };
+}
