@@ -8,6 +8,7 @@ link shows the same view. Nothing is loaded from another origin: Plotly.js comes
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from urllib.parse import quote
 
@@ -20,6 +21,12 @@ from server.security import has_valid_session
 
 PAGE_PATHS = ("/", "/runs", "/runs/{run_id}", "/launch", "/compare", "/report", "/report/{selection}")
 NO_STORE = {"Cache-Control": "no-cache"}
+# The docs pages' bundles hard-code a few outside URLs (ReDoc's sidebar logo comes from cdn.redoc.ly):
+# a policy of own-origin-only makes the browser drop those requests before they leave the machine.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+)
 
 
 def frontend_dir() -> Path:
@@ -39,6 +46,20 @@ def docs_assets_dir() -> Path:
     import fastapi_offline
 
     return Path(fastapi_offline.__file__).resolve().parent / "static"
+
+
+REDOC_REMOTE_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+@functools.cache
+def redoc_js() -> bytes:
+    """ReDoc's bundle with its sidebar logo pointed at our own favicon.
+
+    The bundle always renders an <img> from cdn.redoc.ly (no option turns it off); offline it is a
+    broken image, online it tells a third party who reads these docs.
+    """
+    bundle = (docs_assets_dir() / "redoc.standalone.js").read_bytes()
+    return bundle.replace(REDOC_REMOTE_LOGO, b"/static/docs/favicon.png")
 
 
 def _needs_login(request: Request) -> bool:
@@ -72,11 +93,15 @@ def _page_router() -> APIRouter:
         # Versioned by the pinned package: a new plotly gives a new ETag, so caching is safe.
         return FileResponse(plotly_js(), media_type="text/javascript")
 
+    @router.get("/static/docs/redoc.standalone.js")
+    async def redoc_bundle() -> Response:
+        return Response(redoc_js(), media_type="text/javascript")
+
     @router.get("/docs")
     async def swagger(request: Request) -> Response:
         if _needs_login(request):
             return _login_redirect(request)
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="LowDINO API",
             swagger_js_url="/static/docs/swagger-ui-bundle.js",
@@ -85,18 +110,22 @@ def _page_router() -> APIRouter:
             # The default validator badge calls validator.swagger.io with the schema's URL.
             swagger_ui_parameters={"validatorUrl": None},
         )
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page
 
     @router.get("/redoc")
     async def redoc(request: Request) -> HTMLResponse:
         if _needs_login(request):
             return _login_redirect(request)  # type: ignore[return-value]
-        return get_redoc_html(
+        page = get_redoc_html(
             openapi_url="/openapi.json",
             title="LowDINO API",
             redoc_js_url="/static/docs/redoc.standalone.js",
             redoc_favicon_url="/static/docs/favicon.png",
             with_google_fonts=False,
         )
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page
 
     return router
 

@@ -50,7 +50,7 @@ export function mount(root) {
 
   function chartBox(id, title) {
     const div = h("div", { class: "chart tall", id, role: "img", "aria-label": title });
-    const button = h("button", { type: "button", class: "link-button", onclick: () => Plotly.downloadImage(div, { format: "png", filename: `lowdino-${id}`, width: 1200, height: 700 }) }, "PNG");
+    const button = h("button", { type: "button", class: "link-button", id: `png-${id}`, "aria-label": `${title} as PNG`, onclick: () => Plotly.downloadImage(div, { format: "png", filename: `lowdino-${id}`, width: 1200, height: 700 }) }, "PNG");
     return [h("div", {}, h("div", { class: "chart-head" }, h("h3", {}, title), button), div), div];
   }
 

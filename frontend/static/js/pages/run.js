@@ -165,7 +165,7 @@ export function mount(root, runId) {
   function createChart(group) {
     const div = h("div", { class: "chart", "data-chart": group.id, role: "img", "aria-label": `${group.title} chart` });
     chartGrid.append(div);
-    const chart = { div, group, keys: [], index: new Map(), range: null, collapse: [] };
+    const chart = { div, group, keys: [], index: new Map(), last: new Map(), range: null, collapse: [] };
     charts.set(group.id, chart);
     Plotly.newPlot(div, [], layout({ title: group.title, yTitle: group.y }), CONFIG);
     div.on("plotly_relayout", (event) => onZoom(chart, event));
