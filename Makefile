@@ -1,4 +1,4 @@
-# Two entry points for a fresh machine: `make run` (the main job) and `make test` (the whole suite).
+# Two entry points for a fresh machine: `make run` (the dashboard) and `make test` (the whole suite).
 # Both create .venv and install what they need on first use.
 
 PYTHON ?= python3
@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[server,dev]'
 	touch $(STAMP)
 
+# The dashboard on the embedded default (SQLite + file broker + one worker); it prints its address.
 run: $(STAMP)
-	$(BIN)/lowdino pretrain --config configs/quickstart.yaml
+	$(BIN)/lowdino serve
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -22,6 +22,7 @@ from lowdino import __version__
 from lowdino.errors import LowDinoError
 from server.api.main import api_router
 from server.broker import make_celery
+from server.catalog import catalog
 from server.crud.worker_ops import reap_interrupted_runs
 from server.db import create_db_engine, make_session_factory, upgrade_database
 from server.errors import ServiceError
@@ -55,9 +56,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Runs left `running` by a crash of everything (API and workers) are interrupted from the start.
     await run_in_threadpool(_reap, app)
     task = asyncio.create_task(_reaper(app))
+    # Building every backbone to count its parameters takes seconds: do it before a page asks.
+    warm_catalog = asyncio.create_task(run_in_threadpool(catalog))
     try:
         yield
     finally:
+        warm_catalog.cancel()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -126,8 +126,10 @@ def serve(args: argparse.Namespace) -> int:
         threading.Thread(target=_watch_worker, args=(worker, stopping), daemon=True).start()
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     print(
-        f"LowDINO API on http://{shown_host}:{args.port}  (docs: /docs; data: {settings.home})",
+        f"LowDINO dashboard: http://{shown_host}:{args.port}  "
+        f"(REST API under /api, docs at /docs; data in {settings.home}; Ctrl+C stops)",
         file=sys.stderr,
+        flush=True,
     )
     # uvicorn handles SIGINT/SIGTERM while it serves, then re-raises the signal once it has shut down.
     # Ignoring that echo lets the worker be stopped properly and the command exit 0; a second Ctrl+C

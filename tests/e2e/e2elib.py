@@ -100,8 +100,9 @@ class Stack:
     cleanups: list[Callable[[], None]] = field(default_factory=list)
 
     # -- processes -------------------------------------------------------------------------------------------
-    def start_api(self) -> None:
-        port = free_port()
+    def start_api(self, port: int | None = None) -> None:
+        """The API under uvicorn; `port` reuses an address (a restart that open pages reconnect to)."""
+        port = port or free_port()
         self.api_url = f"http://127.0.0.1:{port}"
         command = [
             sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app",
@@ -110,6 +111,11 @@ class Stack:
         log = (self.home / "api.log").open("ab")
         self.api = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         wait_for(self._api_up, "the API to answer /api/health", deadline_s=60)
+
+    def stop_api(self) -> None:
+        assert self.api is not None
+        self.api.terminate()
+        self.api.wait(timeout=30)
 
     def _api_up(self) -> bool:
         assert self.api is not None

@@ -77,11 +77,11 @@ def test_launch_watch_cancel_resume_clone_from_the_browser(stack: Stack, page: A
     page.goto(f"{base}/")
     page.get_by_text("No runs yet").wait_for()
     save_screenshot(page, "runs-empty", shots)
-    page.get_by_role("link", name="Choose a preset").click()
-    page.wait_for_url(re.compile(r"/launch"))
 
-    # Two clicks: the preset card, then "Queue 1 run".
-    page.locator("button[data-preset='quickstart']").click()
+    # Two clicks from the first screen: the preset card, then "Queue 1 run".
+    page.locator("#runs-empty a[data-preset='quickstart']").click()
+    page.wait_for_url(re.compile(r"/launch\?kind=pretrain&preset=quickstart"))
+    page.locator("button[data-preset='quickstart'][aria-pressed='true']").wait_for()
     assert page.locator("#field-backbone").input_value() == "mobilevit_xxs"
     assert page.locator("#field-dataset").input_value() == "synthetic"
     save_screenshot(page, "launch", shots)
@@ -252,6 +252,33 @@ def test_reload_and_deep_links_keep_the_view(stack: Stack, page: Any) -> None:
     fresh.goto(f"{base}/runs/{second}")
     assert fresh.locator("h1").inner_text() == "compare-b"
     fresh.locator(".page-head .pill[data-status='completed']").wait_for()
+
+
+def test_a_lost_stream_says_reconnecting_then_resumes(stack: Stack, page: Any) -> None:
+    watch = PageWatch(page)
+    run_id = stack.submit(long_tiny_run(), "reconnect")
+    page.goto(f"{stack.api_url}/runs/{run_id}")
+    page.wait_for_function(
+        "() => (document.querySelector('[data-chart=loss]')?.data?.[0]?.x.length || 0) >= 1",
+        timeout=LIVE_TIMEOUT_MS,
+    )
+    port = int(stack.api_url.rsplit(":", 1)[1])
+    stack.stop_api()
+    page.wait_for_function("() => document.getElementById('stream-state').textContent === 'reconnecting…'")
+    before = chart_points(page, "loss")
+    stack.start_api(port=port)  # the worker kept training meanwhile; the page catches up from its last id
+    page.wait_for_function(
+        "() => document.getElementById('stream-state').textContent === 'live'", timeout=60_000
+    )
+    page.wait_for_function(
+        f"() => document.querySelector('[data-chart=loss]').data[0].x.length > {before}",
+        timeout=LIVE_TIMEOUT_MS,
+    )
+    steps = page.evaluate("() => document.querySelector('[data-chart=loss]').data[0].x")
+    assert steps == sorted(set(steps))  # no step drawn twice, none backwards
+    stack.post(f"/api/runs/{run_id}/cancel")
+    # Only the browser's own reports of the refused connections while the server was down.
+    assert [e for e in watch.unexpected() if "ERR_CONNECTION_REFUSED" not in e] == []
 
 
 def test_every_request_stays_on_the_servers_origin(stack: Stack, page: Any) -> None:

@@ -51,37 +51,44 @@ export async function api(path, { method = "GET", body, signal } = {}) {
 /**
  * Follows a run's Server-Sent Events. EventSource reconnects by itself with Last-Event-ID; when the
  * browser gives up (an HTTP error), this reconnects with a backoff from the last id it saw.
- * `onState` gets "connecting" | "live" | "reconnecting" so the page can show it.
+ * `onState` gets "connecting" | "live" | "reconnecting" | "paused" so the page can show it.
+ *
+ * A tab that stays hidden closes its stream and catches up from its last id when shown again:
+ * browsers allow ~6 HTTP/1.1 connections per server, and every open stream holds one, so a few
+ * background tabs would otherwise stall every other request to the dashboard.
  */
-export function followEvents(runId, { after = 0, types, onEvent, onState }) {
+export function followEvents(runId, { after = 0, types, onEvent, onState, hiddenGraceMs = 30000 }) {
   let lastId = after;
   let source = null;
   let closed = false;
   let retryTimer = null;
+  let hiddenTimer = null;
   let failures = 0;
 
   const open = () => {
-    if (closed) return;
+    if (closed || source) return;
     const params = new URLSearchParams();
     if (lastId) params.set("last_event_id", String(lastId));
     if (types) params.set("types", types.join(","));
     onState?.(failures ? "reconnecting" : "connecting");
-    source = new EventSource(`/api/runs/${encodeURIComponent(runId)}/events?${params}`);
-    source.onopen = () => {
+    const current = new EventSource(`/api/runs/${encodeURIComponent(runId)}/events?${params}`);
+    source = current;
+    current.onopen = () => {
       failures = 0;
       onState?.("live");
     };
-    source.onerror = () => {
-      if (closed) return;
+    current.onerror = () => {
+      if (closed || source !== current) return;
       onState?.("reconnecting");
-      if (source.readyState === EventSource.CLOSED) {
+      if (current.readyState === EventSource.CLOSED) {
         failures += 1;
+        source = null;
         clearTimeout(retryTimer);
         retryTimer = setTimeout(open, Math.min(10000, 500 * 2 ** Math.min(failures, 5)));
       }
     };
     for (const type of ["metric", "status", "log"]) {
-      source.addEventListener(type, (message) => {
+      current.addEventListener(type, (message) => {
         const id = Number(message.lastEventId);
         if (id && id <= lastId) return; // a replay after reconnect: already applied
         if (id) lastId = id;
@@ -95,11 +102,26 @@ export function followEvents(runId, { after = 0, types, onEvent, onState }) {
       });
     }
   };
+
+  const pause = () => {
+    source?.close();
+    source = null;
+    onState?.("paused");
+  };
+
+  const onVisibility = () => {
+    clearTimeout(hiddenTimer);
+    if (document.visibilityState === "hidden") hiddenTimer = setTimeout(pause, hiddenGraceMs);
+    else open();
+  };
+  document.addEventListener("visibilitychange", onVisibility);
   open();
   return {
     close() {
       closed = true;
       clearTimeout(retryTimer);
+      clearTimeout(hiddenTimer);
+      document.removeEventListener("visibilitychange", onVisibility);
       source?.close();
     },
   };

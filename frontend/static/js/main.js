@@ -1,6 +1,7 @@
 // App shell: picks the page from the path, keeps the top bar's health light and the banner.
 import { api } from "./api.js";
 import { hideBanner } from "./banner.js";
+import { ensurePlotly } from "./charts.js";
 import { clear, h } from "./dom.js";
 import { navigate } from "./url.js";
 
@@ -88,5 +89,7 @@ async function setupLogout() {
 
 updateHealth();
 setInterval(updateHealth, 10000);
+// Parse the chart library while the user reads the first page, so a run's charts appear at once.
+(window.requestIdleCallback || setTimeout)(() => ensurePlotly().catch(() => {}));
 setupLogout();
 render();

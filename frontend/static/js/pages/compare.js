@@ -156,13 +156,16 @@ export function mount(root) {
     renderDiff();
   }
 
-  async function drawCurves(divs) {
+  async function drawCurves(divs, range = null, onlyKey = null) {
     const x = xSelect.value;
     const weight = Number(smoothing.value);
+    const keys = onlyKey ? [onlyKey] : CURVES.map(([key]) => key);
+    const window_ = range ? `&start=${Math.floor(range[0])}&end=${Math.ceil(range[1])}` : "";
     const fetched = await Promise.all(runs.map((run) =>
-      api(`/api/runs/${run.id}/metrics?keys=${CURVES.map(([key]) => key).join(",")}&x=${x}&max_points=1500`).catch(() => ({ series: [] }))));
+      api(`/api/runs/${run.id}/metrics?keys=${keys.join(",")}&x=${x}&max_points=1500${window_}`).catch(() => ({ series: [] }))));
     if (stopped) return;
-    for (const [key, title, yTitle] of CURVES) {
+    for (const [key, , yTitle] of CURVES) {
+      if (!keys.includes(key)) continue;
       const traces = [];
       runs.forEach((run, i) => {
         const series = fetched[i].series.find((item) => item.key === key);
@@ -176,8 +179,19 @@ export function mount(root) {
         }
         traces.push({ type: traceType(series.y.length), mode: series.y.length < 3 ? "lines+markers" : "lines", x: series.x, y: smooth(series.y, weight), name, line: { color, width: 2 }, hovertemplate: hover });
       });
-      const empty = traces.length ? {} : emptyNote("no selected run has this metric");
-      Plotly.react(divs[key], traces, layout({ title: "", xTitle: X_TITLES[x], yTitle, extra: empty }), CONFIG);
+      const extra = traces.length ? {} : emptyNote("no selected run has this metric");
+      const chartLayout = layout({ title: "", xTitle: X_TITLES[x], yTitle, extra });
+      if (range) chartLayout.xaxis = { ...chartLayout.xaxis, range, autorange: false };
+      const div = divs[key];
+      await Plotly.react(div, traces, chartLayout, CONFIG);
+      if (!div.dataset.zoomable) {
+        div.dataset.zoomable = "1";
+        // Zooming asks for a finer downsample of the visible range; double-click goes back to all of it.
+        div.on("plotly_relayout", (event) => {
+          if (event["xaxis.range[0]"] !== undefined) drawCurves(divs, [event["xaxis.range[0]"], event["xaxis.range[1]"]], key);
+          else if (event["xaxis.autorange"]) drawCurves(divs, null, key);
+        });
+      }
     }
   }
 
@@ -241,8 +255,10 @@ export function mount(root) {
   function drawBars(div) {
     const groups = scoreGroups();
     const traces = measuredPoints().map(({ row, run }) => ({
-      type: "bar", name: runLabel(run), x: groups, y: groups.map((g) => row.scores?.[g] ?? null), marker: { color: runColor(run.id) },
-      hovertemplate: `${runLabel(run)} (measured)<br>%{x}: %{y:.2f} %<extra></extra>`,
+      type: "bar", name: `${runLabel(run)}${row.image_size ? ` @${row.image_size}px` : ""}${row.labels_used ? " [labels]" : ""}`,
+      x: groups, y: groups.map((g) => row.scores?.[g] ?? null), marker: { color: runColor(run.id) },
+      customdata: groups.map((g) => protocolOf(row, g) || "–"),
+      hovertemplate: `${runLabel(run)} (measured)<br>%{x}: %{y:.2f} %<br>protocol: %{customdata}<extra></extra>`,
     }));
     for (const row of data?.references || []) {
       if (!groups.some((g) => typeof row.scores?.[g] === "number")) continue;
@@ -255,15 +271,30 @@ export function mount(root) {
     Plotly.react(div, hasValues ? traces : [], layout({ title: "", xTitle: "protocol / labels used", yTitle: "top-1 (%)", extra }), CONFIG);
   }
 
+  function protocolOf(row, group) {
+    return row.score_protocols?.[group] || null;
+  }
+
+  function sizeText(row) {
+    return typeof row.image_size === "number" ? `${row.image_size} px` : "–";
+  }
+
   function renderScores() {
     const groups = scoreGroups();
+    const cell = (value, protocol) => h("td", { class: "num", title: protocol ? `protocol: ${protocol}` : "" }, pct(value),
+      protocol ? h("div", { class: "muted protocol" }, protocol) : null);
     clear(scoreTable).append(
-      h("thead", {}, h("tr", {}, h("th", {}, "model"), h("th", {}, "source"), h("th", { class: "num" }, "params"), groups.map((g) => h("th", { class: "num" }, g)))),
+      h("thead", {}, h("tr", {}, h("th", {}, "model"), h("th", {}, "source"), h("th", { class: "num" }, "params"), h("th", { class: "num" }, "image size"),
+        groups.map((g) => h("th", { class: "num" }, g)))),
       h("tbody", {},
-        measuredPoints().map(({ row, run }) => h("tr", {}, h("td", {}, h("span", { class: "swatch", style: `background:${runColor(run.id)}` }), h("a", { href: `/runs/${run.id}`, "data-link": true }, runLabel(run)), " ", statusPill(run.status)),
-          h("td", {}, family(run)), h("td", { class: "num" }, fmtParams(paramsOf(run, catalog))), groups.map((g) => h("td", { class: "num" }, pct(row.scores?.[g]))))),
-        (data?.references || []).map((row) => h("tr", { class: "published" }, h("td", {}, row.model), h("td", { title: row.source || "" }, "published"),
-          h("td", { class: "num" }, row.params_millions ? `${row.params_millions} M` : "–"), groups.map((g) => h("td", { class: "num" }, pct(row.scores?.[g])))))),
+        measuredPoints().map(({ row, run }) => h("tr", { "data-run": run.id },
+          h("td", {}, h("span", { class: "swatch", style: `background:${runColor(run.id)}` }), h("a", { href: `/runs/${run.id}`, "data-link": true }, runLabel(run)), " ", statusPill(run.status),
+            row.labels_used ? h("span", { class: "tag", title: "this run learned from labels: its label-fraction figures are not a fair comparison" }, "labels used") : null),
+          h("td", {}, family(run)), h("td", { class: "num" }, fmtParams(paramsOf(run, catalog))), h("td", { class: "num" }, sizeText(row)),
+          groups.map((g) => cell(row.scores?.[g], protocolOf(row, g))))),
+        (data?.references || []).map((row) => h("tr", { class: "published" }, h("td", {}, `${row.model} [published]`), h("td", { title: row.source || "" }, "published"),
+          h("td", { class: "num" }, row.params_millions ? `${row.params_millions} M` : "–"), h("td", { class: "num" }, sizeText(row)),
+          groups.map((g) => cell(row.scores?.[g], protocolOf(row, g)))))),
     );
   }
 
@@ -284,12 +315,15 @@ export function mount(root) {
 
   function exportCsv() {
     const groups = scoreGroups();
-    const lines = [csvLine(["model", "run_id", "kind", "source", "backbone", "params", "dataset", ...groups])];
+    const lines = [csvLine(["model", "run_id", "kind", "source", "backbone", "params", "dataset", "image_size", "labels_used",
+      ...groups.flatMap((g) => [g, `${g} protocol`])])];
     for (const { row, run } of measuredPoints()) {
-      lines.push(csvLine([runLabel(run), run.id, run.kind, family(run), run.backbone, paramsOf(run, catalog), run.config?.dataset, ...groups.map((g) => row.scores?.[g] ?? "")]));
+      lines.push(csvLine([runLabel(run), run.id, run.kind, family(run), run.backbone, paramsOf(run, catalog), run.config?.dataset, row.image_size ?? "", row.labels_used ?? "",
+        ...groups.flatMap((g) => [row.scores?.[g] ?? "", protocolOf(row, g) ?? ""])]));
     }
     for (const row of data?.references || []) {
-      lines.push(csvLine([row.model, "", "", `published: ${row.source || ""}`, "", row.params_millions ? row.params_millions * 1e6 : "", data.dataset, ...groups.map((g) => row.scores?.[g] ?? "")]));
+      lines.push(csvLine([row.model, "", "", `published: ${row.source || ""}`, "", row.params_millions ? row.params_millions * 1e6 : "", data.dataset, row.image_size ?? "", "",
+        ...groups.flatMap((g) => [row.scores?.[g] ?? "", protocolOf(row, g) ?? ""])]));
     }
     download("lowdino-compare.csv", `${lines.join("\n")}\n`);
   }

@@ -111,6 +111,7 @@ export function mount(root) {
       sourceNote.textContent = `Prefilled from run ${run.name || run.id} (${run.id}); edit anything, then queue it as a new run.`;
     } else if (preset) {
       values = { ...values, ...preset.config };
+      if (!nameInput.value) nameInput.value = preset.name;
       sourceNote.textContent = `Preset “${preset.name}”: ${preset.description || ""} Edit anything before queueing.`;
     } else {
       state.preset = null;

@@ -196,8 +196,8 @@ export function mount(root, runId) {
     return (await api(`/api/runs/${runId}/metrics?${query}`)).series;
   }
 
-  async function loadCharts() {
-    const series = await fetchSeries(null, null);
+  async function loadCharts(seriesPromise) {
+    const series = await (seriesPromise || fetchSeries(null, null));
     if (stopped) return;
     const collapse = series.find((item) => item.key === COLLAPSE_KEY);
     const groups = groupKeys(series.map((item) => item.key));
@@ -276,6 +276,13 @@ export function mount(root, runId) {
         continue;
       }
       Plotly.extendTraces(chart.div, { x: xs, y: ys }, indices);
+      if (!chart.range && !chart.refreshing && chart.div.data.some((trace) => trace.x.length > 4 * MAX_POINTS)) {
+        // A long live run would grow the traces without bound: swap in a fresh downsample now and then.
+        chart.refreshing = true;
+        fetchSeries(chart.keys, null)
+          .then((series) => !stopped && drawChart(chart, series))
+          .finally(() => { chart.refreshing = false; });
+      }
       if (chart.range && follow.checked) {
         const newest = Math.max(...xs.flat());
         if (newest > chart.range[1]) {
@@ -306,8 +313,11 @@ export function mount(root, runId) {
   }
 
   async function start() {
-    // The log tail first, then the run: its last_event_id covers every line in that tail, so the
-    // stream (which starts after it) never repeats one.
+    // Everything the first chart needs is requested at once: the chart library, the log, the run, its series.
+    const plotlyPromise = ensurePlotly();
+    plotlyPromise.catch(() => {});
+    // The log tail before the run: the run's last_event_id then covers every line in that tail, so
+    // the stream (which starts after it) never repeats one.
     await loadLogs();
     try {
       run = await api(`/api/runs/${encodeURIComponent(runId)}`);
@@ -316,15 +326,17 @@ export function mount(root, runId) {
         h("br"), h("a", { href: "/runs", "data-link": true, class: "button" }, "Back to runs")));
       return;
     }
+    const seriesPromise = fetchSeries(null, null);
+    seriesPromise.catch(() => {});
     document.title = `${runLabel(run)} · LowDINO`;
-    catalog = await getCatalog().catch(() => null);
     renderHeader();
     renderConfig();
+    getCatalog().then((found) => { catalog = found; if (!stopped) renderHeader(); }).catch(() => {});
     try {
-      Plotly = await ensurePlotly();
-      await loadCharts();
+      Plotly = await plotlyPromise;
+      await loadCharts(seriesPromise);
     } catch (exc) {
-      showBanner(`Could not draw the charts: ${exc.message}`, { retry: loadCharts });
+      showBanner(`Could not draw the charts: ${exc.message}`, { retry: () => loadCharts() });
     }
     if (stopped) return;
     // Events after the snapshot just drawn; earlier ones are already in the charts.
@@ -332,7 +344,7 @@ export function mount(root, runId) {
       after: run.last_event_id || 0,
       onState: (state) => {
         streamState.className = `stream-state ${state}`;
-        streamState.textContent = state === "live" ? "live" : state === "reconnecting" ? "reconnecting…" : "connecting…";
+        streamState.textContent = { live: "live", reconnecting: "reconnecting…", paused: "paused while the tab is hidden" }[state] || "connecting…";
       },
       onEvent: (type, data) => {
         if (type === "metric") applyMetricEvent(data);

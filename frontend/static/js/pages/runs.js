@@ -86,9 +86,20 @@ export function mount(root) {
     clear(tbody);
     if (!runs.length) {
       const filtered = params().get("q") || params().get("status") || params().get("kind") || params().get("tag");
-      tbody.append(h("tr", {}, h("td", { colspan: COLUMNS.length + 1 }, h("div", { class: "empty" },
-        filtered ? "No run matches these filters." : "No runs yet. Start one from a preset: it takes two clicks.",
-        h("br"), h("a", { href: "/launch", "data-link": true, class: "button primary" }, filtered ? "Launch a run" : "Choose a preset")))));
+      const empty = h("div", { class: "empty", id: "runs-empty" });
+      tbody.append(h("tr", {}, h("td", { colspan: COLUMNS.length + 1 }, empty)));
+      if (filtered) {
+        empty.append("No run matches these filters.", h("br"), h("a", { href: "/runs", "data-link": true, class: "button" }, "Clear filters"));
+        return;
+      }
+      // A new user's first screen: the presets themselves, so a run is two clicks away (preset, Queue).
+      empty.append(h("p", {}, "No runs yet. Pick a preset to open it in the launch form, then press “Queue 1 run”."));
+      const cards = h("div", { class: "preset-grid" });
+      empty.append(cards, h("p", {}, h("a", { href: "/launch", "data-link": true }, "Or start from an empty form")));
+      for (const preset of (catalog?.presets || []).slice().sort((a, b) => (a.name === "quickstart" ? -1 : b.name === "quickstart" ? 1 : a.name.localeCompare(b.name)))) {
+        cards.append(h("a", { class: "button preset", href: `/launch?kind=${preset.kind}&preset=${encodeURIComponent(preset.name)}`, "data-link": true, "data-preset": preset.name },
+          h("strong", {}, preset.name), h("span", {}, preset.description || "")));
+      }
       return;
     }
     for (const run of runs) {
