@@ -1,4 +1,4 @@
-"""A publish-only Celery client: the API sends "lowdino.run" by name and never imports worker/.
+"""The Celery app factory of the API and the worker; the API sends "lowdino.run" by name and never imports worker/.
 
 Publishing retries only briefly (a few hundred ms): when the broker is down the request answers
 503 with the cause instead of hanging for Celery's default retry schedule.
@@ -6,35 +6,69 @@ Publishing retries only briefly (a few hundred ms): when the broker is down the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from celery import Celery
 
 from server.errors import BrokerUnavailableError
-from server.queues import TASK_NAME
+from server.queues import CPU_QUEUE, TASK_NAME
 
 PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.0, "interval_step": 0.2, "interval_max": 0.5}
-
-
-# Wait for the SQLite broker's lock instead of failing while the worker polls it (as the worker does).
+# Longer than any run: Redis redelivers an unacknowledged message after this long.
+REDIS_VISIBILITY_TIMEOUT_S = 7 * 24 * 3600
+# kombu's SQLAlchemy transport passes its options to create_engine(); a generous SQLite lock wait keeps
+# the API's publish and the worker's poll from failing with "database is locked" under contention.
 SQLITE_BROKER_TIMEOUT_S = 30
 
 
-def transport_options(broker_url: str) -> dict[str, Any]:
-    if broker_url.lower().startswith(("sqla+sqlite", "sqlalchemy+sqlite")):
+def broker_transport_options(broker_url: str) -> dict[str, Any]:
+    """Transport options that suit `broker_url` (they differ per transport and are not interchangeable)."""
+    scheme = broker_url.split("://", 1)[0].lower()
+    if scheme in ("redis", "rediss", "sentinel", "sqs"):
+        return {"visibility_timeout": REDIS_VISIBILITY_TIMEOUT_S}
+    if scheme.startswith(("sqla+sqlite", "sqlalchemy+sqlite")):
         return {"connect_args": {"timeout": SQLITE_BROKER_TIMEOUT_S}}
     return {}
 
 
-def make_celery(broker_url: str) -> Celery:
-    app = Celery("lowdino-api", broker=broker_url, set_as_current=False)
+def make_celery(broker_url: str, *, role: Literal["api", "worker"] = "api") -> Celery:
+    """The one Celery app factory: the API publishes with it, `lowdino worker` consumes with it.
+
+    Both ends share the broker URL, transport options, serialiser and task name, so they cannot
+    drift apart. The API only fails fast on an unreachable broker (a request answers 503 at once);
+    the worker registers the task and retries its connection at start.
+    """
+    app = Celery(
+        "lowdino",
+        broker=broker_url,
+        set_as_current=role == "worker",
+        include=["worker.tasks"] if role == "worker" else [],
+    )
     app.conf.update(
-        broker_transport_options=transport_options(broker_url),
-        broker_connection_timeout=2.0,
-        broker_connection_retry_on_startup=False,
+        broker_transport_options=broker_transport_options(broker_url),
         task_serializer="json",
         accept_content=["json"],
+        result_backend=None,
+        task_ignore_result=True,
+        task_default_queue=CPU_QUEUE,
+        enable_utc=True,
     )
+    if role == "api":
+        app.conf.update(broker_connection_timeout=2.0, broker_connection_retry_on_startup=False)
+    else:
+        app.conf.update(
+            broker_connection_retry_on_startup=True,
+            task_acks_late=True,
+            # Only meaningful for the prefork pool (a pool child killed mid-task): requeue, and let the DB
+            # claim decide. With the solo pool a dead child means a dead worker, handled by the reaper.
+            task_reject_on_worker_lost=True,
+            worker_prefetch_multiplier=1,
+            worker_concurrency=1,
+            task_create_missing_queues=True,
+            # Runs are tracked in the database; Celery's own task events would only add broker traffic.
+            worker_send_task_events=False,
+            task_send_sent_event=False,
+        )
     return app
 
 

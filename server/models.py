@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -36,10 +37,33 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-RUN_KINDS = ("pretrain", "eval", "distill")
-RUN_STATUSES = ("queued", "running", "completed", "failed", "cancelled", "interrupted")
-ACTIVE_STATUSES = frozenset({"queued", "running"})
-FINISHED_STATUSES = frozenset({"completed", "failed", "cancelled", "interrupted"})
+from lowdino.config import CONFIG_MODELS
+
+# A run kind is a config model of the library: adding one to CONFIG_MODELS adds it here, to the API's
+# enums and to the worker's command line.
+RUN_KINDS: tuple[str, ...] = tuple(CONFIG_MODELS)
+
+
+class RunStatus(StrEnum):
+    """Where a run is in its life; the one list the API, the worker and the dashboard use.
+
+    queued -> running -> completed | failed | cancelled | interrupted (worker lost or shut down);
+    failed, cancelled and interrupted runs with a checkpoint can be resumed (-> queued again).
+    A new status is a member here plus a migration only if a database constraint names them (none does).
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+
+RUN_STATUSES: tuple[str, ...] = tuple(RunStatus)
+ACTIVE_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+FINISHED_STATUSES = frozenset(set(RunStatus) - ACTIVE_STATUSES)
+RESUMABLE_STATUSES = frozenset({RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED})
 EVENT_TYPES = ("metric", "status", "log")
 
 

@@ -16,7 +16,6 @@ from typing import Any
 TASK_NAME = "lowdino.run"
 GPU_QUEUE = "gpu"
 CPU_QUEUE = "cpu"
-QUEUES = (CPU_QUEUE, GPU_QUEUE)
 
 
 def queue_for(kind: str, config: dict[str, Any]) -> str:

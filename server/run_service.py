@@ -21,7 +21,7 @@ from lowdino.train.rundir import RunDir
 from server import crud
 from server.broker import send_run
 from server.errors import BrokerUnavailableError, InvalidRequestError, RunStateError
-from server.models import Run, new_run_id
+from server.models import ACTIVE_STATUSES, Run, new_run_id
 from server.paths import owned_run_dir, resolve_config_paths
 from server.queues import queue_for
 from server.settings import Settings
@@ -137,7 +137,7 @@ def cancel_run(session: Session, settings: Settings, *, run_id: str) -> Run:
 def resume_run(session: Session, celery_app: Celery, settings: Settings, *, run_id: str) -> Run:
     """failed / cancelled / interrupted with a checkpoint -> queued again with resume=True, same directory."""
     run = crud.require_run(session, run_id=run_id)
-    if run.status in ("queued", "running"):
+    if run.status in ACTIVE_STATUSES:
         raise RunStateError(f"run {run_id} is {run.status}; only a stopped run can be resumed")
     if run.status == "completed":
         raise RunStateError(

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from server.models import Run
+from server.models import RUN_KINDS, Run, RunStatus
 
-RunKind = Literal["pretrain", "eval", "distill"]
-RunStatus = Literal["queued", "running", "completed", "failed", "cancelled", "interrupted"]
+# The OpenAPI enum of run kinds, built from the library's config models (server.models.RUN_KINDS).
+RunKind = StrEnum("RunKind", {kind: kind for kind in RUN_KINDS})  # type: ignore[misc]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"^[^\x00-\x1f,]+$")]
 
 
@@ -20,7 +21,7 @@ class _Body(BaseModel):
 
 
 class RunCreate(_Body):
-    kind: RunKind = Field(description="Which command runs: pretrain, eval or distill.")
+    kind: RunKind = Field(description="Which command runs (a config model of the library).")
     name: str | None = Field(None, max_length=200, description="Free-text label shown in lists.")
     tags: list[Tag] = Field(default_factory=list, max_length=20, description="Labels to filter by.")
     config: dict[str, Any] = Field(
@@ -46,10 +47,10 @@ class RunProgress(BaseModel):
 
 class RunPublic(BaseModel):
     id: str
-    kind: str
+    kind: RunKind
     name: str | None
     tags: list[str]
-    status: str
+    status: RunStatus
     config: dict[str, Any]
     backbone: str | None
     queue: str | None

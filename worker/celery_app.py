@@ -29,60 +29,10 @@ Delivery: late ack, prefetch 1, concurrency 1
 
 from __future__ import annotations
 
-from typing import Any
+from server.broker import make_celery
+from server.queues import TASK_NAME
+from server.settings import get_settings
 
-from celery import Celery
+app = make_celery(get_settings().broker_url, role="worker")
 
-from server.settings import Settings, get_settings
-
-TASK_NAME = "lowdino.run"
-# Longer than any run: Redis redelivers an unacknowledged message after this long.
-REDIS_VISIBILITY_TIMEOUT_S = 7 * 24 * 3600
-# kombu's SQLAlchemy transport passes its options to create_engine(); a generous SQLite lock wait keeps
-# the API's publish and the worker's poll from failing with "database is locked" under contention.
-SQLITE_BROKER_TIMEOUT_S = 30
-
-
-def broker_transport_options(broker_url: str) -> dict[str, Any]:
-    """Transport options that suit `broker_url` (they differ per transport and are not interchangeable)."""
-    scheme = broker_url.split("://", 1)[0].lower()
-    if scheme in ("redis", "rediss", "sentinel", "sqs"):
-        return {"visibility_timeout": REDIS_VISIBILITY_TIMEOUT_S}
-    if scheme.startswith(("sqla+sqlite", "sqlalchemy+sqlite")):
-        return {"connect_args": {"timeout": SQLITE_BROKER_TIMEOUT_S}}
-    return {}
-
-
-def make_celery(settings: Settings | None = None) -> Celery:
-    """A Celery app for `settings` (default: from the environment). The API uses it only to send."""
-    settings = settings or get_settings()
-    app = Celery("lowdino", broker=settings.broker_url, include=["worker.tasks"])
-    app.conf.update(
-        broker_transport_options=broker_transport_options(settings.broker_url),
-        broker_connection_retry_on_startup=True,
-        result_backend=None,
-        task_ignore_result=True,
-        task_acks_late=True,
-        # Only meaningful for the prefork pool (a pool child killed mid-task): requeue, and let the DB claim
-        # decide. With the solo pool a dead child means a dead worker, handled by the heartbeat reaper.
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        worker_concurrency=1,
-        task_default_queue="cpu",
-        task_create_missing_queues=True,
-        task_serializer="json",
-        accept_content=["json"],
-        # Runs are tracked in the database; Celery's own task events would only add broker traffic.
-        worker_send_task_events=False,
-        task_send_sent_event=False,
-        enable_utc=True,
-    )
-    return app
-
-
-app = make_celery()
-
-
-def send_run(celery: Celery, run_id: str, *, queue: str = "cpu") -> str:
-    """Enqueue `run_id` by task name (what the API does); returns the Celery task id."""
-    return str(celery.send_task(TASK_NAME, args=[run_id], queue=queue).id)
+__all__ = ["TASK_NAME", "app"]

@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lowdino.errors import ConfigError
-
-RUN_KINDS = ("pretrain", "eval", "distill")
+from server.models import RUN_KINDS
 
 
 def build_command(

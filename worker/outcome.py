@@ -18,13 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from lowdino.train.rundir import EXIT_CANCELLED, EXIT_OK, EXIT_USER_ERROR
-
-
-class RunStatus(StrEnum):
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
+from server.models import RunStatus
 
 
 class StopReason(StrEnum):

@@ -70,6 +70,7 @@ def save_screenshot(page: Any, name: str, folder: Path) -> Path:
     """A viewport-sized PNG in `folder`, and in $LOWDINO_SCREENSHOTS too when set (README images)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
+    page.evaluate("() => window.scrollTo(0, 0)")
     page.screenshot(path=str(path))
     extra = os.environ.get("LOWDINO_SCREENSHOTS")
     if extra:

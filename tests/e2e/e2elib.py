@@ -107,6 +107,8 @@ class Stack:
         command = [
             sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app",
             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+            # Open event streams never end by themselves: without a limit uvicorn waits for them on exit.
+            "--timeout-graceful-shutdown", "2",
         ]  # fmt: skip
         log = (self.home / "api.log").open("ab")
         self.api = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)

@@ -104,9 +104,7 @@ def test_token_required_everywhere_but_health(secured: TestClient) -> None:
     assert ok.status_code == 200
 
 
-def test_query_token_only_for_streams_and_downloads(
-    secured: TestClient, settings: Settings
-) -> None:
+def test_query_token_only_for_streams_and_downloads(secured: TestClient, settings: Settings) -> None:
     auth = {"Authorization": "Bearer s3cret-token"}
     run = secured.post("/api/runs", json={"kind": "pretrain", "config": TINY}, headers=auth).json()
     settings.run_dir(run["id"]).mkdir(parents=True, exist_ok=True)

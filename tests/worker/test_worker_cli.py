@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from lowdino.errors import ConfigError
+from server.broker import REDIS_VISIBILITY_TIMEOUT_S, broker_transport_options, make_celery
 from server.settings import Settings
-from worker.celery_app import REDIS_VISIBILITY_TIMEOUT_S, broker_transport_options, make_celery
 from worker.cli import celery_argv, register
 from worker.identity import WorkerIdentity, default_name, parse_gpus, parse_queues
 
@@ -88,7 +88,8 @@ def test_transport_options_fit_the_broker() -> None:
 
 
 def test_celery_app_delivery_settings(tmp_path: Path) -> None:
-    app = make_celery(Settings(home=tmp_path))  # type: ignore[call-arg]
+    settings = Settings(home=tmp_path)  # type: ignore[call-arg]
+    app = make_celery(settings.broker_url, role="worker")
     conf = app.conf
     assert conf.broker_url == f"sqla+sqlite:///{tmp_path / 'broker.db'}"
     assert (conf.task_acks_late, conf.worker_prefetch_multiplier, conf.worker_concurrency) == (True, 1, 1)
@@ -98,8 +99,16 @@ def test_celery_app_delivery_settings(tmp_path: Path) -> None:
 
 def test_the_worker_registers_the_task_name_the_api_sends() -> None:
     import worker.tasks  # noqa: F401  (registers the task on the worker's app)
-    from server.queues import TASK_NAME as SENT_BY_API
-    from worker.celery_app import TASK_NAME, app
+    from server.queues import TASK_NAME
+    from worker.celery_app import app
 
-    assert TASK_NAME == SENT_BY_API
-    assert app.tasks[TASK_NAME].name == SENT_BY_API
+    assert app.tasks[TASK_NAME].name == TASK_NAME
+
+
+def test_the_api_fails_fast_where_the_worker_retries(tmp_path: Path) -> None:
+    url = Settings(home=tmp_path).broker_url  # type: ignore[call-arg]
+    api, worker = make_celery(url), make_celery(url, role="worker")
+    assert api.conf.broker_connection_retry_on_startup is False
+    assert worker.conf.broker_connection_retry_on_startup is True
+    assert api.conf.broker_transport_options == worker.conf.broker_transport_options
+    assert "worker.tasks" not in api.conf.include

@@ -65,7 +65,7 @@ export function layout({ title, xTitle = X_TITLES.step, yTitle, logX = false, ex
     plot_bgcolor: "rgba(0,0,0,0)",
     font: { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 11, color: text },
     xaxis: {
-      title: { text: xTitle }, gridcolor: grid, zeroline: false, type: logX ? "log" : "linear",
+      title: { text: xTitle }, gridcolor: grid, zeroline: false, ...(logX ? { type: "log" } : {}),
       // Parameter counts span 0.4-25 M: a 1-2-5 ladder reads better than Plotly's dense log minor ticks.
       ...(logX ? { tickvals: [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100], ticktext: ["0.1", "0.2", "0.5", "1", "2", "5", "10", "20", "50", "100"] } : {}),
     },

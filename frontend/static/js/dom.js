@@ -23,6 +23,13 @@ function append(element, children) {
   }
 }
 
+/** Replace the element's children with `children` (null / false entries are skipped, as in h()). */
+export function fill(element, ...children) {
+  clear(element);
+  append(element, children);
+  return element;
+}
+
 export function clear(element) {
   while (element.firstChild) element.removeChild(element.firstChild);
   return element;

@@ -2,7 +2,7 @@
 import { api } from "./api.js";
 import { hideBanner } from "./banner.js";
 import { ensurePlotly } from "./charts.js";
-import { clear, h } from "./dom.js";
+import { clear, fill, h } from "./dom.js";
 import { navigate } from "./url.js";
 
 const ROUTES = [
@@ -30,7 +30,7 @@ async function render() {
     else link.removeAttribute("aria-current");
   }
   if (!match) {
-    clear(app).append(h("div", { class: "empty" }, h("h1", {}, "Page not found"), h("a", { href: "/", "data-link": true, class: "button" }, "Go to runs")));
+    fill(app, h("div", { class: "empty" }, h("h1", {}, "Page not found"), h("a", { href: "/", "data-link": true, class: "button" }, "Go to runs")));
     return;
   }
   const args = path.match(match[0]).slice(1).map((part) => (part ? decodeURIComponent(part) : part));
@@ -40,7 +40,7 @@ async function render() {
     clear(app);
     unmount = page.mount(app, ...args) || null;
   } catch (exc) {
-    clear(app).append(h("div", { class: "error-box" }, `This page failed to load: ${exc.message}`));
+    fill(app, h("div", { class: "error-box" }, `This page failed to load: ${exc.message}`));
   }
 }
 

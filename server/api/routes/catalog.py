@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from lowdino.config import CONFIG_MODELS
 from server.catalog import catalog
+from server.schemas import RunKind
 
 router = APIRouter(tags=["catalog"])
 
@@ -20,6 +21,6 @@ async def get_catalog() -> dict[str, Any]:
 
 
 @router.get("/schema/{kind}")
-def get_schema(kind: Literal["pretrain", "eval", "distill"]) -> dict[str, Any]:
+def get_schema(kind: RunKind) -> dict[str, Any]:
     """JSON schema of the kind's config model: fields, defaults, ranges, help texts and UI groups."""
     return CONFIG_MODELS[kind].model_json_schema()

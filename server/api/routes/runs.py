@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from server import crud, run_service
 from server.crud.runs import SORTABLE_FIELDS
 from server.deps import CeleryDep, SessionDep, SettingsDep
-from server.models import Event
-from server.schemas import Message, RunClone, RunCreate, RunPublic, RunsPublic, RunStatus
+from server.models import Event, RunStatus
+from server.schemas import Message, RunClone, RunCreate, RunKind, RunPublic, RunsPublic
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Message, "description": "No run with this id."}}
@@ -47,7 +47,7 @@ def create_run(
 def list_runs(
     session: SessionDep,
     status_: Annotated[list[RunStatus] | None, Query(alias="status", description="Any of these.")] = None,
-    kind: Annotated[Literal["pretrain", "eval", "distill"] | None, Query()] = None,
+    kind: Annotated[RunKind | None, Query()] = None,
     tag: Annotated[str | None, Query(max_length=50)] = None,
     backbone: Annotated[str | None, Query(max_length=200)] = None,
     q: Annotated[str | None, Query(max_length=200, description="Substring of the name or id.")] = None,

@@ -4,7 +4,7 @@ import { api } from "../api.js";
 import { showBanner } from "../banner.js";
 import { getCatalog, paramsOf } from "../catalog.js";
 import { CONFIG, X_TITLES, emptyNote, ensurePlotly, layout, paretoFront, smooth, traceType } from "../charts.js";
-import { clear, csvLine, download, h } from "../dom.js";
+import { clear, csvLine, download, fill, h } from "../dom.js";
 import { params as fmtParams, pct, runColor, runLabel, statusPill } from "../format.js";
 import { listParam, params, setParams } from "../url.js";
 
@@ -97,7 +97,7 @@ export function mount(root) {
     const vs = params().get("vs") === "dinov2";
     const { references } = await getCatalog();
     const shown = references.filter((row) => row.dataset === "cifar10" && (/dinov2|lowdino/i.test(row.model)));
-    clear(body).append(h("div", { class: "empty", id: "compare-empty" },
+    fill(body, h("div", { class: "empty", id: "compare-empty" },
       vs ? "No completed run yet: pretrain a LowDINO backbone (and evaluate DINOv2 where its weights are local), then come back."
         : "Select runs to compare on the Runs page, or add one above.",
       h("br"), h("a", { href: vs ? "/launch" : "/runs", "data-link": true, class: "button primary" }, vs ? "Launch a run" : "Go to runs")),
@@ -111,7 +111,7 @@ export function mount(root) {
   async function fillChoices() {
     try {
       const recent = await api("/api/runs?limit=100");
-      clear(addList).append(...recent.data.map((run) => h("option", { value: run.id }, `${runLabel(run)} · ${run.kind} · ${run.backbone || ""} · ${run.status}`)));
+      fill(addList, ...recent.data.map((run) => h("option", { value: run.id }, `${runLabel(run)} · ${run.kind} · ${run.backbone || ""} · ${run.status}`)));
     } catch {
       // Typing an id still works without suggestions.
     }
@@ -123,7 +123,7 @@ export function mount(root) {
   }
 
   function renderChips() {
-    clear(chips).append(
+    fill(chips, 
       ...runs.map((run) => h("span", { class: "tag", "data-run": run.id },
         h("span", { class: "swatch", style: `background:${runColor(run.id)}` }), h("a", { href: `/runs/${run.id}`, "data-link": true }, runLabel(run)), " ",
         h("button", { type: "button", class: "link-button", "aria-label": `remove ${runLabel(run)}`, onclick: () => setRuns(runs.filter((r) => r.id !== run.id).map((r) => r.id)) }, "×"))),
@@ -137,9 +137,9 @@ export function mount(root) {
     const [knnBox, knnDiv] = chartBox("curve-knn", "kNN top-1 during training");
     const [scatterBox, scatterDiv] = chartBox("accuracy-vs-params", "Accuracy against parameters (log scale) · Pareto front");
     const [barsBox, barsDiv] = chartBox("label-bars", "Top-1 by labels used");
-    clear(curveGrid).append(lossBox, knnBox);
-    clear(summaryGrid).append(scatterBox, barsBox);
-    clear(body).append(
+    fill(curveGrid, lossBox, knnBox);
+    fill(summaryGrid, scatterBox, barsBox);
+    fill(body, 
       h("div", { class: "chart-head" },
         h("label", { for: "x-axis" }, "x axis ", xSelect),
         h("label", { for: "smoothing" }, "smoothing ", smoothing, " ", smoothingValue)),
@@ -283,7 +283,7 @@ export function mount(root) {
     const groups = scoreGroups();
     const cell = (value, protocol) => h("td", { class: "num", title: protocol ? `protocol: ${protocol}` : "" }, pct(value),
       protocol ? h("div", { class: "muted protocol" }, protocol) : null);
-    clear(scoreTable).append(
+    fill(scoreTable, 
       h("thead", {}, h("tr", {}, h("th", {}, "model"), h("th", {}, "source"), h("th", { class: "num" }, "params"), h("th", { class: "num" }, "image size"),
         groups.map((g) => h("th", { class: "num" }, g)))),
       h("tbody", {},
@@ -305,7 +305,7 @@ export function mount(root) {
       return { key, values: runs.map((run) => run.config?.[key]), differs: new Set(values).size > 1 };
     });
     const shown = hideSame.checked ? rows.filter((row) => row.differs) : rows;
-    clear(diffTable).append(
+    fill(diffTable, 
       h("thead", {}, h("tr", {}, h("th", {}, "option"), runs.map((run) => h("th", {}, h("span", { class: "swatch", style: `background:${runColor(run.id)}` }), runLabel(run))))),
       h("tbody", {}, shown.length ? shown.map((row) => h("tr", { class: row.differs ? "differs" : "", "data-key": row.key }, h("td", {}, row.key),
         row.values.map((value) => h("td", { class: "mono" }, Array.isArray(value) ? value.join(", ") : value === undefined ? "–" : value === null ? "none" : String(value)))))

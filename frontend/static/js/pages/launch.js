@@ -2,7 +2,7 @@
 import { api, ApiError } from "../api.js";
 import { showBanner } from "../banner.js";
 import { getCatalog } from "../catalog.js";
-import { clear, copyText, h } from "../dom.js";
+import { clear, copyText, fill, h } from "../dom.js";
 import { params as fmtParams } from "../format.js";
 import { navigate, params, setParams } from "../url.js";
 
@@ -125,7 +125,7 @@ export function mount(root) {
   }
 
   function renderKinds() {
-    clear(kindBar).append(...KINDS.map((kind) => h("button", {
+    fill(kindBar, ...KINDS.map((kind) => h("button", {
       type: "button", "aria-pressed": String(kind === state.kind), onclick: () => { state.preset = null; showKind(kind); },
     }, kind)));
   }

@@ -3,7 +3,7 @@ import { api, followEvents } from "../api.js";
 import { showBanner } from "../banner.js";
 import { getCatalog, paramsOf } from "../catalog.js";
 import { COLLAPSE_KEY, CONFIG, ensurePlotly, groupFor, groupKeys, layout, markerShapes, traceType } from "../charts.js";
-import { clear, h } from "../dom.js";
+import { clear, fill, h } from "../dom.js";
 import { duration, knnOf, number, params as fmtParams, pct, progressBar, rate, relativeTime, runColor, runLabel, statusPill } from "../format.js";
 import { navigate } from "../url.js";
 
@@ -79,7 +79,7 @@ export function mount(root, runId) {
       ["Throughput", rate(latest.images_per_sec)], ["Loss (latest)", number(latest.loss)],
       ["Created", relativeTime(run.created_at)], ["Worker", run.worker_name || "–"], ["Attempt", String(run.attempt)],
     ];
-    clear(header).append(
+    fill(header, 
       h("div", { class: "page-head" },
         h("span", { class: "swatch", style: `background:${runColor(run.id)}` }),
         h("h1", {}, runLabel(run)), h("span", { class: "mono muted" }, run.id),
@@ -112,7 +112,7 @@ export function mount(root, runId) {
       }
       if (artifacts.data.some((item) => item.name === "results.json")) renderResults();
     } catch (exc) {
-      clear(artifactList).append(h("li", { class: "field-error" }, `Could not list artifacts: ${exc.message}`));
+      fill(artifactList, h("li", { class: "field-error" }, `Could not list artifacts: ${exc.message}`));
     }
   }
 
@@ -122,7 +122,7 @@ export function mount(root, runId) {
       if (!response.ok) return;
       const data = await response.json();
       const rows = data.results || [];
-      clear(resultsBox).append(h("h2", {}, "Evaluation results (this run, measured)"),
+      fill(resultsBox, h("h2", {}, "Evaluation results (this run, measured)"),
         h("table", { class: "data", id: "results-table" },
           h("thead", {}, h("tr", {}, ["protocol", "labels", "top-1 mean", "± std", "seeds", "image size"].map((t, i) => h("th", { class: i >= 2 ? "num" : "" }, t)))),
           h("tbody", {}, rows.map((row) => h("tr", {},
@@ -322,7 +322,7 @@ export function mount(root, runId) {
     try {
       run = await api(`/api/runs/${encodeURIComponent(runId)}`);
     } catch (exc) {
-      clear(root).append(h("div", { class: "empty" }, h("h1", {}, exc.status === 404 ? "No such run" : "Could not load this run"), exc.message,
+      fill(root, h("div", { class: "empty" }, h("h1", {}, exc.status === 404 ? "No such run" : "Could not load this run"), exc.message,
         h("br"), h("a", { href: "/runs", "data-link": true, class: "button" }, "Back to runs")));
       return;
     }

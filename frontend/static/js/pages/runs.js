@@ -1,6 +1,6 @@
 // Runs: every run with its status, progress and headline figure; filter, sort, select, act in bulk.
 import { api } from "../api.js";
-import { clear, h } from "../dom.js";
+import { clear, fill, h } from "../dom.js";
 import { knnOf, params as fmtParams, pct, progressBar, relativeTime, runColor, runLabel, statusPill } from "../format.js";
 import { showBanner } from "../banner.js";
 import { getCatalog, paramsOf } from "../catalog.js";
@@ -61,7 +61,7 @@ export function mount(root) {
       renderRows(lastRuns);
     } });
     all.checked = lastRuns.length > 0 && lastRuns.every((run) => selected.has(run.id));
-    clear(thead).append(h("tr", {}, h("th", {}, all), COLUMNS.map(([, title, field, cls]) => {
+    fill(thead, h("tr", {}, h("th", {}, all), COLUMNS.map(([, title, field, cls]) => {
       if (!field) return h("th", { class: cls || "" }, title);
       const active = sort.replace("-", "") === field;
       const descending = sort.startsWith("-");
@@ -133,7 +133,7 @@ export function mount(root) {
     const page = Number(params().get("page") || 1);
     const pages = Math.max(1, Math.ceil(count / PAGE_SIZE));
     countText.textContent = `${count} run${count === 1 ? "" : "s"}${selected.size ? ` · ${selected.size} selected` : ""}`;
-    clear(pager).append(
+    fill(pager, 
       h("button", { type: "button", disabled: page <= 1, onclick: () => { setParams({ page: page - 1 }); refresh(); } }, "← Previous"),
       h("span", { class: "muted" }, `page ${page} of ${pages}`),
       h("button", { type: "button", disabled: page >= pages, onclick: () => { setParams({ page: page + 1 }); refresh(); } }, "Next →"),
