@@ -81,6 +81,7 @@ from lowdino.train.optim import (
 )
 from lowdino.train.progress import ProgressBar, close_logging, setup_logging
 from lowdino.train.rundir import RunDir, atomic_write_text
+from lowdino.train.syncbn import sync_batchnorm_children
 
 # Steps left out of the steady-state images/s (start-up: allocator, kernel selection, caches).
 WARMUP_STEPS = 5
@@ -203,11 +204,8 @@ def prepare(config: TrainConfig, ctx: DistContext, device: torch.device, precisi
         method.to(memory_format=torch.channels_last)
     if ctx.distributed and device.type == "cuda":
         # BatchNorm statistics over the global batch, as in single-GPU training (SyncBN needs GPUs).
-        # The conversion replaces BatchNorm children in place (the wrappers themselves are not BN),
-        # so references the method holds to its networks stay valid.
-        for network in (method.student, method.teacher):
-            if network is not None:
-                nn.SyncBatchNorm.convert_sync_batchnorm(network)
+        # timm's converter: torch's drops the activation of timm's fused BatchNormAct2d layers.
+        sync_batchnorm_children(method)  # type: ignore[arg-type]
     optimizer = build_optimizer(method)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.use_scaler)
     seed_everything(config.seed + ctx.rank)

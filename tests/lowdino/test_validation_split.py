@@ -18,8 +18,10 @@ def test_validation_images_are_held_out_of_training_and_feed_the_monitor(tmp_pat
     config = tiny_config(tmp_path, knn_monitor=True, synthetic_size=200, val_fraction=0.1, knn_max_val=None)
     full = tiny_config(tmp_path, knn_monitor=False, synthetic_size=200)
     datasets, everything = load_datasets(config), load_datasets(full)
-    assert datasets.val is not None and everything.val is None
-    assert len(datasets.train) == 180 and len(datasets.val) == 20
+    assert datasets.val is not None
+    assert everything.val is None
+    assert len(datasets.train) == 180
+    assert len(datasets.val) == 20
     assert torch.bincount(datasets.val.labels).tolist() == [2] * 10  # stratified
     train, val = _rows(datasets.train.images), _rows(datasets.val.images)
     assert not train & val
