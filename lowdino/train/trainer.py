@@ -238,11 +238,7 @@ def _run(p: Prepared, callbacks: Sequence[TrainerCallback]) -> dict[str, Any]:
     # Every rank has passed every check: from here on files are written.
     barrier(p.ctx)
     progress = Progress()
-    detector = (
-        CollapseDetector(out_dim=p.config.out_dim)
-        if isinstance(p.config, PretrainConfig) and p.config.method == "dino"
-        else None
-    )
+    detector = build_collapse_detector(p.config, p.method)
     if p.checkpoint is not None:
         _restore(p, p.checkpoint, progress, detector)
     logger, writer = _open_outputs(p, progress.step, callbacks)
@@ -259,6 +255,14 @@ def _run(p: Prepared, callbacks: Sequence[TrainerCallback]) -> dict[str, Any]:
         if writer is not None:
             writer.close()
         close_logging(logger)
+
+
+def build_collapse_detector(config: TrainConfig, method: Method) -> CollapseDetector | None:
+    """A detector watching the metric the method names, for methods with a prototype output."""
+    metric = method.collapse_loss_metric
+    if metric is None or not isinstance(config, PretrainConfig):
+        return None
+    return CollapseDetector(out_dim=config.out_dim, loss_metric=metric)
 
 
 def _restore(
@@ -374,7 +378,7 @@ def _train(
 
                 record = _record(p, done, loss, metrics, progress.last_images_per_sec)
                 if detector is not None:
-                    detector.observe(loss, metrics)
+                    detector.observe(metrics)
                     if done % collapse_every == 0 or last:
                         _check_collapse(detector, record, progress, logger)
                 if p.knn is not None and (periodic or last):
