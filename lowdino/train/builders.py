@@ -88,7 +88,12 @@ def load_datasets(config: TrainConfig) -> Datasets:
                 "the kNN monitor needs a validation split, but val_fraction is 0; "
                 "set --val-fraction (e.g. 0.1) or turn the monitor off with --no-knn-monitor"
             )
-        train, val = split_validation(train, config.val_fraction)
+        try:
+            train, val = split_validation(train, config.val_fraction)
+        except DataError as exc:
+            raise DataError(
+                f"the kNN monitor's validation split: {exc} (--val-fraction), or use --no-knn-monitor"
+            ) from exc
     if config.batch_size > len(train.labels):
         raise DataError(
             f"batch size {config.batch_size} is larger than the {len(train.labels)} training images of "

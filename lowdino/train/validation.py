@@ -16,14 +16,16 @@ from lowdino.eval.subsets import stratified_subset
 VAL_SPLIT_SEED = 0
 
 
-def validation_indices(labels: torch.Tensor, fraction: float) -> torch.Tensor:
+def validation_indices(
+    labels: torch.Tensor, fraction: float, class_names: list[str] | None = None
+) -> torch.Tensor:
     """Sorted indices of the validation images: round(fraction * N_c) of every class c."""
-    return stratified_subset(labels, fraction, VAL_SPLIT_SEED)
+    return stratified_subset(labels, fraction, VAL_SPLIT_SEED, class_names=class_names)
 
 
 def split_validation(train: LabeledImages, fraction: float) -> tuple[LabeledImages, LabeledImages]:
     """(the training images left for training, the validation images); disjoint, together all of them."""
-    val_index = validation_indices(train.labels, fraction)
+    val_index = validation_indices(train.labels, fraction, train.classes)
     keep = torch.ones(len(train), dtype=torch.bool)
     keep[val_index] = False
     return train.subset(keep.nonzero().squeeze(1)), train.subset(val_index)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from _train_utils import tiny_config
 
-from lowdino.errors import ConfigError
+from lowdino.errors import ConfigError, DataError
 from lowdino.train.builders import build_knn_monitor, load_datasets
 
 
@@ -36,3 +36,9 @@ def test_validation_images_are_held_out_of_training_and_feed_the_monitor(tmp_pat
 def test_monitor_without_a_validation_split_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(ConfigError, match="val-fraction"):
         load_datasets(tiny_config(tmp_path, knn_monitor=True, val_fraction=0.0))
+
+
+def test_a_validation_split_that_empties_a_class_names_the_flag(tmp_path) -> None:
+    # 40 images, 4 per class: 10 % rounds to none of a class.
+    with pytest.raises(DataError, match=r"val-fraction"):
+        load_datasets(tiny_config(tmp_path, knn_monitor=True, val_fraction=0.1))
