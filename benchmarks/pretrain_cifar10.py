@@ -108,6 +108,20 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return overrides
 
 
+def check_same_recipe(run_dir: Path, base: PretrainConfig) -> None:
+    """--evaluate-only: the run must have trained with the recipe, seed and overrides given now."""
+    import yaml
+
+    ran = yaml.safe_load((run_dir / rundir.CONFIG_FILE).read_text())
+    ignored = {"output_dir", "max_steps", "data_path"}
+    wanted = base.model_dump(mode="json")
+    differing = sorted(key for key in wanted if key not in ignored and ran.get(key) != wanted[key])
+    if differing:
+        raise SystemExit(
+            f"{run_dir} was trained with other {', '.join(differing)}; pass the --config/--set/--seed it ran with"
+        )
+
+
 class Evaluator:
     """kNN of a backbone on the validation split and, unless disabled, on the test split."""
 
@@ -142,6 +156,14 @@ def main() -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field (repeatable)"
     )
     parser.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
+    parser.add_argument(
+        "--evaluate-only",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="no training: measure the final checkpoint of an earlier run of this benchmark (e.g. the "
+        "tuning run chosen on validation, now once on the test split); give the same --config/--set/--seed",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -170,13 +192,21 @@ def main() -> None:
     before = evaluate(initial)
     knn_seconds = time.perf_counter() - started
 
-    work = Path(tempfile.mkdtemp(prefix="lowdino-cifar10-"))
-    probe = pretrain(base.model_copy(update={"max_steps": PROBE_STEPS, "output_dir": str(work / "probe")}))
-    budget = args.minutes * 60
-    steps = max(1, int(budget * PLANNED_RATE_FRACTION * probe["images_per_sec"] / base.batch_size))
-    out = args.output_dir or work / "run"
-    config = base.model_copy(update={"max_steps": steps, "output_dir": str(out)})
-    summary = pretrain(config, callbacks=[TimeBudget(budget)])
+    probe: dict[str, Any] = {"images_per_sec": None}
+    if args.evaluate_only is not None:
+        out = args.evaluate_only
+        check_same_recipe(out, base)
+        summary = json.loads((out / rundir.SUMMARY_FILE).read_text())
+    else:
+        work = Path(tempfile.mkdtemp(prefix="lowdino-cifar10-"))
+        probe = pretrain(
+            base.model_copy(update={"max_steps": PROBE_STEPS, "output_dir": str(work / "probe")})
+        )
+        budget = args.minutes * 60
+        steps = max(1, int(budget * PLANNED_RATE_FRACTION * probe["images_per_sec"] / base.batch_size))
+        out = args.output_dir or work / "run"
+        config = base.model_copy(update={"max_steps": steps, "output_dir": str(out)})
+        summary = pretrain(config, callbacks=[TimeBudget(budget)])
 
     trained = create_backbone(base.backbone)
     trained.load_state_dict(load_checkpoint(out / rundir.CHECKPOINT_FILE)["backbone"])
@@ -195,7 +225,8 @@ def main() -> None:
                 "seed": base.seed,
                 "backbone": base.backbone,
                 "method": base.method,
-                "minutes_budget": args.minutes,
+                "minutes_budget": None if args.evaluate_only else args.minutes,
+                "evaluated_only": str(args.evaluate_only) if args.evaluate_only else None,
                 "train_minutes": round(summary["wall_time_sec"] / 60, 2),
                 "steps": summary["steps"],
                 "epochs": round(summary["epochs"], 3),
