@@ -11,6 +11,13 @@ Images come from the shared CIFAR-10 JPEG zip (../shared/datasets/cifar10-jpeg.z
 linear probe at 10 % / 30 % of the training labels (stratified, the same images for every model).
 Pretrained baselines run only when their weights are already in the local Hugging Face cache.
 
+Image sizes: pretrained baselines run at the resolution their weights were trained at (the
+backbone's declared size: 224 px, MobileViT 256 px), and also at the size the original LowDINO work
+evaluated CIFAR-10 at (its notebooks: 32-56 px; here the native 32 px, 56 px for patch-14 ViTs),
+side by side; random-init networks and checkpoints of our CIFAR runs run at the native 32 px they
+were trained at. Every row of the table and of the JSON names its image size and why
+(``size_rule``).
+
 Prints one JSON object: the measured rows (``"measured": true``) and the published CIFAR-10 rows
 (``"published": true``), and writes the same table as markdown with ``--markdown FILE``. Published
 rows were measured elsewhere under other protocols (see each row's protocol_text); they are context,
@@ -21,12 +28,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
-from lowdino.backbones import pretrained_cached
+from lowdino.backbones import get_spec, pretrained_cached
 from lowdino.config import EvalConfig
 from lowdino.config.loading import build_config
 from lowdino.eval.cache import lowdino_home
@@ -37,6 +45,43 @@ from lowdino.eval.runner import evaluate
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ZIP = REPO.parent / "shared" / "datasets" / "cifar10-jpeg.zip"
 RANDOM_INIT = ("mobilevit_xxs", "resnet5m")
+NATIVE_SIZE = 32  # CIFAR-10
+
+
+def original_work_size(backbone: str) -> int:
+    """The CIFAR-10 evaluation size of the original work (32-56 px): native, or the smallest
+    multiple of the patch size that holds it (patch-14 ViTs: 56, as 42 would crop the range)."""
+    spec = get_spec(backbone)
+    if spec.input_multiple == 1:
+        return NATIVE_SIZE
+    return max(56, math.ceil(NATIVE_SIZE / spec.input_multiple) * spec.input_multiple)
+
+
+def plan_runs(
+    checkpoints: list[str], random_init: list[str], baselines: list[str]
+) -> list[dict[str, object]]:
+    """EvalConfig overrides of every row, with ``size_rule`` saying why the row has its image size."""
+    runs: list[dict[str, object]] = [
+        {"checkpoint": path, "image_size": None, "size_rule": "native (trained at it)"}
+        for path in checkpoints
+    ]
+    runs += [{"backbone": name, "image_size": None, "size_rule": "native"} for name in random_init]
+    for name in baselines:
+        declared = get_spec(name).default_eval_size
+        runs.append(
+            {
+                "backbone": name,
+                "pretrained": True,
+                "image_size": declared,
+                "size_rule": "declared (pretraining)",
+            }
+        )
+        original = original_work_size(name)
+        if original != declared:
+            runs.append(
+                {"backbone": name, "pretrained": True, "image_size": original, "size_rule": "original work"}
+            )
+    return runs
 
 
 def extract_subset(archive: Path, root: Path, train_per_class: int, test_per_class: int) -> Path:
@@ -105,24 +150,22 @@ def main() -> None:
         "linear_epochs": args.linear_epochs,
         "device": args.device,
     }
-    runs: list[dict[str, object]] = [{"checkpoint": path} for path in args.checkpoint]
-    runs += [{"backbone": name} for name in filter(None, args.random_init.split(","))]
-    skipped = []
-    for name in filter(None, args.baselines.split(",")):
-        if pretrained_cached(name):
-            runs.append({"backbone": name, "pretrained": True})
-        else:
-            skipped.append(name)
+    baselines = [name for name in filter(None, args.baselines.split(",")) if pretrained_cached(name)]
+    skipped = [name for name in filter(None, args.baselines.split(",")) if name not in baselines]
     if skipped:
         print(f"[eval_table] skipped (weights not in the local cache): {', '.join(skipped)}", file=sys.stderr)
+    runs = plan_runs(args.checkpoint, list(filter(None, args.random_init.split(","))), baselines)
 
     measured: list[EvalResults] = []
+    size_rules: list[str] = []
     for index, model in enumerate(runs):
-        output_dir = (
-            args.output_dir / f"{index:02d}-{model.get('backbone') or Path(str(model['checkpoint'])).stem}"
-        )
-        config = build_config(EvalConfig, overrides={**base, **model, "output_dir": str(output_dir)})
+        overrides = {key: value for key, value in model.items() if key != "size_rule"}
+        name = model.get("backbone") or Path(str(model["checkpoint"])).parent.name
+        size = f"-{model['image_size']}px" if model["image_size"] else ""
+        output_dir = args.output_dir / f"{index:02d}-{name}{size}"
+        config = build_config(EvalConfig, overrides={**base, **overrides, "output_dir": str(output_dir)})
         measured.append(evaluate(config, progress=sys.stderr.isatty()))
+        size_rules.append(str(model["size_rule"]))
 
     references = load_references(dataset="cifar10")
     print(format_table(measured, references), file=sys.stderr)
@@ -140,8 +183,11 @@ def main() -> None:
         "test_per_class": args.test_per_class,
         "skipped_baselines": skipped,
         "measured": [
-            {key: value for key, value in result.to_dict().items() if key != "references"}
-            for result in measured
+            {
+                **{key: value for key, value in result.to_dict().items() if key != "references"},
+                "size_rule": rule,
+            }
+            for result, rule in zip(measured, size_rules, strict=True)
         ],
         "published": [asdict(row) for row in references],
     }

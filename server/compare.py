@@ -3,19 +3,25 @@
 Figures (plain Plotly JSON: {"data": [traces], "layout": {...}}):
 
     curves_loss, curves_knn_top1   the runs' series overlaid (downsampled, first/last/min/max kept)
-    accuracy_vs_params             best kNN top-1 against parameter count (log x); published rows
+    accuracy_vs_params             kNN top-1 against parameter count (log x); published rows
                                    are a separate trace named "published ..."
     label_fractions                grouped bars: kNN / 10 % labels / 30 % labels per run and per
                                    published model
 
-A run's kNN / label-fraction figures come from its eval results.json (mean over seeds) when it is
-an eval run, else from the best `knn_top1` the training monitor logged.
+Every figure is one look at one checkpoint, never the best of several looks: an eval run's figures
+come from its results.json (mean over seeds; for a label fraction the first protocol of
+PROBE_PROTOCOLS it measured, not the highest); a training run's kNN is its final checkpoint's
+(the monitor's last value, on the validation split), with the best monitor value beside it as
+`best_val_knn_top1`. Each row says which protocol each figure is (`score_protocols`), the image
+size it was measured at, and whether the run learned from the labels (`labels_used`); labels and
+legends carry the image size and a "[labels]" mark.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,26 +34,38 @@ from server.settings import Settings
 
 CURVE_KEYS = ("loss", "knn_top1")
 BAR_GROUPS = (("kNN", None), ("10% labels", 0.1), ("30% labels", 0.3))
+# Preference order when a run measured several protocols at one label fraction.
 PROBE_PROTOCOLS = ("linear", "mlp_probe", "linear_online", "finetune")
 KNN_PROTOCOLS = ("knn", "knn_weighted", "knn_seed", "knn_1nn_euclidean")
 IGNORED_CONFIG_KEYS = frozenset({"output_dir", "resume"})
+MONITOR_PROTOCOL = "knn (training monitor, validation split, final checkpoint)"
 
 
 def _label(run: Run) -> str:
     return f"{run.name or run.id} ({run.id[:6]})"
 
 
-def eval_results(settings: Settings, run: Run) -> list[dict[str, Any]]:
-    """The `results` rows of the run's results.json, if it is an eval run that wrote one."""
+def read_results(settings: Settings, run: Run) -> dict[str, Any]:
+    """The run's results.json (an eval run that wrote one), else {}."""
     run_dir = owned_run_dir(settings, run.output_dir)
     if run_dir is None or not (run_dir / "results.json").is_file():
-        return []
+        return {}
     try:
         data = json.loads(Path(run_dir / "results.json").read_text())
     except (OSError, ValueError):
-        return []
-    rows = data.get("results") if isinstance(data, dict) else None
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def eval_results(settings: Settings, run: Run) -> list[dict[str, Any]]:
+    """The `results` rows of the run's results.json, if it is an eval run that wrote one."""
+    rows = read_results(settings, run).get("results")
     return [row for row in rows or [] if isinstance(row, dict)]
+
+
+def _latest(run: Run, key: str) -> float | None:
+    value = (run.latest_metrics or {}).get(key)
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _best(run: Run, key: str) -> float | None:
@@ -55,22 +73,64 @@ def _best(run: Run, key: str) -> float | None:
     return float(entry["value"]) if isinstance(entry, dict) and "value" in entry else None
 
 
-def run_scores(settings: Settings, run: Run) -> dict[str, float | None]:
-    """{"kNN": x, "10% labels": y, "30% labels": z} (None where the run has no such figure)."""
-    scores: dict[str, float | None] = {group: None for group, _ in BAR_GROUPS}
+@dataclass
+class RunFigures:
+    """A run's three comparison figures, what protocol each is, and under what conditions."""
+
+    scores: dict[str, float | None]
+    protocols: dict[str, str | None]
+    image_size: int | None = None
+    labels_used: float = 0.0
+    best_val_knn_top1: float | None = None
+    all_results: dict[str, float] = field(default_factory=dict)
+
+
+def _training_image_size(run: Run) -> int | None:
+    config = run.config or {}
+    size = config.get("crop_size") if run.kind == "distill" else config.get("global_crop_size")
+    return int(size) if isinstance(size, int) else None
+
+
+def _training_labels_used(run: Run) -> float:
+    config = run.config or {}
+    return 1.0 if run.kind == "distill" and float(config.get("label_loss_weight") or 0) > 0 else 0.0
+
+
+def run_figures(settings: Settings, run: Run) -> RunFigures:
+    groups = [group for group, _ in BAR_GROUPS]
+    figures = RunFigures(scores=dict.fromkeys(groups), protocols=dict.fromkeys(groups))
+    results = read_results(settings, run)
     for row in eval_results(settings, run):
         protocol, fraction, mean = row.get("protocol"), row.get("label_fraction"), row.get("mean")
-        if not isinstance(mean, int | float):
+        if not isinstance(mean, int | float) or not isinstance(protocol, str):
             continue
-        if protocol in KNN_PROTOCOLS and scores["kNN"] is None and protocol == "knn":
-            scores["kNN"] = float(mean)
-        for group, wanted in BAR_GROUPS[1:]:
-            if protocol in PROBE_PROTOCOLS and fraction == wanted:
-                current = scores[group]
-                scores[group] = float(mean) if current is None else max(current, float(mean))
-    if scores["kNN"] is None:
-        scores["kNN"] = _best(run, "knn_top1")
-    return scores
+        figures.all_results[f"{protocol}@{fraction}"] = float(mean)
+    for group, wanted in BAR_GROUPS:
+        candidates = ("knn",) if wanted is None else PROBE_PROTOCOLS
+        fraction = 1.0 if wanted is None else wanted
+        for protocol in candidates:
+            value = figures.all_results.get(f"{protocol}@{fraction}")
+            if value is not None:
+                figures.scores[group], figures.protocols[group] = value, protocol
+                break
+    if results:
+        size = results.get("image_size")
+        figures.image_size = int(size) if isinstance(size, int) else None
+        figures.labels_used = float(results.get("labels_used") or 0.0)
+    else:
+        figures.image_size = _training_image_size(run)
+        figures.labels_used = _training_labels_used(run)
+        figures.best_val_knn_top1 = _best(run, "knn_top1")
+        if figures.scores["kNN"] is None and _latest(run, "knn_top1") is not None:
+            figures.scores["kNN"] = _latest(run, "knn_top1")
+            figures.protocols["kNN"] = MONITOR_PROTOCOL
+    return figures
+
+
+def _chart_label(run: Run, figures: RunFigures) -> str:
+    size = f" @{figures.image_size}px" if figures.image_size else ""
+    labels = " [labels]" if figures.labels_used else ""
+    return f"{_label(run)}{size}{labels}"
 
 
 def reference_scores(references: list[dict[str, Any]], dataset: str) -> dict[str, dict[str, Any]]:
@@ -147,7 +207,9 @@ def compare_runs(
 ) -> dict[str, Any]:
     datasets = Counter(str((run.config or {}).get("dataset", "cifar10")) for run in runs)
     dataset = datasets.most_common(1)[0][0] if datasets else "cifar10"
-    scores = {run.id: run_scores(settings, run) for run in runs}
+    figures_of = {run.id: run_figures(settings, run) for run in runs}
+    scores = {run_id: figures.scores for run_id, figures in figures_of.items()}
+    chart_labels = {run.id: _chart_label(run, figures_of[run.id]) for run in runs}
     published = reference_scores(references, dataset)
 
     rows = [
@@ -162,6 +224,11 @@ def compare_runs(
             "final_metrics": dict(run.latest_metrics or {}),
             "best_metrics": {key: entry.get("value") for key, entry in (run.best_metrics or {}).items()},
             "scores": scores[run.id],
+            "score_protocols": figures_of[run.id].protocols,
+            "results": figures_of[run.id].all_results,
+            "best_val_knn_top1": figures_of[run.id].best_val_knn_top1,
+            "image_size": figures_of[run.id].image_size,
+            "labels_used": figures_of[run.id].labels_used,
             "published": False,
         }
         for run in runs
@@ -187,7 +254,7 @@ def compare_runs(
                 "name": "runs (measured)",
                 "x": [run.params for run in measured],
                 "y": [scores[run.id]["kNN"] for run in measured],
-                "text": [_label(run) for run in measured],
+                "text": [chart_labels[run.id] for run in measured],
             },
             {
                 "type": "scatter",
@@ -208,7 +275,13 @@ def compare_runs(
     groups = [group for group, _ in BAR_GROUPS]
     bars = {
         "data": [
-            {"type": "bar", "name": _label(run), "x": groups, "y": [scores[run.id][g] for g in groups]}
+            {
+                "type": "bar",
+                "name": chart_labels[run.id],
+                "x": groups,
+                "y": [scores[run.id][g] for g in groups],
+                "customdata": [figures_of[run.id].protocols[g] for g in groups],
+            }
             for run in runs
         ]
         + [

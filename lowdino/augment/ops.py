@@ -6,6 +6,8 @@ images were changed, and costly ops (blur) only run on the selected images.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from kornia.filters import gaussian_blur2d
 
@@ -33,21 +35,31 @@ def random_grayscale(x: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Ten
     return torch.where(mask[:, None, None, None], gray, x), mask
 
 
-def blur_kernel_size(side: int) -> int:
-    """About 10% of the crop side, odd, at least 3 (DINO's PIL blur scales with the image likewise)."""
-    return max(3, round(0.1 * side) | 1)
+def blur_kernel_size(side: int, sigma: float = 2.0) -> int:
+    """2 * ceil(3 sigma) + 1, clipped to the largest odd size that fits in the side, at least 3.
+
+    +-3 sigma holds 99.7 % of a Gaussian's mass, so sigma means the same at every resolution, as with
+    DINO's PIL blur (radius = sigma, whatever the image size). A kernel sized from the image instead
+    (10 % of the side) is 3x3 at 32 and 16 px, where every sigma from 0.5 to 2 gives nearly the same
+    blur. Clipping only binds below 13 px for sigma 2; there the kernel covers the whole image.
+    """
+    full = 2 * math.ceil(3 * sigma) + 1
+    largest_odd = side if side % 2 else side - 1
+    return max(3, min(full, largest_odd))
 
 
 def random_gaussian_blur(
     x: torch.Tensor, p: float, sigma: tuple[float, float] = (0.1, 2.0)
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Blur a Bernoulli(p) subset with per-image sigma ~ U(sigma) and a kernel of ~10% of the side."""
+    """Blur a Bernoulli(p) subset with per-image sigma ~ U(sigma); see `blur_kernel_size`."""
     mask = draw(x.shape[0], p, x.device)
     chosen = mask.nonzero().squeeze(1)
     if chosen.numel() == 0:
         return x, mask
     sigmas = torch.empty(chosen.numel(), device=x.device, dtype=x.dtype).uniform_(*sigma)
-    kernel = blur_kernel_size(x.shape[-1])
+    # One kernel for the batch, sized for the largest sigma it may hold: kornia normalises each
+    # image's kernel, so the extra taps of a smaller sigma only add (near-)zero weights.
+    kernel = blur_kernel_size(x.shape[-1], sigma[1])
     blurred = gaussian_blur2d(x[chosen], (kernel, kernel), sigmas[:, None].expand(-1, 2).contiguous())
     out = x.clone()
     out[chosen] = blurred

@@ -56,7 +56,8 @@ class EvalConfig(DataOptions, RuntimeOptions):
         ge=8,
         le=1024,
         description="Resize images to this side for evaluation (patch-14 ViTs need a multiple of 14, "
-        "e.g. 224). Default: the dataset's native size, rounded up to the backbone's multiple.",
+        "e.g. 224). Default: with --pretrained, the resolution the weights were trained at (224; "
+        "MobileViT 256); otherwise the dataset's native size, rounded up to the backbone's multiple.",
         json_schema_extra=cli(group="protocol"),
     )
     k: int = Field(20, ge=1, le=1000, description="Neighbours for weighted kNN (DINO: 20 works best).")

@@ -97,7 +97,18 @@ class TrainOptions(DataOptions, RuntimeOptions):
     )
     knn_monitor: bool = Field(
         True,
-        description="Measure weighted kNN top-1 (k=20, T=0.07) of the teacher backbone during training.",
+        description="Measure weighted kNN top-1 (k=20, T=0.07) of the teacher backbone during training, "
+        "on a validation split held out of the training set (--val-fraction); the test split is never "
+        "looked at during training.",
+        json_schema_extra=cli(group="monitor"),
+    )
+    val_fraction: float = Field(
+        0.1,
+        ge=0.0,
+        le=0.5,
+        description="With the kNN monitor: this fraction of every class of the training split (the same "
+        "images for every run: seed 0) is the validation split. It is left out of the pretraining data "
+        "and of the kNN memory bank, so tuning on the monitor never sees the test split.",
         json_schema_extra=cli(group="monitor"),
     )
     knn_max_train: int | None = Field(
@@ -106,10 +117,10 @@ class TrainOptions(DataOptions, RuntimeOptions):
         description="Memory-bank images for the kNN monitor (a fixed stratified subset); unset uses all.",
         json_schema_extra=cli(group="monitor"),
     )
-    knn_max_test: int | None = Field(
+    knn_max_val: int | None = Field(
         2000,
         ge=10,
-        description="Query images for the kNN monitor (a fixed stratified subset); unset uses all.",
+        description="Validation images the kNN monitor queries (a fixed stratified subset); unset uses all.",
         json_schema_extra=cli(group="monitor"),
     )
     resume: bool = Field(

@@ -34,6 +34,9 @@ class EvalModel:
     params: int
     feature_dim: int
     weights_hash: str
+    # Fraction of the training labels the checkpoint's run learned from (distillation with a label
+    # loss: 1.0); a label-fraction result of such a model is not a low-label result.
+    labels_used: float = 0.0
 
 
 def resolve_checkpoint_path(path: str | Path) -> Path:
@@ -73,7 +76,17 @@ def load_checkpoint_model(path: str | Path) -> EvalModel:
     get_spec(name)  # unknown names fail here with the list of valid ones
     backbone = create_backbone(name)
     load_backbone_state(backbone, payload["backbone"], name, f"checkpoint {file}")
-    return _describe(backbone, name, "checkpoint", str(file), f"{name} ({file.parent.name}/{file.name})")
+    model = _describe(backbone, name, "checkpoint", str(file), f"{name} ({file.parent.name}/{file.name})")
+    model.labels_used = checkpoint_labels_used(payload)
+    return model
+
+
+def checkpoint_labels_used(payload: dict[str, Any]) -> float:
+    """What the run's config says about labels (older checkpoints: from label_loss_weight)."""
+    config = payload.get("config") or {}
+    if payload.get("kind") == "distill" and float(config.get("label_loss_weight") or 0.0) > 0:
+        return 1.0
+    return 0.0
 
 
 def load_registry_model(name: str, *, pretrained: bool, weights: str | None, seed: int) -> EvalModel:

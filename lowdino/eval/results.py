@@ -65,6 +65,7 @@ class EvalResults:
     test_size: int
     num_classes: int
     results: list[ProtocolResult]
+    labels_used: float = 0.0  # of the training labels, by the pretraining (see EvalModel.labels_used)
     references: list[ReferenceResult] = field(default_factory=list)
     output_dir: str | None = None
     wall_time_s: float = 0.0
@@ -104,7 +105,16 @@ def table_rows(
     columns: list[str] = []
     rows: list[dict[str, str]] = []
     for result in measured:
-        row = {"model": result.model, "params": f"{result.params / 1e6:.2f} M", "source": "measured"}
+        source = "measured"
+        if result.labels_used:
+            # Not a low-label result: the pretraining already learned from these labels.
+            source += f"; pretraining used {result.labels_used * 100:g} % of the labels"
+        row = {
+            "model": result.model,
+            "params": f"{result.params / 1e6:.2f} M",
+            "image size": f"{result.image_size} px",
+            "source": source,
+        }
         for cell in result.results:
             if cell.column not in columns:
                 columns.append(cell.column)
@@ -119,11 +129,16 @@ def table_rows(
         params = f"{reference.params_millions:g} M" if reference.params_millions is not None else "?"
         row = published.setdefault(
             (reference.model, reference.source),
-            {"model": reference.model, "params": params, "source": f"published ({reference.citation})"},
+            {
+                "model": reference.model,
+                "params": params,
+                "image size": f"{reference.image_size} px" if reference.image_size else "see source",
+                "source": f"published ({reference.citation})",
+            },
         )
         row[column] = value
     rows.extend(published.values())
-    return ["model", "params", *columns, "source"], rows
+    return ["model", "params", "image size", *columns, "source"], rows
 
 
 def format_table(measured: list[EvalResults], references: list[ReferenceResult] | None = None) -> str:
@@ -148,7 +163,18 @@ def results_csv(results: EvalResults) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
-        ["model", "backbone", "params", "dataset", "image_size", "protocol", "label_fraction", "seed", "top1"]
+        [
+            "model",
+            "backbone",
+            "params",
+            "dataset",
+            "image_size",
+            "labels_used",
+            "protocol",
+            "label_fraction",
+            "seed",
+            "top1",
+        ]
     )
     for cell in results.results:
         for seed, value in zip(cell.seeds, cell.values, strict=True):
@@ -159,6 +185,7 @@ def results_csv(results: EvalResults) -> str:
                     results.params,
                     results.dataset,
                     results.image_size,
+                    results.labels_used,
                     cell.protocol,
                     cell.label_fraction,
                     seed,

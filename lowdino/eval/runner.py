@@ -61,9 +61,17 @@ def default_output_dir(config: EvalConfig, now: datetime | None = None) -> Path:
     return Path("runs") / f"eval-{model}-{stamp}"
 
 
-def resolve_image_size(requested: int | None, native: int, backbone: str) -> int:
-    """The requested size, else the dataset's side rounded up to the backbone's multiple and minimum."""
+def resolve_image_size(requested: int | None, native: int, backbone: str, *, pretrained: bool = False) -> int:
+    """The requested size; else, for pretrained weights, the resolution they were trained at (the
+    backbone's declared `default_eval_size`: 224 for ImageNet CNNs and DINOv2 ViT-S/14, 256 for
+    MobileViT); else the dataset's side rounded up to the backbone's multiple and minimum.
+
+    A network pretrained at 224 px and shown 32 px CIFAR images sees objects 7x smaller than it
+    learned on, which understates every pretrained baseline.
+    """
     spec = get_spec(backbone)
+    if requested is None and pretrained:
+        requested = spec.default_eval_size
     if requested is None:
         multiple = spec.input_multiple
         size = max(native, spec.min_input_size)
@@ -173,7 +181,10 @@ class _Run:
             self.model.backbone.to(memory_format=torch.channels_last)
         self.data = _load_splits(config)
         self.image_size = resolve_image_size(
-            config.image_size, max(self.data.train.image_size), self.model.backbone_name
+            config.image_size,
+            max(self.data.train.image_size),
+            self.model.backbone_name,
+            pretrained=self.model.source == "pretrained",
         )
         spec = get_spec(self.model.backbone_name)
         self.transform = EvalTransform(self.image_size, spec.mean, spec.std).to(self.device)
@@ -292,6 +303,7 @@ class _Run:
             train_size=len(data.train),
             test_size=len(data.test),
             num_classes=data.train.num_classes,
+            labels_used=model.labels_used,
             results=list(cells),
             references=load_references(dataset=self.config.dataset),
             output_dir=str(self.output_dir),
@@ -306,6 +318,7 @@ class _Run:
             "params": model.params,
             "dataset": self.config.dataset,
             "image_size": self.image_size,
+            "labels_used": model.labels_used,
             "results": {
                 cell.column: {"mean": cell.mean, "std": cell.std, "values": cell.values} for cell in cells
             },

@@ -26,6 +26,11 @@ class Method(Protocol):
     def teacher(self) -> nn.Module | None:
         """The network updated by EMA rather than by gradients, if any (DINO teacher, BYOL target)."""
 
+    @property
+    def collapse_loss_metric(self) -> str | None:
+        """The metric of `training_loss` the collapse detector compares with ln(out_dim) (None: no
+        detector): the self-distillation term alone, without regularisers such as KoLeo."""
+
     def wrap_student(self, wrapper: StudentWrapper) -> None:
         """Run the student's forward through `wrapper(student)` (DDP, DataParallel); weights stay shared."""
 

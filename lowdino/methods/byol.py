@@ -51,6 +51,8 @@ class BYOL(nn.Module):
 
     # Set through __dict__ (not a submodule, see __init__); annotated so that calls type-check.
     _student_forward: nn.Module
+    # No loss value marks a collapse of this method: the trainer runs no collapse detector.
+    collapse_loss_metric: str | None = None
 
     def __init__(
         self, backbone: nn.Module, *, projection_dim: int = 256, hidden_dim: int = 4096, n_crops: int = 2

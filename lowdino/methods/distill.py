@@ -63,6 +63,8 @@ class Distillation(nn.Module):
 
     # Set through __dict__ (not a submodule, see __init__); annotated so that calls type-check.
     _student_forward: nn.Module
+    # No loss value marks a collapse of this method: the trainer runs no collapse detector.
+    collapse_loss_metric: str | None = None
 
     def __init__(
         self,

@@ -24,6 +24,7 @@ from lowdino.train.distributed import DistContext
 from lowdino.train.kinds import TrainConfig, eval_image_size, input_sizes, model_name, run_kind
 from lowdino.train.knn_monitor import KnnMonitor
 from lowdino.train.rundir import RunDir
+from lowdino.train.validation import split_validation
 
 
 def default_output_dir(config: TrainConfig, now: datetime | None = None) -> Path:
@@ -68,23 +69,37 @@ def check_crop_sizes(config: TrainConfig) -> None:
 
 @dataclass(frozen=True)
 class Datasets:
-    train: LabeledImages
-    test: LabeledImages | None  # only loaded for the kNN monitor
+    train: LabeledImages  # what the run trains on (without the validation images)
+    val: LabeledImages | None  # held out of `train`; only with the kNN monitor
 
 
 def load_datasets(config: TrainConfig) -> Datasets:
-    def load(split: str) -> LabeledImages:
-        return load_dataset(
-            config.dataset, config.data_path, split, synthetic_size=config.synthetic_size, seed=config.seed
-        )
+    """The training split, less a held-out validation split when the kNN monitor needs one.
 
-    train = load("train")
+    The test split is not loaded: nothing that runs during training may look at it.
+    """
+    train = load_dataset(
+        config.dataset, config.data_path, "train", synthetic_size=config.synthetic_size, seed=config.seed
+    )
+    val = None
+    if config.knn_monitor:
+        if config.val_fraction <= 0:
+            raise ConfigError(
+                "the kNN monitor needs a validation split, but val_fraction is 0; "
+                "set --val-fraction (e.g. 0.1) or turn the monitor off with --no-knn-monitor"
+            )
+        try:
+            train, val = split_validation(train, config.val_fraction)
+        except DataError as exc:
+            raise DataError(
+                f"the kNN monitor's validation split: {exc} (--val-fraction), or use --no-knn-monitor"
+            ) from exc
     if config.batch_size > len(train.labels):
         raise DataError(
             f"batch size {config.batch_size} is larger than the {len(train.labels)} training images of "
             f"{config.dataset}; lower --batch-size"
         )
-    return Datasets(train=train, test=load("test") if config.knn_monitor else None)
+    return Datasets(train=train, val=val)
 
 
 def build_augmentation(config: TrainConfig, device: torch.device) -> nn.Module:
@@ -106,20 +121,20 @@ def build_augmentation(config: TrainConfig, device: torch.device) -> nn.Module:
 
 
 def build_knn_monitor(config: TrainConfig, datasets: Datasets, device: torch.device) -> KnnMonitor | None:
-    if not config.knn_monitor or datasets.test is None:
+    if not config.knn_monitor or datasets.val is None:
         return None
     spec = get_spec(model_name(config))
     return KnnMonitor(
         train_images=datasets.train.images,
         train_labels=datasets.train.labels,
-        test_images=datasets.test.images,
-        test_labels=datasets.test.labels,
+        query_images=datasets.val.images,
+        query_labels=datasets.val.labels,
         num_classes=len(datasets.train.classes),
         transform=EvalTransform(eval_image_size(config), spec.mean, spec.std).to(device),
         batch_size=config.batch_size_eval,
         device=device,
         max_train=config.knn_max_train,
-        max_test=config.knn_max_test,
+        max_query=config.knn_max_val,
         seed=config.seed,
     )
 

@@ -9,11 +9,15 @@ DINO collapses in two ways (Caron et al. 2021, section 5.3):
   H(mean_b P_t) -> 0 (the output no longer varies across the batch).
 
 Signals, averaged over each check interval (a logging interval, or a tenth of a short run):
-    loss_at_log_k   |mean loss - log K| < loss_tolerance * log K          (0.5 %: within noise of log K)
+    loss_at_log_k   |mean L - log K| < loss_tolerance * log K             (0.5 %: within noise of log K)
     entropy_zero    mean teacher_entropy < entropy_floor                 (metric from the method)
     batch_constant  mean teacher_batch_entropy < batch_entropy_floor     (metric from the method)
 A warning is raised once `patience` consecutive intervals show any signal, and repeated for every
 further such interval, so a recovering run stops warning.
+
+L is the cross-entropy term alone, read from the metric the method names (`collapse_loss_metric`,
+DINO: "dino_loss"), never the total loss: with KoLeo (weight w) the total is L + w * KoLeo, which
+sits away from log K while L is stuck at it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 @dataclass
 class CollapseDetector:
     out_dim: int
+    loss_metric: str = "dino_loss"
     patience: int = 3
     loss_tolerance: float = 0.005
     entropy_floor: float = 1e-3
@@ -34,8 +39,12 @@ class CollapseDetector:
     _counts: dict[str, int] = field(default_factory=dict)
     collapsed_intervals: int = 0
 
-    def observe(self, loss: float, metrics: dict[str, Any]) -> None:
-        values = {"loss": loss, **{k: metrics.get(k) for k in ("teacher_entropy", "teacher_batch_entropy")}}
+    def observe(self, metrics: dict[str, Any]) -> None:
+        """One step's method metrics: `loss_metric`, teacher_entropy, teacher_batch_entropy."""
+        values = {
+            "loss": metrics.get(self.loss_metric),
+            **{k: metrics.get(k) for k in ("teacher_entropy", "teacher_batch_entropy")},
+        }
         for key, value in values.items():
             if isinstance(value, int | float) and math.isfinite(value):
                 self._sums[key] = self._sums.get(key, 0.0) + float(value)
@@ -47,7 +56,9 @@ class CollapseDetector:
         found = []
         log_k = math.log(self.out_dim)
         if "loss" in means and abs(means["loss"] - log_k) < self.loss_tolerance * log_k:
-            found.append(f"loss {means['loss']:.4f} stays at ln(out_dim) = {log_k:.4f} (uniform output)")
+            found.append(
+                f"{self.loss_metric} {means['loss']:.4f} stays at ln(out_dim) = {log_k:.4f} (uniform output)"
+            )
         if "teacher_entropy" in means and means["teacher_entropy"] < self.entropy_floor:
             found.append(f"teacher entropy {means['teacher_entropy']:.2e} ~ 0 (one prototype wins)")
         if "teacher_batch_entropy" in means and means["teacher_batch_entropy"] < self.batch_entropy_floor:

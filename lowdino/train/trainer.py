@@ -62,7 +62,14 @@ from lowdino.train.distributed import (
     destroy_process_group,
     init_process_group,
 )
-from lowdino.train.kinds import TrainConfig, method_name, model_name, run_kind, uses_ema_target
+from lowdino.train.kinds import (
+    TrainConfig,
+    labels_used,
+    method_name,
+    model_name,
+    run_kind,
+    uses_ema_target,
+)
 from lowdino.train.knn_monitor import KnnMonitor
 from lowdino.train.metrics import MetricsWriter, truncate_metrics
 from lowdino.train.optim import (
@@ -74,6 +81,7 @@ from lowdino.train.optim import (
 )
 from lowdino.train.progress import ProgressBar, close_logging, setup_logging
 from lowdino.train.rundir import RunDir, atomic_write_text
+from lowdino.train.syncbn import sync_batchnorm_children
 
 # Steps left out of the steady-state images/s (start-up: allocator, kernel selection, caches).
 WARMUP_STEPS = 5
@@ -196,11 +204,8 @@ def prepare(config: TrainConfig, ctx: DistContext, device: torch.device, precisi
         method.to(memory_format=torch.channels_last)
     if ctx.distributed and device.type == "cuda":
         # BatchNorm statistics over the global batch, as in single-GPU training (SyncBN needs GPUs).
-        # The conversion replaces BatchNorm children in place (the wrappers themselves are not BN),
-        # so references the method holds to its networks stay valid.
-        for network in (method.student, method.teacher):
-            if network is not None:
-                nn.SyncBatchNorm.convert_sync_batchnorm(network)
+        # timm's converter: torch's drops the activation of timm's fused BatchNormAct2d layers.
+        sync_batchnorm_children(method)  # type: ignore[arg-type]
     optimizer = build_optimizer(method)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.use_scaler)
     seed_everything(config.seed + ctx.rank)
@@ -233,11 +238,7 @@ def _run(p: Prepared, callbacks: Sequence[TrainerCallback]) -> dict[str, Any]:
     # Every rank has passed every check: from here on files are written.
     barrier(p.ctx)
     progress = Progress()
-    detector = (
-        CollapseDetector(out_dim=p.config.out_dim)
-        if isinstance(p.config, PretrainConfig) and p.config.method == "dino"
-        else None
-    )
+    detector = build_collapse_detector(p.config, p.method)
     if p.checkpoint is not None:
         _restore(p, p.checkpoint, progress, detector)
     logger, writer = _open_outputs(p, progress.step, callbacks)
@@ -254,6 +255,14 @@ def _run(p: Prepared, callbacks: Sequence[TrainerCallback]) -> dict[str, Any]:
         if writer is not None:
             writer.close()
         close_logging(logger)
+
+
+def build_collapse_detector(config: TrainConfig, method: Method) -> CollapseDetector | None:
+    """A detector watching the metric the method names, for methods with a prototype output."""
+    metric = method.collapse_loss_metric
+    if metric is None or not isinstance(config, PretrainConfig):
+        return None
+    return CollapseDetector(out_dim=config.out_dim, loss_metric=metric)
 
 
 def _restore(
@@ -369,7 +378,7 @@ def _train(
 
                 record = _record(p, done, loss, metrics, progress.last_images_per_sec)
                 if detector is not None:
-                    detector.observe(loss, metrics)
+                    detector.observe(metrics)
                     if done % collapse_every == 0 or last:
                         _check_collapse(detector, record, progress, logger)
                 if p.knn is not None and (periodic or last):
@@ -414,7 +423,7 @@ def _measure_knn(p: Prepared, record: dict[str, Any], progress: Progress, logger
     record["knn_top1"] = progress.last_knn = knn
     progress.best_knn = knn if progress.best_knn is None else max(progress.best_knn, knn)
     logger.info(
-        "step %d epoch %.2f: loss %.4f, kNN top-1 %.2f%%",
+        "step %d epoch %.2f: loss %.4f, validation kNN top-1 %.2f%%",
         record["step"],
         record["epoch"],
         record["loss"],
@@ -562,8 +571,12 @@ def _summary(p: Prepared, progress: Progress, status: str) -> dict[str, Any]:
         "total_steps": p.schedules.total_steps,
         "epochs": progress.step / p.schedules.steps_per_epoch,
         "final_loss": progress.last_loss,
-        "best_knn_top1": progress.best_knn,
+        # The run's figure is the final checkpoint's; the best of many looks is optimistic, so it is
+        # only given beside it, on the validation split it was measured on.
         "final_knn_top1": progress.last_knn,
+        "best_val_knn_top1": progress.best_knn,
+        "knn_split": "val" if p.knn is not None else None,
+        "labels_used": labels_used(p.config),
         "images_per_sec": progress.timed_images / progress.timed_seconds if timed else None,
         "model_images_per_sec": None,
         "params": count_parameters(backbone),

@@ -25,7 +25,7 @@ TINY: dict[str, Any] = {
     "device": "cpu",
     "knn_monitor": False,
     "knn_max_train": 40,
-    "knn_max_test": 20,
+    "knn_max_val": 20,
     "batch_size_eval": 64,
 }
 

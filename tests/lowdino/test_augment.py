@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from lowdino.augment import EvalTransform, MultiCropAugmentation, ViewAugmentation, blur_kernel_size
+from lowdino.augment.ops import random_gaussian_blur
 from lowdino.data import load_dataset
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -145,8 +146,26 @@ def test_blur_smooths_exactly_the_flagged_images() -> None:
     assert roughness(out[flagged]).mean() < 0.8 * roughness(x[flagged]).mean()
 
 
-def test_blur_kernel_is_about_ten_percent_of_the_side() -> None:
-    assert [blur_kernel_size(side) for side in (8, 16, 32, 96, 224)] == [3, 3, 3, 11, 23]
+def test_blur_kernel_spans_three_sigma_clipped_to_the_image() -> None:
+    assert [blur_kernel_size(side, 2.0) for side in (8, 16, 32, 96, 224)] == [7, 13, 13, 13, 13]
+    assert [blur_kernel_size(32, sigma) for sigma in (0.1, 0.5, 1.0)] == [3, 5, 7]
+
+
+@pytest.mark.parametrize("side", [16, 32, 224])
+def test_blur_of_an_impulse_is_the_full_gaussian_at_every_resolution(side: int) -> None:
+    # sigma 2 at 16 / 32 px was a 3x3 kernel: nothing reached 2 px or more from the impulse.
+    sigma = 2.0
+    impulse = torch.zeros(1, 3, side, side)
+    centre = side // 2
+    impulse[..., centre, centre] = 1.0
+    out, _ = random_gaussian_blur(impulse, p=1.0, sigma=(sigma, sigma))
+    offsets = torch.arange(-6, 7, dtype=torch.float64)
+    g = torch.exp(-(offsets**2) / (2 * sigma**2))
+    g /= g.sum()
+    expected = (g[:, None] * g[None, :]).float()
+    window = out[0, 0, centre - 6 : centre + 7, centre - 6 : centre + 7]
+    torch.testing.assert_close(window, expected, atol=1e-6, rtol=1e-4)
+    assert out[0, 0, centre, centre + 5] > 1e-3
 
 
 def test_eval_transform_resizes_with_antialiasing_and_centre_crops() -> None:

@@ -30,7 +30,7 @@ def _distill(out: Path, weights: Path, *extra: str) -> int:
             "distill",
             "--teacher", "resnet18", "--teacher-weights", str(weights), "--student", "resnet5m",
             "--dataset", "synthetic", "--synthetic-size", "64", "--crop-size", "16", "-b", "16",
-            "--n-epochs", "2", "--device", "cpu", "--knn-max-train", "32", "--knn-max-test", "16",
+            "--n-epochs", "2", "--device", "cpu", "--knn-max-train", "32", "--knn-max-val", "16",
             "--batch-size-eval", "32", "--output-dir", str(out), *extra,
         ]
     )  # fmt: skip
@@ -51,11 +51,13 @@ def test_two_step_distill_writes_the_run_directory(tmp_path: Path, teacher_weigh
     assert summary is not None
     assert (summary["status"], summary["kind"], summary["backbone"]) == ("completed", "distill", "resnet5m")
     assert summary["method"] == f"distill-{loss}"
+    assert summary["labels_used"] == 1.0  # the label loss saw every training label
     checkpoint = torch.load(run.checkpoint, map_location="cpu", weights_only=True)
     assert checkpoint["kind"] == "distill"
     assert checkpoint["backbone_name"] == "resnet5m"
     model = load_checkpoint_model(out)
     assert model.backbone_name == "resnet5m"
+    assert model.labels_used == 1.0
     loaded = model.backbone.state_dict()
     assert loaded.keys() == checkpoint["backbone"].keys()
     assert all(torch.equal(loaded[key], checkpoint["backbone"][key]) for key in loaded)

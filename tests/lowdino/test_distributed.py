@@ -19,8 +19,16 @@ from lowdino.train.metrics import iter_records
 @pytest.mark.parametrize("method", ["dino", "byol"])  # BYOL's predictor lies outside the DDP module
 def test_torchrun_two_processes_write_one_run_from_rank_zero(tmp_path, method) -> None:
     recipe = tmp_path / "tiny.yaml"
-    # Global batch 8 -> 4 images per process; 5 steps per epoch over the 40 images, 2 epochs.
-    options = {"knn_monitor": True, "method": method, "byol_projection_dim": 16, "byol_hidden_dim": 32}
+    # Global batch 8 -> 4 images per process; 5 steps per epoch over the 40 images left after the
+    # monitor's validation split (1 of 5 per class), 2 epochs.
+    options = {
+        "knn_monitor": True,
+        "synthetic_size": 50,
+        "val_fraction": 0.2,
+        "method": method,
+        "byol_projection_dim": 16,
+        "byol_hidden_dim": 32,
+    }
     recipe.write_text(yaml.safe_dump({**TINY, **options}))
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

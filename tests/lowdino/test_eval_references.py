@@ -101,6 +101,8 @@ def test_table_marks_published_rows_and_keeps_sources_apart():
     assert "40.00" in row
     assert "52.00 ± 2.00" in row  # mean ± sample std over three seeds
     assert row.rstrip().endswith("measured")
+    assert lines[0].split()[:4] == ["model", "params", "image", "size"]
+    assert " 32 px " in row  # every row names the resolution its figures were measured at
     published = [line for line in lines[2:] if not line.startswith("resnet5m (run x)")]
     assert published
     assert all("published (" in line for line in published)
@@ -113,5 +115,5 @@ def test_table_marks_published_rows_and_keeps_sources_apart():
 def test_markdown_table_has_the_same_rows():
     references = load_references(dataset="cifar10")
     markdown = format_markdown([measured()], references).splitlines()
-    assert markdown[0].startswith("| model | params |")
+    assert markdown[0].startswith("| model | params | image size |")
     assert len(markdown) == len(format_table([measured()], references).splitlines())

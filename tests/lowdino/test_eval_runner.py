@@ -9,9 +9,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import timm.models
 import torch
 
-from lowdino.backbones import create_backbone
+from lowdino.backbones import backbone_names, create_backbone, get_spec
 from lowdino.cli.main import main
 from lowdino.config import EvalConfig
 from lowdino.config.loading import build_config
@@ -97,7 +98,9 @@ def test_second_run_hits_the_feature_cache_with_identical_figures(tmp_path, caps
     assert "cache hit" not in capsys.readouterr().err
 
 
-def _resnet5m_checkpoint(run_dir: Path, *, name: str = "resnet5m") -> torch.nn.Module:
+def _resnet5m_checkpoint(
+    run_dir: Path, *, name: str = "resnet5m", kind: str = "pretrain", config: dict | None = None
+) -> torch.nn.Module:
     """A run checkpoint in the trainer's format (lowdino.train.checkpoint), with trained-looking weights."""
     torch.manual_seed(7)
     backbone = create_backbone("resnet5m")
@@ -107,11 +110,12 @@ def _resnet5m_checkpoint(run_dir: Path, *, name: str = "resnet5m") -> torch.nn.M
     save_checkpoint(
         run_dir / "checkpoint.pth",
         {
-            "kind": "pretrain",
+            "kind": kind,
             "backbone_name": name,
             "backbone": backbone.state_dict(),
             "step": 3,
             "epoch": 1.0,
+            "config": config or {},
         },
     )
     return backbone
@@ -151,6 +155,40 @@ def test_default_image_size_rounds_up_to_the_backbone_multiple():
     assert resolve_image_size(None, 32, "resnet5m") == 32
     assert resolve_image_size(None, 32, "dinov2_vits14") == 42
     assert resolve_image_size(28, 32, "dinov2_vits14") == 28
+
+
+def test_pretrained_weights_are_evaluated_at_the_resolution_they_were_trained_at():
+    # Before: 42 px for DINOv2 and 32 px for the ImageNet models on CIFAR-10.
+    declared = {"dinov2_vits14": 224, "resnet50": 224, "mobilenetv2_100": 224, "mobilevit_xxs": 256}
+    for name, size in declared.items():
+        assert resolve_image_size(None, 32, name, pretrained=True) == size
+    assert resolve_image_size(56, 32, "dinov2_vits14", pretrained=True) == 56  # an explicit size wins
+    for name in backbone_names():
+        spec = get_spec(name)
+        if spec.pretrained_in_timm and name != "dinov2_vits14":
+            # timm's record of the weights' training resolution (DINOv2 trained at 224 and only
+            # adapted to 518 at the end; the paper's linear results are at 224).
+            assert spec.default_eval_size == timm.models.get_pretrained_cfg(spec.timm_model_id).input_size[-1]
+
+
+def test_a_distillation_with_labels_is_marked_in_its_results(tmp_path):
+    _resnet5m_checkpoint(tmp_path / "distill-run", kind="distill", config={"label_loss_weight": 0.5})
+    results = evaluate(
+        tiny_config(tmp_path, checkpoint=str(tmp_path / "distill-run"), protocols=["knn", "linear"]),
+        progress=False,
+    )
+    assert results.labels_used == 1.0
+    saved = json.loads((Path(results.output_dir) / "results.json").read_text())
+    assert saved["labels_used"] == 1.0
+    csv_header, first = (Path(results.output_dir) / "results.csv").read_text().splitlines()[:2]
+    assert csv_header.split(",")[4:6] == ["image_size", "labels_used"]
+    assert first.split(",")[5] == "1.0"
+    row = next(line for line in results.table().splitlines() if line.startswith("resnet5m ("))
+    assert "pretraining used 100 % of the labels" in row
+
+    _resnet5m_checkpoint(tmp_path / "pretrain-run")
+    plain = evaluate(tiny_config(tmp_path, checkpoint=str(tmp_path / "pretrain-run")), progress=False)
+    assert plain.labels_used == 0.0
 
 
 # ---- bad input: one line naming the cause and the fix, exit status 2 from the CLI ----

@@ -46,35 +46,48 @@ def test_compare_runs(client: TestClient, session: object, settings: Settings) -
         {"dataset": "cifar10", "data_path": str(settings.data_roots[0]), "checkpoint": a["id"]},
         "eval of a",
     )
-    for run, params, slope in ((a, 4_956_480, 1.0), (b, 951_024, 2.0)):
+    # b's monitor peaks before the end: 20, 70, then 60 at the final checkpoint.
+    knn = {a["id"]: {10: 10.0, 20: 20.0, 30: 30.0}, b["id"]: {10: 20.0, 20: 70.0, 30: 60.0}}
+    for run, params in ((a, 4_956_480), (b, 951_024)):
         crud.update_run_status(session, run_id=run["id"], status="completed", params=params)  # type: ignore[arg-type]
         crud.ingest_metrics(  # type: ignore[arg-type]
             session,
             run_id=run["id"],
             records=[
-                {"step": s, "loss": 10 - s / 10, "knn_top1": s * slope if s % 10 == 0 else None}
-                for s in range(1, 31)
+                {"step": s, "loss": 10 - s / 10, "knn_top1": knn[run["id"]].get(s)} for s in range(1, 31)
             ],
         )
     crud.update_run_status(session, run_id=e["id"], status="completed", params=4_956_480)  # type: ignore[arg-type]
     results = {
+        "image_size": 224,
+        "labels_used": 1.0,
         "results": [
             {"protocol": "knn", "label_fraction": 1.0, "mean": 41.0},
             {"protocol": "linear", "label_fraction": 0.1, "mean": 45.0},
             {"protocol": "linear", "label_fraction": 0.3, "mean": 50.0},
             {"protocol": "finetune", "label_fraction": 0.3, "mean": 55.0},
-        ]
+        ],
     }
     (settings.run_dir(e["id"]) / "results.json").write_text(json.dumps(results))
 
     body = client.get("/api/compare", params={"runs": f"{a['id']},{b['id']},{e['id']}"}).json()
     rows = {row["id"]: row for row in body["runs"]}
     assert rows[a["id"]]["best_metrics"]["knn_top1"] == 30.0
-    assert rows[b["id"]]["best_metrics"]["knn_top1"] == 60.0
+    assert rows[b["id"]]["best_metrics"]["knn_top1"] == 70.0
     assert rows[a["id"]]["final_metrics"]["loss"] == pytest.approx(7.0)
-    assert rows[e["id"]]["scores"] == {"kNN": 41.0, "10% labels": 45.0, "30% labels": 55.0}
+    # One protocol per figure, named; never the maximum over linear and fine-tuning.
+    assert rows[e["id"]]["scores"] == {"kNN": 41.0, "10% labels": 45.0, "30% labels": 50.0}
+    assert rows[e["id"]]["score_protocols"] == {"kNN": "knn", "10% labels": "linear", "30% labels": "linear"}
+    assert rows[e["id"]]["results"]["finetune@0.3"] == 55.0
+    assert (rows[e["id"]]["image_size"], rows[e["id"]]["labels_used"]) == (224, 1.0)
     assert rows[a["id"]]["scores"]["kNN"] == 30.0
     assert rows[a["id"]]["scores"]["10% labels"] is None
+    # A training run's figure is its final checkpoint's; the best look is only beside it, as validation.
+    assert rows[b["id"]]["scores"]["kNN"] == 60.0
+    assert rows[b["id"]]["best_val_knn_top1"] == 70.0
+    assert "validation" in rows[b["id"]]["score_protocols"]["kNN"]
+    assert rows[b["id"]]["image_size"] == PretrainConfig().global_crop_size
+    assert rows[b["id"]]["labels_used"] == 0.0
     assert body["differing_config"]["batch_size"][a["id"]] == 64
     assert body["differing_config"]["backbone"][b["id"]] == "mobilevit_xxs"
     assert "output_dir" not in body["differing_config"]
@@ -89,12 +102,20 @@ def test_compare_runs(client: TestClient, session: object, settings: Settings) -
     measured, published = figures["accuracy_vs_params"]["data"]
     assert measured["x"] == [4_956_480, 951_024, 4_956_480]
     assert measured["y"] == [30.0, 60.0, 41.0]
+    size = PretrainConfig().global_crop_size
+    assert [text.rsplit(")", 1)[1] for text in measured["text"]] == [
+        f" @{size}px",
+        f" @{size}px",
+        " @224px [labels]",
+    ]
     published_cifar = {row.model for row in load_references(dataset="cifar10") if row.params_millions}
     assert published_cifar
     assert all("[published]" in text for text in published["text"])
     assert {text.removesuffix(" [published]") for text in published["text"]} <= published_cifar
     bars = figures["label_fractions"]["data"]
     assert bars[0]["x"] == ["kNN", "10% labels", "30% labels"]
+    assert bars[2]["name"].endswith("@224px [labels]")
+    assert bars[2]["customdata"] == ["knn", "linear", "linear"]
     assert any(trace["name"].endswith("[published]") for trace in bars)
     assert all(row["published"] for row in body["references"])
 

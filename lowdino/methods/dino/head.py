@@ -17,6 +17,10 @@ class DINOHead(nn.Module):
     frozen at 1, so the logits are cosine similarities to K prototypes (DINO: more stable for ViTs).
 
     Shapes: B batch, D backbone features, H hidden_dim, K out_dim.
+
+    Runs in fp32 even under autocast: the logits are divided by the teacher temperature (x50 at
+    0.02), so bf16's 3 significant digits would become errors of ~0.1 in the softmax input. The head
+    is small beside the backbone; DINO likewise keeps its loss in fp32.
     """
 
     def __init__(
@@ -51,9 +55,10 @@ class DINOHead(nn.Module):
         gain.requires_grad_(not norm_last_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.mlp(x)
-        x = nn.functional.normalize(x, dim=-1, p=2)
-        return self.last_layer(x)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = self.mlp(x.float())
+            x = nn.functional.normalize(x, dim=-1, p=2)
+            return self.last_layer(x)
 
 
 def _init_linear(module: nn.Module) -> None:

@@ -17,6 +17,9 @@ class KoLeoLoss(nn.Module):
     features of each global crop). The neighbour is chosen without gradient; the distance carries it.
 
     Shapes: features (B, D) -> scalar; B batch (>= 2), D feature dimension.
+
+    Runs with autocast off (as DINOv2): in bf16 the cosine similarities of close neighbours round to
+    the same value (1 - 2^-8 apart), so the argmax would pick a farther neighbour than the nearest.
     """
 
     def __init__(self, eps: float = 1e-8) -> None:
@@ -26,6 +29,10 @@ class KoLeoLoss(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if features.shape[0] < 2:
             raise ValueError(f"KoLeo needs at least 2 samples per batch, got {features.shape[0]}")
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            return self._forward(features)
+
+    def _forward(self, features: torch.Tensor) -> torch.Tensor:
         x = F.normalize(features.float(), dim=-1, eps=self.eps)
         with torch.no_grad():
             similarity = x @ x.t()

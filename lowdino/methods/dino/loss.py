@@ -27,6 +27,8 @@ class DINOLoss(nn.Module):
 
     Shapes: student_output (n * B, K), teacher_output (2 * B, K), crops stacked crop-major as produced
     by MultiCropWrapper; B batch, K out_dim, n crops.
+
+    Computed in fp32 with autocast off (as DINO does), whatever precision the networks ran in.
     """
 
     center: torch.Tensor
@@ -50,6 +52,12 @@ class DINOLoss(nn.Module):
         self.register_buffer("center", torch.zeros(1, out_dim))
 
     def forward(
+        self, student_output: torch.Tensor, teacher_output: torch.Tensor, *, teacher_temp: float
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        with torch.autocast(device_type=student_output.device.type, enabled=False):
+            return self._forward(student_output, teacher_output, teacher_temp=teacher_temp)
+
+    def _forward(
         self, student_output: torch.Tensor, teacher_output: torch.Tensor, *, teacher_temp: float
     ) -> tuple[torch.Tensor, dict[str, float]]:
         student_output = student_output.float()

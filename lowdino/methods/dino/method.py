@@ -26,6 +26,8 @@ class DINO(nn.Module):
 
     # Set through __dict__ (not a submodule, see __init__); annotated so that calls type-check.
     _student_forward: nn.Module
+    # The cross-entropy alone: a uniform collapse puts it at ln(out_dim), whatever KoLeo adds.
+    collapse_loss_metric: str | None = "dino_loss"
 
     def __init__(
         self,
@@ -87,7 +89,9 @@ class DINO(nn.Module):
             teacher_output = self.teacher(crops[:2])
         if not self.koleo_weight:
             student_output = self._student_forward(crops)
-            return self.loss(student_output, teacher_output, teacher_temp=teacher_temp)
+            dino_loss, stats = self.loss(student_output, teacher_output, teacher_temp=teacher_temp)
+            stats["dino_loss"] = float(dino_loss.detach())
+            return dino_loss, stats
         student_output, student_features = self._student_forward(crops, return_features=True)
         dino_loss, stats = self.loss(student_output, teacher_output, teacher_temp=teacher_temp)
         # DINOv2: KoLeo on the backbone features of each global crop separately.
