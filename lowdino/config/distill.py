@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from lowdino.config.base import cli
+from lowdino.config.names import BackboneName
 from lowdino.config.pretrain import TrainOptions
 
 DistillLossName = Literal["kl", "cosine", "mse"]
@@ -30,7 +31,7 @@ class DistillConfig(TrainOptions):
         le=1024,
         description="Resize the view to this size for the teacher only (patch-14 ViTs need a multiple of 14).",
     )
-    student: str = Field(
+    student: BackboneName = Field(
         "mobilevit_s", description="Student backbone name.", json_schema_extra=cli(group="model")
     )
     loss: DistillLossName = Field(

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from lowdino.config.base import DataOptions, RuntimeOptions, cli
+from lowdino.config.names import BackboneName
 
 ProtocolName = Literal["knn", "linear", "finetune"]
 KnnProtocolName = Literal["dino", "seed", "both"]
@@ -26,7 +27,7 @@ class EvalConfig(DataOptions, RuntimeOptions):
         description="A pretrain/distill run's checkpoint.pth (or its run directory). Its backbone is evaluated.",
         json_schema_extra=cli(group="model"),
     )
-    backbone: str | None = Field(
+    backbone: BackboneName | None = Field(
         None,
         description="A registry backbone to evaluate instead of a checkpoint, e.g. dinov2_vits14.",
         json_schema_extra=cli(group="model"),

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from lowdino.config.base import DataOptions, RuntimeOptions, cli
+from lowdino.config.names import BackboneName
 
 MethodName = Literal["dino", "byol"]
 Centering = Literal["center", "sinkhorn_knopp"]
@@ -145,7 +146,7 @@ class PretrainConfig(TrainOptions):
         description="Self-supervised method: dino (self-distillation with centering) or byol.",
         json_schema_extra=cli(group="method"),
     )
-    backbone: str = Field(
+    backbone: BackboneName = Field(
         "mobilevit_s",
         description="Backbone name from `lowdino backbones` (e.g. mobilevit_xxs, mobilenetv2_100, resnet5m).",
         json_schema_extra=cli(group="model"),

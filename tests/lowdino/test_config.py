@@ -112,3 +112,16 @@ def test_generated_flags_accept_original_short_and_long_forms() -> None:
 def test_flags_not_given_do_not_override_the_file() -> None:
     assert _parse([]) == {}
     assert _parse(["--no-knn-monitor"]) == {"knn_monitor": False}
+
+
+def test_an_unknown_backbone_is_a_one_line_config_error_listing_the_names() -> None:
+    from lowdino.config import CONFIG_MODELS
+    from lowdino.config.loading import build_config
+    from lowdino.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        build_config(CONFIG_MODELS["pretrain"], overrides={"backbone": "resnet9000"})
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "unknown backbone 'resnet9000'" in message
+    assert "resnet5m" in message
