@@ -14,18 +14,16 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from lowdino import __version__
-from lowdino.errors import LowDinoError
 from server.api.main import api_router
 from server.broker import make_celery
 from server.catalog import catalog
+from server.contract import install_error_handlers, install_openapi
 from server.crud.worker_ops import reap_interrupted_runs
 from server.db import create_db_engine, make_session_factory, upgrade_database
-from server.errors import ServiceError
 from server.security import BodySizeLimit
 from server.settings import Settings, get_settings
 from server.web import mount_frontend
@@ -68,15 +66,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine.dispose()
 
 
-async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
-    status = exc.status_code if isinstance(exc, ServiceError) else 422
-    body: dict[str, object] = {"detail": str(exc)}
-    field_errors = getattr(exc, "field_errors", None)
-    if field_errors:
-        body["field_errors"] = field_errors
-    return JSONResponse(body, status_code=status)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
@@ -96,7 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.celery = make_celery(settings.broker_url)
     settings.run_root.mkdir(parents=True, exist_ok=True)
 
-    app.add_exception_handler(LowDinoError, _service_error)
+    install_error_handlers(app)
+    install_openapi(app, auth_enabled=bool(settings.api_token))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(api_router)
     mount_frontend(app)

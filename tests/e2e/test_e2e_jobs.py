@@ -104,11 +104,15 @@ def test_submitted_run_streams_metrics_over_sse_and_completes(
 
 
 def test_failing_run_stores_its_error_and_the_worker_takes_the_next(embedded: Stack) -> None:
-    bad = embedded.submit(tiny_pretrain(backbone="no_such_net"), name="e2e-bad")
+    # Valid at submission, unusable when the trainer opens it: an image folder with no images.
+    empty = embedded.home / "data" / "empty-folder"
+    empty.mkdir(parents=True, exist_ok=True)
+    bad = embedded.submit(tiny_pretrain(dataset="imagefolder", data_path=str(empty)), name="e2e-bad")
     good = embedded.submit(tiny_pretrain(n_epochs=1), name="e2e-after-bad")
     failed = embedded.wait_status(bad, {"failed", "completed", "cancelled", "interrupted"})
     assert (failed["status"], failed["exit_code"]) == ("failed", 2)
-    assert failed["error"].startswith("lowdino pretrain: error: unknown backbone 'no_such_net'")
+    assert failed["error"].startswith("lowdino pretrain: error: ")
+    assert "empty-folder" in failed["error"].splitlines()[0]
     assert "--- last lines of output ---" in failed["error"]
     assert (
         embedded.wait_status(good, {"failed", "completed", "cancelled", "interrupted"})["status"]

@@ -21,7 +21,14 @@ MAX_RUNS = 20
 def compare(
     session: SessionDep,
     settings: SettingsDep,
-    runs: Annotated[str, Query(max_length=1000, description="Comma-separated run ids (1-20).")],
+    runs: Annotated[
+        str,
+        Query(
+            max_length=1000,
+            pattern=r"^\s*[^,\s][^,]*(,\s*[^,\s][^,]*){0,19}$",
+            description="Comma-separated run ids (1-20).",
+        ),
+    ],
 ) -> dict[str, Any]:
     """Final and best metrics per run, config keys that differ, and figures incl. published references."""
     ids = list(dict.fromkeys(part.strip() for part in runs.split(",") if part.strip()))

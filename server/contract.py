@@ -1,0 +1,107 @@
+"""The API's contract: one error body for every 4xx, and an OpenAPI document that says what is enforced.
+
+Every error answers ``{"detail": "<one line: cause and fix>", "field_errors": {field: message} | null}``
+(`server.schemas.Message`), request-validation errors included (FastAPI's default is a list, which a
+client generated from the schema could not parse). A 405 names in `Allow` every method the path has,
+not only those of the first route that matched it. Bearer auth is declared only when the server has a
+token, so the schema never asks a client for credentials the server does not check.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from lowdino.errors import LowDinoError
+from server.errors import ServiceError
+
+MESSAGE_REF = {"$ref": "#/components/schemas/Message"}
+
+
+def error_body(detail: str, field_errors: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"detail": detail, "field_errors": field_errors or None}
+
+
+async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
+    status = exc.status_code if isinstance(exc, ServiceError) else 422
+    return JSONResponse(error_body(str(exc), getattr(exc, "field_errors", None)), status_code=status)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    # ("query", "limit") -> "limit"; ("body", "config", "lr") -> "config.lr"
+    parts = (
+        [str(part) for part in loc[1:]]
+        if loc and loc[0] in ("query", "path", "body", "header")
+        else list(map(str, loc))
+    )
+    return ".".join(parts) or "request"
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = {
+        _location(tuple(item.get("loc", ()))): str(item.get("msg", "invalid")) for item in exc.errors()
+    }
+    detail = "; ".join(f"{field}: {message}" for field, message in problems.items())
+    return JSONResponse(error_body(f"invalid request: {detail}", problems), status_code=422)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(sorted(_methods_of_path(request)))
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    return JSONResponse(error_body(detail), status_code=exc.status_code, headers=headers)
+
+
+def _methods_of_path(request: Request) -> set[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match in (Match.FULL, Match.PARTIAL):
+            methods |= set(getattr(route, "methods", None) or ())
+    return methods or {"GET"}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(LowDinoError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+
+
+def install_openapi(app: FastAPI, *, auth_enabled: bool) -> None:
+    """`app.openapi()` rewritten to the contract above (built once, then cached like FastAPI's own)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.get("responses", {})
+                if "422" in responses:
+                    responses["422"] = {
+                        "description": responses["422"].get("description", "Invalid request"),
+                        "content": {"application/json": {"schema": MESSAGE_REF}},
+                    }
+                if not auth_enabled:
+                    operation.pop("security", None)
+        if not auth_enabled:
+            components.pop("securitySchemes", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
