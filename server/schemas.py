@@ -178,3 +178,64 @@ class Message(BaseModel):
         None,
         description="Config field -> message, when the error concerns given fields (forms show them there).",
     )
+
+
+class BackbonePublic(BaseModel):
+    """A registered backbone; parameters and feature size are measured from the built network."""
+
+    name: str
+    family: str
+    params: int
+    num_features: int
+    description: str
+    pretrained_available: bool = Field(description="Whether the registry knows pretrained weights for it.")
+    input_multiple: int = Field(description="Image sides must be a multiple of this (ViTs: the patch size).")
+    min_input_size: int
+    default_eval_size: int = Field(description="Resolution its pretrained weights were trained at.")
+    timm_model_id: str | None
+
+
+class PresetPublic(BaseModel):
+    name: str = Field(description="File name of the recipe (configs/<name>.yaml) without .yaml.")
+    kind: RunKind
+    description: str = Field(description="First sentence of the recipe's header: what it is for.")
+    config: dict[str, Any] = Field(description="Options of the kind's config model the recipe sets.")
+
+
+class ReferencePublic(BaseModel):
+    """A published figure (never measured here); `source` and `where` say where it was read."""
+
+    model: str
+    method: str
+    backbone: str | None
+    params_millions: float | None
+    dataset: str
+    protocol: str
+    label_fraction: float
+    top1: float
+    protocol_text: str
+    source: str
+    citation: str
+    where: str
+    published: Literal[True]
+    k: int | None = None
+    temperature: float | None = None
+    image_size: int | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    notes: str | None = None
+    label: str
+
+
+class MethodsPublic(BaseModel):
+    pretrain: list[str]
+    distill: list[str]
+
+
+class CatalogPublic(BaseModel):
+    backbones: list[BackbonePublic]
+    datasets: list[str]
+    methods: MethodsPublic
+    kinds: list[RunKind]
+    presets: list[PresetPublic]
+    references: list[ReferencePublic]

@@ -9,15 +9,15 @@ from starlette.concurrency import run_in_threadpool
 
 from lowdino.config import CONFIG_MODELS
 from server.catalog import catalog
-from server.schemas import RunKind
+from server.schemas import CatalogPublic, RunKind
 
 router = APIRouter(tags=["catalog"])
 
 
-@router.get("/catalog")
-async def get_catalog() -> dict[str, Any]:
+@router.get("/catalog", response_model=CatalogPublic)
+async def get_catalog() -> CatalogPublic:
     """Backbones with parameter counts, datasets, methods, presets (configs/*.yaml), published results."""
-    return await run_in_threadpool(catalog)
+    return CatalogPublic.model_validate(await run_in_threadpool(catalog))
 
 
 @router.get("/schema/{kind}")
