@@ -24,13 +24,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -38,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from servicelib import start_api
 from tqdm.auto import tqdm
 
 from server import crud
@@ -81,12 +78,6 @@ INSTRUMENT = """
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def seed_run(engine: Any, *, name: str, keys: list[str], points: int, seed: int, status: str) -> str:
     rng = random.Random(seed)
     with session_scope(engine) as session:
@@ -112,25 +103,6 @@ def seed_run(engine: Any, *, name: str, keys: list[str], points: int, seed: int,
         if status != "running":
             crud.update_run_status(session, run_id=run_id, status=status)
     return run_id
-
-
-def start_api(home: Path, database_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "LOWDINO_HOME": str(home), "LOWDINO_DATABASE_URL": database_url}
-    command = [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app", "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--timeout-graceful-shutdown", "2", "--log-level", "warning"], env=env
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the API process did not start")
 
 
 def first_chart_s(page: Any, url: str) -> float:

@@ -16,20 +16,18 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import socket
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, text
+from servicelib import postgres_available, temporary_postgres
+from sqlalchemy import Engine
 from tqdm.auto import tqdm
 
 from server import crud
 from server.db import create_db_engine, session_scope, upgrade_database
 
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TARGET_POINTS_PER_S = 20_000
 
 
@@ -87,14 +85,6 @@ def measure(
     }
 
 
-def postgres_available() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=20_000, help="Steps (one record each).")
@@ -115,18 +105,10 @@ def main() -> None:
         result["sqlite"] = measure(engine, records, args.keys, args.batch, "sqlite")
         engine.dispose()
     if postgres_available():
-        name = f"lowdino_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_db_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            engine = create_db_engine(POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
+        with temporary_postgres() as url:
+            engine = create_db_engine(url)
             result["postgresql"] = measure(engine, records, args.keys, args.batch, "postgresql")
             engine.dispose()
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
     else:
         result["postgresql"] = {"skipped": "nothing listens on 127.0.0.1:5432"}
     print(json.dumps(result, indent=2))

@@ -17,25 +17,23 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import socket
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from servicelib import postgres_available, temporary_postgres
+from sqlalchemy import Engine
 from tqdm.auto import tqdm
 
 from server import crud
 from server.app import create_app
-from server.db import create_db_engine, session_scope
+from server.db import session_scope
 from server.downsample import downsample_series
 from server.settings import Settings
 
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TARGET_SECONDS = 0.2
 CHUNK = 20_000
 
@@ -106,14 +104,6 @@ def measure(
     }
 
 
-def postgres_available() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--points", type=int, default=1_000_000)
@@ -136,18 +126,9 @@ def main() -> None:
         if args.skip_postgres or not postgres_available():
             result["postgresql"] = {"skipped": "not requested or nothing listens on 127.0.0.1:5432"}
         else:
-            name = f"lowdino_bench_{uuid.uuid4().hex[:8]}"
-            admin = create_db_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-            with admin.connect() as connection:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
-            try:
-                url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+            with temporary_postgres() as url:
                 result["postgresql"] = measure(url, home, values, args.max_points, args.repeat)
                 result["postgresql"].pop("meets_target")  # the target is set for the embedded default
-            finally:
-                with admin.connect() as connection:
-                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                admin.dispose()
     print(json.dumps(result, indent=2))
 
 

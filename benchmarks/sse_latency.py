@@ -16,53 +16,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import text
+from servicelib import postgres_available, start_api, temporary_postgres
 from tqdm.auto import tqdm
 
 from server import crud
 from server.db import create_db_engine, session_scope, upgrade_database
 
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TARGET_SECONDS = 1.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_api(database_url: str, home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "LOWDINO_HOME": str(home), "LOWDINO_DATABASE_URL": database_url}
-    command = [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app", "--port", str(port)]
-    # Open event streams never end by themselves: without a grace limit uvicorn waits for them on exit.
-    command += ["--timeout-graceful-shutdown", "2"]
-    process = subprocess.Popen([*command, "--log-level", "warning"], env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the API process did not start")
 
 
 def listen(url: str, arrivals: dict[int, float], ready: threading.Event, stop: threading.Event) -> None:
@@ -87,7 +56,7 @@ def measure(database_url: str, home: Path, samples: int) -> dict[str, Any]:
     upgrade_database(engine)
     with session_scope(engine) as session:
         run_id = crud.create_run(session, kind="pretrain", config={}).id
-    process, base = start_api(database_url, home)
+    process, base = start_api(home, database_url)
     arrivals: dict[int, float] = {}
     committed: dict[int, float] = {}
     ready, stop = threading.Event(), threading.Event()
@@ -123,14 +92,6 @@ def measure(database_url: str, home: Path, samples: int) -> dict[str, Any]:
     }
 
 
-def postgres_available() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=40)
@@ -140,17 +101,8 @@ def main() -> None:
         home = Path(tmp)
         result["sqlite"] = measure(f"sqlite:///{home / 'lowdino.db'}", home, args.samples)
         if postgres_available():
-            name = f"lowdino_bench_{uuid.uuid4().hex[:8]}"
-            admin = create_db_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-            with admin.connect() as connection:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
-            try:
-                url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+            with temporary_postgres() as url:
                 result["postgresql"] = measure(url, home, args.samples)
-            finally:
-                with admin.connect() as connection:
-                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                admin.dispose()
         else:
             result["postgresql"] = {"skipped": "nothing listens on 127.0.0.1:5432"}
     print(json.dumps(result, indent=2))

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from lowdino.eval.references import ReferenceResult
 from server.models import RUN_KINDS, Run, RunStatus
 
 # The OpenAPI enum of run kinds, built from the library's config models (server.models.RUN_KINDS).
@@ -181,14 +182,14 @@ class Message(BaseModel):
 
 
 class BackbonePublic(BaseModel):
-    """A registered backbone; parameters and feature size are measured from the built network."""
+    """A registered backbone (lowdino.backbones.BackboneInfo, which needs torch; the API's schema must not)."""
 
     name: str
     family: str
-    params: int
-    num_features: int
+    params: int = Field(description="Measured from the built network.")
+    num_features: int = Field(description="Feature size D of (B, D), read from the network.")
     description: str
-    pretrained_available: bool = Field(description="Whether the registry knows pretrained weights for it.")
+    pretrained_available: bool
     input_multiple: int = Field(description="Image sides must be a multiple of this (ViTs: the patch size).")
     min_input_size: int
     default_eval_size: int = Field(description="Resolution its pretrained weights were trained at.")
@@ -202,40 +203,17 @@ class PresetPublic(BaseModel):
     config: dict[str, Any] = Field(description="Options of the kind's config model the recipe sets.")
 
 
-class ReferencePublic(BaseModel):
-    """A published figure (never measured here); `source` and `where` say where it was read."""
-
-    model: str
-    method: str
-    backbone: str | None
-    params_millions: float | None
-    dataset: str
-    protocol: str
-    label_fraction: float
-    top1: float
-    protocol_text: str
-    source: str
-    citation: str
-    where: str
-    published: Literal[True]
-    k: int | None = None
-    temperature: float | None = None
-    image_size: int | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    notes: str | None = None
-    label: str
-
-
 class MethodsPublic(BaseModel):
     pretrain: list[str]
     distill: list[str]
 
 
 class CatalogPublic(BaseModel):
+    """What can be run. Rows are the library's own records (one definition each), so they cannot drift."""
+
     backbones: list[BackbonePublic]
     datasets: list[str]
     methods: MethodsPublic
     kinds: list[RunKind]
     presets: list[PresetPublic]
-    references: list[ReferencePublic]
+    references: list[ReferenceResult] = Field(description="Published figures, never measured here.")

@@ -88,3 +88,20 @@ def chart_points(page: Any, chart: str) -> int:
             chart,
         )
     )
+
+
+def wait_for_growing_chart(
+    page: Any, chart: str = "loss", *, at_least: int = 1, timeout_ms: int = 180_000
+) -> None:
+    """Until the Run page's chart has `at_least` points, then until it gains one more without a reload."""
+    page.wait_for_function(
+        '([id, n]) => (document.querySelector(`[data-chart="${id}"]`)?.data?.[0]?.x.length || 0) >= n',
+        arg=[chart, at_least],
+        timeout=timeout_ms,
+    )
+    before = chart_points(page, chart)
+    page.wait_for_function(
+        '([id, n]) => document.querySelector(`[data-chart="${id}"]`).data[0].x.length > n',
+        arg=[chart, before],
+        timeout=timeout_ms,
+    )

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from browserlib import PageWatch, chart_points, launched_browser, save_screenshot
+from browserlib import PageWatch, chart_points, launched_browser, save_screenshot, wait_for_growing_chart
 from e2elib import Stack, make_stack, running_stack, tiny_pretrain, wait_for
 
 pytestmark = [pytest.mark.slow]
@@ -90,15 +90,7 @@ def test_launch_watch_cancel_resume_clone_from_the_browser(stack: Stack, page: A
     run_id = page.url.rsplit("/", 1)[1]
 
     # The loss chart gains points while the page stays open: they arrive over SSE.
-    page.wait_for_function(
-        "() => (document.querySelector('[data-chart=loss]')?.data?.[0]?.x.length || 0) >= 2",
-        timeout=LIVE_TIMEOUT_MS,
-    )
-    before = chart_points(page, "loss")
-    page.wait_for_function(
-        f"() => document.querySelector('[data-chart=loss]').data[0].x.length > {before}",
-        timeout=LIVE_TIMEOUT_MS,
-    )
+    wait_for_growing_chart(page, at_least=2, timeout_ms=LIVE_TIMEOUT_MS)
     assert page.locator("#stream-state").inner_text() == "live"
     assert page.locator(".pill[data-status='running']").count() == 1
     save_screenshot(page, "run", shots)
@@ -347,15 +339,7 @@ def test_token_login_page_then_streams_work(secured_stack: Stack, page: Any, sho
     assert response.status_code == 201, response.text
     run_id = response.json()["id"]
     page.goto(f"{base}/runs/{run_id}")
-    page.wait_for_function(
-        "() => (document.querySelector('[data-chart=loss]')?.data?.[0]?.x.length || 0) >= 1",
-        timeout=LIVE_TIMEOUT_MS,
-    )
-    before = chart_points(page, "loss")
-    page.wait_for_function(
-        f"() => document.querySelector('[data-chart=loss]').data[0].x.length > {before}",
-        timeout=LIVE_TIMEOUT_MS,
-    )
+    wait_for_growing_chart(page, timeout_ms=LIVE_TIMEOUT_MS)
     assert page.locator("#stream-state").inner_text() == "live"
     assert TOKEN not in page.url
     httpx.post(f"{base}/api/runs/{run_id}/cancel", headers=auth)
