@@ -55,6 +55,10 @@ class WorkerRuntime:
         """Schema, workers row, heartbeat thread. Retries while a fresh database is being created."""
         # Celery sets the root logger to INFO; alembic's per-migration chatter is noise in a worker log.
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        # Validating a run's config checks its backbone against the registry, which imports torch: do
+        # that once here, before the first claim, not while a claimed run waits for its first heartbeat.
+        import lowdino.backbones  # noqa: F401
+
         for attempt in range(5):
             try:
                 upgrade_database(self.engine)

@@ -63,7 +63,7 @@ def finished_tiny_runs(stack: Stack) -> tuple[str, str]:
         return cached
     ids = []
     for name, lr, seed in (("compare-a", 5e-4, 0), ("compare-b", 1e-3, 1)):
-        config = tiny_pretrain(lr=lr, seed=seed, knn_monitor=True, knn_max_train=32, knn_max_test=16)
+        config = tiny_pretrain(lr=lr, seed=seed, knn_monitor=True, knn_max_train=32, knn_max_val=16)
         ids.append(stack.submit(config, name))
     for run_id in ids:
         assert stack.wait_status(run_id, {"completed"}, deadline_s=300)["status"] == "completed"
