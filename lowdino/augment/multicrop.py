@@ -17,8 +17,9 @@ import torch
 from kornia.augmentation import ColorJitter
 from torch import nn
 
-from lowdino.augment.crops import resized_crops, sample_crop_boxes
+from lowdino.augment.crops import CropSpec, multicrop_specs, resized_crops, sample_crop_boxes
 from lowdino.augment.ops import random_gaussian_blur, random_grayscale, random_hflip, random_solarize
+from lowdino.data.types import CropBatch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -79,7 +80,10 @@ class ViewAugmentation(nn.Module):
         count = batch * copies
         boxes = sample_crop_boxes(count, height, width, self.scale, device=images.device)
         source = torch.arange(count, device=images.device) % batch
-        x = resized_crops(images, boxes, source, self.size).clamp_(0, 1)
+        return self.photometric(resized_crops(images, boxes, source, self.size).clamp_(0, 1))
+
+    def photometric(self, x: torch.Tensor) -> torch.Tensor:
+        """The chain after the crop, on crops already cut (float (N, 3, size, size) in [0, 1])."""
         x, flipped = random_hflip(x, self.flip_p)
         if self.jitter is not None:
             x = self.jitter(x)
@@ -138,9 +142,27 @@ class MultiCropAugmentation(nn.Module):
         self.local = ViewAugmentation(local_size, local_scale, blur_p=blur_p[2], **common)  # type: ignore[arg-type]
 
     @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, images: torch.Tensor | CropBatch) -> list[torch.Tensor]:
+        """Whole images (cropped here) or a `CropBatch` cut by a streaming loader (crops as specs())."""
+        if isinstance(images, CropBatch):
+            return self._from_crops(images)
         x = to_unit_float(images)
         views = [self.global1(x), self.global2(x)]
         if self.n_local:
             views += list(self.local(x, copies=self.n_local).chunk(self.n_local))
+        return views
+
+    def specs(self) -> tuple[CropSpec, ...]:
+        """What a streaming loader must cut per image for this augmentation."""
+        return multicrop_specs(
+            self.global1.size, self.local.size, self.n_local, self.global1.scale, self.local.scale
+        )
+
+    def _from_crops(self, batch: CropBatch) -> list[torch.Tensor]:
+        globals_ = to_unit_float(batch.groups[0])  # (B, 2, 3, g, g)
+        views = [self.global1.photometric(globals_[:, 0]), self.global2.photometric(globals_[:, 1])]
+        if self.n_local:
+            # (B, n, ...) -> (n * B, ...) local-major, as the whole-image path orders its locals.
+            locals_ = to_unit_float(batch.groups[1].transpose(0, 1).flatten(0, 1))
+            views += list(self.local.photometric(locals_).chunk(self.n_local))
         return views

@@ -37,3 +37,23 @@ class LabeledImages:
 
     def subset(self, indices: torch.Tensor) -> LabeledImages:
         return LabeledImages(self.images[indices], self.labels[indices], list(self.classes), self.name)
+
+
+@dataclass
+class CropBatch:
+    """Crops a streaming loader already cut: ``groups[i]`` uint8 (B, count_i, 3, size_i, size_i).
+
+    For DINO, group 0 holds the two global crops of each image and group 1 its local crops; the
+    batched augmentation (lowdino.augment) applies the photometric chain to them on the device.
+    """
+
+    groups: list[torch.Tensor]
+
+    def __len__(self) -> int:
+        return int(self.groups[0].shape[0])
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> CropBatch:
+        return CropBatch([group.to(device, non_blocking=non_blocking) for group in self.groups])
+
+    def pin_memory(self) -> CropBatch:
+        return CropBatch([group.pin_memory() for group in self.groups])
