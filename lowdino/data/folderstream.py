@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lowdino.data.cropdecode import CropSpec, decode_crops, open_image
+from lowdino.data.gpudecode import encode_with_boxes
 from lowdino.data.imagefolder import FolderSplit, decode_image, list_split
 from lowdino.data.loader import Sample
 from lowdino.data.types import LabeledImages
@@ -33,8 +34,11 @@ def _reason(exc: Exception) -> str:
 class FolderCrops(Dataset[Sample]):
     """Item i: the crops of file i (decoded at reduced scale), its label, or why it was unreadable."""
 
-    def __init__(self, paths: np.ndarray, labels: torch.Tensor, specs: tuple[CropSpec, ...]) -> None:
+    def __init__(
+        self, paths: np.ndarray, labels: torch.Tensor, specs: tuple[CropSpec, ...], *, encoded: bool = False
+    ) -> None:
         self.paths, self.labels, self.specs = paths, labels, specs
+        self.encoded = encoded  # bytes and boxes for decoding on the GPU (lowdino.data.gpudecode)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -43,6 +47,8 @@ class FolderCrops(Dataset[Sample]):
         path = self.paths[index].decode()
         label = int(self.labels[index])
         try:
+            if self.encoded:
+                return encode_with_boxes(path, self.specs), label, None
             return decode_crops(path, self.specs), label, None
         except Exception as exc:  # one bad file must not end the run; the loader counts it
             return None, label, f"{path} ({_reason(exc)})"
@@ -70,8 +76,8 @@ class FolderSource:
         return len(self.paths)
 
     def dataset(self, specs: tuple[CropSpec, ...], **layout: Any) -> FolderCrops:
-        del layout  # the loader's batch sampler splits the epoch over ranks
-        return FolderCrops(self.paths, self.labels, specs)
+        # The loader's batch sampler splits the epoch over ranks; only the decoding mode matters here.
+        return FolderCrops(self.paths, self.labels, specs, encoded=bool(layout.get("encoded")))
 
     def check_readable(self) -> None:
         """Fail fast when none of a spread of files opens as an image (wrong folder, wrong format)."""

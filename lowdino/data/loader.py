@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -21,14 +21,19 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lowdino.data.batches import rank_batches, steps_per_epoch
 from lowdino.data.cropdecode import CropSpec
+from lowdino.data.gpudecode import Encoded, check_decode_device, crops_on_device, decode_batch
 from lowdino.data.types import CropBatch
 from lowdino.errors import DataError
 
 logger = logging.getLogger("lowdino.train.data")
 
-# (crops per spec or None when unreadable, label, why it was skipped or None)
-Sample = tuple[list[np.ndarray] | None, int, str | None]
-Collated = tuple[list[torch.Tensor], torch.Tensor, list[str]]
+# (crops per spec, or encoded bytes and boxes for GPU decoding, or None when unreadable; label;
+# why it was skipped or None)
+Sample = tuple[list[np.ndarray] | Encoded | None, int, str | None]
+# Stacked crops per spec, or the encoded bytes and boxes of each image; labels; skipped notes.
+Collated = tuple[
+    list[torch.Tensor] | tuple[list[torch.Tensor], list[list[torch.Tensor]]], torch.Tensor, list[str]
+]
 
 # Skipped files are logged one by one up to this count, then only counted.
 MAX_LOGGED_SKIPS = 20
@@ -53,9 +58,13 @@ class LoaderOptions:
 class StreamSource(Protocol):
     """A training set read image by image (folder files or tar shards), never decoded as a whole."""
 
-    name: str
-    classes: list[str]
     iterable: bool  # IterableDataset (shards) rather than indexable (folder files)
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def classes(self) -> list[str]: ...
 
     def __len__(self) -> int: ...
 
@@ -71,6 +80,10 @@ def collate_samples(samples: Sequence[Sample]) -> Collated:
     labels = torch.tensor([sample[1] for sample in good], dtype=torch.int64)
     if not good:
         return [], labels, skipped
+    if isinstance(good[0][0], tuple):  # decoded later, on the GPU
+        pairs = [cast(Encoded, sample[0]) for sample in good]
+        encoded = [torch.from_numpy(data.copy()) for data, _ in pairs]
+        return (encoded, [boxes for _, boxes in pairs]), labels, skipped
     groups = []
     for index in range(len(good[0][0])):  # type: ignore[arg-type]
         stacked = np.stack([sample[0][index] for sample in good])  # type: ignore[index]
@@ -124,10 +137,13 @@ class StreamingBatches:
         world_size: int = 1,
         device: torch.device | str = "cpu",
         options: LoaderOptions | None = None,
+        decode_device: str = "cpu",
     ) -> None:
         self.source, self.specs, self.batch_size = source, specs, batch_size
+        self.gpu_decode = decode_device == "cuda"
         self.world_size = world_size
         self.device = torch.device(device)
+        check_decode_device(decode_device, self.device)
         self.options = options or LoaderOptions()
         if batch_size * world_size > len(source):
             raise DataError(
@@ -136,7 +152,7 @@ class StreamingBatches:
             )
         self.skipped = 0  # unreadable files met so far by this process
         self.dataset = source.dataset(
-            specs, batch_size=batch_size, seed=seed, rank=rank, world_size=world_size
+            specs, batch_size=batch_size, seed=seed, rank=rank, world_size=world_size, encoded=self.gpu_decode
         )
         self.sampler: EpochBatchSampler | None = None
         if not source.iterable:
@@ -175,6 +191,8 @@ class StreamingBatches:
             self.dataset.set_epoch(epoch, start_batch)  # type: ignore[attr-defined]
             loader = self._make_loader()
         for groups, labels, skipped in loader:
+            if isinstance(groups, tuple):
+                groups, labels = self._decode_on_device(groups[0], groups[1], labels, skipped)
             self._note_skipped(skipped)
             if not groups:
                 raise DataError(
@@ -183,6 +201,21 @@ class StreamingBatches:
                 )
             batch = CropBatch(groups).to(self.device, non_blocking=True)
             yield batch, labels.to(self.device, non_blocking=True)
+
+    def _decode_on_device(
+        self,
+        encoded: list[torch.Tensor],
+        boxes: list[list[torch.Tensor]],
+        labels: torch.Tensor,
+        skipped: list[str],
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        images = decode_batch(encoded, self.device)
+        keep = [index for index, image in enumerate(images) if image is not None]
+        skipped += ["(undecodable on the device)"] * (len(images) - len(keep))
+        if not keep:
+            return [], labels[:0]
+        groups = crops_on_device([images[i] for i in keep], [boxes[i] for i in keep], self.specs)  # type: ignore[misc]
+        return groups, labels[keep]
 
     def _note_skipped(self, skipped: list[str]) -> None:
         for note in skipped:

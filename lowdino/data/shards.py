@@ -35,6 +35,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from lowdino.data.batches import _epoch_seed, steps_per_epoch
 from lowdino.data.cropdecode import CropSpec, decode_crops
+from lowdino.data.gpudecode import encode_with_boxes
 from lowdino.data.imagefolder import decode_image
 from lowdino.data.loader import Sample
 from lowdino.data.types import LabeledImages
@@ -139,8 +140,10 @@ class ShardCrops(IterableDataset[Sample]):
         rank: int,
         world_size: int,
         shuffle_buffer: int,
+        encoded: bool = False,
     ) -> None:
         self.index, self.specs = index, specs
+        self.encoded = encoded  # bytes and boxes for decoding on the GPU (lowdino.data.gpudecode)
         self.batch_size, self.seed = batch_size, seed
         self.rank, self.world_size = rank, world_size
         self.shuffle_buffer = shuffle_buffer
@@ -223,7 +226,10 @@ class ShardCrops(IterableDataset[Sample]):
                 yield None, label, f"{where} (no image member)"
                 continue
             try:
-                yield decode_crops(data, self.specs), label, None
+                if self.encoded:
+                    yield encode_with_boxes(data, self.specs), label, None
+                else:
+                    yield decode_crops(data, self.specs), label, None
             except Exception as exc:  # skipped and counted by the loader, never fatal
                 yield None, label, f"{where} ({(str(exc).splitlines() or [''])[0] or exc.__class__.__name__})"
 

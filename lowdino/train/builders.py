@@ -14,9 +14,13 @@ import torch
 from torch import nn
 
 from lowdino.augment import EvalTransform, MultiCropAugmentation, ViewAugmentation, to_unit_float
+from lowdino.augment.crops import CropSpec
 from lowdino.backbones import check_input_size, create_backbone, get_spec
 from lowdino.config import DistillConfig
 from lowdino.data import LabeledImages, load_dataset
+from lowdino.data.loader import LoaderOptions, StreamingBatches, StreamSource
+from lowdino.data.sources import choose_loading, describe, open_stream, open_training_data, sample_split
+from lowdino.data.types import CropBatch
 from lowdino.errors import ConfigError, DataError
 from lowdino.methods import Method, build_method
 from lowdino.methods.distill import Distillation
@@ -68,8 +72,10 @@ def check_crop_sizes(config: TrainConfig) -> None:
 
 @dataclass(frozen=True)
 class Datasets:
-    train: LabeledImages
+    train: LabeledImages | StreamSource  # StreamSource: read image by image (lowdino.data.loader)
     test: LabeledImages | None  # only loaded for the kNN monitor
+    knn_train: LabeledImages | None = None  # kNN memory bank of a streamed training set (a decoded subset)
+    loading: str = ""  # how the training set is read and why (logged at the start of a run)
 
 
 def load_datasets(config: TrainConfig) -> Datasets:
@@ -78,13 +84,60 @@ def load_datasets(config: TrainConfig) -> Datasets:
             config.dataset, config.data_path, split, synthetic_size=config.synthetic_size, seed=config.seed
         )
 
-    train = load("train")
-    if config.batch_size > len(train.labels):
+    choice = choose_loading(
+        config.dataset,
+        config.data_path,
+        data_loading=config.data_loading,
+        memory_limit_gb=config.memory_limit_gb,
+    )
+    train = open_training_data(
+        config.dataset,
+        config.data_path,
+        shuffle_buffer=config.shuffle_buffer,
+        synthetic_size=config.synthetic_size,
+        seed=config.seed,
+        choice=choice,
+    )
+    loading = describe(choice, config.dataset)
+    if config.batch_size > len(train):
         raise DataError(
-            f"batch size {config.batch_size} is larger than the {len(train.labels)} training images of "
+            f"batch size {config.batch_size} is larger than the {len(train)} training images of "
             f"{config.dataset}; lower --batch-size"
         )
-    return Datasets(train=train, test=load("test") if config.knn_monitor else None)
+    if isinstance(train, LabeledImages):
+        return Datasets(train=train, test=load("test") if config.knn_monitor else None, loading=loading)
+    if not config.knn_monitor:
+        return Datasets(train=train, test=None, loading=loading)
+    size = eval_image_size(config)
+    test = sample_split(
+        open_stream(config.dataset, config.data_path, "test", shuffle_buffer=1), config.knn_max_test, size, 1
+    )
+    knn_train = sample_split(train, config.knn_max_train, size, 0)
+    return Datasets(train=train, test=test, knn_train=knn_train, loading=loading)
+
+
+def build_stream(
+    config: TrainConfig, datasets: Datasets, augmentation: nn.Module, ctx: DistContext, device: torch.device
+) -> StreamingBatches | None:
+    """DataLoader workers cutting the crops `augmentation` needs, for a streamed training set."""
+    if isinstance(datasets.train, LabeledImages):
+        return None
+    options = LoaderOptions(
+        num_workers=config.num_workers,
+        prefetch_factor=config.prefetch_factor,
+        persistent_workers=config.persistent_workers,
+    )
+    return StreamingBatches(
+        datasets.train,
+        augmentation.specs(),  # type: ignore[operator]
+        config.batch_size // ctx.world_size,
+        seed=config.seed,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        device=device,
+        options=options,
+        decode_device=config.decode_device,
+    )
 
 
 def build_augmentation(config: TrainConfig, device: torch.device) -> nn.Module:
@@ -109,9 +162,11 @@ def build_knn_monitor(config: TrainConfig, datasets: Datasets, device: torch.dev
     if not config.knn_monitor or datasets.test is None:
         return None
     spec = get_spec(model_name(config))
+    knn_train = datasets.knn_train or datasets.train
+    assert isinstance(knn_train, LabeledImages)
     return KnnMonitor(
-        train_images=datasets.train.images,
-        train_labels=datasets.train.labels,
+        train_images=knn_train.images,
+        train_labels=knn_train.labels,
         test_images=datasets.test.images,
         test_labels=datasets.test.labels,
         num_classes=len(datasets.train.classes),
@@ -177,6 +232,11 @@ class SingleViewAugmentation(nn.Module):
         super().__init__()
         self.view = ViewAugmentation(size, scale, blur_p=0.5, mean=mean, std=std)
 
+    def specs(self) -> tuple[CropSpec, ...]:
+        return (CropSpec(self.view.size, self.view.scale, 1),)
+
     @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, images: torch.Tensor | CropBatch) -> list[torch.Tensor]:
+        if isinstance(images, CropBatch):
+            return [self.view.photometric(to_unit_float(images.groups[0][:, 0]))]
         return [self.view(to_unit_float(images))]
