@@ -14,10 +14,10 @@ recipe (asymmetric blur and solarisation), so there is no separate two-view clas
 from __future__ import annotations
 
 import torch
-from kornia.augmentation import ColorJitter
 from torch import nn
 
 from lowdino.augment.crops import CropSpec, multicrop_specs, resized_crops, sample_crop_boxes
+from lowdino.augment.jitter import ColorJitter
 from lowdino.augment.ops import random_gaussian_blur, random_grayscale, random_hflip, random_solarize
 from lowdino.data.types import CropBatch
 
@@ -40,8 +40,10 @@ class Normalize(nn.Module):
             "std", torch.tensor(std, dtype=torch.float32)[None, :, None, None], persistent=False
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
         mean, std = self.mean.to(x.device), self.std.to(x.device)
+        if inplace:
+            return x.sub_(mean).div_(std)
         return (x - mean) / std
 
 
@@ -83,7 +85,8 @@ class ViewAugmentation(nn.Module):
         return self.photometric(resized_crops(images, boxes, source, self.size).clamp_(0, 1))
 
     def photometric(self, x: torch.Tensor) -> torch.Tensor:
-        """The chain after the crop, on crops already cut (float (N, 3, size, size) in [0, 1])."""
+        """The chain after the crop, on crops already cut (float (N, 3, size, size) in [0, 1]),
+        which it overwrites."""
         x, flipped = random_hflip(x, self.flip_p)
         if self.jitter is not None:
             x = self.jitter(x)
@@ -91,13 +94,13 @@ class ViewAugmentation(nn.Module):
         x, blurred = random_gaussian_blur(x, self.blur_p)
         x, solarized = random_solarize(x, self.solarize_p)
         self.last_applied = {"flip": flipped, "grayscale": gray, "blur": blurred, "solarize": solarized}
-        return self.normalize(x)
+        return self.normalize(x, inplace=True)
 
 
 def to_unit_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 (B, 3, H, W) -> float32 in [0, 1]; float input is taken to be in [0, 1] already."""
     if images.dtype == torch.uint8:
-        return images.float().div_(255)
+        return images.float().div_(255)  # a new tensor, which the view chain may overwrite
     return images.float()
 
 
@@ -159,8 +162,11 @@ class MultiCropAugmentation(nn.Module):
         )
 
     def _from_crops(self, batch: CropBatch) -> list[torch.Tensor]:
-        globals_ = to_unit_float(batch.groups[0])  # (B, 2, 3, g, g)
-        views = [self.global1.photometric(globals_[:, 0]), self.global2.photometric(globals_[:, 1])]
+        globals_ = batch.groups[0]  # (B, 2, 3, g, g)
+        views = [
+            self.global1.photometric(to_unit_float(globals_[:, 0])),
+            self.global2.photometric(to_unit_float(globals_[:, 1])),
+        ]
         if self.n_local:
             # (B, n, ...) -> (n * B, ...) local-major, as the whole-image path orders its locals.
             locals_ = to_unit_float(batch.groups[1].transpose(0, 1).flatten(0, 1))

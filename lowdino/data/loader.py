@@ -74,7 +74,7 @@ class StreamSource(Protocol):
 
 
 def collate_samples(samples: Sequence[Sample]) -> Collated:
-    """Readable samples -> uint8 groups (B, count, 3, size, size) (NHWC strides), labels; skipped notes."""
+    """Readable samples -> uint8 groups (B, count, 3, size, size), labels; skipped notes."""
     good = [sample for sample in samples if sample[0] is not None]
     skipped = [sample[2] or "unreadable" for sample in samples if sample[0] is None]
     labels = torch.tensor([sample[1] for sample in good], dtype=torch.int64)
@@ -87,8 +87,9 @@ def collate_samples(samples: Sequence[Sample]) -> Collated:
     groups = []
     for index in range(len(good[0][0])):  # type: ignore[arg-type]
         stacked = np.stack([sample[0][index] for sample in good])  # type: ignore[index]
-        # (B, count, H, W, 3) viewed as (B, count, 3, H, W): channels-last strides, no copy.
-        groups.append(torch.from_numpy(stacked).permute(0, 1, 4, 2, 3))
+        # (B, count, H, W, 3) -> contiguous (B, count, 3, H, W): the transpose costs a uint8 copy
+        # here, in a worker, rather than strided float passes in the augmentation.
+        groups.append(torch.from_numpy(stacked).permute(0, 1, 4, 2, 3).contiguous())
     return groups, labels, skipped
 
 

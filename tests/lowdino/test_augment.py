@@ -207,3 +207,45 @@ def test_precut_crops_get_the_random_photometric_chain() -> None:
     assert 0 < int(flipped.sum()) < 64  # per-image parameters, not one draw for the batch
     assert augment.global1.last_applied["blur"].all()  # DINO: global view 1 always blurred
     assert not torch.allclose(views[0], _normalised(crops.groups[0][:, 0]), atol=1e-3)
+
+
+# --- colour jitter -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", ["brightness", "contrast", "saturation", "hue"])
+def test_jitter_steps_match_torchvision_per_image(step: str) -> None:
+    import torchvision.transforms.v2.functional as F
+
+    from lowdino.augment import jitter
+
+    ours = {
+        "brightness": jitter.adjust_brightness_,
+        "contrast": jitter.adjust_contrast_,
+        "saturation": jitter.adjust_saturation_,
+        "hue": jitter.adjust_hue_,
+    }[step]
+    reference = getattr(F, f"adjust_{step}")
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 3, 20, 24, generator=generator)
+    if step == "hue":
+        factors = torch.rand(6, generator=generator) - 0.5
+    else:
+        factors = torch.rand(6, generator=generator) * 1.2 + 0.4
+    expected = torch.stack([reference(x[i], float(factors[i])) for i in range(6)])
+    assert torch.allclose(ours(x.clone(), factors), expected, atol=1e-4)
+
+
+def test_jitter_leaves_unselected_images_alone_and_draws_per_image_factors() -> None:
+    from lowdino.augment.jitter import ColorJitter
+
+    jitter = ColorJitter(0.4, 0.4, 0.2, 0.1, p=0.5)
+    x = torch.rand(64, 3, 8, 8)
+    out = jitter(x.clone())
+    changed = (out - x).abs().amax(dim=(1, 2, 3)) > 1e-4
+    factors = jitter.last_factors["brightness"]
+    assert 0 < int(changed.sum()) < 64
+    assert torch.equal(changed, factors != 1.0)
+    assert len(set(factors[changed].tolist())) == int(changed.sum())  # one factor per image
+    assert sorted(jitter.last_order) == ["brightness", "contrast", "hue", "saturation"]
+    assert float(factors[changed].min()) >= 0.6
+    assert float(factors[changed].max()) <= 1.4
