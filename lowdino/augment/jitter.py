@@ -7,8 +7,11 @@ whole batch with one factor per image. kornia's ColorJitter does the same job 3-
 CPU (700 ms against about 190 ms for 64 crops of 224 px on one core), and the data path of
 ImageNet pretraining spends most of its time here.
 
-The order of the four steps is drawn once per call (torchvision draws it per image); images not
-selected (probability 1 - p) get the identity factors.
+The batch is processed in chunks of about CHUNK_PIXELS pixels per channel: the hue step makes some
+thirty passes over its temporaries, and while they stay in the core's L2 cache the whole jitter
+runs 2.5x faster on the CPU than over a batch of 32 crops of 224 px at once (106 -> 40 ms). The
+order of the four steps is drawn per chunk (torchvision draws it per image); images not selected
+(probability 1 - p) get the identity factors.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import torch
 from torch import nn
 
 from lowdino.augment.ops import GRAY_WEIGHTS, draw
+
+CHUNK_PIXELS = 65_536  # per channel: 1 crop of 224 px, 7 of 96 px (256 KB of float32 per plane)
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
@@ -46,23 +51,28 @@ def adjust_saturation_(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
 
 def adjust_hue_(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Rotate hue by ``shift`` turns (in [-0.5, 0.5]); torchvision's rgb -> hsv -> rgb, written
-    with the closed-form hsv -> rgb so that no (6, ...) selection tensor is built."""
+    """Rotate hue by ``shift`` turns (in [-0.5, 0.5]): torchvision's rgb -> hsv -> rgb, simplified.
+
+    V (max) and chroma C = max - min stay; H (in sixths of a turn) is torchvision's sector formula;
+    each channel comes back as V - C * clamp(min(k, 4 - k), 0, 1) with k = (H + 5, 3, 1) mod 6, the
+    closed form of hsv -> rgb (V * S = C, so S itself is never needed).
+    """
     r, g, b = x.unbind(1)
     value = torch.amax(x, dim=1)
     chroma = value - torch.amin(x, dim=1)
-    flat = chroma == 0
-    saturation = chroma / torch.where(flat, torch.ones_like(value), value)
-    divisor = torch.where(flat, torch.ones_like(chroma), chroma)
-    rc, gc, bc = (value - r) / divisor, (value - g) / divisor, (value - b) / divisor
-    hue = torch.where(value == r, bc - gc, torch.where(value == g, 2.0 + rc - bc, 4.0 + gc - rc))
-    hue = torch.where(flat, torch.zeros_like(hue), hue)
-    hue = torch.remainder(hue.div_(6.0).add_(shift[:, None, None]), 1.0).mul_(6.0)
-    scaled = value * saturation
+    inverse = chroma.clamp_min(1e-12).reciprocal_()  # a flat pixel has C = 0: H is 0, as torchvision
+    hue = torch.where(
+        value == r,
+        (g - b).mul_(inverse),
+        torch.where(value == g, (b - r).mul_(inverse).add_(2.0), (r - g).mul_(inverse).add_(4.0)),
+    )
+    hue.add_(shift[:, None, None] * 6.0)
+    hue.sub_(torch.floor(hue * (1 / 6)).mul_(6.0))  # into [0, 6)
     for channel, offset in enumerate((5.0, 3.0, 1.0)):
-        k = torch.remainder(hue + offset, 6.0)
+        k = hue + offset
+        k = torch.where(k >= 6.0, k - 6.0, k)
         weight = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
-        torch.sub(value, scaled * weight, out=x[:, channel])
+        torch.sub(value, weight.mul_(chroma), out=x[:, channel])
     return x
 
 
@@ -98,8 +108,13 @@ class ColorJitter(nn.Module):
             "saturation": adjust_saturation_,
             "hue": adjust_hue_,
         }
-        order = [list(steps)[i] for i in torch.randperm(4).tolist()]
-        for name in order:
-            x = steps[name](x, factors[name])
+        chunk = max(1, CHUNK_PIXELS // (x.shape[-1] * x.shape[-2]))
+        order: list[str] = []
+        for start in range(0, count, chunk):
+            part = x[start : start + chunk]
+            order = [list(steps)[i] for i in torch.randperm(4).tolist()]
+            for name in order:
+                # Every step writes into ``part`` (a view of x), so x holds the result.
+                steps[name](part, factors[name][start : start + chunk])
         self.last_factors, self.last_order = factors, order
         return x

@@ -85,16 +85,47 @@ class ViewAugmentation(nn.Module):
         return self.photometric(resized_crops(images, boxes, source, self.size).clamp_(0, 1))
 
     def photometric(self, x: torch.Tensor) -> torch.Tensor:
-        """The chain after the crop, on crops already cut (float (N, 3, size, size) in [0, 1]),
-        which it overwrites."""
-        x, flipped = random_hflip(x, self.flip_p)
+        """The chain after the crop, on crops already cut: uint8, or float in [0, 1] (overwritten)
+        -> normalised float (N, 3, size, size).
+
+        Runs chunk by chunk (CHUNK_PIXELS per channel): each op makes several passes over its
+        crops, and on the CPU these are bound by memory traffic unless the chunk stays in cache.
+        """
+        out = x if x.dtype != torch.uint8 else torch.empty(x.shape, dtype=torch.float32, device=x.device)
+        chunk = max(1, CHUNK_PIXELS // (x.shape[-1] * x.shape[-2]))
+        masks: dict[str, list[torch.Tensor]] = {"flip": [], "grayscale": [], "blur": [], "solarize": []}
+        for start in range(0, x.shape[0], chunk):
+            part = out[start : start + chunk]
+            if x.dtype == torch.uint8:
+                part.copy_(x[start : start + chunk]).div_(255)
+            self._chain(part, masks)
+        self.last_applied = {name: torch.cat(values) for name, values in masks.items()}
+        return out
+
+    def _chain(self, x: torch.Tensor, masks: dict[str, list[torch.Tensor]]) -> None:
+        """Every op of the chain on ``x``, in place."""
+        _, flipped = random_hflip(x, self.flip_p)
         if self.jitter is not None:
-            x = self.jitter(x)
-        x, gray = random_grayscale(x, self.grayscale_p)
-        x, blurred = random_gaussian_blur(x, self.blur_p)
-        x, solarized = random_solarize(x, self.solarize_p)
-        self.last_applied = {"flip": flipped, "grayscale": gray, "blur": blurred, "solarize": solarized}
-        return self.normalize(x, inplace=True)
+            self.jitter(x)
+        _, gray = random_grayscale(x, self.grayscale_p)
+        blurred_x, blurred = random_gaussian_blur(x, self.blur_p)
+        if blurred_x is not x:
+            x.copy_(blurred_x)
+        _, solarized = random_solarize(x, self.solarize_p)
+        self.normalize(x, inplace=True)
+        for name, mask in (
+            ("flip", flipped),
+            ("grayscale", gray),
+            ("blur", blurred),
+            ("solarize", solarized),
+        ):
+            masks[name].append(mask)
+
+
+# Pixels per channel of a chunk of the photometric chain: measured on one core of the 2-core CI
+# machine, blurring 320 crops of 96 px 28 at a time took 67 ms against 194 ms in one call (32 crops
+# of 224 px, 4 at a time: 29 against 50 ms); the colour jitter splits its chunk further.
+CHUNK_PIXELS = 262_144
 
 
 def to_unit_float(images: torch.Tensor) -> torch.Tensor:
@@ -164,11 +195,11 @@ class MultiCropAugmentation(nn.Module):
     def _from_crops(self, batch: CropBatch) -> list[torch.Tensor]:
         globals_ = batch.groups[0]  # (B, 2, 3, g, g)
         views = [
-            self.global1.photometric(to_unit_float(globals_[:, 0])),
-            self.global2.photometric(to_unit_float(globals_[:, 1])),
+            self.global1.photometric(globals_[:, 0]),
+            self.global2.photometric(globals_[:, 1]),
         ]
         if self.n_local:
             # (B, n, ...) -> (n * B, ...) local-major, as the whole-image path orders its locals.
-            locals_ = to_unit_float(batch.groups[1].transpose(0, 1).flatten(0, 1))
+            locals_ = batch.groups[1].transpose(0, 1).flatten(0, 1)
             views += list(self.local.photometric(locals_).chunk(self.n_local))
         return views

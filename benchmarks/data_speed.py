@@ -1,0 +1,327 @@
+"""ImageNet-scale data path: finished DINO multi-crop batches per second, printed as JSON.
+
+    .venv/bin/python benchmarks/data_speed.py [--workers 2] [--batch-size 32] [--batches 16] [--trials 2]
+
+1. Builds once an ImageNet-like folder from the shared CIFAR-10 zip: 10 000 training images (1 000
+   per class) and 500 test images, each resized to 500 x 375 (bicubic) and saved as JPEG quality 90,
+   under data/imagenet-like/{train,test}/<class>/ (git-ignored), and its webdataset shards
+   (`lowdino data shard`, 1 000 images per tar) under data/imagenet-like-shards/.
+2. Measures finished batches (2 x 224 + 10 x 96 px crops, decoded, cropped, augmented, normalised:
+   ready for the model), with the same number of DataLoader workers, alternating the pipelines for
+   ``--trials`` rounds so that the shared machine's drift hits all of them alike:
+   - reference: facebookresearch/dino's pipeline, `ImageFolder` + per-image PIL
+     `DataAugmentationDINO` (copied below from main_dino.py and utils.py, 10 local crops);
+   - lowdino streaming, image folder: workers decode each JPEG once at the scale its crops need and
+     cut the crops; the main process applies the batched augmentation (counted in the time);
+   - lowdino streaming, webdataset shards: the same, reading the tars.
+3. Runs, in this process, the end-to-end command
+       lowdino pretrain --backbone mobilevit_xxs --dataset imagefolder --data-path FOLDER
+         --data-loading stream --global-crop-size 224 --local-crop-size 96 -c 12 -b B -o 4096
+         --num-workers W --max-steps S --device cpu --no-knn-monitor
+   and, in the same run, the model-alone rate (the trainer's step on one batch of crops made once).
+
+Targets: speedup_vs_reference >= 2; shards within 10 % of the folder; pretrain / model >= 0.8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import multiprocessing
+import random
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, ImageFilter, ImageOps
+from torch.utils.data import DataLoader
+from torchvision import datasets
+from torchvision import transforms as T
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from lowdino.augment import MultiCropAugmentation  # noqa: E402
+from lowdino.cli.main import build_parser  # noqa: E402
+from lowdino.cli.main import main as lowdino_main  # noqa: E402
+from lowdino.cli.pretrain import config_from_args  # noqa: E402
+from lowdino.data.folderstream import open_folder_source  # noqa: E402
+from lowdino.data.loader import LoaderOptions, StreamingBatches  # noqa: E402
+from lowdino.data.shards import open_shard_source  # noqa: E402
+from lowdino.data.shardwriter import shard_folder  # noqa: E402
+from lowdino.train import rundir  # noqa: E402
+from lowdino.train.devices import resolve_precision  # noqa: E402
+from lowdino.train.distributed import DistContext  # noqa: E402
+from lowdino.train.throughput import model_images_per_sec  # noqa: E402
+from lowdino.train.trainer import prepare  # noqa: E402
+
+DEFAULT_ZIP = REPO.parent / "shared" / "datasets" / "cifar10-jpeg.zip"
+FOLDER = REPO / "data" / "imagenet-like"
+SHARDS = REPO / "data" / "imagenet-like-shards"
+SIZE = (500, 375)
+TRAIN_PER_CLASS, TEST_PER_CLASS = 1000, 50
+GLOBAL, LOCAL, N_LOCAL = 224, 96, 10
+
+
+# --- the ImageNet-like folder ------------------------------------------------------------------------
+
+
+def _convert(job: tuple[bytes, str]) -> None:
+    data, target = job
+    image = Image.open(io.BytesIO(data)).convert("RGB").resize(SIZE, Image.Resampling.BICUBIC)
+    image.save(target, quality=90)
+
+
+def build_folder(archive: Path, folder: Path = FOLDER) -> Path:
+    marker = folder / ".complete"
+    if marker.exists():
+        return folder
+    if not archive.is_file():
+        raise SystemExit(f"CIFAR-10 zip {archive} not found; pass --zip PATH to the shared cifar10-jpeg.zip")
+    wanted = {"train": TRAIN_PER_CLASS, "test": TEST_PER_CLASS}
+    taken: dict[tuple[str, str], int] = {}
+    jobs = []
+    with zipfile.ZipFile(archive) as source:
+        for name in sorted(source.namelist()):
+            parts = name.split("/")
+            if len(parts) != 4 or not parts[3].endswith(".jpg") or parts[1] not in wanted:
+                continue
+            _, split, label, filename = parts
+            if taken.get((split, label), 0) >= wanted[split]:
+                continue
+            taken[split, label] = taken.get((split, label), 0) + 1
+            target = folder / split / label / filename
+            target.parent.mkdir(parents=True, exist_ok=True)
+            jobs.append((source.read(name), str(target)))
+    with multiprocessing.Pool() as pool:
+        pool.map(_convert, jobs, chunksize=64)
+    marker.touch()
+    return folder
+
+
+def build_shards(folder: Path, shards: Path = SHARDS) -> Path:
+    if not (shards / "train.json").exists():
+        shard_folder(folder, shards, shard_size=1000)
+    return shards
+
+
+# --- the reference: facebookresearch/dino main_dino.py DataAugmentationDINO (+ utils.py) -------------
+
+
+class GaussianBlur:
+    """utils.GaussianBlur of facebookresearch/dino."""
+
+    def __init__(self, p: float = 0.5, radius_min: float = 0.1, radius_max: float = 2.0) -> None:
+        self.prob, self.radius_min, self.radius_max = p, radius_min, radius_max
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        if random.random() > self.prob:
+            return img
+        return img.filter(ImageFilter.GaussianBlur(radius=random.uniform(self.radius_min, self.radius_max)))
+
+
+class Solarization:
+    """utils.Solarization of facebookresearch/dino."""
+
+    def __init__(self, p: float) -> None:
+        self.p = p
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        return ImageOps.solarize(img) if random.random() < self.p else img
+
+
+class DataAugmentationDINO:
+    """main_dino.py's DataAugmentationDINO, verbatim apart from type hints."""
+
+    def __init__(
+        self,
+        global_crops_scale: tuple[float, float],
+        local_crops_scale: tuple[float, float],
+        local_crops_number: int,
+    ) -> None:
+        flip_and_color_jitter = T.Compose(
+            [
+                T.RandomHorizontalFlip(p=0.5),
+                T.RandomApply([T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)], p=0.8),
+                T.RandomGrayscale(p=0.2),
+            ]
+        )
+        normalize = T.Compose([T.ToTensor(), T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+        self.global_transfo1 = T.Compose(
+            [
+                T.RandomResizedCrop(224, scale=global_crops_scale, interpolation=Image.BICUBIC),  # type: ignore[arg-type]
+                flip_and_color_jitter,
+                GaussianBlur(1.0),
+                normalize,
+            ]
+        )
+        self.global_transfo2 = T.Compose(
+            [
+                T.RandomResizedCrop(224, scale=global_crops_scale, interpolation=Image.BICUBIC),  # type: ignore[arg-type]
+                flip_and_color_jitter,
+                GaussianBlur(0.1),
+                Solarization(0.2),
+                normalize,
+            ]
+        )
+        self.local_crops_number = local_crops_number
+        self.local_transfo = T.Compose(
+            [
+                T.RandomResizedCrop(96, scale=local_crops_scale, interpolation=Image.BICUBIC),  # type: ignore[arg-type]
+                flip_and_color_jitter,
+                GaussianBlur(p=0.5),
+                normalize,
+            ]
+        )
+
+    def __call__(self, image: Image.Image) -> list[torch.Tensor]:
+        crops = [self.global_transfo1(image), self.global_transfo2(image)]
+        for _ in range(self.local_crops_number):
+            crops.append(self.local_transfo(image))
+        return crops
+
+
+def _single_thread_worker(_worker_id: int) -> None:
+    torch.set_num_threads(1)  # as each DINO worker effectively runs: PIL work, one core per worker
+
+
+def reference_batches(folder: Path, batch_size: int, workers: int) -> Iterator[Any]:
+    transform = DataAugmentationDINO((0.4, 1.0), (0.05, 0.4), N_LOCAL)
+    dataset = datasets.ImageFolder(str(folder / "train"), transform=transform)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        drop_last=True,
+        worker_init_fn=_single_thread_worker,
+        prefetch_factor=2,
+    )
+    for images, _labels in loader:
+        yield images
+
+
+# --- lowdino ------------------------------------------------------------------------------------------
+
+
+def lowdino_batches(source: Any, batch_size: int, workers: int) -> Iterator[Any]:
+    augment = MultiCropAugmentation(GLOBAL, LOCAL, N_LOCAL)
+    options = LoaderOptions(num_workers=workers, prefetch_factor=2, persistent_workers=False)
+    loader = StreamingBatches(source, augment.specs(), batch_size, seed=0, options=options)
+    for batch, _labels in loader.epoch(0):
+        yield augment(batch)  # counted: the batch is ready for the model only after this
+
+
+def timed(make: Callable[[], Iterator[Any]], batches: int, batch_size: int, warmup: int = 2) -> float:
+    """Images per second over ``batches`` finished batches after ``warmup`` (worker start-up excluded)."""
+    iterator = make()
+    for _ in range(warmup):
+        next(iterator)
+    started = time.perf_counter()
+    for _ in range(batches):
+        views = next(iterator)
+        assert len(views) == 2 + N_LOCAL
+        assert tuple(views[0].shape) == (batch_size, 3, GLOBAL, GLOBAL)
+        assert tuple(views[-1].shape) == (batch_size, 3, LOCAL, LOCAL)
+    rate = batches * batch_size / (time.perf_counter() - started)
+    del iterator  # ends the workers before the next pipeline starts
+    return rate
+
+
+# --- end to end ---------------------------------------------------------------------------------------
+
+
+def end_to_end(folder: Path, batch_size: int, workers: int, steps: int) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="lowdino-data-speed-"))
+    argv = [
+        "pretrain", "--backbone", "mobilevit_xxs", "--dataset", "imagefolder", "--data-path", str(folder),
+        "--data-loading", "stream", "--global-crop-size", str(GLOBAL), "--local-crop-size", str(LOCAL),
+        "-c", str(2 + N_LOCAL), "-b", str(batch_size), "-o", "4096", "--num-workers", str(workers),
+        "--max-steps", str(steps), "--device", "cpu", "--no-knn-monitor", "--output-dir", str(work / "run"),
+    ]  # fmt: skip
+    code = lowdino_main(argv)
+    if code != rundir.EXIT_OK:
+        raise SystemExit(f"lowdino pretrain exited with {code}")
+    summary = json.loads((work / "run" / rundir.SUMMARY_FILE).read_text())
+
+    config = config_from_args(build_parser().parse_args(argv))
+    config = config.model_copy(update={"output_dir": str(work / "model")})
+    device = torch.device("cpu")
+    prepared = prepare(config, DistContext(), device, resolve_precision(config.precision, device))
+    assert prepared.stream is not None
+    batch, _labels = next(iter(prepared.stream.epoch(0)))
+    model_rate = model_images_per_sec(prepared, steps=max(4, steps // 2), warmup=2, images=batch)
+    return {
+        "command": "lowdino " + " ".join(argv),
+        "pipeline_images_per_sec": round(summary["images_per_sec"], 2),
+        "model_images_per_sec": round(model_rate, 2),
+        "ratio": round(summary["images_per_sec"] / model_rate, 3),
+        "target_ratio": 0.8,
+        "steps": summary["steps"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="DataLoader workers, the same for every pipeline"
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batches", type=int, default=16, help="timed batches per pipeline and trial")
+    parser.add_argument("--trials", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the main process")
+    parser.add_argument("--e2e-batch-size", type=int, default=16)
+    parser.add_argument("--e2e-steps", type=int, default=12)
+    parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--zip", type=Path, default=DEFAULT_ZIP)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    random.seed(0)
+
+    folder = build_folder(args.zip)
+    shards = build_shards(folder)
+    pipelines: dict[str, Callable[[], Iterator[Any]]] = {
+        "reference": lambda: reference_batches(folder, args.batch_size, args.workers),
+        "lowdino_folder": lambda: lowdino_batches(
+            open_folder_source(str(folder), "train"), args.batch_size, args.workers
+        ),
+        "lowdino_shards": lambda: lowdino_batches(
+            open_shard_source(shards, "train"), args.batch_size, args.workers
+        ),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in pipelines}
+    for _ in range(args.trials):
+        for name, make in pipelines.items():
+            rates[name].append(timed(make, args.batches, args.batch_size))
+    median = {name: sorted(values)[len(values) // 2] for name, values in rates.items()}
+    result: dict[str, Any] = {
+        "benchmark": "data_speed",
+        "folder": f"{TRAIN_PER_CLASS * 10} CIFAR-10 train images at {SIZE[0]}x{SIZE[1]}, JPEG q90",
+        "crops": f"2x{GLOBAL}+{N_LOCAL}x{LOCAL}",
+        "batch_size": args.batch_size,
+        "loader_workers": args.workers,
+        "main_torch_threads": args.threads,
+        "cpu_cores": multiprocessing.cpu_count(),
+        "images_per_sec_trials": {name: [round(v, 2) for v in values] for name, values in rates.items()},
+        "reference_images_per_sec": round(median["reference"], 2),
+        "lowdino_folder_images_per_sec": round(median["lowdino_folder"], 2),
+        "lowdino_shards_images_per_sec": round(median["lowdino_shards"], 2),
+        "speedup_vs_reference": round(median["lowdino_folder"] / median["reference"], 2),
+        "shards_vs_folder": round(median["lowdino_shards"] / median["lowdino_folder"], 3),
+        "batches_per_sec_lowdino_folder": round(median["lowdino_folder"] / args.batch_size, 3),
+    }
+    if not args.skip_e2e:
+        result["end_to_end"] = end_to_end(folder, args.e2e_batch_size, args.workers, args.e2e_steps)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
