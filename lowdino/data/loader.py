@@ -15,7 +15,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -29,7 +28,7 @@ logger = logging.getLogger("lowdino.train.data")
 
 # (crops per spec, or encoded bytes and boxes for GPU decoding, or None when unreadable; label;
 # why it was skipped or None)
-Sample = tuple[list[np.ndarray] | Encoded | None, int, str | None]
+Sample = tuple[list[torch.Tensor] | Encoded | None, int, str | None]
 # Stacked crops per spec, or the encoded bytes and boxes of each image; labels; skipped notes.
 Collated = tuple[
     list[torch.Tensor] | tuple[list[torch.Tensor], list[list[torch.Tensor]]], torch.Tensor, list[str]
@@ -86,10 +85,7 @@ def collate_samples(samples: Sequence[Sample]) -> Collated:
         return (encoded, [boxes for _, boxes in pairs]), labels, skipped
     groups = []
     for index in range(len(good[0][0])):  # type: ignore[arg-type]
-        stacked = np.stack([sample[0][index] for sample in good])  # type: ignore[index]
-        # (B, count, H, W, 3) -> contiguous (B, count, 3, H, W): the transpose costs a uint8 copy
-        # here, in a worker, rather than strided float passes in the augmentation.
-        groups.append(torch.from_numpy(stacked).permute(0, 1, 4, 2, 3).contiguous())
+        groups.append(torch.stack([cast(list[torch.Tensor], sample[0])[index] for sample in good]))
     return groups, labels, skipped
 
 

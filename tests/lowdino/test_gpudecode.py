@@ -40,9 +40,9 @@ def test_device_decode_path_matches_the_worker_decode(photo: Path) -> None:
     groups = crops_on_device([images[0]], [boxes], SPECS)
     assert [tuple(g.shape) for g in groups] == [(1, 2, 3, 32, 32), (1, 3, 3, 16, 16)]
     for group, expected in zip(groups, reference, strict=True):
-        ours = group[0].permute(0, 2, 3, 1).numpy() * 255
-        # roi_align vs Pillow's box filter on the same boxes: close, not bit-equal.
-        assert np.abs(ours - expected.astype(np.float32)).mean() < 6.0
+        ours = group[0] * 255
+        # roi_align on float boxes vs the workers' antialiased resize of rounded boxes: close.
+        assert float((ours - expected.float()).abs().mean()) < 6.0
 
 
 def test_undecodable_bytes_are_dropped_not_fatal(photo: Path) -> None:
