@@ -68,10 +68,12 @@ def adjust_hue_(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     )
     hue.add_(shift[:, None, None] * 6.0)
     hue.sub_(torch.floor(hue * (1 / 6)).mul_(6.0))  # into [0, 6)
-    for channel, offset in enumerate((5.0, 3.0, 1.0)):
-        k = hue + offset
-        k = torch.where(k >= 6.0, k - 6.0, k)
-        weight = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+    # clamp(min(k, 4 - k), 0, 1) with k = (H + 5, 3, 1) mod 6 is a trapezoid of the circular
+    # distance d between H and 3, 5, 1: clamp(2 - d, 0, 1) = clamp(max(2 - |H - c|, |H - c| - 4), 0, 1),
+    # which needs no mod and no branch.
+    for channel, centre in enumerate((3.0, 5.0, 1.0)):
+        distance = (hue - centre).abs_()
+        weight = torch.maximum(2.0 - distance, distance.sub_(4.0)).clamp_(0.0, 1.0)
         torch.sub(value, weight.mul_(chroma), out=x[:, channel])
     return x
 

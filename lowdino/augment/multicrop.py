@@ -179,7 +179,7 @@ class MultiCropAugmentation(nn.Module):
     def forward(self, images: torch.Tensor | CropBatch) -> list[torch.Tensor]:
         """Whole images (cropped here) or a `CropBatch` cut by a streaming loader (crops as specs())."""
         if isinstance(images, CropBatch):
-            return self._from_crops(images)
+            return images.views if images.views is not None else self._from_crops(images)
         x = to_unit_float(images)
         views = [self.global1(x), self.global2(x)]
         if self.n_local:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lowdino.data.batches import rank_batches, steps_per_epoch
@@ -31,7 +32,9 @@ logger = logging.getLogger("lowdino.train.data")
 Sample = tuple[list[torch.Tensor] | Encoded | None, int, str | None]
 # Stacked crops per spec, or the encoded bytes and boxes of each image; labels; skipped notes.
 Collated = tuple[
-    list[torch.Tensor] | tuple[list[torch.Tensor], list[list[torch.Tensor]]], torch.Tensor, list[str]
+    list[torch.Tensor] | tuple[list[torch.Tensor], list[list[torch.Tensor]]] | CropBatch,
+    torch.Tensor,
+    list[str],
 ]
 
 # Skipped files are logged one by one up to this count, then only counted.
@@ -89,6 +92,23 @@ def collate_samples(samples: Sequence[Sample]) -> Collated:
     return groups, labels, skipped
 
 
+class AugmentingCollate:
+    """`collate_samples`, then ``augmentation`` on the batch, in the worker (CPU training).
+
+    On the CPU the "device" augmentation would run in the training process, one core, while the
+    loader workers wait; run inside the workers it spreads over them and overlaps the model step.
+    """
+
+    def __init__(self, augmentation: nn.Module) -> None:
+        self.augmentation = augmentation
+
+    def __call__(self, samples: Sequence[Sample]) -> Collated:
+        groups, labels, skipped = collate_samples(samples)
+        if not isinstance(groups, list) or not groups:
+            return groups, labels, skipped
+        return CropBatch([], self.augmentation(CropBatch(groups))), labels, skipped
+
+
 class EpochBatchSampler(Sampler[list[int]]):
     """This rank's batches of one epoch: the in-memory path's rule (`rank_batches`), so each image
     is used once per epoch over all ranks and a resumed epoch continues at ``start_batch``."""
@@ -135,9 +155,12 @@ class StreamingBatches:
         device: torch.device | str = "cpu",
         options: LoaderOptions | None = None,
         decode_device: str = "cpu",
+        augment_in_workers: nn.Module | None = None,
     ) -> None:
+        """``augment_in_workers``: a CPU augmentation the workers apply (batches then carry views)."""
         self.source, self.specs, self.batch_size = source, specs, batch_size
         self.gpu_decode = decode_device == "cuda"
+        self.augment_in_workers = augment_in_workers if not self.gpu_decode else None
         self.world_size = world_size
         self.device = torch.device(device)
         check_decode_device(decode_device, self.device)
@@ -166,7 +189,9 @@ class StreamingBatches:
         pin = self.options.pin_memory if self.options.pin_memory is not None else self.device.type == "cuda"
         common: dict[str, Any] = {
             "num_workers": workers,
-            "collate_fn": collate_samples,
+            "collate_fn": collate_samples
+            if self.augment_in_workers is None
+            else AugmentingCollate(self.augment_in_workers),
             "pin_memory": pin,
         }
         if workers:
@@ -187,17 +212,17 @@ class StreamingBatches:
         else:
             self.dataset.set_epoch(epoch, start_batch)  # type: ignore[attr-defined]
             loader = self._make_loader()
-        for groups, labels, skipped in loader:
-            if isinstance(groups, tuple):
-                groups, labels = self._decode_on_device(groups[0], groups[1], labels, skipped)
+        for first, labels, skipped in loader:
+            if isinstance(first, tuple):
+                first, labels = self._decode_on_device(first[0], first[1], labels, skipped)
             self._note_skipped(skipped)
-            if not groups:
+            if not first:
                 raise DataError(
                     f"every image of a batch of {self.batch_size} from {self.source.name} is unreadable "
                     f"(first: {skipped[0]}); check the files or the --data-path"
                 )
-            batch = CropBatch(groups).to(self.device, non_blocking=True)
-            yield batch, labels.to(self.device, non_blocking=True)
+            batch = first if isinstance(first, CropBatch) else CropBatch(first)
+            yield batch.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
 
     def _decode_on_device(
         self,

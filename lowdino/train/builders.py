@@ -137,6 +137,8 @@ def build_stream(
         device=device,
         options=options,
         decode_device=config.decode_device,
+        # On the CPU the workers augment too, in parallel and beside the model step.
+        augment_in_workers=augmentation if device.type == "cpu" and options.workers() > 0 else None,
     )
 
 
@@ -238,5 +240,7 @@ class SingleViewAugmentation(nn.Module):
     @torch.no_grad()
     def forward(self, images: torch.Tensor | CropBatch) -> list[torch.Tensor]:
         if isinstance(images, CropBatch):
-            return [self.view.photometric(to_unit_float(images.groups[0][:, 0]))]
+            if images.views is not None:
+                return images.views
+            return [self.view.photometric(images.groups[0][:, 0])]
         return [self.view(to_unit_float(images))]
