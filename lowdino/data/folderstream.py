@@ -122,7 +122,8 @@ def _try_decode(path: str, size: int) -> np.ndarray | None:
         return None
 
 
-def open_folder_source(root: str, split: str) -> FolderSource:
-    source = FolderSource(list_split(root, split), name=f"imagefolder {root}")
+def open_folder_source(root: str, split: str, *, listing: FolderSplit | None = None) -> FolderSource:
+    """``listing``: the split's files when already listed (``list_split(root, split)``)."""
+    source = FolderSource(listing or list_split(root, split), name=f"imagefolder {root}")
     source.check_readable()
     return source

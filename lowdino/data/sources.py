@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lowdino.data.folderstream import FolderSource, open_folder_source
-from lowdino.data.imagefolder import MEMORY_SHARE, available_memory, default_image_size, list_split
+from lowdino.data.imagefolder import (
+    MEMORY_SHARE,
+    FolderSplit,
+    available_memory,
+    default_image_size,
+    list_split,
+)
 from lowdino.data.loader import StreamSource
 from lowdino.data.loading import load_dataset
 from lowdino.data.shards import ShardSource, open_shard_source
@@ -25,6 +31,7 @@ STREAMABLE = ("imagefolder", "webdataset")
 class DataChoice:
     streaming: bool
     reason: str
+    listing: FolderSplit | None = None  # the training files, when listing them was part of the choice
 
 
 def choose_loading(
@@ -52,15 +59,23 @@ def choose_loading(
     streaming = needed > limit
     return DataChoice(
         streaming,
-        f"{len(split.files)} images decode to {needed / 2**30:.2f} GiB at {size} px, "
+        listing=split,
+        reason=f"{len(split.files)} images decode to {needed / 2**30:.2f} GiB at {size} px, "
         f"{'above' if streaming else 'within'} the {limit / 2**30:.2f} GiB limit (memory_limit_gb / free memory)",
     )
 
 
-def open_stream(dataset: str, data_path: str | Path, split: str, *, shuffle_buffer: int) -> StreamSource:
+def open_stream(
+    dataset: str,
+    data_path: str | Path,
+    split: str,
+    *,
+    shuffle_buffer: int,
+    listing: FolderSplit | None = None,
+) -> StreamSource:
     if dataset == "webdataset":
         return open_shard_source(data_path, split, shuffle_buffer=shuffle_buffer)
-    return open_folder_source(str(data_path), split)
+    return open_folder_source(str(data_path), split, listing=listing)
 
 
 def open_training_data(
@@ -79,7 +94,8 @@ def open_training_data(
         dataset, data_path, data_loading=data_loading, memory_limit_gb=memory_limit_gb
     )
     if choice.streaming:
-        return open_stream(dataset, data_path, "train", shuffle_buffer=shuffle_buffer)
+        # A million-file listing takes minutes on a network filesystem: reuse the one of the choice.
+        return open_stream(dataset, data_path, "train", shuffle_buffer=shuffle_buffer, listing=choice.listing)
     return load_dataset(dataset, data_path, "train", synthetic_size=synthetic_size, seed=seed)
 
 
