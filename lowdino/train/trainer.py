@@ -320,7 +320,9 @@ def _compile_backbones(p: Prepared) -> None:
     """torch.compile the backbones' forward (the modules, hence checkpoints, stay as they are)."""
 
     def compiled(module: nn.Module) -> nn.Module:
-        return cast(nn.Module, torch.compile(module))
+        # Static shapes: one graph per crop resolution. With dynamic shapes, inductor (torch 2.14)
+        # failed on mobilevit_xxs once the second resolution arrived (benchmarks/compile_speed.py).
+        return cast(nn.Module, torch.compile(module, dynamic=False))
 
     p.method.wrap_backbone(compiled)
     wrap_teacher = getattr(p.method.teacher, "wrap_backbone", None)
