@@ -93,10 +93,12 @@ def collate_samples(samples: Sequence[Sample]) -> Collated:
 
 
 class AugmentingCollate:
-    """`collate_samples`, then ``augmentation`` on the batch, in the worker (CPU training).
+    """`collate_samples`, then ``augmentation`` on the batch, in the worker.
 
-    On the CPU the "device" augmentation would run in the training process, one core, while the
-    loader workers wait; run inside the workers it spreads over them and overlaps the model step.
+    Not what training uses: handing finished float views (4x the bytes of uint8 crops) from the
+    workers cost more CPU per image than augmenting in the training process (72.7 against 90.1
+    images per CPU-second on the ImageNet-like benchmark, benchmarks/data_speed.py), so the trainer
+    augments on its device, CPU included. Kept for that comparison.
     """
 
     def __init__(self, augmentation: nn.Module) -> None:
@@ -157,7 +159,8 @@ class StreamingBatches:
         decode_device: str = "cpu",
         augment_in_workers: nn.Module | None = None,
     ) -> None:
-        """``augment_in_workers``: a CPU augmentation the workers apply (batches then carry views)."""
+        """``augment_in_workers``: a CPU augmentation the workers apply (batches then carry views;
+        see `AugmentingCollate`)."""
         self.source, self.specs, self.batch_size = source, specs, batch_size
         self.gpu_decode = decode_device == "cuda"
         self.augment_in_workers = augment_in_workers if not self.gpu_decode else None

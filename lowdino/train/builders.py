@@ -137,8 +137,6 @@ def build_stream(
         device=device,
         options=options,
         decode_device=config.decode_device,
-        # On the CPU the workers augment too, in parallel and beside the model step.
-        augment_in_workers=augmentation if device.type == "cpu" and options.workers() > 0 else None,
     )
 
 

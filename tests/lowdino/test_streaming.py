@@ -206,3 +206,26 @@ def test_auto_choice_streams_above_the_memory_limit(coded_folder: Path) -> None:
 def test_streaming_a_torchvision_dataset_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="imagefolder and webdataset"):
         choose_loading("cifar10", "data", data_loading="stream", memory_limit_gb=8.0)
+
+
+def test_workers_can_apply_the_augmentation(coded_folder: Path) -> None:
+    from lowdino.augment import MultiCropAugmentation
+
+    augment = MultiCropAugmentation(16, 8, 2)
+    loader = StreamingBatches(
+        open_folder_source(str(coded_folder), "train"),
+        augment.specs(),
+        4,
+        seed=0,
+        options=WORKERS,
+        augment_in_workers=augment,
+    )
+    batch, labels = next(iter(loader.epoch(0)))
+    assert batch.groups == []
+    assert batch.views is not None
+    assert len(batch) == 4
+    views = augment(batch)  # finished already: handed through
+    assert views is batch.views
+    assert [tuple(v.shape) for v in views] == [(4, 3, 16, 16)] * 2 + [(4, 3, 8, 8)] * 2
+    assert views[0].dtype == torch.float32
+    assert labels.shape == (4,)
