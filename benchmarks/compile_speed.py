@@ -7,13 +7,16 @@ Builds the run of `lowdino pretrain --backbone mobilevit_xxs --dataset synthetic
 eager and once with the backbones wrapped by torch.compile exactly as `--compile` does, and times
 the model-alone training step (lowdino.train.throughput: one batch of crops made once) after a warm-up
 that includes the compilation, whose time is reported separately. The two are measured alternately
-(eager, compiled, eager, compiled) so that the shared machine's drift hits both.
+(eager, compiled, eager, compiled) so that the shared machine's drift hits both, in wall-clock
+images/s (best trial) and in images per CPU-second of this process (median), which the other jobs
+on a shared machine move far less.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -60,10 +63,15 @@ def main() -> None:
             model_images_per_sec(prepared[mode], steps=1, warmup=1)  # compiles forward and backward
             compile_seconds = time.perf_counter() - started
     rates: dict[str, list[float]] = {"eager": [], "compiled": []}
+    cpu_rates: dict[str, list[float]] = {"eager": [], "compiled": []}
     for _ in range(args.trials):
         for mode in ("eager", "compiled"):
-            rates[mode].append(model_images_per_sec(prepared[mode], steps=args.steps, warmup=3))
+            model_images_per_sec(prepared[mode], steps=1, warmup=1)
+            cpu_started = time.process_time()
+            rates[mode].append(model_images_per_sec(prepared[mode], steps=args.steps, warmup=0))
+            cpu_rates[mode].append(args.steps * args.batch_size / (time.process_time() - cpu_started))
     best = {mode: max(values) for mode, values in rates.items()}
+    cpu_median = {mode: sorted(values)[len(values) // 2] for mode, values in cpu_rates.items()}
     print(
         json.dumps(
             {
@@ -76,6 +84,9 @@ def main() -> None:
                 "eager_images_per_sec": round(best["eager"], 1),
                 "compiled_images_per_sec": round(best["compiled"], 1),
                 "speedup": round(best["compiled"] / best["eager"], 3),
+                "images_per_cpu_second_trials": {k: [round(v, 1) for v in vs] for k, vs in cpu_rates.items()},
+                "speedup_cpu_time": round(cpu_median["compiled"] / cpu_median["eager"], 3),
+                "load_average_1min": round(os.getloadavg()[0], 2),
             }
         )
     )
