@@ -70,8 +70,9 @@ class DataOptions(StrictModel):
         None,
         ge=0,
         le=64,
-        description="DataLoader worker processes that decode and crop images when streaming; unset: one "
-        "per core beyond the first, at most 8. In-memory datasets decode once and need none.",
+        description="DataLoader worker processes that decode and crop images when streaming; unset: this "
+        "process's share of the cores (cores / torchrun's local processes) less one, 1 to 8. In-memory "
+        "datasets decode once and need none.",
         json_schema_extra=cli(group="data"),
     )
     prefetch_factor: int = Field(

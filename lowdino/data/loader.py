@@ -42,8 +42,12 @@ MAX_LOGGED_SKIPS = 20
 
 
 def default_num_workers() -> int:
-    """One worker per core left over after the training process, at most 8 (more only adds memory)."""
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
+    """This process's share of the cores it may run on (torchrun starts LOCAL_WORLD_SIZE processes
+    per machine) less one for the training process itself; at least 1, at most 8 (more only adds
+    memory at these decode rates)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    share = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, min(8, share - 1))
 
 
 @dataclass(frozen=True)

@@ -229,3 +229,16 @@ def test_workers_can_apply_the_augmentation(coded_folder: Path) -> None:
     assert [tuple(v.shape) for v in views] == [(4, 3, 16, 16)] * 2 + [(4, 3, 8, 8)] * 2
     assert views[0].dtype == torch.float32
     assert labels.shape == (4,)
+
+
+def test_default_workers_share_the_cores_between_local_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lowdino.data import loader
+
+    monkeypatch.setattr(loader.os, "sched_getaffinity", lambda _pid: set(range(32)), raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert loader.default_num_workers() == 8
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+    assert loader.default_num_workers() == 3  # 4 cores per rank, one for the rank itself
+    monkeypatch.setattr(loader.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert loader.default_num_workers() == 1
