@@ -242,3 +242,16 @@ def test_default_workers_share_the_cores_between_local_ranks(monkeypatch: pytest
     monkeypatch.setattr(loader.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
     monkeypatch.delenv("LOCAL_WORLD_SIZE")
     assert loader.default_num_workers() == 1
+
+
+def test_webdataset_split_loads_into_memory_for_evaluation(coded_shards: Path) -> None:
+    from lowdino.data import load_dataset
+
+    data = load_dataset("webdataset", coded_shards, "train", image_size=16)
+    assert len(data) == COUNT
+    assert tuple(data.images.shape[1:]) == (3, 16, 16)
+    assert data.classes == ["c0", "c1"]
+    # Labels stay with their images: image i is class i % 2 and has red 5 i.
+    ids = torch.round(data.images[:, 0].float().mean(dim=(1, 2)) / 5).long()
+    assert sorted(ids.tolist()) == list(range(COUNT))
+    assert torch.equal(data.labels, ids % 2)
