@@ -7,11 +7,35 @@ ceil(box / output) bilinear samples per output pixel, so shrinking a large box i
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torchvision.ops import roi_align
 
 _ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """``count`` random-resized crops of ``size`` px with area fraction in ``scale``."""
+
+    size: int
+    scale: tuple[float, float]
+    count: int
+
+
+def multicrop_specs(
+    global_size: int,
+    local_size: int,
+    n_local: int,
+    global_scale: tuple[float, float],
+    local_scale: tuple[float, float],
+) -> tuple[CropSpec, ...]:
+    """DINO's crops: two globals (one group, so they share a tensor) and ``n_local`` locals."""
+    specs = [CropSpec(global_size, global_scale, 2)]
+    if n_local:
+        specs.append(CropSpec(local_size, local_scale, n_local))
+    return tuple(specs)
 
 
 def sample_crop_boxes(

@@ -14,11 +14,12 @@ recipe (asymmetric blur and solarisation), so there is no separate two-view clas
 from __future__ import annotations
 
 import torch
-from kornia.augmentation import ColorJitter
 from torch import nn
 
-from lowdino.augment.crops import resized_crops, sample_crop_boxes
+from lowdino.augment.crops import CropSpec, multicrop_specs, resized_crops, sample_crop_boxes
+from lowdino.augment.jitter import ColorJitter
 from lowdino.augment.ops import random_gaussian_blur, random_grayscale, random_hflip, random_solarize
+from lowdino.data.types import CropBatch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -39,8 +40,10 @@ class Normalize(nn.Module):
             "std", torch.tensor(std, dtype=torch.float32)[None, :, None, None], persistent=False
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
         mean, std = self.mean.to(x.device), self.std.to(x.device)
+        if inplace:
+            return x.sub_(mean).div_(std)
         return (x - mean) / std
 
 
@@ -79,21 +82,56 @@ class ViewAugmentation(nn.Module):
         count = batch * copies
         boxes = sample_crop_boxes(count, height, width, self.scale, device=images.device)
         source = torch.arange(count, device=images.device) % batch
-        x = resized_crops(images, boxes, source, self.size).clamp_(0, 1)
-        x, flipped = random_hflip(x, self.flip_p)
+        return self.photometric(resized_crops(images, boxes, source, self.size).clamp_(0, 1))
+
+    def photometric(self, x: torch.Tensor) -> torch.Tensor:
+        """The chain after the crop, on crops already cut: uint8, or float in [0, 1] (overwritten)
+        -> normalised float (N, 3, size, size).
+
+        Runs chunk by chunk (CHUNK_PIXELS per channel): each op makes several passes over its
+        crops, and on the CPU these are bound by memory traffic unless the chunk stays in cache.
+        """
+        out = x if x.dtype != torch.uint8 else torch.empty(x.shape, dtype=torch.float32, device=x.device)
+        chunk = max(1, CHUNK_PIXELS // (x.shape[-1] * x.shape[-2]))
+        masks: dict[str, list[torch.Tensor]] = {"flip": [], "grayscale": [], "blur": [], "solarize": []}
+        for start in range(0, x.shape[0], chunk):
+            part = out[start : start + chunk]
+            if x.dtype == torch.uint8:
+                part.copy_(x[start : start + chunk]).div_(255)
+            self._chain(part, masks)
+        self.last_applied = {name: torch.cat(values) for name, values in masks.items()}
+        return out
+
+    def _chain(self, x: torch.Tensor, masks: dict[str, list[torch.Tensor]]) -> None:
+        """Every op of the chain on ``x``, in place."""
+        _, flipped = random_hflip(x, self.flip_p)
         if self.jitter is not None:
-            x = self.jitter(x)
-        x, gray = random_grayscale(x, self.grayscale_p)
-        x, blurred = random_gaussian_blur(x, self.blur_p)
-        x, solarized = random_solarize(x, self.solarize_p)
-        self.last_applied = {"flip": flipped, "grayscale": gray, "blur": blurred, "solarize": solarized}
-        return self.normalize(x)
+            self.jitter(x)
+        _, gray = random_grayscale(x, self.grayscale_p)
+        blurred_x, blurred = random_gaussian_blur(x, self.blur_p)
+        if blurred_x is not x:
+            x.copy_(blurred_x)
+        _, solarized = random_solarize(x, self.solarize_p)
+        self.normalize(x, inplace=True)
+        for name, mask in (
+            ("flip", flipped),
+            ("grayscale", gray),
+            ("blur", blurred),
+            ("solarize", solarized),
+        ):
+            masks[name].append(mask)
+
+
+# Pixels per channel of a chunk of the photometric chain: measured on one core of the 2-core CI
+# machine, blurring 320 crops of 96 px 28 at a time took 67 ms against 194 ms in one call (32 crops
+# of 224 px, 4 at a time: 29 against 50 ms); the colour jitter splits its chunk further.
+CHUNK_PIXELS = 262_144
 
 
 def to_unit_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 (B, 3, H, W) -> float32 in [0, 1]; float input is taken to be in [0, 1] already."""
     if images.dtype == torch.uint8:
-        return images.float().div_(255)
+        return images.float().div_(255)  # a new tensor, which the view chain may overwrite
     return images.float()
 
 
@@ -138,9 +176,30 @@ class MultiCropAugmentation(nn.Module):
         self.local = ViewAugmentation(local_size, local_scale, blur_p=blur_p[2], **common)  # type: ignore[arg-type]
 
     @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, images: torch.Tensor | CropBatch) -> list[torch.Tensor]:
+        """Whole images (cropped here) or a `CropBatch` cut by a streaming loader (crops as specs())."""
+        if isinstance(images, CropBatch):
+            return images.views if images.views is not None else self._from_crops(images)
         x = to_unit_float(images)
         views = [self.global1(x), self.global2(x)]
         if self.n_local:
             views += list(self.local(x, copies=self.n_local).chunk(self.n_local))
+        return views
+
+    def specs(self) -> tuple[CropSpec, ...]:
+        """What a streaming loader must cut per image for this augmentation."""
+        return multicrop_specs(
+            self.global1.size, self.local.size, self.n_local, self.global1.scale, self.local.scale
+        )
+
+    def _from_crops(self, batch: CropBatch) -> list[torch.Tensor]:
+        globals_ = batch.groups[0]  # (B, 2, 3, g, g)
+        views = [
+            self.global1.photometric(globals_[:, 0]),
+            self.global2.photometric(globals_[:, 1]),
+        ]
+        if self.n_local:
+            # (B, n, ...) -> (n * B, ...) local-major, as the whole-image path orders its locals.
+            locals_ = batch.groups[1].transpose(0, 1).flatten(0, 1)
+            views += list(self.local.photometric(locals_).chunk(self.n_local))
         return views

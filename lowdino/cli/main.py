@@ -21,6 +21,7 @@ LIBRARY_COMMANDS = (
     "lowdino.cli.eval",
     "lowdino.cli.distill",
     "lowdino.cli.backbones",
+    "lowdino.cli.data",
 )
 
 

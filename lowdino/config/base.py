@@ -12,7 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-DatasetName = Literal["cifar10", "cifar100", "stl10", "imagefolder", "synthetic"]
+DatasetName = Literal["cifar10", "cifar100", "stl10", "imagefolder", "webdataset", "synthetic"]
+DataLoadingName = Literal["auto", "memory", "stream"]
+DecodeDeviceName = Literal["cpu", "cuda"]
 DeviceName = Literal["auto", "cpu", "cuda"]
 PrecisionName = Literal["auto", "fp32", "bf16", "fp16"]
 
@@ -33,7 +35,8 @@ class DataOptions(StrictModel):
         "cifar10",
         description="Dataset: cifar10 / cifar100 / stl10 (torchvision, downloaded into --data-path when "
         "online), imagefolder (--data-path with train/ and val/ or test/, or one folder of class "
-        "sub-folders split with a fixed seed), synthetic (generated, no download; for demos and tests).",
+        "sub-folders split with a fixed seed), webdataset (--data-path holding the tar shards and index of "
+        "`lowdino data shard`), synthetic (generated, no download; for demos and tests).",
         json_schema_extra=cli(group="data"),
     )
     data_path: str = Field(
@@ -48,12 +51,56 @@ class DataOptions(StrictModel):
         description="Number of training images of the synthetic dataset (test split: a quarter of it).",
         json_schema_extra=cli(group="data"),
     )
-    num_workers: int = Field(
-        2,
+    data_loading: DataLoadingName = Field(
+        "auto",
+        description="memory: decode the whole dataset once into uint8 tensors (fastest for CIFAR-sized "
+        "sets); stream: DataLoader workers decode each image's crops per step, memory bounded by batch "
+        "and prefetch depth (imagefolder, webdataset); auto: stream an image folder whose decoded size "
+        "exceeds memory_limit_gb or the free memory, and webdataset shards always. The choice is logged.",
+        json_schema_extra=cli(group="data"),
+    )
+    memory_limit_gb: float = Field(
+        8.0,
+        gt=0,
+        description="With data_loading auto: largest decoded image folder (GiB of uint8 tensors) held in "
+        "memory; larger folders stream.",
+        json_schema_extra=cli(group="data"),
+    )
+    num_workers: int | None = Field(
+        None,
         ge=0,
         le=64,
-        description="DataLoader worker processes for decoding images that do not fit in memory. "
-        "In-memory datasets (CIFAR, STL-10, synthetic, small image folders) decode once and need none.",
+        description="DataLoader worker processes that decode and crop images when streaming; unset: this "
+        "process's share of the cores (cores / torchrun's local processes) less one, 1 to 8. In-memory "
+        "datasets decode once and need none.",
+        json_schema_extra=cli(group="data"),
+    )
+    prefetch_factor: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Batches each streaming worker prepares ahead (host memory: workers x this x batch).",
+        json_schema_extra=cli(group="data"),
+    )
+    persistent_workers: bool = Field(
+        True,
+        description="Keep image-folder streaming workers alive between epochs (shard workers restart "
+        "each epoch, when their share of the shards changes).",
+        json_schema_extra=cli(group="data"),
+    )
+    shuffle_buffer: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Samples each webdataset worker shuffles among (on top of shuffling the shard order "
+        "every epoch); raw bytes, so about 110 MB per worker for ImageNet at 1000.",
+        json_schema_extra=cli(group="data"),
+    )
+    decode_device: DecodeDeviceName = Field(
+        "cpu",
+        description="Where streamed JPEGs are decoded: cpu (loader workers, at the reduced DCT scale the "
+        "crops need) or cuda (nvJPEG via torchvision.io.decode_jpeg on the training GPU; workers only "
+        "read files and draw crop boxes). Not yet measured on a GPU.",
         json_schema_extra=cli(group="data"),
     )
 

@@ -129,6 +129,12 @@ class TrainOptions(DataOptions, RuntimeOptions):
         description="Continue from <output_dir>/checkpoint.pth exactly where it stopped (same config).",
         json_schema_extra=cli(group="runtime"),
     )
+    compile: bool = Field(
+        False,
+        description="torch.compile the student and teacher backbones (first steps pay the compilation; "
+        "see the README for the measured effect).",
+        json_schema_extra=cli(group="runtime"),
+    )
     checkpoint_every_steps: int | None = Field(
         None,
         ge=1,

@@ -32,6 +32,39 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch) % (2**63)
 
 
+def epoch_order(n: int, *, seed: int, epoch: int, shuffle: bool = True) -> torch.Tensor:
+    """The permutation of ``range(n)`` for ``epoch`` (identical on every rank)."""
+    if not shuffle:
+        return torch.arange(n)
+    generator = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
+    return torch.randperm(n, generator=generator)
+
+
+def rank_batches(
+    n: int,
+    batch_size: int,
+    *,
+    seed: int,
+    epoch: int,
+    rank: int = 0,
+    world_size: int = 1,
+    shuffle: bool = True,
+    drop_last: bool = True,
+    start_batch: int = 0,
+) -> list[torch.Tensor]:
+    """Rank ``rank``'s indices (into ``range(n)``) for each step of ``epoch`` from ``start_batch`` on.
+
+    The one sharding rule of the in-memory and the streaming image-folder paths (module docstring).
+    """
+    order = epoch_order(n, seed=seed, epoch=epoch, shuffle=shuffle)
+    global_batch = batch_size * world_size
+    steps = steps_per_epoch(n, batch_size, world_size, drop_last)
+    return [
+        order[step * global_batch : (step + 1) * global_batch][rank::world_size]
+        for step in range(start_batch, steps)
+    ]
+
+
 class BatchIterator:
     """Iterate (images uint8 (b, 3, H, W), labels int64 (b,)) on ``device``, b = batch_size.
 
@@ -96,22 +129,22 @@ class BatchIterator:
 
     def epoch_order(self) -> torch.Tensor:
         """The permutation of this epoch (identical on every rank)."""
-        n = len(self.data)
-        if not self.shuffle:
-            return torch.arange(n)
-        generator = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch))
-        return torch.randperm(n, generator=generator)
+        return epoch_order(len(self.data), seed=self.seed, epoch=self.epoch, shuffle=self.shuffle)
 
     def rank_indices(self) -> list[torch.Tensor]:
         """This rank's indices for each remaining step. With drop_last=False and several ranks the
         last step may hand a rank fewer (even zero) images; training uses drop_last=True."""
-        order = self.epoch_order()
-        global_batch = self.batch_size * self.world_size
-        steps = steps_per_epoch(len(self.data), self.batch_size, self.world_size, self.drop_last)
-        return [
-            order[step * global_batch : (step + 1) * global_batch][self.rank :: self.world_size]
-            for step in range(self.start_batch, steps)
-        ]
+        return rank_batches(
+            len(self.data),
+            self.batch_size,
+            seed=self.seed,
+            epoch=self.epoch,
+            rank=self.rank,
+            world_size=self.world_size,
+            shuffle=self.shuffle,
+            drop_last=self.drop_last,
+            start_batch=self.start_batch,
+        )
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for indices in self.rank_indices():

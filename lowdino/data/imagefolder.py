@@ -18,6 +18,7 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -162,12 +163,12 @@ def default_image_size(paths: list[str]) -> int:
     return TINY_SIZE if sides and max(sides) <= TINY_SIDE else LARGE_SIZE
 
 
-def _bad_image(path: str | Path, exc: Exception) -> DataError:
+def _bad_image(path: str | Path | IO[bytes], exc: Exception) -> DataError:
     reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
     return DataError(f"{path} is not a readable image ({reason}); remove it or replace it with a valid image")
 
 
-def decode_image(path: str | Path, size: int) -> np.ndarray:
+def decode_image(path: str | Path | IO[bytes], size: int) -> np.ndarray:
     """One file -> uint8 (size, size, 3): shorter side to ``size``, centre crop (bicubic, antialiased)."""
     try:
         with Image.open(path) as source:

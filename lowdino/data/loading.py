@@ -8,7 +8,8 @@ from lowdino.data.resize import resize_center_crop
 from lowdino.data.types import LabeledImages
 from lowdino.errors import ConfigError
 
-DATASETS = ("cifar10", "cifar100", "stl10", "imagefolder", "synthetic")
+DATASETS = ("cifar10", "cifar100", "stl10", "imagefolder", "webdataset", "synthetic")
+SHARDS_DEFAULT_SIZE = 256  # webdataset decoded into memory (evaluation); training streams shards
 SPLITS = ("train", "test")
 
 
@@ -41,6 +42,12 @@ def load_dataset(
         from lowdino.data.imagefolder import load_imagefolder
 
         return load_imagefolder(data_path, split, image_size=image_size)
+    if name == "webdataset":
+        from lowdino.data.shards import open_shard_source
+
+        return open_shard_source(data_path, split).sample_images(
+            None, image_size or SHARDS_DEFAULT_SIZE, seed
+        )
     from lowdino.data.torchvision_sets import load_torchvision
 
     data = load_torchvision(name, data_path, split)

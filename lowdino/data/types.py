@@ -37,3 +37,29 @@ class LabeledImages:
 
     def subset(self, indices: torch.Tensor) -> LabeledImages:
         return LabeledImages(self.images[indices], self.labels[indices], list(self.classes), self.name)
+
+
+@dataclass
+class CropBatch:
+    """Crops a streaming loader already cut: ``groups[i]`` uint8 (B, count_i, 3, size_i, size_i).
+
+    For DINO, group 0 holds the two global crops of each image and group 1 its local crops; the
+    batched augmentation (lowdino.augment) applies the photometric chain to them on the device.
+    When the loader's workers already augmented them (CPU training), ``views`` holds the finished
+    views and ``groups`` is empty.
+    """
+
+    groups: list[torch.Tensor]
+    views: list[torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        first = self.groups[0] if self.groups else (self.views or [torch.empty(0)])[0]
+        return int(first.shape[0])
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> CropBatch:
+        views = None if self.views is None else [v.to(device, non_blocking=non_blocking) for v in self.views]
+        return CropBatch([group.to(device, non_blocking=non_blocking) for group in self.groups], views)
+
+    def pin_memory(self) -> CropBatch:
+        views = None if self.views is None else [view.pin_memory() for view in self.views]
+        return CropBatch([group.pin_memory() for group in self.groups], views)

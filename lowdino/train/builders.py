@@ -14,9 +14,14 @@ import torch
 from torch import nn
 
 from lowdino.augment import EvalTransform, MultiCropAugmentation, ViewAugmentation, to_unit_float
+from lowdino.augment.crops import CropSpec
 from lowdino.backbones import check_input_size, create_backbone, get_spec
 from lowdino.config import DistillConfig
-from lowdino.data import LabeledImages, load_dataset
+from lowdino.data import LabeledImages
+from lowdino.data.folderstream import FolderSource
+from lowdino.data.loader import LoaderOptions, StreamingBatches, StreamSource
+from lowdino.data.sources import choose_loading, describe, open_training_data
+from lowdino.data.types import CropBatch
 from lowdino.errors import ConfigError, DataError
 from lowdino.methods import Method, build_method
 from lowdino.methods.distill import Distillation
@@ -24,7 +29,7 @@ from lowdino.train.distributed import DistContext
 from lowdino.train.kinds import TrainConfig, eval_image_size, input_sizes, model_name, run_kind
 from lowdino.train.knn_monitor import KnnMonitor
 from lowdino.train.rundir import RunDir
-from lowdino.train.validation import split_validation
+from lowdino.train.validation import split_validation, validation_indices
 
 
 def default_output_dir(config: TrainConfig, now: datetime | None = None) -> Path:
@@ -69,19 +74,36 @@ def check_crop_sizes(config: TrainConfig) -> None:
 
 @dataclass(frozen=True)
 class Datasets:
-    train: LabeledImages  # what the run trains on (without the validation images)
+    train: LabeledImages | StreamSource  # what the run trains on (without the validation images)
     val: LabeledImages | None  # held out of `train`; only with the kNN monitor
+    knn_train: LabeledImages | None = None  # kNN memory bank of a streamed training set (a decoded subset)
+    loading: str = ""  # how the training set is read and why (logged at the start of a run)
 
 
 def load_datasets(config: TrainConfig) -> Datasets:
     """The training split, less a held-out validation split when the kNN monitor needs one.
 
-    The test split is not loaded: nothing that runs during training may look at it.
+    The test split is not loaded: nothing that runs during training may look at it. A streamed image
+    folder holds its validation files out of the stream; webdataset shards cannot (a record is only
+    seen by reading the shard), so they train without the monitor.
     """
-    train = load_dataset(
-        config.dataset, config.data_path, "train", synthetic_size=config.synthetic_size, seed=config.seed
+    choice = choose_loading(
+        config.dataset,
+        config.data_path,
+        data_loading=config.data_loading,
+        memory_limit_gb=config.memory_limit_gb,
     )
-    val = None
+    train = open_training_data(
+        config.dataset,
+        config.data_path,
+        shuffle_buffer=config.shuffle_buffer,
+        synthetic_size=config.synthetic_size,
+        seed=config.seed,
+        choice=choice,
+    )
+    loading = describe(choice, config.dataset)
+    val: LabeledImages | None = None
+    knn_train: LabeledImages | None = None
     if config.knn_monitor:
         if config.val_fraction <= 0:
             raise ConfigError(
@@ -89,17 +111,54 @@ def load_datasets(config: TrainConfig) -> Datasets:
                 "set --val-fraction (e.g. 0.1) or turn the monitor off with --no-knn-monitor"
             )
         try:
-            train, val = split_validation(train, config.val_fraction)
+            if isinstance(train, LabeledImages):
+                train, val = split_validation(train, config.val_fraction)
+            elif isinstance(train, FolderSource):
+                held_out = validation_indices(train.labels, config.val_fraction, train.classes)
+                train, val_files = train.hold_out(held_out)
+                size = eval_image_size(config)
+                val = val_files.sample_images(config.knn_max_val, size, 1)
+                knn_train = train.sample_images(config.knn_max_train, size, 0)
+            else:
+                raise ConfigError(
+                    "the kNN monitor holds out a validation split, which webdataset shards cannot do; "
+                    "pass --no-knn-monitor (evaluate checkpoints with `lowdino eval`) or pretrain from the "
+                    "image folder"
+                )
         except DataError as exc:
             raise DataError(
                 f"the kNN monitor's validation split: {exc} (--val-fraction), or use --no-knn-monitor"
             ) from exc
-    if config.batch_size > len(train.labels):
+    if config.batch_size > len(train):
         raise DataError(
-            f"batch size {config.batch_size} is larger than the {len(train.labels)} training images of "
+            f"batch size {config.batch_size} is larger than the {len(train)} training images of "
             f"{config.dataset}; lower --batch-size"
         )
-    return Datasets(train=train, val=val)
+    return Datasets(train=train, val=val, knn_train=knn_train, loading=loading)
+
+
+def build_stream(
+    config: TrainConfig, datasets: Datasets, augmentation: nn.Module, ctx: DistContext, device: torch.device
+) -> StreamingBatches | None:
+    """DataLoader workers cutting the crops `augmentation` needs, for a streamed training set."""
+    if isinstance(datasets.train, LabeledImages):
+        return None
+    options = LoaderOptions(
+        num_workers=config.num_workers,
+        prefetch_factor=config.prefetch_factor,
+        persistent_workers=config.persistent_workers,
+    )
+    return StreamingBatches(
+        datasets.train,
+        augmentation.specs(),  # type: ignore[operator]
+        config.batch_size // ctx.world_size,
+        seed=config.seed,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        device=device,
+        options=options,
+        decode_device=config.decode_device,
+    )
 
 
 def build_augmentation(config: TrainConfig, device: torch.device) -> nn.Module:
@@ -124,9 +183,11 @@ def build_knn_monitor(config: TrainConfig, datasets: Datasets, device: torch.dev
     if not config.knn_monitor or datasets.val is None:
         return None
     spec = get_spec(model_name(config))
+    knn_train = datasets.knn_train or datasets.train
+    assert isinstance(knn_train, LabeledImages)
     return KnnMonitor(
-        train_images=datasets.train.images,
-        train_labels=datasets.train.labels,
+        train_images=knn_train.images,
+        train_labels=knn_train.labels,
         query_images=datasets.val.images,
         query_labels=datasets.val.labels,
         num_classes=len(datasets.train.classes),
@@ -192,6 +253,13 @@ class SingleViewAugmentation(nn.Module):
         super().__init__()
         self.view = ViewAugmentation(size, scale, blur_p=0.5, mean=mean, std=std)
 
+    def specs(self) -> tuple[CropSpec, ...]:
+        return (CropSpec(self.view.size, self.view.scale, 1),)
+
     @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, images: torch.Tensor | CropBatch) -> list[torch.Tensor]:
+        if isinstance(images, CropBatch):
+            if images.views is not None:
+                return images.views
+            return [self.view.photometric(images.groups[0][:, 0])]
         return [self.view(to_unit_float(images))]

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 from lowdino.config import PretrainConfig
+from lowdino.data import LabeledImages
+from lowdino.data.types import CropBatch
 from lowdino.train.devices import resolve_device, resolve_precision
 from lowdino.train.distributed import DistContext
 from lowdino.train.trainer import Prepared, prepare, train_step
@@ -32,9 +34,20 @@ class FixedCrops(nn.Module):
         return self.crops
 
 
-def model_images_per_sec(prepared: Prepared, *, steps: int = 20, warmup: int = 5) -> float:
-    """Images per second of `steps` timed training steps on in-memory crops, after `warmup` steps."""
-    images = prepared.datasets.train.images[: prepared.per_rank_batch].to(prepared.device)
+def model_images_per_sec(
+    prepared: Prepared,
+    *,
+    steps: int = 20,
+    warmup: int = 5,
+    images: torch.Tensor | CropBatch | None = None,
+) -> float:
+    """Images per second of `steps` timed training steps on in-memory crops, after `warmup` steps.
+
+    ``images``: one batch to crop once (default: the first images of an in-memory training set).
+    """
+    if images is None:
+        assert isinstance(prepared.datasets.train, LabeledImages)
+        images = prepared.datasets.train.images[: prepared.per_rank_batch].to(prepared.device)
     crops = [crop.clone() for crop in prepared.augmentation(images)]
     bare = dataclasses.replace(prepared, augmentation=FixedCrops(crops))
     last = prepared.schedules.total_steps - 1

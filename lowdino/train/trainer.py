@@ -19,10 +19,10 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -32,7 +32,9 @@ from torch import nn
 from lowdino.backbones import count_parameters
 from lowdino.config import PretrainConfig
 from lowdino.config.loading import dump_config
-from lowdino.data import iterate_batches, steps_per_epoch
+from lowdino.data import LabeledImages, iterate_batches, steps_per_epoch
+from lowdino.data.loader import StreamingBatches
+from lowdino.data.types import CropBatch
 from lowdino.errors import LowDinoError
 from lowdino.methods import Method
 from lowdino.train import builders
@@ -110,6 +112,7 @@ class Prepared:
     knn: KnnMonitor | None
     device_ids: list[int] | None
     checkpoint: dict[str, Any] | None
+    stream: StreamingBatches | None = None  # DataLoader workers of a streamed training set
 
 
 @dataclass
@@ -192,7 +195,7 @@ def prepare(config: TrainConfig, ctx: DistContext, device: torch.device, precisi
         check_compatible(checkpoint, config.model_dump(mode="json"), run_dir.checkpoint)
 
     datasets = builders.load_datasets(config)
-    spe = steps_per_epoch(len(datasets.train.labels), config.batch_size, world_size=1, drop_last=True)
+    spe = steps_per_epoch(len(datasets.train), config.batch_size, world_size=1, drop_last=True)
     schedules = build_schedules(config, spe)
 
     # Same seed on every rank for the networks; each rank then draws its own augmentations.
@@ -209,6 +212,7 @@ def prepare(config: TrainConfig, ctx: DistContext, device: torch.device, precisi
     optimizer = build_optimizer(method)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.use_scaler)
     seed_everything(config.seed + ctx.rank)
+    augmentation = builders.build_augmentation(config, device)
     return Prepared(
         config=config,
         ctx=ctx,
@@ -221,10 +225,11 @@ def prepare(config: TrainConfig, ctx: DistContext, device: torch.device, precisi
         method=method,
         optimizer=optimizer,
         scaler=scaler,
-        augmentation=builders.build_augmentation(config, device),
+        augmentation=augmentation,
         knn=builders.build_knn_monitor(config, datasets, device) if ctx.is_main else None,
         device_ids=device_ids,
         checkpoint=checkpoint,
+        stream=builders.build_stream(config, datasets, augmentation, ctx, device),
     )
 
 
@@ -316,6 +321,22 @@ def _wrap_for_devices(p: Prepared) -> None:
         # On CPU, nn.DataParallel has no GPU to scatter to and calls the backbone unchanged.
         ids = p.device_ids or None
         p.method.wrap_backbone(lambda backbone: nn.DataParallel(backbone, device_ids=ids))
+    if p.config.compile:
+        _compile_backbones(p)
+
+
+def _compile_backbones(p: Prepared) -> None:
+    """torch.compile the backbones' forward (the modules, hence checkpoints, stay as they are)."""
+
+    def compiled(module: nn.Module) -> nn.Module:
+        # Static shapes: one graph per crop resolution. With dynamic shapes, inductor (torch 2.14)
+        # failed on mobilevit_xxs once the second resolution arrived (benchmarks/compile_speed.py).
+        return cast(nn.Module, torch.compile(module, dynamic=False))
+
+    p.method.wrap_backbone(compiled)
+    wrap_teacher = getattr(p.method.teacher, "wrap_backbone", None)
+    if callable(wrap_teacher):
+        wrap_teacher(compiled)
 
 
 def _log_start(p: Prepared, progress: Progress, logger: logging.Logger) -> None:
@@ -328,13 +349,15 @@ def _log_start(p: Prepared, progress: Progress, logger: logging.Logger) -> None:
         p.device,
         p.precision.name,
         p.ctx.world_size,
-        len(p.datasets.train.labels),
+        len(p.datasets.train),
         c.batch_size,
         p.schedules.steps_per_epoch,
         p.schedules.total_steps,
         f" from step {progress.step}" if progress.step else "",
     )
     logger.info("run directory: %s", p.run_dir.path)
+    if p.datasets.loading:
+        logger.info("%s", p.datasets.loading)
 
 
 def _train(
@@ -355,19 +378,7 @@ def _train(
     try:
         while progress.step < total:
             epoch = progress.step // spe
-            batches = iterate_batches(
-                p.datasets.train,
-                p.per_rank_batch,
-                shuffle=True,
-                drop_last=True,
-                seed=c.seed,
-                epoch=epoch,
-                rank=p.ctx.rank,
-                world_size=p.ctx.world_size,
-                device=p.device,
-                start_batch=progress.step - epoch * spe,  # > 0 when resuming mid-epoch
-            )
-            for images, labels in batches:
+            for images, labels in _epoch_batches(p, epoch, start_batch=progress.step - epoch * spe):
                 tick = time.perf_counter()
                 loss, metrics = train_step(p, images, progress.step, extra_sync, labels)
                 loss = _mean_over_ranks(loss, p)
@@ -377,6 +388,8 @@ def _train(
                 last = done == total
 
                 record = _record(p, done, loss, metrics, progress.last_images_per_sec)
+                if p.stream is not None:
+                    record["skipped_images"] = p.stream.skipped  # unreadable files met by this rank
                 if detector is not None:
                     detector.observe(metrics)
                     if done % collapse_every == 0 or last:
@@ -402,6 +415,29 @@ def _train(
     finally:
         bar.close()
     return "completed"
+
+
+def _epoch_batches(
+    p: Prepared, epoch: int, *, start_batch: int
+) -> Iterator[tuple[torch.Tensor | CropBatch, torch.Tensor]]:
+    """The batches of ``epoch`` from ``start_batch`` on (> 0 when resuming mid-epoch)."""
+    if p.stream is not None:
+        return p.stream.epoch(epoch, start_batch)
+    assert isinstance(p.datasets.train, LabeledImages)
+    return iter(
+        iterate_batches(
+            p.datasets.train,
+            p.per_rank_batch,
+            shuffle=True,
+            drop_last=True,
+            seed=p.config.seed,
+            epoch=epoch,
+            rank=p.ctx.rank,
+            world_size=p.ctx.world_size,
+            device=p.device,
+            start_batch=start_batch,
+        )
+    )
 
 
 def _stop_requested(p: Prepared, callbacks: Sequence[TrainerCallback]) -> bool:
@@ -433,7 +469,7 @@ def _measure_knn(p: Prepared, record: dict[str, Any], progress: Progress, logger
 
 def train_step(
     p: Prepared,
-    images: torch.Tensor,
+    images: torch.Tensor | CropBatch,
     step: int,
     extra_sync: list[nn.Parameter],
     labels: torch.Tensor | None = None,

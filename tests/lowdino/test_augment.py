@@ -191,3 +191,80 @@ def test_eval_transform_resizes_with_antialiasing_and_centre_crops() -> None:
 
     same = torch.randint(0, 256, (3, 3, 28, 28), dtype=torch.uint8)
     torch.testing.assert_close(EvalTransform(28, MEAN, STD)(same), _normalised(same))
+
+
+# --- crops cut by a streaming loader ---------------------------------------------------------------
+
+
+def test_precut_crops_keep_view_order_and_only_get_the_photometric_chain() -> None:
+    from lowdino.data.types import CropBatch
+
+    augment = MultiCropAugmentation(16, 8, 3, mean=MEAN, std=STD, **NO_PHOTOMETRIC)
+    assert [(s.size, s.count) for s in augment.specs()] == [(16, 2), (8, 3)]
+    globals_ = torch.randint(0, 256, (5, 2, 3, 16, 16), dtype=torch.uint8)
+    locals_ = torch.randint(0, 256, (5, 3, 3, 8, 8), dtype=torch.uint8)
+    views = augment(CropBatch([globals_, locals_]))
+    assert len(views) == 5
+    assert torch.allclose(views[0], _normalised(globals_[:, 0]), atol=1e-5)
+    assert torch.allclose(views[1], _normalised(globals_[:, 1]), atol=1e-5)
+    for k in range(3):  # local view k holds local crop k of every image, as the whole-image path
+        assert torch.allclose(views[2 + k], _normalised(locals_[:, k]), atol=1e-5)
+
+
+def test_precut_crops_get_the_random_photometric_chain() -> None:
+    from lowdino.data.types import CropBatch
+
+    augment = MultiCropAugmentation(16, 8, 2, mean=MEAN, std=STD)
+    crops = CropBatch(
+        [
+            torch.randint(0, 256, (64, 2, 3, 16, 16), dtype=torch.uint8),
+            torch.zeros(64, 2, 3, 8, 8, dtype=torch.uint8),
+        ]
+    )
+    views = augment(crops)
+    flipped = augment.global1.last_applied["flip"]
+    assert 0 < int(flipped.sum()) < 64  # per-image parameters, not one draw for the batch
+    assert augment.global1.last_applied["blur"].all()  # DINO: global view 1 always blurred
+    assert not torch.allclose(views[0], _normalised(crops.groups[0][:, 0]), atol=1e-3)
+
+
+# --- colour jitter -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", ["brightness", "contrast", "saturation", "hue"])
+def test_jitter_steps_match_torchvision_per_image(step: str) -> None:
+    import torchvision.transforms.v2.functional as F
+
+    from lowdino.augment import jitter
+
+    ours = {
+        "brightness": jitter.adjust_brightness_,
+        "contrast": jitter.adjust_contrast_,
+        "saturation": jitter.adjust_saturation_,
+        "hue": jitter.adjust_hue_,
+    }[step]
+    reference = getattr(F, f"adjust_{step}")
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 3, 20, 24, generator=generator)
+    if step == "hue":
+        factors = torch.rand(6, generator=generator) - 0.5
+    else:
+        factors = torch.rand(6, generator=generator) * 1.2 + 0.4
+    expected = torch.stack([reference(x[i], float(factors[i])) for i in range(6)])
+    assert torch.allclose(ours(x.clone(), factors), expected, atol=1e-4)
+
+
+def test_jitter_leaves_unselected_images_alone_and_draws_per_image_factors() -> None:
+    from lowdino.augment.jitter import ColorJitter
+
+    jitter = ColorJitter(0.4, 0.4, 0.2, 0.1, p=0.5)
+    x = torch.rand(64, 3, 8, 8)
+    out = jitter(x.clone())
+    changed = (out - x).abs().amax(dim=(1, 2, 3)) > 1e-4
+    factors = jitter.last_factors["brightness"]
+    assert 0 < int(changed.sum()) < 64
+    assert torch.equal(changed, factors != 1.0)
+    assert len(set(factors[changed].tolist())) == int(changed.sum())  # one factor per image
+    assert sorted(jitter.last_order) == ["brightness", "contrast", "hue", "saturation"]
+    assert float(factors[changed].min()) >= 0.6
+    assert float(factors[changed].max()) <= 1.4
