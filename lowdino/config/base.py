@@ -126,9 +126,9 @@ class RuntimeOptions(StrictModel):
     channels_last: bool = Field(
         True,
         description="Keep convolution weights and images in channels-last (NHWC) memory layout, which "
-        "oneDNN runs faster on the CPU (mobilevit_xxs DINO training on 2 cores: 1.31x, "
-        "benchmarks/channels_last_speed.py). Checkpoints load either way and training matches up to "
-        "float rounding.",
+        "oneDNN and cuDNN run faster for convolutional backbones; leave it on unless a backbone is slower "
+        "with it (the README's Results give the measured speed-up). Checkpoints load either way and "
+        "training matches up to float rounding.",
         json_schema_extra=cli(group="runtime"),
     )
     seed: int = Field(0, ge=0, description="Random seed (data order, augmentation, initialisation).")
