@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from pydantic import BaseModel
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -182,11 +182,8 @@ class _Supervision:
         flags: list[tuple[str, bool, str | None]] = []
 
         def read() -> None:
-            row = self.session.execute(
-                select(Run.status, Run.cancel_requested, Run.worker_name).where(Run.id == self.run_id)
-            ).one_or_none()
-            self.session.commit()  # end the read transaction: no snapshot held between polls
-            flags.append(("deleted", True, None) if row is None else (row[0], bool(row[1]), row[2]))
+            found = crud.run_control_flags(self.session, run_id=self.run_id)
+            flags.append(("deleted", True, None) if found is None else found)
 
         return flags[0] if self._db("read run", read) else None
 

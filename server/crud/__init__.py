@@ -1,13 +1,13 @@
 """Data-access functions shared by the API and the worker: `fn(session, *, ...)`, each commits its own work.
 
 create_run, get_run, require_run, list_runs, update_run_status, transition_run, claim_run,
-set_cancel_requested, delete_run, mark_interrupted_runs          (server.crud.runs)
+set_cancel_requested, delete_run, mark_interrupted_runs, run_control_flags (server.crud.runs)
 ingest_metrics, metric_keys, count_points, iter_points, metric_goal (server.crud.metrics)
-add_event, append_log, events_after, log_lines                   (server.crud.events)
+add_event, append_log, events_after, latest_event_id, log_lines  (server.crud.events)
 upsert_worker, heartbeat, list_workers, remove_worker            (server.crud.workers)
 """
 
-from server.crud.events import add_event, append_log, events_after, log_lines
+from server.crud.events import add_event, append_log, events_after, latest_event_id, log_lines
 from server.crud.metrics import count_points, ingest_metrics, iter_points, metric_goal, metric_keys
 from server.crud.runs import (
     backbone_of,
@@ -18,6 +18,7 @@ from server.crud.runs import (
     list_runs,
     mark_interrupted_runs,
     require_run,
+    run_control_flags,
     set_cancel_requested,
     transition_run,
     update_run_status,
@@ -37,6 +38,7 @@ __all__ = [
     "heartbeat",
     "ingest_metrics",
     "iter_points",
+    "latest_event_id",
     "list_runs",
     "list_workers",
     "log_lines",
@@ -45,6 +47,7 @@ __all__ = [
     "metric_keys",
     "remove_worker",
     "require_run",
+    "run_control_flags",
     "set_cancel_requested",
     "transition_run",
     "update_run_status",

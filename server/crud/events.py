@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.models import EVENT_TYPES, Event
@@ -49,6 +49,11 @@ def events_after(
     if types:
         query = query.where(Event.type.in_(list(types)))
     return list(session.scalars(query.order_by(Event.id).limit(limit)))
+
+
+def latest_event_id(session: Session, *, run_id: str) -> int | None:
+    """The newest event id of the run (what a client passes as Last-Event-ID to get only newer ones)."""
+    return session.scalar(select(func.max(Event.id)).where(Event.run_id == run_id))
 
 
 def log_lines(session: Session, *, run_id: str, tail: int) -> list[str]:

@@ -249,6 +249,18 @@ def claim_run(session: Session, *, run_id: str, worker_name: str, **fields: Any)
     )
 
 
+def run_control_flags(session: Session, *, run_id: str) -> tuple[str, bool, str | None] | None:
+    """(status, cancel_requested, worker_name) of the run, None when it was deleted; ends the read.
+
+    The supervisor polls this every few hundred ms: three columns, and no snapshot held between polls.
+    """
+    row = session.execute(
+        select(Run.status, Run.cancel_requested, Run.worker_name).where(Run.id == run_id)
+    ).one_or_none()
+    session.commit()
+    return None if row is None else (str(row[0]), bool(row[1]), row[2])
+
+
 def set_cancel_requested(session: Session, *, run_id: str) -> Run:
     """Flag a running run for cooperative cancellation (the worker sees it and writes STOP). Commits."""
     run = require_run(session, run_id=run_id)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy import func, select
 
 from server import crud, run_service
 from server.crud.runs import SORTABLE_FIELDS
 from server.deps import CeleryDep, SessionDep, SettingsDep
-from server.models import Event, RunStatus
+from server.models import RunStatus
 from server.schemas import Message, RunClone, RunCreate, RunKind, RunPublic, RunsPublic
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -72,8 +71,7 @@ def list_runs(
 @router.get("/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
 def get_run(run_id: str, session: SessionDep) -> RunPublic:
     run = crud.require_run(session, run_id=run_id)
-    last_event_id = session.scalar(select(func.max(Event.id)).where(Event.run_id == run_id))
-    return RunPublic.from_run(run, last_event_id=last_event_id)
+    return RunPublic.from_run(run, last_event_id=crud.latest_event_id(session, run_id=run_id))
 
 
 @router.post("/{run_id}/cancel", response_model=RunPublic, responses={**NOT_FOUND, **CONFLICT})
