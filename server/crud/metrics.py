@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from lowdino.contract import metrics as contract
+from lowdino.contract.metrics import Goal, metric_goal
 from server.crud.events import add_event
 from server.crud.runs import require_run
 from server.models import METRIC_BLOCK_STEPS, Metric, MetricBlock, Run
@@ -31,17 +33,6 @@ BOOKKEEPING_FIELDS = frozenset(
 # "truncated" and clients re-read the series from GET /metrics instead.
 MAX_EVENT_POINTS = 5000
 COLLAPSE_KEY = "collapse_warning"
-_MAXIMISE = re.compile(r"(acc|top1|top5|top_1|top_5|knn|linear|finetune|f1|map|auc|precision|recall)", re.I)
-_MINIMISE = re.compile(r"(loss|error|err$|nll|perplexity)", re.I)
-
-
-def metric_goal(key: str) -> str | None:
-    """'min' for losses/errors, 'max' for accuracies, None for schedules (lr, momentum...) with no 'best'."""
-    if _MINIMISE.search(key):
-        return "min"
-    if _MAXIMISE.search(key):
-        return "max"
-    return None
 
 
 def eval_metric_key(record: dict[str, Any]) -> str | None:
@@ -50,9 +41,7 @@ def eval_metric_key(record: dict[str, Any]) -> str | None:
     protocol, fraction = record.get("protocol"), _number(record.get("label_fraction"))
     if not isinstance(protocol, str) or not protocol.isidentifier() or _number(record.get("top1")) is None:
         return None
-    if fraction is None or fraction >= 1.0:
-        return f"{protocol}_top1"
-    return f"{protocol}_{fraction * 100:g}pct_top1".replace(".", "_")
+    return contract.eval_metric_key(protocol, fraction)
 
 
 def _number(value: Any) -> float | None:
@@ -62,9 +51,18 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _points(records: Sequence[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
-    """(key, step) -> row; a key repeated within the batch keeps its last value (upserts must be unique)."""
-    points: dict[tuple[str, int], dict[str, Any]] = {}
+@dataclass
+class _Batch:
+    """One ingest call's records as metric rows, and which way is better for the keys that keep a best."""
+
+    points: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # (key, step) -> row
+    goals: dict[str, Goal] = field(default_factory=dict)
+
+
+def _parse(records: Sequence[dict[str, Any]]) -> _Batch:
+    """Rows per (key, step); a key repeated within the batch keeps its last value (upserts must be unique)."""
+    batch = _Batch()
+    points = batch.points
     for record in records:
         if "step" not in record:
             raise ValueError(f"metrics record without 'step': {str(record)[:200]}")
@@ -80,6 +78,7 @@ def _points(records: Sequence[dict[str, Any]]) -> dict[tuple[str, int], dict[str
             protocol_key = eval_metric_key(record)
             if protocol_key is not None:
                 pairs.append((protocol_key, record["top1"]))
+                batch.goals[protocol_key] = "max"
         for key, raw in pairs:
             # The trainer writes the collapse warning as text; a 1.0 point lets charts mark its step.
             value = 1.0 if key == COLLAPSE_KEY and isinstance(raw, str) and raw else _number(raw)
@@ -92,7 +91,10 @@ def _points(records: Sequence[dict[str, Any]]) -> dict[tuple[str, int], dict[str
                 "wall_time": wall_time,
                 "value": value,
             }
-    return points
+            goal = metric_goal(key)
+            if goal is not None:
+                batch.goals.setdefault(key, goal)
+    return batch
 
 
 # PostgreSQL: one statement whose rows arrive as one JSON document. Row-per-parameter-set
@@ -226,35 +228,28 @@ def _progress(run: Run, records: Sequence[dict[str, Any]], last: dict[str, Any])
         run.params = params
 
 
-def ingest_metrics(session: Session, *, run_id: str, records: list[dict[str, Any]]) -> int:
-    """Upsert the records' points, update progress / latest / best metrics, append ONE `metric` event.
-
-    Idempotent: a (run, key, step) that already exists is overwritten (ON CONFLICT DO UPDATE on both
-    SQLite and PostgreSQL), so replaying a file or resuming past a checkpoint never duplicates a step.
-    Returns the number of points written. Commits.
-    """
-    if not records:
-        return 0
-    run = require_run(session, run_id=run_id)
-    points = _points(records)
-    ordered = sorted(records, key=lambda record: int(record["step"]))
-    if points:
-        _upsert(session, run_id, list(points.values()))
-        _refresh_blocks(session, run_id, points)
-
+def _latest(
+    run: Run, ordered: Sequence[dict[str, Any]], points: dict[tuple[str, int], dict[str, Any]]
+) -> dict[str, Any]:
+    """The newest value of every numeric field (and the step), for run lists that never read the series."""
     latest = dict(run.latest_metrics or {})
     for record in ordered:
         for key, value in record.items():
-            if key == "key" or key == "value":
+            if key in ("key", "value"):
                 continue
-            if _number(value) is not None or key in ("step",):
+            if _number(value) is not None or key == "step":
                 latest[key] = value
     for row in points.values():  # long-form records
         if row["key"] not in latest or row["step"] >= int(latest.get("step", row["step"])):
             latest[row["key"]] = row["value"]
+    return latest
+
+
+def _best(run: Run, batch: _Batch) -> dict[str, Any]:
+    """key -> {value, step, goal} for the keys the library gives a goal (lowdino.contract.metrics)."""
     best = dict(run.best_metrics or {})
-    for row in sorted(points.values(), key=lambda item: item["step"]):
-        goal = metric_goal(row["key"])
+    for row in sorted(batch.points.values(), key=lambda item: item["step"]):
+        goal = batch.goals.get(row["key"])
         if goal is None:
             continue
         current = best.get(row["key"])
@@ -265,10 +260,11 @@ def ingest_metrics(session: Session, *, run_id: str, records: list[dict[str, Any
         )
         if better:
             best[row["key"]] = {"value": row["value"], "step": row["step"], "goal": goal}
+    return best
 
-    _progress(run, ordered, ordered[-1])
-    run.latest_metrics = latest
-    run.best_metrics = best
+
+def _metric_event(run: Run, points: dict[tuple[str, int], dict[str, Any]]) -> dict[str, Any]:
+    """The SSE payload: the new points (at most MAX_EVENT_POINTS; else "truncated") and the progress."""
     shown = list(points.values())
     event: dict[str, Any] = {
         "points": [
@@ -288,9 +284,30 @@ def ingest_metrics(session: Session, *, run_id: str, records: list[dict[str, Any
     }
     if len(shown) > MAX_EVENT_POINTS:
         event["truncated"] = True
-    add_event(session, run_id=run_id, type="metric", data=event)
+    return event
+
+
+def ingest_metrics(session: Session, *, run_id: str, records: list[dict[str, Any]]) -> int:
+    """Upsert the records' points, update progress / latest / best metrics, append ONE `metric` event.
+
+    Idempotent: a (run, key, step) that already exists is overwritten (ON CONFLICT DO UPDATE on both
+    SQLite and PostgreSQL), so replaying a file or resuming past a checkpoint never duplicates a step.
+    Returns the number of points written. Commits.
+    """
+    if not records:
+        return 0
+    run = require_run(session, run_id=run_id)
+    batch = _parse(records)
+    if batch.points:
+        _upsert(session, run_id, list(batch.points.values()))
+        _refresh_blocks(session, run_id, batch.points)
+    ordered = sorted(records, key=lambda record: int(record["step"]))
+    run.latest_metrics = _latest(run, ordered, batch.points)
+    run.best_metrics = _best(run, batch)
+    _progress(run, ordered, ordered[-1])
+    add_event(session, run_id=run_id, type="metric", data=_metric_event(run, batch.points))
     session.commit()
-    return len(points)
+    return len(batch.points)
 
 
 def metric_keys(session: Session, *, run_id: str) -> list[str]:

@@ -210,3 +210,20 @@ def test_deleting_a_run_cascades(engine: Engine, run_id: str) -> None:
         assert session.scalar(select(func.count()).select_from(Metric)) == 0
         assert session.get(Run, run_id) is None
         assert crud.events_after(session, run_id=run_id) == []
+
+
+def test_only_metrics_the_library_declares_keep_a_best(engine: Engine, run_id: str) -> None:
+    from lowdino.contract.metrics import METRIC_GOALS
+
+    records = [
+        {"step": 1, "loss": 3.0, "val_accuracy_guess": 10.0, "teacher_entropy": 5.0, "knn_top1": 20.0},
+        {"step": 2, "loss": 2.0, "val_accuracy_guess": 30.0, "teacher_entropy": 4.0, "knn_top1": 10.0},
+    ]
+    with session_scope(engine) as session:
+        crud.ingest_metrics(session, run_id=run_id, records=records)
+        best = crud.require_run(session, run_id=run_id).best_metrics
+    assert best["loss"] == {"value": 2.0, "step": 2, "goal": METRIC_GOALS["loss"]}
+    assert best["knn_top1"] == {"value": 20.0, "step": 1, "goal": "max"}
+    # Not declared by the library: no guess from the name, so no "best" either.
+    assert "val_accuracy_guess" not in best
+    assert "teacher_entropy" not in best

@@ -1,0 +1,44 @@
+"""The metrics a run records, and which direction is better for each.
+
+The trainer, the methods and the evaluation write these keys to metrics.jsonl; the job service keeps a
+"best" value only for keys listed here, so a schedule (lr, momentum) or a rate (images/s) never gets
+one, and a new loss is declared here rather than guessed from its name. Evaluation results are named
+by `eval_metric_key`: one series per protocol and label fraction, always higher-is-better top-1.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Goal = Literal["min", "max"]
+
+METRIC_GOALS: dict[str, Goal] = {
+    # every method
+    "loss": "min",
+    # DINO (lowdino.methods.dino) and its DINOv2 options
+    "dino_loss": "min",
+    "koleo_loss": "min",
+    # distillation (lowdino.methods.distill)
+    "distill_loss": "min",
+    "label_loss": "min",
+    "train_top1": "max",
+    # the in-training kNN monitor (on the validation split)
+    "knn_top1": "max",
+}
+EVAL_METRIC_SUFFIX = "_top1"
+
+
+def eval_metric_key(protocol: str, label_fraction: float | None) -> str:
+    """'knn_top1' at all labels, 'linear_10pct_top1' at 10 %: each protocol and fraction its own series."""
+    if label_fraction is None or label_fraction >= 1.0:
+        return f"{protocol}{EVAL_METRIC_SUFFIX}"
+    return f"{protocol}_{label_fraction * 100:g}pct{EVAL_METRIC_SUFFIX}".replace(".", "_")
+
+
+def metric_goal(key: str) -> Goal | None:
+    """'min' or 'max' for a declared metric; None: no "best" to keep (schedules, rates, undeclared keys).
+
+    Evaluation series (`eval_metric_key`) are top-1 and always 'max'; the service knows them as such
+    from the record that produced them, not from their name.
+    """
+    return METRIC_GOALS.get(key)
