@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
@@ -11,13 +11,15 @@ from server.catalog import load_reference_rows
 from server.compare import compare_runs
 from server.deps import SessionDep, SettingsDep
 from server.errors import InvalidRequestError
-from server.schemas import Message
+from server.schemas import ComparePublic, Message
 
 router = APIRouter(tags=["compare"])
 MAX_RUNS = 20
 
 
-@router.get("/compare", responses={404: {"model": Message}, 422: {"model": Message}})
+@router.get(
+    "/compare", response_model=ComparePublic, responses={404: {"model": Message}, 422: {"model": Message}}
+)
 def compare(
     session: SessionDep,
     settings: SettingsDep,
@@ -29,10 +31,10 @@ def compare(
             description="Comma-separated run ids (1-20).",
         ),
     ],
-) -> dict[str, Any]:
+) -> ComparePublic:
     """Final and best metrics per run, config keys that differ, and figures incl. published references."""
     ids = list(dict.fromkeys(part.strip() for part in runs.split(",") if part.strip()))
     if not ids or len(ids) > MAX_RUNS:
         raise InvalidRequestError(f"runs: give 1 to {MAX_RUNS} comma-separated run ids (got {len(ids)})")
     found = [crud.require_run(session, run_id=run_id) for run_id in ids]
-    return compare_runs(session, settings, found, load_reference_rows())
+    return ComparePublic.model_validate(compare_runs(session, settings, found, load_reference_rows()))
