@@ -44,10 +44,10 @@ from lowdino.augment import EvalTransform
 from lowdino.backbones import create_backbone, get_spec
 from lowdino.config import PretrainConfig
 from lowdino.config.loading import build_config
+from lowdino.contract import rundir
 from lowdino.data import LabeledImages, load_dataset
 from lowdino.eval.features import extract_features
 from lowdino.eval.knn import weighted_knn_top1
-from lowdino.train import rundir
 from lowdino.train.builders import build_training_method
 from lowdino.train.checkpoint import load_checkpoint
 from lowdino.train.trainer import pretrain, seed_everything

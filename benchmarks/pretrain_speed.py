@@ -31,7 +31,7 @@ from cifar_data import DEFAULT_ZIP, extract_cifar10
 from lowdino.cli.main import build_parser
 from lowdino.cli.main import main as lowdino_main
 from lowdino.cli.pretrain import config_from_args
-from lowdino.train import rundir
+from lowdino.contract import rundir
 from lowdino.train.throughput import measure_model_rate
 
 TARGET_RATIO = 0.8

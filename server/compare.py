@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from lowdino.contract.rundir import RESULTS_JSON
 from server.downsample import downsample_series
 from server.models import Run
 from server.paths import owned_run_dir
@@ -48,10 +49,10 @@ def _label(run: Run) -> str:
 def read_results(settings: Settings, run: Run) -> dict[str, Any]:
     """The run's results.json (an eval run that wrote one), else {}."""
     run_dir = owned_run_dir(settings, run.output_dir)
-    if run_dir is None or not (run_dir / "results.json").is_file():
+    if run_dir is None or not (run_dir / RESULTS_JSON).is_file():
         return {}
     try:
-        data = json.loads(Path(run_dir / "results.json").read_text())
+        data = json.loads(Path(run_dir / RESULTS_JSON).read_text())
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

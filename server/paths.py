@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from lowdino.contract.rundir import CHECKPOINT_FILE
 from server.errors import ArtifactNotFoundError, InvalidRequestError, ServiceError
 from server.settings import Settings
 
@@ -118,7 +119,7 @@ def resolve_config_paths(
         if kind in ("checkpoint", "model_or_path"):
             run_dir = run_dir_of(value)
             if run_dir is not None:
-                config[field] = str(run_dir / "checkpoint.pth") if kind == "model_or_path" else str(run_dir)
+                config[field] = str(run_dir / CHECKPOINT_FILE) if kind == "model_or_path" else str(run_dir)
                 continue
             if kind == "model_or_path" and not _looks_like_path(value):
                 continue  # a registry backbone name

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from lowdino.config import CONFIG_MODELS
 from lowdino.config.loading import describe_validation_error, validation_problems
-from lowdino.train.rundir import RunDir
+from lowdino.contract.rundir import RunDir
 from server import crud
 from server.broker import send_run
 from server.errors import BrokerUnavailableError, InvalidRequestError, RunStateError

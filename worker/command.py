@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lowdino.contract.rundir import CONFIG_FILE
 from lowdino.errors import ConfigError
 from server.models import RUN_KINDS
 
@@ -40,7 +41,7 @@ def build_command(
         raise ConfigError(f"run kind {kind!r} is not one of {', '.join(RUN_KINDS)}; fix the run's kind")
     if nproc < 1:
         raise ConfigError(f"a run needs at least one process, got nproc={nproc}; ask for 1 or more GPUs")
-    args = [kind, "--config", str(run_dir / "config.yaml"), "--output-dir", str(run_dir)]
+    args = [kind, "--config", str(run_dir / CONFIG_FILE), "--output-dir", str(run_dir)]
     if resume:
         args.append("--resume")
     if nproc == 1:

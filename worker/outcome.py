@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from lowdino.train.rundir import EXIT_CANCELLED, EXIT_OK, EXIT_USER_ERROR
+from lowdino.contract.rundir import EXIT_CANCELLED, EXIT_OK, EXIT_USER_ERROR
 from server.models import RunStatus
 
 

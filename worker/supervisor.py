@@ -43,8 +43,8 @@ from sqlalchemy.orm import Session
 
 from lowdino.config import CONFIG_MODELS
 from lowdino.config.loading import build_config, dump_config
+from lowdino.contract.rundir import CONFIG_FILE, STDOUT_FILE, RunDir, atomic_write_text
 from lowdino.errors import LowDinoError
-from lowdino.train.rundir import RunDir, atomic_write_text
 from server import crud
 from server.db import make_session_factory
 from server.models import Run
@@ -55,7 +55,6 @@ from worker.tail import LogTail, MetricsTail
 
 log = logging.getLogger(__name__)
 
-STDOUT_FILE = "stdout.log"
 # Database errors that mean "try again later", not "the supervisor is broken".
 TRANSIENT_DB_ERRORS = (OperationalError, DBAPIError)
 # One ingest call carries at most this many records; a replay of a long file is spread over polls.
@@ -107,7 +106,7 @@ def write_run_config(kind: str, config: Mapping[str, Any], run_dir: Path, *, res
     overrides: dict[str, Any] = {**config, "output_dir": str(run_dir)}
     if "resume" in model.model_fields:
         overrides["resume"] = resume
-    atomic_write_text(run_dir / "config.yaml", dump_config(build_config(model, overrides=overrides)))
+    atomic_write_text(run_dir / CONFIG_FILE, dump_config(build_config(model, overrides=overrides)))
 
 
 def prepare_run_dir(run_dir: Path, *, resume_requested: bool) -> bool:

@@ -17,7 +17,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from lowdino.train.rundir import read_metrics
+from lowdino.contract.rundir import read_metrics
 
 # A runaway child can print megabytes per second; these caps keep one poll's work and one event small.
 MAX_LINE_CHARS = 2000

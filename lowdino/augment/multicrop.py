@@ -16,9 +16,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lowdino.augment.crops import CropSpec, multicrop_specs, resized_crops, sample_crop_boxes
 from lowdino.augment.jitter import ColorJitter
 from lowdino.augment.ops import random_gaussian_blur, random_grayscale, random_hflip, random_solarize
+from lowdino.data.crops import CropSpec, multicrop_specs, resized_crops, sample_crop_boxes
 from lowdino.data.types import CropBatch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -5,14 +5,13 @@ Importing this package registers every family (one module each).
 
 # Registration order is catalog order: small families first, the reference last.
 from lowdino.backbones import mobilevit, mobilenetv2, resnet, dinov2  # noqa: F401, I001
+from lowdino.backbones.factory import create_backbone, feature_dim
 from lowdino.backbones.registry import (
     BackboneInfo,
     BackboneSpec,
     backbone_names,
     check_input_size,
     count_parameters,
-    create_backbone,
-    feature_dim,
     get_spec,
     list_backbones,
     register_backbone,

@@ -12,7 +12,7 @@ import sys
 
 from lowdino.cli.args import add_model_arguments, config_from_namespace
 from lowdino.config import DistillConfig
-from lowdino.train.rundir import EXIT_CANCELLED, EXIT_OK
+from lowdino.contract.rundir import EXIT_CANCELLED, EXIT_OK
 
 EXAMPLES = """examples:
   lowdino distill --teacher dinov2_vits14 --student mobilevit_s --dataset cifar10 --teacher-image-size 224

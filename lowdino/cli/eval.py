@@ -13,7 +13,7 @@ import sys
 
 from lowdino.cli.args import add_model_arguments, config_from_namespace
 from lowdino.config import EvalConfig
-from lowdino.train.rundir import EXIT_CANCELLED, EXIT_OK
+from lowdino.contract.rundir import EXIT_CANCELLED, EXIT_OK
 
 EXAMPLES = """examples:
   lowdino eval --checkpoint runs/pretrain-mobilevit_xxs-20250101-120000 --data-path data/cifar10

@@ -14,7 +14,7 @@ import sys
 
 from lowdino.cli.args import add_model_arguments, config_from_namespace
 from lowdino.config import PretrainConfig
-from lowdino.train.rundir import EXIT_CANCELLED, EXIT_OK
+from lowdino.contract.rundir import EXIT_CANCELLED, EXIT_OK
 
 EXAMPLES = """examples:
   lowdino pretrain --config configs/quickstart.yaml

@@ -5,7 +5,7 @@ source pixels per output pixel still has at least one, and cut all crops from th
 For 2 x 224 + 10 x 96 px crops, an ImageNet-sized 500 x 375 photo decodes at full scale (a global
 crop of 40 % of it is only about 240 px high); a 12-megapixel 4 000 x 3 000 photo decodes at 1/8,
 64 times fewer pixels. The boxes come from the same
-sampler as the in-memory path (`lowdino.augment.crops.sample_crop_boxes`), so both paths draw
+sampler as the in-memory path (`lowdino.data.crops.sample_crop_boxes`), so both paths draw
 crops from one distribution.
 """
 
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from lowdino.augment.crops import CropSpec, multicrop_specs, sample_crop_boxes
+from lowdino.data.crops import CropSpec, multicrop_specs, sample_crop_boxes
 
 __all__ = ["CropSpec", "decode_crops", "multicrop_specs"]
 

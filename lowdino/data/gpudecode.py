@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 
-from lowdino.augment.crops import CropSpec, resized_crops
 from lowdino.data.cropdecode import draw_boxes, open_image
+from lowdino.data.crops import CropSpec, resized_crops
 from lowdino.errors import DeviceError
 
 # (bytes, one (count, 4) box tensor per spec)

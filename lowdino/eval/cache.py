@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from lowdino.train.rundir import atomic_write_bytes
+from lowdino.contract.rundir import atomic_write_bytes
 
 CACHE_FORMAT = 1
 _HASH_CHUNK = 1 << 24

@@ -19,9 +19,9 @@ from torch import nn
 from lowdino.backbones import count_parameters, create_backbone, feature_dim, get_spec
 from lowdino.backbones.weights import load_backbone_state
 from lowdino.config import EvalConfig
+from lowdino.contract.rundir import CHECKPOINT_FILE
 from lowdino.errors import CheckpointError
 from lowdino.eval.cache import state_dict_hash
-from lowdino.train.rundir import CHECKPOINT_FILE
 
 
 @dataclass

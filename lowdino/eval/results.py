@@ -15,12 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lowdino.contract.rundir import RESULTS_CSV, RESULTS_JSON, atomic_write_text
 from lowdino.eval.references import ReferenceResult
-from lowdino.train.rundir import atomic_write_text
 
 PROTOCOL_LABELS = {"knn": "kNN", "knn_seed": "1-NN", "linear": "linear", "finetune": "finetune"}
-RESULTS_JSON = "results.json"
-RESULTS_CSV = "results.csv"
 
 
 @dataclass

@@ -5,7 +5,7 @@ Steps: load the backbone (checkpoint or registry) -> decode both dataset splits 
 label fraction and seed, a linear probe on frozen features and/or fine-tuning of a copy of the
 backbone on the same stratified subset -> results.json / results.csv / summary.json in output_dir.
 
-The run directory follows the contract of `lowdino.train.rundir`: config.yaml first, one
+The run directory follows the contract of `lowdino.contract.rundir`: config.yaml first, one
 metrics.jsonl record per finished unit of work (``step`` / ``total_steps``), summary.json last, and
 a STOP file cancels between units (`EvalCancelled`, exit status 75).
 """
@@ -30,6 +30,8 @@ from lowdino.augment import EvalTransform
 from lowdino.backbones import check_input_size, get_spec
 from lowdino.config import EvalConfig
 from lowdino.config.loading import dump_config
+from lowdino.contract.metrics_log import MetricsWriter
+from lowdino.contract.rundir import RunDir, atomic_write_text
 from lowdino.data.loading import load_dataset
 from lowdino.data.types import LabeledImages
 from lowdino.errors import DataError
@@ -42,8 +44,6 @@ from lowdino.eval.model import load_eval_model
 from lowdino.eval.references import load_references
 from lowdino.eval.results import EvalResults, ProtocolResult, write_results
 from lowdino.eval.subsets import stratified_cap, stratified_subset
-from lowdino.train.metrics import MetricsWriter
-from lowdino.train.rundir import RunDir, atomic_write_text
 
 
 class EvalCancelled(Exception):  # noqa: N818 (a requested stop is not an error)

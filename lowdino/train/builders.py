@@ -14,10 +14,11 @@ import torch
 from torch import nn
 
 from lowdino.augment import EvalTransform, MultiCropAugmentation, ViewAugmentation, to_unit_float
-from lowdino.augment.crops import CropSpec
 from lowdino.backbones import check_input_size, create_backbone, get_spec
 from lowdino.config import DistillConfig
+from lowdino.contract.rundir import RunDir
 from lowdino.data import LabeledImages
+from lowdino.data.crops import CropSpec
 from lowdino.data.folderstream import FolderSource
 from lowdino.data.loader import LoaderOptions, StreamingBatches, StreamSource
 from lowdino.data.sources import choose_loading, describe, open_training_data
@@ -28,7 +29,6 @@ from lowdino.methods.distill import Distillation
 from lowdino.train.distributed import DistContext
 from lowdino.train.kinds import TrainConfig, eval_image_size, input_sizes, model_name, run_kind
 from lowdino.train.knn_monitor import KnnMonitor
-from lowdino.train.rundir import RunDir
 from lowdino.train.validation import split_validation, validation_indices
 
 

@@ -26,8 +26,8 @@ from typing import Any, cast
 import numpy as np
 import torch
 
+from lowdino.contract.rundir import atomic_write_bytes
 from lowdino.errors import CheckpointError
-from lowdino.train.rundir import atomic_write_bytes
 
 CHECKPOINT_FORMAT = 1
 

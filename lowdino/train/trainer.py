@@ -32,13 +32,15 @@ from torch import nn
 from lowdino.backbones import count_parameters
 from lowdino.config import PretrainConfig
 from lowdino.config.loading import dump_config
+from lowdino.contract.callbacks import TrainerCallback
+from lowdino.contract.metrics_log import MetricsWriter, truncate_metrics
+from lowdino.contract.rundir import RunDir, atomic_write_text
 from lowdino.data import LabeledImages, iterate_batches, steps_per_epoch
 from lowdino.data.loader import StreamingBatches
 from lowdino.data.types import CropBatch
 from lowdino.errors import LowDinoError
 from lowdino.methods import Method
 from lowdino.train import builders
-from lowdino.train.callbacks import TrainerCallback
 from lowdino.train.checkpoint import (
     capture_rng_state,
     check_compatible,
@@ -73,7 +75,6 @@ from lowdino.train.kinds import (
     uses_ema_target,
 )
 from lowdino.train.knn_monitor import KnnMonitor
-from lowdino.train.metrics import MetricsWriter, truncate_metrics
 from lowdino.train.optim import (
     Schedules,
     apply_schedules,
@@ -82,7 +83,6 @@ from lowdino.train.optim import (
     clip_gradients_per_tensor,
 )
 from lowdino.train.progress import ProgressBar, close_logging, setup_logging
-from lowdino.train.rundir import RunDir, atomic_write_text
 from lowdino.train.syncbn import sync_batchnorm_children
 
 # Steps left out of the steady-state images/s (start-up: allocator, kernel selection, caches).

@@ -1,6 +1,6 @@
 """Metric points: idempotent batched ingestion, keys, raw iteration (CSV) and downsampled series.
 
-Records come in the shape of a metrics.jsonl line (lowdino.train.rundir)::
+Records come in the shape of a metrics.jsonl line (lowdino.contract.rundir)::
 
     {"step": 120, "epoch": 1.2, "time": 33.1, "total_steps": 500, "loss": 4.21, "lr": 0.0004, ...}
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from _train_utils import StopAtStep, tiny_config
 
+from lowdino.contract import rundir
+from lowdino.contract.metrics_log import iter_records
 from lowdino.errors import CheckpointError
-from lowdino.train import rundir
 from lowdino.train.checkpoint import load_checkpoint
-from lowdino.train.metrics import iter_records
 from lowdino.train.trainer import pretrain
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

@@ -16,7 +16,7 @@ from _train_utils import TINY
 from lowdino.cli.main import build_parser, main
 from lowdino.cli.pretrain import config_from_args
 from lowdino.config import PretrainConfig
-from lowdino.train import rundir
+from lowdino.contract import rundir
 from lowdino.train.builders import check_crop_sizes, default_output_dir
 
 ORIGINAL_TRAINER_FLAGS = [

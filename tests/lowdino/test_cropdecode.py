@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from lowdino.augment.crops import CropSpec, multicrop_specs
 from lowdino.data.cropdecode import decode_crops, decode_reduced, draw_boxes, reduction_for
+from lowdino.data.crops import CropSpec, multicrop_specs
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

@@ -11,8 +11,8 @@ import torch
 from lowdino.backbones import create_backbone
 from lowdino.cli.main import main
 from lowdino.config import DistillConfig
+from lowdino.contract.rundir import RunDir
 from lowdino.eval.model import load_checkpoint_model
-from lowdino.train.rundir import RunDir
 from lowdino.train.trainer import train
 
 

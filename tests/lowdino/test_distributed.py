@@ -11,9 +11,9 @@ import pytest
 import yaml
 from _train_utils import TINY
 
-from lowdino.train import rundir
+from lowdino.contract import rundir
+from lowdino.contract.metrics_log import iter_records
 from lowdino.train.checkpoint import load_checkpoint
-from lowdino.train.metrics import iter_records
 
 
 @pytest.mark.parametrize("method", ["dino", "byol"])  # BYOL's predictor lies outside the DDP module

@@ -16,10 +16,10 @@ from lowdino.backbones import backbone_names, create_backbone, get_spec
 from lowdino.cli.main import main
 from lowdino.config import EvalConfig
 from lowdino.config.loading import build_config
+from lowdino.contract.rundir import EXIT_CANCELLED, RunDir
 from lowdino.errors import CheckpointError, ConfigError, DataError, WeightsNotFoundError
 from lowdino.eval.runner import EvalCancelled, default_output_dir, evaluate, resolve_image_size
 from lowdino.train.checkpoint import save_checkpoint
-from lowdino.train.rundir import EXIT_CANCELLED, RunDir
 
 TINY = ["--dataset", "synthetic", "--synthetic-size", "60", "--device", "cpu", "--batch-size", "32"]
 

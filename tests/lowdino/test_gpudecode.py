@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from lowdino.augment.crops import CropSpec
 from lowdino.data.cropdecode import decode_crops
+from lowdino.data.crops import CropSpec
 from lowdino.data.gpudecode import check_decode_device, crops_on_device, decode_batch, encode_with_boxes
 from lowdino.data.loader import StreamingBatches
 from lowdino.errors import DeviceError

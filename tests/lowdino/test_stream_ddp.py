@@ -22,7 +22,7 @@ import json, sys
 import torch
 sys.path.insert(0, sys.argv[3])
 from _stream_utils import all_ids
-from lowdino.augment.crops import CropSpec
+from lowdino.data.crops import CropSpec
 from lowdino.data.loader import LoaderOptions, StreamingBatches
 from lowdino.data.sources import open_stream
 from lowdino.train.distributed import all_gather_objects, context_from_env, destroy_process_group, init_process_group

@@ -20,7 +20,7 @@ ALLOWED_GROWTH_MB = 25
 
 SCRIPT = """
 import json, resource, sys
-from lowdino.augment.crops import CropSpec
+from lowdino.data.crops import CropSpec
 from lowdino.data.folderstream import open_folder_source
 from lowdino.data.loader import LoaderOptions, StreamingBatches
 

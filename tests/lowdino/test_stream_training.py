@@ -9,9 +9,9 @@ import pytest
 from _stream_utils import write_coded_folder
 from _train_utils import StopAtStep, tiny_config
 
+from lowdino.contract import rundir
+from lowdino.contract.metrics_log import iter_records
 from lowdino.data.shardwriter import shard_folder
-from lowdino.train import rundir
-from lowdino.train.metrics import iter_records
 from lowdino.train.trainer import pretrain
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

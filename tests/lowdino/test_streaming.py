@@ -11,8 +11,8 @@ import pytest
 import torch
 from _stream_utils import all_ids, image_ids, write_coded_folder
 
-from lowdino.augment.crops import CropSpec
 from lowdino.cli.main import main as lowdino_main
+from lowdino.data.crops import CropSpec
 from lowdino.data.folderstream import open_folder_source
 from lowdino.data.loader import LoaderOptions, StreamingBatches
 from lowdino.data.shards import open_shard_source, read_index

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from lowdino.config import PretrainConfig
+from lowdino.contract.metrics_log import MetricsWriter, iter_records, truncate_metrics
 from lowdino.errors import CheckpointError, ConfigError, DeviceError
 from lowdino.train.builders import build_training_method
 from lowdino.train.checkpoint import (
@@ -25,7 +26,6 @@ from lowdino.train.checkpoint import (
 from lowdino.train.collapse import CollapseDetector
 from lowdino.train.devices import resolve_device, resolve_precision
 from lowdino.train.distributed import DistContext, context_from_env
-from lowdino.train.metrics import MetricsWriter, iter_records, truncate_metrics
 from lowdino.train.optim import build_schedules, clip_gradients_per_tensor
 from lowdino.train.progress import ProgressBar
 from lowdino.train.trainer import build_collapse_detector

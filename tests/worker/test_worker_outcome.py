@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from lowdino.train.rundir import EXIT_CANCELLED, EXIT_OK, EXIT_USER_ERROR
+from lowdino.contract.rundir import EXIT_CANCELLED, EXIT_OK, EXIT_USER_ERROR
 from worker.outcome import RunStatus, StopReason, decide_outcome
 
 TRACEBACK = [

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from workerlib import make_run, options_for, wait_for
 
-from lowdino.train.rundir import RunDir
+from lowdino.contract.rundir import RunDir
 from server import crud
 from server.db import session_scope
 from server.models import Event, Metric, Run

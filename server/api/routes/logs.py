@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from lowdino.contract.rundir import LOG_FILE, STDOUT_FILE
 from server import crud
 from server.deps import SessionDep, SettingsDep
 from server.paths import owned_run_dir
@@ -15,7 +16,7 @@ from server.schemas import LogsPublic, Message
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["logs"])
 # Files a run directory may hold its output in, most complete first (the worker's capture of the child).
-LOG_FILES = ("stdout.log", "train.log")
+LOG_FILES = (STDOUT_FILE, LOG_FILE)
 
 
 def _tail_file(path: Path, lines: int) -> list[str]:

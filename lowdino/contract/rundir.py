@@ -30,6 +30,9 @@ METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pth"
 SUMMARY_FILE = "summary.json"
 LOG_FILE = "train.log"
+STDOUT_FILE = "stdout.log"  # the child's stdout and stderr, written by whoever launched it (the worker)
+RESULTS_JSON = "results.json"  # an evaluation's results (lowdino.eval.results)
+RESULTS_CSV = "results.csv"
 STOP_FILE = "STOP"
 
 # Process exit codes the worker maps to run states.

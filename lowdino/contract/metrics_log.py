@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lowdino.train.callbacks import TrainerCallback
-from lowdino.train.rundir import atomic_write_text
+from lowdino.contract.callbacks import TrainerCallback
+from lowdino.contract.rundir import atomic_write_text
 
 # Bookkeeping fields that are not curves worth a TensorBoard plot.
 _NOT_SCALARS = frozenset({"step", "epoch", "time", "total_steps"})
