@@ -157,6 +157,12 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
     parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="diagnosis: train exactly this many steps (no probe, no time limit) instead of fitting the budget",
+    )
+    parser.add_argument(
         "--evaluate-only",
         type=Path,
         default=None,
@@ -199,14 +205,19 @@ def main() -> None:
         summary = json.loads((out / rundir.SUMMARY_FILE).read_text())
     else:
         work = Path(tempfile.mkdtemp(prefix="lowdino-cifar10-"))
-        probe = pretrain(
-            base.model_copy(update={"max_steps": PROBE_STEPS, "output_dir": str(work / "probe")})
-        )
-        budget = args.minutes * 60
-        steps = max(1, int(budget * PLANNED_RATE_FRACTION * probe["images_per_sec"] / base.batch_size))
+        callbacks = []
+        if args.steps:
+            steps = args.steps
+        else:
+            probe = pretrain(
+                base.model_copy(update={"max_steps": PROBE_STEPS, "output_dir": str(work / "probe")})
+            )
+            budget = args.minutes * 60
+            steps = max(1, int(budget * PLANNED_RATE_FRACTION * probe["images_per_sec"] / base.batch_size))
+            callbacks.append(TimeBudget(budget))
         out = args.output_dir or work / "run"
         config = base.model_copy(update={"max_steps": steps, "output_dir": str(out)})
-        summary = pretrain(config, callbacks=[TimeBudget(budget)])
+        summary = pretrain(config, callbacks=callbacks)
 
     trained = create_backbone(base.backbone)
     trained.load_state_dict(load_checkpoint(out / rundir.CHECKPOINT_FILE)["backbone"])
@@ -225,7 +236,7 @@ def main() -> None:
                 "seed": base.seed,
                 "backbone": base.backbone,
                 "method": base.method,
-                "minutes_budget": None if args.evaluate_only else args.minutes,
+                "minutes_budget": None if args.evaluate_only or args.steps else args.minutes,
                 "evaluated_only": str(args.evaluate_only) if args.evaluate_only else None,
                 "train_minutes": round(summary["wall_time_sec"] / 60, 2),
                 "steps": summary["steps"],
