@@ -11,8 +11,6 @@ from lowdino.methods.base import Method
 from lowdino.methods.byol import BYOL
 from lowdino.methods.dino.method import DINO
 
-METHODS = ("dino", "byol")
-
 
 def build_method(config: PretrainConfig, backbone_factory: Callable[[], nn.Module]) -> Method:
     """The method named by `config.method`, around a fresh backbone from `backbone_factory()`."""
@@ -41,4 +39,4 @@ def build_method(config: PretrainConfig, backbone_factory: Callable[[], nn.Modul
     raise ValueError(f"unknown method {config.method!r}")  # unreachable: the config validates it
 
 
-__all__ = ["BYOL", "DINO", "METHODS", "Method", "build_method"]
+__all__ = ["BYOL", "DINO", "Method", "build_method"]

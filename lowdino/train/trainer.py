@@ -614,7 +614,6 @@ def _summary(p: Prepared, progress: Progress, status: str) -> dict[str, Any]:
         "knn_split": "val" if p.knn is not None else None,
         "labels_used": labels_used(p.config),
         "images_per_sec": progress.timed_images / progress.timed_seconds if timed else None,
-        "model_images_per_sec": None,
         "params": count_parameters(backbone),
         "trainable_params": sum(param.numel() for param in _trained_parameters(p.optimizer)),
         "wall_time_sec": progress.wall_time,
