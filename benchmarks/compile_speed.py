@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lowdino.cli.main import build_parser
 from lowdino.cli.pretrain import config_from_args
-from lowdino.train.devices import resolve_precision
+from lowdino.devices import resolve_precision
 from lowdino.train.distributed import DistContext
 from lowdino.train.throughput import model_images_per_sec
 from lowdino.train.trainer import _compile_backbones, prepare

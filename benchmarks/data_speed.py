@@ -59,7 +59,7 @@ from lowdino.data.folderstream import open_folder_source  # noqa: E402
 from lowdino.data.loader import LoaderOptions, StreamingBatches  # noqa: E402
 from lowdino.data.shards import open_shard_source  # noqa: E402
 from lowdino.data.shardwriter import shard_folder  # noqa: E402
-from lowdino.train.devices import resolve_precision  # noqa: E402
+from lowdino.devices import resolve_precision  # noqa: E402
 from lowdino.train.distributed import DistContext  # noqa: E402
 from lowdino.train.throughput import model_images_per_sec  # noqa: E402
 from lowdino.train.trainer import WARMUP_STEPS, prepare, pretrain  # noqa: E402

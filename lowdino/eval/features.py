@@ -8,37 +8,16 @@ on the CPU, in the input order.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from lowdino.errors import DataError, DeviceError
+from lowdino.devices import resolve_device, resolve_precision
+from lowdino.errors import DataError
 
 Transform = Callable[[Tensor], Tensor]
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """'auto' -> CUDA when present, else CPU; asking for CUDA without a GPU is a DeviceError."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("CUDA was requested but torch sees no GPU; use --device cpu or auto")
-    return resolved
-
-
-def autocast_for(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager[object]:
-    """Autocast of a forward pass for the config's ``precision`` (auto/fp32/bf16/fp16).
-
-    auto: bf16 on CUDA (features keep their ranking at half the memory traffic), fp32 on the CPU.
-    """
-    if precision == "fp32" or (device.type != "cuda" and precision != "bf16"):
-        return contextlib.nullcontext()
-    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def _pooled(output: Tensor | tuple[Tensor, ...] | list[Tensor]) -> Tensor:
@@ -67,7 +46,8 @@ def extract_features(
 ) -> Tensor:
     """Features (N, D) float32 on the CPU of every image, in eval mode without gradients.
 
-    The forward pass runs under `autocast_for(device, precision)` (auto: bf16 on CUDA, fp32 on
+    The forward pass runs under the run's precision (lowdino.devices.resolve_precision: auto is bf16 on
+    CUDA where supported, fp16 on older GPUs, fp32 on
     the CPU); features are cast back to float32. The
     backbone's train/eval mode is restored afterwards so that a trainer's kNN monitor can call this
     mid-training.
@@ -79,13 +59,14 @@ def extract_features(
         )
     if batch_size < 1:
         raise DataError(f"batch_size must be >= 1, got {batch_size}")
-    target = resolve_device(device)
+    target = device if isinstance(device, torch.device) else resolve_device(device)
+    amp = resolve_precision(precision, target)
     was_training = backbone.training
     backbone.eval()
     chunks: list[Tensor] = []
     starts = range(0, images_uint8.shape[0], batch_size)
     try:
-        with torch.inference_mode(), autocast_for(target, precision):
+        with torch.inference_mode(), amp.autocast(target):
             bar = tqdm(
                 starts,
                 desc="features",

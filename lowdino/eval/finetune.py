@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from lowdino.devices import resolve_precision
 from lowdino.errors import DataError
-from lowdino.eval.features import autocast_for
 from lowdino.eval.knn import top1_percent
 
 Transform = Callable[[Tensor], Tensor]
@@ -103,8 +103,9 @@ def finetune_top1(
     total = epochs * steps_per_epoch
     warmup = min(steps_per_epoch, max(1, total // 10))
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, total, warmup))
-    # fp16 gradients would need loss scaling; bf16 has fp32's range and needs none.
-    amp = "bf16" if precision == "fp16" else precision
+    amp = resolve_precision(precision, device)
+    # fp16 gradients underflow without loss scaling (resolve_precision says when it is needed).
+    scaler = torch.amp.GradScaler(device.type, enabled=amp.use_scaler)
     labels = train_labels.long()
     model.train()
     bar = tqdm(total=total, desc="fine-tune", unit="step", disable=not progress or None, leave=False)
@@ -115,17 +116,18 @@ def finetune_top1(
         for start in stops:
             index = order[start : start + batch]
             images = random_crop_flip(train_images[index].to(device), generator)
-            with autocast_for(device, amp):
+            with amp.autocast(device):
                 loss = F.cross_entropy(model(transform(images)).float(), labels[index].to(device))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             schedule.step()
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     bar.close()
     return top1_percent(
-        classify(model, test_images, transform, batch_size=batch_size, device=device, precision=amp),
+        classify(model, test_images, transform, batch_size=batch_size, device=device, precision=precision),
         test_labels,
     )
 
@@ -143,7 +145,7 @@ def classify(
     """Predicted classes (N,) int64 on the CPU, in eval mode."""
     model.eval()
     predictions = []
-    with autocast_for(device, precision):
+    with resolve_precision(precision, device).autocast(device):
         for start in range(0, images.shape[0], batch_size):
             logits = model(transform(images[start : start + batch_size].to(device)))
             predictions.append(logits.argmax(dim=1).cpu())

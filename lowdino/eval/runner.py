@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from lowdino.augment import EvalTransform
@@ -34,9 +34,10 @@ from lowdino.contract.metrics_log import MetricsWriter
 from lowdino.contract.rundir import RunDir, atomic_write_text
 from lowdino.data.loading import load_dataset
 from lowdino.data.types import LabeledImages
+from lowdino.devices import resolve_device, resolve_device_ids, resolve_precision
 from lowdino.errors import DataError
 from lowdino.eval.cache import FeatureCache, FeatureKey, indices_hash
-from lowdino.eval.features import extract_features, resolve_device
+from lowdino.eval.features import extract_features
 from lowdino.eval.finetune import finetune_top1
 from lowdino.eval.knn import nearest_neighbour_top1, weighted_knn_top1
 from lowdino.eval.linear import linear_probe_top1
@@ -172,6 +173,8 @@ class _Run:
         self.progress = progress
         self.started = time.perf_counter()
         self.device = resolve_device(config.device)
+        resolve_precision(config.precision, self.device)  # e.g. fp16 on a CPU: refused before any work
+        self.device_ids = resolve_device_ids(config.device_ids, self.device)
         if config.backbone is not None and config.image_size is not None:
             check_input_size(config.backbone, config.image_size)  # before paying for weights and data
         self.model = load_eval_model(config)
@@ -221,8 +224,13 @@ class _Run:
             )
 
             def compute(pool: LabeledImages = pool) -> tuple[Tensor, Tensor]:
+                # Several GPUs (--device-ids) share the extraction through DataParallel, as in training.
+                backbone = self.model.backbone
+                extractor = (
+                    nn.DataParallel(backbone, device_ids=self.device_ids) if self.device_ids else backbone
+                )
                 features = extract_features(
-                    self.model.backbone,
+                    extractor,
                     pool.images,
                     self.transform,
                     batch_size=self.config.batch_size,

@@ -18,7 +18,7 @@ from torch import nn
 from lowdino.config import PretrainConfig
 from lowdino.data import LabeledImages
 from lowdino.data.types import CropBatch
-from lowdino.train.devices import resolve_device, resolve_precision
+from lowdino.devices import resolve_device, resolve_precision
 from lowdino.train.distributed import DistContext
 from lowdino.train.trainer import Prepared, prepare, train_step
 
@@ -66,6 +66,6 @@ def model_images_per_sec(
 def measure_model_rate(config: PretrainConfig, *, steps: int = 20, warmup: int = 5) -> float:
     """`model_images_per_sec` for `config` in this (single) process; writes nothing."""
     ctx = DistContext()
-    device = resolve_device(config.device, ctx)
+    device = resolve_device(config.device, local_rank=ctx.local_rank if ctx.distributed else None)
     prepared = prepare(config, ctx, device, resolve_precision(config.precision, device))
     return model_images_per_sec(prepared, steps=steps, warmup=warmup)

@@ -38,6 +38,13 @@ from lowdino.contract.rundir import RunDir, atomic_write_text
 from lowdino.data import LabeledImages, iterate_batches, steps_per_epoch
 from lowdino.data.loader import StreamingBatches
 from lowdino.data.types import CropBatch
+from lowdino.devices import (
+    Precision,
+    out_of_memory_error,
+    resolve_device,
+    resolve_device_ids,
+    resolve_precision,
+)
 from lowdino.errors import LowDinoError
 from lowdino.methods import Method
 from lowdino.train import builders
@@ -49,13 +56,6 @@ from lowdino.train.checkpoint import (
     save_checkpoint,
 )
 from lowdino.train.collapse import CollapseDetector
-from lowdino.train.devices import (
-    Precision,
-    out_of_memory_error,
-    resolve_device,
-    resolve_device_ids,
-    resolve_precision,
-)
 from lowdino.train.distributed import (
     DistContext,
     all_gather_objects,
@@ -163,7 +163,7 @@ def train(config: TrainConfig, *, callbacks: Sequence[TrainerCallback] = ()) -> 
     the backbone, CUDA without a GPU, an incompatible checkpoint.
     """
     ctx = context_from_env()
-    device = resolve_device(config.device, ctx)
+    device = resolve_device(config.device, local_rank=ctx.local_rank if ctx.distributed else None)
     precision = resolve_precision(config.precision, device)
     init_process_group(ctx, device)
     try:
@@ -188,7 +188,11 @@ def prepare(config: TrainConfig, ctx: DistContext, device: torch.device, precisi
     builders.check_run_dir(run_dir, resume=config.resume)
     builders.check_crop_sizes(config)
     per_rank_batch = builders.check_per_rank_batch(config, ctx)
-    device_ids = resolve_device_ids(config.device_ids, device, ctx) if config.device_ids else None
+    device_ids = (
+        resolve_device_ids(config.device_ids, device, distributed=ctx.distributed)
+        if config.device_ids
+        else None
+    )
     checkpoint = None
     if config.resume:
         checkpoint = load_checkpoint(run_dir.checkpoint)

@@ -8,8 +8,9 @@ from torch import nn
 
 from lowdino.augment import EvalTransform
 from lowdino.backbones import create_backbone
-from lowdino.errors import DataError, DeviceError
-from lowdino.eval.features import extract_features, resolve_device
+from lowdino.devices import resolve_device, resolve_precision
+from lowdino.errors import ConfigError, DataError, DeviceError
+from lowdino.eval.features import extract_features
 
 
 class Recorder(nn.Module):
@@ -88,3 +89,17 @@ def test_cuda_without_gpu_is_a_device_error():
     with pytest.raises(DeviceError, match="--device cpu or auto"):
         resolve_device("cuda")
     assert resolve_device("auto").type == "cpu"
+
+
+def test_evaluation_resolves_precision_as_training_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two resolvers used to disagree: fp16 on a CPU was an error in training but silently fp32 in
+    # evaluation. One rule now: it is refused in both, before any work.
+    scale = EvalTransform(8, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    with pytest.raises(ConfigError, match="fp16 needs a GPU"):
+        extract_features(
+            Recorder(), torch.zeros(2, 3, 8, 8, dtype=torch.uint8), scale, batch_size=2, precision="fp16"
+        )
+    # ... and "auto" on a GPU without bf16 is fp16 with loss scaling everywhere (evaluation said bf16).
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    auto = resolve_precision("auto", torch.device("cuda"))
+    assert (auto.name, auto.dtype, auto.use_scaler) == ("fp16", torch.float16, True)

@@ -14,6 +14,7 @@ import torch
 
 from lowdino.config import PretrainConfig
 from lowdino.contract.metrics_log import MetricsWriter, iter_records, truncate_metrics
+from lowdino.devices import resolve_device, resolve_precision
 from lowdino.errors import CheckpointError, ConfigError, DeviceError
 from lowdino.train.builders import build_training_method
 from lowdino.train.checkpoint import (
@@ -24,8 +25,7 @@ from lowdino.train.checkpoint import (
     save_checkpoint,
 )
 from lowdino.train.collapse import CollapseDetector
-from lowdino.train.devices import resolve_device, resolve_precision
-from lowdino.train.distributed import DistContext, context_from_env
+from lowdino.train.distributed import context_from_env
 from lowdino.train.optim import build_schedules, clip_gradients_per_tensor
 from lowdino.train.progress import ProgressBar
 from lowdino.train.trainer import build_collapse_detector
@@ -196,18 +196,17 @@ def test_checkpoint_errors(tmp_path) -> None:
 
 
 def test_device_and_precision_resolution(monkeypatch) -> None:
-    ctx = DistContext()
-    assert resolve_device("cpu", ctx) == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_precision("auto", torch.device("cpu")).dtype is None
     assert resolve_precision("bf16", torch.device("cpu")).dtype == torch.bfloat16
     with pytest.raises(ConfigError, match="fp16 needs a GPU"):
         resolve_precision("fp16", torch.device("cpu"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert resolve_device("auto", ctx) == torch.device("cpu")
+    assert resolve_device("auto") == torch.device("cpu")
     with pytest.raises(
         DeviceError, match="CUDA was requested but torch sees no GPU; use --device cpu or auto"
     ):
-        resolve_device("cuda", ctx)
+        resolve_device("cuda")
 
 
 def test_context_from_torchrun_env() -> None:

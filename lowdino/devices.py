@@ -1,4 +1,7 @@
-"""Device and numeric precision of a run, resolved from the config before anything is written.
+"""Device and numeric precision of a run, resolved from its config before anything is written.
+
+One resolver for training and evaluation alike, so the same `precision` and `device_ids` mean the
+same thing in `lowdino pretrain`, `lowdino distill` and `lowdino eval`.
 
 Precision:
     auto  -> bf16 autocast on GPUs that support it, fp16 autocast + GradScaler on older GPUs, fp32 on CPU
@@ -17,29 +20,31 @@ from dataclasses import dataclass
 import torch
 
 from lowdino.errors import ConfigError, DeviceError
-from lowdino.train.distributed import DistContext
 
 NO_GPU_MESSAGE = "CUDA was requested but torch sees no GPU; use --device cpu or auto"
 
 
-def resolve_device(name: str, ctx: DistContext) -> torch.device:
-    """`auto`/`cpu`/`cuda` -> a torch.device; under torchrun each process takes GPU `local_rank`."""
+def resolve_device(name: str, *, local_rank: int | None = None) -> torch.device:
+    """`auto`/`cpu`/`cuda` -> a torch.device; under torchrun (`local_rank` given) each process takes GPU
+    `local_rank`."""
     cuda = torch.cuda.is_available()
     if name == "cuda" and not cuda:
         raise DeviceError(NO_GPU_MESSAGE)
     if name == "cpu" or not cuda:
         return torch.device("cpu")
-    if ctx.distributed:
-        if ctx.local_rank >= torch.cuda.device_count():
+    if local_rank is not None:
+        if local_rank >= torch.cuda.device_count():
             raise DeviceError(
-                f"local rank {ctx.local_rank} has no GPU (torch sees {torch.cuda.device_count()}); "
+                f"local rank {local_rank} has no GPU (torch sees {torch.cuda.device_count()}); "
                 "lower torchrun's --nproc_per_node to the number of GPUs"
             )
-        return torch.device("cuda", ctx.local_rank)
+        return torch.device("cuda", local_rank)
     return torch.device("cuda", torch.cuda.current_device())
 
 
-def resolve_device_ids(device_ids: list[int] | None, device: torch.device, ctx: DistContext) -> list[int]:
+def resolve_device_ids(
+    device_ids: list[int] | None, device: torch.device, *, distributed: bool = False
+) -> list[int]:
     """GPU ids for nn.DataParallel; empty when DataParallel only passes calls through.
 
     On CPU, DataParallel has no devices to scatter to and runs the module unchanged, so ids are
@@ -47,7 +52,7 @@ def resolve_device_ids(device_ids: list[int] | None, device: torch.device, ctx: 
     """
     if not device_ids:
         return []
-    if ctx.distributed:
+    if distributed:
         raise ConfigError(
             "--device-ids (DataParallel) cannot be combined with torchrun (DistributedDataParallel); "
             "drop --device-ids and set --nproc_per_node instead"
