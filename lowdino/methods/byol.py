@@ -11,8 +11,8 @@ from torch.nn import functional as F
 
 from lowdino.backbones import feature_dim
 from lowdino.methods.base import StudentWrapper, weight_decay_groups
-from lowdino.methods.dino.head import MultiCropWrapper
 from lowdino.methods.ema import ema_update
+from lowdino.methods.multicrop import MultiCropWrapper, set_forward
 
 
 class MLPHead(nn.Module):
@@ -64,10 +64,10 @@ class BYOL(nn.Module):
         self.teacher = copy.deepcopy(self.student)
         self.teacher.requires_grad_(False)
         self.n_crops = n_crops
-        self.__dict__["_student_forward"] = self.student
+        set_forward(self, "_student_forward", self.student)
 
     def wrap_student(self, wrapper: StudentWrapper) -> None:
-        self.__dict__["_student_forward"] = wrapper(self.student)
+        set_forward(self, "_student_forward", wrapper(self.student))
 
     def wrap_backbone(self, wrapper: StudentWrapper) -> None:
         self.student.wrap_backbone(wrapper)

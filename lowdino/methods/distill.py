@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from lowdino.backbones import feature_dim
 from lowdino.methods.base import StudentWrapper, weight_decay_groups
+from lowdino.methods.multicrop import set_forward
 
 DistillLoss = Literal["kl", "cosine", "mse"]
 
@@ -91,7 +92,7 @@ class Distillation(nn.Module):
         self.temperature = temperature
         self.label_loss_weight = label_loss_weight
         self.teacher_image_size = teacher_image_size
-        self.__dict__["_student_forward"] = self.student
+        set_forward(self, "_student_forward", self.student)
 
     def train(self, mode: bool = True) -> Distillation:
         super().train(mode)
@@ -99,7 +100,7 @@ class Distillation(nn.Module):
         return self
 
     def wrap_student(self, wrapper: StudentWrapper) -> None:
-        self.__dict__["_student_forward"] = wrapper(self.student)
+        set_forward(self, "_student_forward", wrapper(self.student))
 
     def wrap_backbone(self, wrapper: StudentWrapper) -> None:
         self.wrap_student(wrapper)

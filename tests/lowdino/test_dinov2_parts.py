@@ -13,10 +13,11 @@ from lowdino.config import PretrainConfig
 from lowdino.config.loading import build_config
 from lowdino.errors import ConfigError
 from lowdino.methods import DINO, build_method
-from lowdino.methods.dino.head import DINOHead, MultiCropWrapper
+from lowdino.methods.dino.head import DINOHead
 from lowdino.methods.dino.koleo import KoLeoLoss
 from lowdino.methods.dino.loss import DINOLoss, teacher_statistics
 from lowdino.methods.dino.sinkhorn import sinkhorn_knopp
+from lowdino.methods.multicrop import MultiCropWrapper
 
 
 def _reference_sinkhorn(logits: np.ndarray, temp: float, iterations: int) -> np.ndarray:

@@ -12,9 +12,10 @@ from torch import nn
 from lowdino.config import PretrainConfig
 from lowdino.methods import BYOL, DINO, build_method
 from lowdino.methods.byol import byol_loss
-from lowdino.methods.dino.head import DINOHead, MultiCropWrapper, group_by_resolution
+from lowdino.methods.dino.head import DINOHead
 from lowdino.methods.dino.loss import DINOLoss, teacher_statistics
 from lowdino.methods.ema import ema_update
+from lowdino.methods.multicrop import MultiCropWrapper, group_by_resolution
 from lowdino.train.schedules import cosine_schedule, linear_warmup_constant
 
 

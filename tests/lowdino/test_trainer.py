@@ -183,7 +183,7 @@ def test_out_of_memory_names_the_batch_size(tmp_path, monkeypatch) -> None:
 
 
 def test_channels_last_changes_the_layout_not_the_training(tmp_path, monkeypatch) -> None:
-    from lowdino.methods.dino.head import MultiCropWrapper
+    from lowdino.methods.multicrop import MultiCropWrapper
 
     tensors: list[torch.Tensor] = []
     original_forward = MultiCropWrapper.forward

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 from torch.nn.utils import parametrizations
@@ -67,43 +65,3 @@ def _init_linear(module: nn.Module) -> None:
         nn.init.trunc_normal_(module.weight, std=0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-
-
-class MultiCropWrapper(nn.Module):
-    """Backbone + head over a list of crops, one backbone forward per run of equal-sized crops.
-
-    crops: [C_1 (B, 3, S_1, S_1), ..., C_n] -> (n * B, K), crops in the order given.
-    Concatenating crops of the same resolution turns 2 global + N local crops into two backbone calls,
-    which is what makes multi-crop affordable.
-    """
-
-    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
-        self.__dict__["_backbone_forward"] = backbone
-
-    def wrap_backbone(self, wrapper: Callable[[nn.Module], nn.Module]) -> None:
-        """Run the backbone through e.g. nn.DataParallel, which splits each per-resolution batch across
-        GPUs and gathers it back in order (wrapping the whole wrapper would interleave the crops)."""
-        self.__dict__["_backbone_forward"] = wrapper(self.backbone)
-
-    def forward(
-        self, crops: list[torch.Tensor], *, return_features: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Head outputs (n * B, K); with `return_features` also the backbone features (n * B, D)."""
-        backbone = self.__dict__["_backbone_forward"]
-        features = torch.cat([backbone(torch.cat(run)) for run in group_by_resolution(crops)])
-        outputs = self.head(features)
-        return (outputs, features) if return_features else outputs
-
-
-def group_by_resolution(crops: list[torch.Tensor]) -> list[list[torch.Tensor]]:
-    """Consecutive crops of equal spatial size, grouped: [[g1, g2], [l1, l2, l3, l4]]."""
-    groups: list[list[torch.Tensor]] = []
-    for crop in crops:
-        if groups and groups[-1][0].shape[-2:] == crop.shape[-2:]:
-            groups[-1].append(crop)
-        else:
-            groups.append([crop])
-    return groups

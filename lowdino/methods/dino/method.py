@@ -11,10 +11,11 @@ from torch import nn
 from lowdino.backbones import feature_dim
 from lowdino.config.pretrain import Centering
 from lowdino.methods.base import StudentWrapper, weight_decay_groups
-from lowdino.methods.dino.head import DINOHead, MultiCropWrapper
+from lowdino.methods.dino.head import DINOHead
 from lowdino.methods.dino.koleo import KoLeoLoss
 from lowdino.methods.dino.loss import DINOLoss
 from lowdino.methods.ema import ema_update
+from lowdino.methods.multicrop import MultiCropWrapper, set_forward
 
 
 class DINO(nn.Module):
@@ -66,10 +67,10 @@ class DINO(nn.Module):
         self.koleo_weight = koleo_weight
         self.koleo = KoLeoLoss()
         # Kept outside the module tree (plain __dict__) so that state_dict keys never gain "module." prefixes.
-        self.__dict__["_student_forward"] = self.student
+        set_forward(self, "_student_forward", self.student)
 
     def wrap_student(self, wrapper: StudentWrapper) -> None:
-        self.__dict__["_student_forward"] = wrapper(self.student)
+        set_forward(self, "_student_forward", wrapper(self.student))
 
     def wrap_backbone(self, wrapper: StudentWrapper) -> None:
         self.student.wrap_backbone(wrapper)
