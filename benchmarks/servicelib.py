@@ -5,51 +5,24 @@ Benchmarks run as scripts (`python benchmarks/<name>.py`), so this module is imp
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from sqlalchemy import text
 
-from server.db import create_db_engine
-
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+# The tests' service helpers are the one definition of these; benchmarks reuse them as they are.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from services import POSTGRES_HOST, POSTGRES_PORT, free_port, reachable, temporary_postgres
 
 
 def postgres_available() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
-            return True
-    except OSError:
-        return False
+    return reachable(POSTGRES_HOST, POSTGRES_PORT)
 
 
-@contextlib.contextmanager
-def temporary_postgres() -> Iterator[str]:
-    """The URL of a fresh database on the local server, dropped afterwards."""
-    name = f"lowdino_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_db_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+__all__ = ["free_port", "postgres_available", "start_api", "temporary_postgres"]
 
 
 def start_api(home: Path, database_url: str) -> tuple[subprocess.Popen[bytes], str]:

@@ -11,50 +11,22 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
+from services import REDIS_HOST, REDIS_PORT, free_port, require_service, temporary_postgres
 
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 # Short heartbeats so that a killed worker's run is reaped within seconds.
 HEARTBEAT_INTERVAL_S = 0.5
 HEARTBEAT_TIMEOUT_S = 3.0
 FINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "interrupted"})
-
-
-def reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def require_service(name: str, host: str, port: int) -> None:
-    """Skip when a local service is missing, except under CI, where its absence is a failure."""
-    if reachable(host, port):
-        return
-    message = f"{name} is not reachable at {host}:{port}"
-    if os.environ.get("CI"):
-        pytest.fail(f"{message}; CI must start it before the tests")
-    pytest.skip(f"{message} (start it to run this test; under CI this fails)")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for(condition: Callable[[], Any], what: str, deadline_s: float = 60.0, every_s: float = 0.1) -> Any:
@@ -275,19 +247,10 @@ def redis_db_for_test() -> tuple[int, Callable[[], None]]:
 
 
 def postgres_database() -> tuple[str, Callable[[], None]]:
-    from sqlalchemy import create_engine, text
-
-    name = f"lowdino_e2e_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", drop
+    """A fresh database's URL and the call that drops it (a Stack lives longer than a `with` block)."""
+    database = temporary_postgres("lowdino_e2e")
+    url = database.__enter__()
+    return url, lambda: database.__exit__(None, None, None) and None
 
 
 def make_stack(home: Path, kind: str) -> Stack:

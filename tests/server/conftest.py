@@ -8,14 +8,12 @@ it fails them.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from serverlib import POSTGRES_ADMIN_URL, require_service
 from sqlalchemy import Engine, text
 
 from server.app import create_app
@@ -23,26 +21,6 @@ from server.db import create_db_engine, upgrade_database
 from server.settings import Settings
 
 TABLES = ("events", "metric_blocks", "metrics", "workers", "runs")
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """URL of a fresh, migrated PostgreSQL database for this session (dropped at the end)."""
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    name = f"lowdino_test_{uuid.uuid4().hex[:10]}"
-    admin = create_db_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    engine = create_db_engine(url)
-    upgrade_database(engine)
-    engine.dispose()
-    try:
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")

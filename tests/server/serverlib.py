@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
 import zipfile
 from pathlib import Path
 
 import pytest
 
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 CIFAR_ZIP = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "cifar10-jpeg.zip"
-
-
-def require_service(name: str, host: str, port: int) -> None:
-    """Skip (fail under CI) when nothing listens on host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return
-    except OSError as exc:
-        reason = f"{name} is not reachable at {host}:{port} ({exc.__class__.__name__})"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI requires it")
-        pytest.skip(reason)
 
 
 def extract_cifar(dest: Path, *, per_class: int = 3, split: str = "train") -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from serverlib import REDIS_HOST, REDIS_PORT, require_service
+from services import REDIS_HOST, REDIS_PORT, require_service
 
 from server.broker import make_celery, send_run
 from server.errors import BrokerUnavailableError

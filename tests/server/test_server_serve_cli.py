@@ -13,12 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from services import free_port
 
 
 def serve_env(home: Path) -> dict[str, str]:

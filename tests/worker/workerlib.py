@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import sys
 import time
 import uuid
@@ -11,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine
 
 from lowdino.config import PretrainConfig
@@ -21,25 +18,6 @@ from worker.command import build_command, guarded
 from worker.supervisor import SupervisorOptions
 
 FAKE_TRAINER = Path(__file__).with_name("fake_trainer.py")
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def require_service(name: str, host: str, port: int) -> None:
-    """Skip when a local service is missing, except under CI, where its absence is a failure."""
-    if _reachable(host, port):
-        return
-    message = f"{name} is not reachable at {host}:{port}"
-    if os.environ.get("CI"):
-        pytest.fail(f"{message}; CI must start it before the tests")
-    pytest.skip(f"{message} (start it to run this test; under CI this fails)")
 
 
 def tiny_pretrain_config(**overrides: Any) -> dict[str, Any]:
