@@ -291,7 +291,12 @@ export function mount(root) {
           h("td", {}, h("span", { class: "swatch", style: `background:${runColor(run.id)}` }), h("a", { href: `/runs/${run.id}`, "data-link": true }, runLabel(run)), " ", statusPill(run.status),
             row.labels_used ? h("span", { class: "tag", title: "this run learned from labels: its label-fraction figures are not a fair comparison" }, "labels used") : null),
           h("td", {}, family(run)), h("td", { class: "num" }, fmtParams(paramsOf(run, catalog))), h("td", { class: "num" }, sizeText(row)),
-          groups.map((g) => cell(row.scores?.[g], protocolOf(row, g))))),
+          groups.map((g) => {
+            const td = cell(row.scores?.[g], protocolOf(row, g));
+            // The monitor's best is shown beside the final figure, labelled: it is a best of many looks.
+            if (g === "kNN" && typeof row.best_val_knn_top1 === "number") td.append(h("div", { class: "muted protocol" }, `best on validation: ${pct(row.best_val_knn_top1)}`));
+            return td;
+          }))),
         (data?.references || []).map((row) => h("tr", { class: "published" }, h("td", {}, `${row.model} [published]`), h("td", { title: row.source || "" }, "published"),
           h("td", { class: "num" }, row.params_millions ? `${row.params_millions} M` : "–"), h("td", { class: "num" }, sizeText(row)),
           groups.map((g) => cell(row.scores?.[g], protocolOf(row, g)))))),

@@ -75,7 +75,7 @@ export function mount(root, runId) {
     const facts = [
       ["Kind", run.kind], ["Method", config.method || config.loss || (config.protocols || []).join(", ") || "–"],
       ["Backbone", run.backbone || "–"], ["Parameters", fmtParams(paramsOf(run, catalog))], ["Dataset", config.dataset || "–"],
-      ["kNN top-1 (latest)", pct(knnOf(run))], ["Step", run.progress.step != null ? `${run.progress.step}${run.progress.total_steps ? ` / ${run.progress.total_steps}` : ""}` : "–"],
+      [run.kind === "eval" ? "kNN top-1" : "kNN top-1 (validation, latest)", pct(knnOf(run))], ["Step", run.progress.step != null ? `${run.progress.step}${run.progress.total_steps ? ` / ${run.progress.total_steps}` : ""}` : "–"],
       ["Throughput", rate(latest.images_per_sec)], ["Loss (latest)", number(latest.loss)],
       ["Created", relativeTime(run.created_at)], ["Worker", run.worker_name || "–"], ["Attempt", String(run.attempt)],
     ];

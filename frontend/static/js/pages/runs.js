@@ -11,7 +11,7 @@ const STATUSES = ["queued", "running", "completed", "failed", "cancelled", "inte
 const COLUMNS = [
   ["name", "Run", "name"], ["status", "Status", "status"], ["kind", "Kind", "kind"], ["method", "Method"],
   ["backbone", "Backbone", "backbone"], ["params", "Params", "params", "num"], ["dataset", "Dataset"],
-  ["knn", "kNN top-1", null, "num"], ["tags", "Tags"], ["created", "Created", "created_at"],
+  ["knn", "kNN top-1", null, "num", "pretrain / distill: the training monitor's latest value, on the validation split; eval: the evaluation's kNN"], ["tags", "Tags"], ["created", "Created", "created_at"],
 ];
 
 export function mount(root) {
