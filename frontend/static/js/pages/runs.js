@@ -61,8 +61,8 @@ export function mount(root) {
       renderRows(lastRuns);
     } });
     all.checked = lastRuns.length > 0 && lastRuns.every((run) => selected.has(run.id));
-    fill(thead, h("tr", {}, h("th", {}, all), COLUMNS.map(([, title, field, cls]) => {
-      if (!field) return h("th", { class: cls || "" }, title);
+    fill(thead, h("tr", {}, h("th", {}, all), COLUMNS.map(([, title, field, cls, hint]) => {
+      if (!field) return h("th", { class: cls || "", title: hint || null }, title);
       const active = sort.replace("-", "") === field;
       const descending = sort.startsWith("-");
       const next = active && !descending ? `-${field}` : field;
