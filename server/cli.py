@@ -5,30 +5,30 @@
     LOWDINO_DATABASE_URL=postgresql+psycopg://... LOWDINO_BROKER_URL=redis://... lowdino serve --no-worker
 
 The worker is `lowdino worker --queues cpu,gpu` as a child process with the same environment; it is
-stopped (SIGTERM: the trainer checkpoints, then it exits) when the server exits, and it dies with
-the server even if the server is killed (Linux parent-death signal).
+restarted (with backoff) whenever it dies unasked, stopped (SIGTERM: the trainer checkpoints, then it
+exits) when the server exits, and it dies with the server even if the server is killed (Linux
+parent-death signal); see server.embedded_worker.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
+import contextlib
 import errno
 import logging
-import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from lowdino.errors import ConfigError
+from server.embedded_worker import EmbeddedWorker
 from server.security import is_loopback
 from server.settings import get_settings
 
 log = logging.getLogger("lowdino.server")
-WORKER_STOP_TIMEOUT_S = 60.0
 SHUTDOWN_GRACE_S = 5
 
 
@@ -69,38 +69,15 @@ def check_port(host: str, port: int) -> None:
             raise ConfigError(f"cannot bind {host}:{port} ({exc.strerror}); check --host") from exc
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec (spawned from the main thread, before uvicorn starts).
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+def _forget_worker(app: Any) -> Callable[[str], None]:
+    def forget(name: str) -> None:
+        from server import crud
+        from server.db import session_scope
 
+        with session_scope(app.state.engine) as session:
+            crud.remove_worker(session, name=name)
 
-def start_worker() -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "lowdino", "worker", "--queues", "cpu,gpu"]
-    return subprocess.Popen(command, env=os.environ.copy(), preexec_fn=_die_with_parent)
-
-
-def stop_worker(process: subprocess.Popen[bytes], timeout: float = WORKER_STOP_TIMEOUT_S) -> int:
-    """SIGTERM (the worker lets a running trainer checkpoint), then SIGKILL after `timeout` seconds."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            log.warning("worker did not stop within %.0f s; killing it", timeout)
-            process.kill()
-            process.wait()
-    return int(process.returncode)
-
-
-def _watch_worker(process: subprocess.Popen[bytes], stopping: threading.Event) -> None:
-    code = process.wait()
-    if not stopping.is_set():
-        log.error(
-            "the worker exited (code %s); queued runs wait until one runs again: start `lowdino worker` "
-            "or restart `lowdino serve`",
-            code,
-        )
+    return forget
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -120,10 +97,10 @@ def serve(args: argparse.Namespace) -> int:
     check_port(args.host, args.port)
     app = create_app(settings)  # migrates the database before the worker connects to it
     worker = None
-    stopping = threading.Event()
     if not args.no_worker:
-        worker = start_worker()
-        threading.Thread(target=_watch_worker, args=(worker, stopping), daemon=True).start()
+        worker = EmbeddedWorker(forget=_forget_worker(app))
+        worker.start()
+        worker.wait_started()
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     print(
         f"LowDINO dashboard: http://{shown_host}:{args.port}  "
@@ -147,13 +124,9 @@ def serve(args: argparse.Namespace) -> int:
         _Server(config, app.state.stopping).run()
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        stopping.set()
         if worker is not None:
-            try:
-                stop_worker(worker)
-            except KeyboardInterrupt:
-                worker.kill()
-                worker.wait()
+            with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl+C: the worker was killed
+                worker.stop()
     return 0
 
 
