@@ -25,6 +25,7 @@ from typing import Any
 
 from lowdino.errors import ConfigError
 from server.embedded_worker import EmbeddedWorker
+from server.protections import is_wildcard_bind
 from server.security import is_loopback
 from server.settings import get_settings
 
@@ -44,6 +45,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--no-worker",
         action="store_true",
         help="API only; run `lowdino worker` separately (e.g. on GPU hosts).",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Also accept requests whose Host is NAME (repeatable; adds to LOWDINO_ALLOWED_HOSTS; "
+        "'*.example.com' patterns; '*' any). Loopback names, this machine's names and --host always are.",
     )
     parser.add_argument(
         "--log-level",
@@ -88,6 +97,8 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise here
     settings = get_settings()
+    extra_hosts = [*args.allowed_host, *([] if is_wildcard_bind(args.host) else [args.host])]
+    settings = settings.model_copy(update={"allowed_hosts": [*settings.allowed_hosts, *extra_hosts]})
     if not settings.api_token and not is_loopback(args.host):
         log.warning(
             "serving on %s without LOWDINO_API_TOKEN: anyone who can reach this host can start runs and "
