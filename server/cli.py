@@ -24,10 +24,11 @@ from collections.abc import Callable
 from typing import Any
 
 from lowdino.errors import ConfigError
+from server.db import DatabaseError
 from server.embedded_worker import EmbeddedWorker
 from server.protections import is_wildcard_bind
 from server.security import is_loopback
-from server.settings import get_settings
+from server.settings import Settings, get_settings
 
 log = logging.getLogger("lowdino.server")
 SHUTDOWN_GRACE_S = 5
@@ -45,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--no-worker",
         action="store_true",
         help="API only; run `lowdino worker` separately (e.g. on GPU hosts).",
+    )
+    parser.add_argument(
+        "--migrate-only",
+        action="store_true",
+        help="Bring the database schema to the current version and exit (a one-shot step before API "
+        "replicas start; they would otherwise each migrate at start, serialised by a lock on PostgreSQL).",
     )
     parser.add_argument(
         "--allowed-host",
@@ -78,6 +85,29 @@ def check_port(host: str, port: int) -> None:
             raise ConfigError(f"cannot bind {host}:{port} ({exc.strerror}); check --host") from exc
 
 
+def migrate(settings: Settings) -> int:
+    """`serve --migrate-only`: alembic upgrade head, one line on success, a one-line error otherwise."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from server.db import create_db_engine, current_revision, upgrade_database
+
+    engine = create_db_engine(settings.database_url)
+    shown = engine.url.render_as_string(hide_password=True)
+    try:
+        upgrade_database(engine)
+        revision = current_revision(engine)
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        reason = (str(cause).splitlines() or [cause.__class__.__name__])[0][:200]
+        raise DatabaseError(
+            f"cannot migrate the database {shown} ({reason}); start it or fix LOWDINO_DATABASE_URL"
+        ) from exc
+    finally:
+        engine.dispose()
+    print(f"database {shown} is at revision {revision}", file=sys.stderr, flush=True)
+    return 0
+
+
 def _forget_worker(app: Any) -> Callable[[str], None]:
     def forget(name: str) -> None:
         from server import crud
@@ -97,6 +127,8 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise here
     settings = get_settings()
+    if args.migrate_only:
+        return migrate(settings)
     extra_hosts = [*args.allowed_host, *([] if is_wildcard_bind(args.host) else [args.host])]
     settings = settings.model_copy(update={"allowed_hosts": [*settings.allowed_hosts, *extra_hosts]})
     if not settings.api_token and not is_loopback(args.host):
