@@ -114,6 +114,14 @@ def test_cross_origin_writes_are_refused(make_client) -> None:
     assert "access-control-allow-origin" not in read.headers
 
 
+def test_behind_a_tls_proxy_that_forwards_host(make_client) -> None:
+    client = make_client(allowed_hosts="lowdino.example.com")
+    headers = {"host": "lowdino.example.com", "origin": "https://lowdino.example.com"}
+    assert client.post("/api/runs", json=RUN, headers=headers).status_code == 201
+    other_port = {"host": "lowdino.example.com", "origin": "https://lowdino.example.com:8443"}
+    assert client.post("/api/runs", json=RUN, headers=other_port).status_code == 403
+
+
 def test_cors_answers_only_configured_origins(make_client) -> None:
     client = make_client(cors_origins="https://notebook.example.com")
     preflight = client.options(
