@@ -85,6 +85,17 @@ def check_port(host: str, port: int) -> None:
             raise ConfigError(f"cannot bind {host}:{port} ({exc.strerror}); check --host") from exc
 
 
+def _settings() -> Settings:
+    from pydantic import ValidationError
+
+    from lowdino.config.loading import describe_validation_error
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        raise ConfigError(f"invalid LOWDINO_* settings: {describe_validation_error(exc)}") from exc
+
+
 def migrate(settings: Settings) -> int:
     """`serve --migrate-only`: alembic upgrade head, one line on success, a one-line error otherwise."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -126,7 +137,7 @@ def serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise here
-    settings = get_settings()
+    settings = _settings()
     if args.migrate_only:
         return migrate(settings)
     extra_hosts = [*args.allowed_host, *([] if is_wildcard_bind(args.host) else [args.host])]

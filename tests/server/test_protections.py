@@ -183,6 +183,21 @@ def test_refusals_carry_the_headers_too(make_client) -> None:
 def test_a_malformed_cors_origin_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="is not an origin; write scheme://host"):
         Settings(home=tmp_path, cors_origins="https://notebook.example.com/lab")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LOWDINO_")}
+    env.update(LOWDINO_HOME=str(tmp_path), LOWDINO_CORS_ORIGINS="https://notebook.example.com/lab")
+    result = subprocess.run(
+        [sys.executable, "-m", "lowdino", "serve", "--no-worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "lowdino serve: error: invalid LOWDINO_* settings: cors_origins: 'https://notebook.example.com/lab' "
+        "is not an origin"
+    )
 
 
 @pytest.mark.slow
