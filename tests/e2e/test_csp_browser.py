@@ -32,7 +32,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def test_no_page_violates_its_content_security_policy(stack: Stack, tmp_path: Path) -> None:
-    config = tiny_pretrain(knn_monitor=True, knn_max_train=32, knn_max_test=16)
+    config = tiny_pretrain(knn_monitor=True, knn_max_train=32)
     run_id = stack.submit(config, "csp")
     assert stack.wait_status(run_id, {"completed"}, deadline_s=300)["status"] == "completed"
     pages = [
