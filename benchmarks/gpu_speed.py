@@ -22,7 +22,6 @@ import torch
 from lowdino.cli.main import build_parser
 from lowdino.cli.main import main as lowdino_main
 from lowdino.cli.pretrain import config_from_args
-from lowdino.train import rundir
 from lowdino.train.throughput import measure_model_rate
 
 
@@ -52,9 +51,9 @@ def main() -> None:
         "--no-knn-monitor", "--output-dir", str(work / "pipeline"),
     ]  # fmt: skip
     code = lowdino_main(argv)
-    if code != rundir.EXIT_OK:
+    if code != 0:
         raise SystemExit(f"lowdino pretrain exited with {code}")
-    summary = json.loads((work / "pipeline" / rundir.SUMMARY_FILE).read_text())
+    summary = json.loads((work / "pipeline" / "summary.json").read_text())
     config = config_from_args(build_parser().parse_args(argv))
     config = config.model_copy(update={"output_dir": str(work / "model")})
     model_rate = measure_model_rate(config, steps=args.model_steps)

@@ -10,7 +10,6 @@ import pytest
 import torch
 from _train_utils import tiny_config
 
-from lowdino.train import rundir
 from lowdino.train.checkpoint import load_checkpoint
 from lowdino.train.trainer import pretrain
 
@@ -26,7 +25,7 @@ def test_bf16_autocast_trains_on_the_gpu(tmp_path) -> None:
     assert summary["status"] == "completed"
     assert summary["device"].startswith("cuda")
     assert torch.isfinite(torch.tensor(summary["final_loss"]))
-    assert "(bf16," in rundir.RunDir(out).log.read_text()
+    assert "(bf16," in (out / "train.log").read_text()
 
 
 def test_dataparallel_over_one_device(tmp_path) -> None:
@@ -37,7 +36,7 @@ def test_dataparallel_over_one_device(tmp_path) -> None:
 def test_a_gpu_checkpoint_resumes_on_cpu(tmp_path) -> None:
     out = tmp_path / "run"
     pretrain(tiny_config(out, device="cuda", n_epochs=1))
-    checkpoint = load_checkpoint(rundir.RunDir(out).checkpoint)
+    checkpoint = load_checkpoint(out / "checkpoint.pth")
     assert all(
         tensor.device.type == "cpu" for tensor in checkpoint["method"].values() if torch.is_tensor(tensor)
     )
