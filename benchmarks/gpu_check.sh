@@ -77,7 +77,7 @@ check() {
 if [ "$DRY_RUN" = 1 ]; then
     DEVICE=cpu
     PY="${PY:-$ROOT/.venv/bin/python}"
-    TINY=(--synthetic-size 64 -b 8 --global-crop-size 16 --local-crop-size 8 --max-steps 4)
+    TINY=(--synthetic-size 64 -b 8 --global-crop-size 32 --local-crop-size 16 --max-steps 4)
     # backbone global local batch, for the "32 px" and "224 px" rows
     SPEED_ROWS=("32:16:8:8" "224:32:16:8")
     SPEED_STEPS=(--max-steps 8 --model-steps 2 --synthetic-size 64)
