@@ -24,6 +24,7 @@ from server.catalog import catalog
 from server.contract import install_error_handlers, install_openapi
 from server.crud.worker_ops import reap_interrupted_runs
 from server.db import create_db_engine, make_session_factory, upgrade_database
+from server.protections import install_protections
 from server.security import BodySizeLimit
 from server.settings import Settings, get_settings
 from server.web import mount_frontend
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app, auth_enabled=bool(settings.api_token))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_protections(app, settings)  # last: the outermost middleware, before any other work
     app.include_router(api_router)
     mount_frontend(app)
     return app

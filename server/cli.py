@@ -5,30 +5,32 @@
     LOWDINO_DATABASE_URL=postgresql+psycopg://... LOWDINO_BROKER_URL=redis://... lowdino serve --no-worker
 
 The worker is `lowdino worker --queues cpu,gpu` as a child process with the same environment; it is
-stopped (SIGTERM: the trainer checkpoints, then it exits) when the server exits, and it dies with
-the server even if the server is killed (Linux parent-death signal).
+restarted (with backoff) whenever it dies unasked, stopped (SIGTERM: the trainer checkpoints, then it
+exits) when the server exits, and it dies with the server even if the server is killed (Linux
+parent-death signal); see server.embedded_worker.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
+import contextlib
 import errno
 import logging
-import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from lowdino.errors import ConfigError
+from server.db import DatabaseError
+from server.embedded_worker import EmbeddedWorker
+from server.protections import is_wildcard_bind
 from server.security import is_loopback
-from server.settings import get_settings
+from server.settings import Settings, get_settings
 
 log = logging.getLogger("lowdino.server")
-WORKER_STOP_TIMEOUT_S = 60.0
 SHUTDOWN_GRACE_S = 5
 
 
@@ -44,6 +46,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--no-worker",
         action="store_true",
         help="API only; run `lowdino worker` separately (e.g. on GPU hosts).",
+    )
+    parser.add_argument(
+        "--migrate-only",
+        action="store_true",
+        help="Bring the database schema to the current version and exit (a one-shot step before API "
+        "replicas start; they would otherwise each migrate at start, serialised by a lock on PostgreSQL).",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Also accept requests whose Host is NAME (repeatable; adds to LOWDINO_ALLOWED_HOSTS; "
+        "'*.example.com' patterns; '*' any). Loopback names, this machine's names and --host always are.",
     )
     parser.add_argument(
         "--log-level",
@@ -69,38 +85,49 @@ def check_port(host: str, port: int) -> None:
             raise ConfigError(f"cannot bind {host}:{port} ({exc.strerror}); check --host") from exc
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec (spawned from the main thread, before uvicorn starts).
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+def _settings() -> Settings:
+    from pydantic import ValidationError
+
+    from lowdino.config.loading import describe_validation_error
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        raise ConfigError(f"invalid LOWDINO_* settings: {describe_validation_error(exc)}") from exc
 
 
-def start_worker() -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "lowdino", "worker", "--queues", "cpu,gpu"]
-    return subprocess.Popen(command, env=os.environ.copy(), preexec_fn=_die_with_parent)
+def migrate(settings: Settings) -> int:
+    """`serve --migrate-only`: alembic upgrade head, one line on success, a one-line error otherwise."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from server.db import create_db_engine, current_revision, upgrade_database
+
+    engine = create_db_engine(settings.database_url)
+    shown = engine.url.render_as_string(hide_password=True)
+    try:
+        upgrade_database(engine)
+        revision = current_revision(engine)
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        reason = (str(cause).splitlines() or [cause.__class__.__name__])[0][:200]
+        raise DatabaseError(
+            f"cannot migrate the database {shown} ({reason}); start it or fix LOWDINO_DATABASE_URL"
+        ) from exc
+    finally:
+        engine.dispose()
+    print(f"database {shown} is at revision {revision}", file=sys.stderr, flush=True)
+    return 0
 
 
-def stop_worker(process: subprocess.Popen[bytes], timeout: float = WORKER_STOP_TIMEOUT_S) -> int:
-    """SIGTERM (the worker lets a running trainer checkpoint), then SIGKILL after `timeout` seconds."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            log.warning("worker did not stop within %.0f s; killing it", timeout)
-            process.kill()
-            process.wait()
-    return int(process.returncode)
+def _forget_worker(app: Any) -> Callable[[str], None]:
+    def forget(name: str) -> None:
+        from server import crud
+        from server.db import session_scope
 
+        with session_scope(app.state.engine) as session:
+            crud.remove_worker(session, name=name)
 
-def _watch_worker(process: subprocess.Popen[bytes], stopping: threading.Event) -> None:
-    code = process.wait()
-    if not stopping.is_set():
-        log.error(
-            "the worker exited (code %s); queued runs wait until one runs again: start `lowdino worker` "
-            "or restart `lowdino serve`",
-            code,
-        )
+    return forget
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -110,7 +137,11 @@ def serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise here
-    settings = get_settings()
+    settings = _settings()
+    if args.migrate_only:
+        return migrate(settings)
+    extra_hosts = [*args.allowed_host, *([] if is_wildcard_bind(args.host) else [args.host])]
+    settings = settings.model_copy(update={"allowed_hosts": [*settings.allowed_hosts, *extra_hosts]})
     if not settings.api_token and not is_loopback(args.host):
         log.warning(
             "serving on %s without LOWDINO_API_TOKEN: anyone who can reach this host can start runs and "
@@ -120,10 +151,10 @@ def serve(args: argparse.Namespace) -> int:
     check_port(args.host, args.port)
     app = create_app(settings)  # migrates the database before the worker connects to it
     worker = None
-    stopping = threading.Event()
     if not args.no_worker:
-        worker = start_worker()
-        threading.Thread(target=_watch_worker, args=(worker, stopping), daemon=True).start()
+        worker = EmbeddedWorker(forget=_forget_worker(app))
+        worker.start()
+        worker.wait_started()
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     print(
         f"LowDINO dashboard: http://{shown_host}:{args.port}  "
@@ -147,13 +178,9 @@ def serve(args: argparse.Namespace) -> int:
         _Server(config, app.state.stopping).run()
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        stopping.set()
         if worker is not None:
-            try:
-                stop_worker(worker)
-            except KeyboardInterrupt:
-                worker.kill()
-                worker.wait()
+            with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl+C: the worker was killed
+                worker.stop()
     return 0
 
 

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -101,11 +101,28 @@ def alembic_config(engine: Engine | None = None) -> Any:
     return config
 
 
+# Any constant shared by every LowDINO process: the key of the advisory lock around migrations.
+MIGRATION_LOCK_KEY = 0x4C6F7744494E4F  # "LowDINO"
+
+
 def upgrade_database(engine: Engine, revision: str = "head") -> None:
-    """`alembic upgrade head` on `engine` (creates the schema on an empty database)."""
+    """`alembic upgrade head` on `engine` (creates the schema on an empty database).
+
+    On PostgreSQL the upgrade holds a session-level advisory lock: API replicas and workers that start
+    together on an empty database would otherwise each try to create the same tables; with the lock,
+    the first one migrates and the others find the schema at head.
+    """
     from alembic import command
 
-    command.upgrade(alembic_config(engine), revision)
+    if engine.dialect.name != "postgresql":
+        command.upgrade(alembic_config(engine), revision)
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as lock:
+        lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        try:
+            command.upgrade(alembic_config(engine), revision)
+        finally:
+            lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
 
 
 def current_revision(engine: Engine) -> str | None:

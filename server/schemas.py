@@ -75,6 +75,9 @@ class RunPublic(BaseModel):
         None,
         description="Newest event id (detail view): pass it to /events?last_event_id= to get only newer ones.",
     )
+    warning: str | None = Field(
+        None, description="Set on submission when no live worker takes the run's queue (it still queues)."
+    )
 
     @classmethod
     def from_run(cls, run: Run, *, last_event_id: int | None = None) -> RunPublic:
@@ -167,6 +170,7 @@ class WorkerPublic(BaseModel):
 
 class HealthPublic(BaseModel):
     status: Literal["ok", "degraded"]
+    detail: str | None = Field(None, description="Why the status is degraded, one cause per '; '.")
     version: str
     database: ComponentHealth
     broker: ComponentHealth

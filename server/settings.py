@@ -17,6 +17,7 @@ queue survives restarts in a file next to the database.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +26,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+ORIGIN_PATTERN = re.compile(r"https?://[^/?#\s]+", re.IGNORECASE)
 
 
 def default_home() -> Path:
@@ -69,6 +71,17 @@ class Settings(BaseSettings):
     sse_poll_interval: float = Field(
         0.2, gt=0, le=2, description="Seconds between event-table polls per SSE client."
     )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host header values accepted besides the defaults (loopback names, this machine's "
+        "names, the address a request arrived on, the `serve --host` name); comma-separated, "
+        "'*.example.com' patterns, '*' accepts any (DNS rebinding protection off).",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port]) of other web apps allowed to call the API from a "
+        "browser (CORS, and state-changing requests); comma-separated, '*' any. Empty: none.",
+    )
 
     @field_validator("data_roots", mode="before")
     @classmethod
@@ -81,6 +94,29 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [part for part in text.split(os.pathsep) if part.strip()]
         return value
+
+    @field_validator("allowed_hosts", "cors_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not ORIGIN_PATTERN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin; write scheme://host[:port] without a path, "
+                    "e.g. https://notebook.example.com"
+                )
+        return [origin.lower() for origin in value]
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

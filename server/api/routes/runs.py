@@ -11,6 +11,7 @@ from server.crud.runs import SORTABLE_FIELDS
 from server.deps import CeleryDep, SessionDep, SettingsDep
 from server.models import RunStatus
 from server.schemas import Message, RunClone, RunCreate, RunKind, RunPublic, RunsPublic
+from server.worker_liveness import queue_warning
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Message, "description": "No run with this id."}}
@@ -39,7 +40,9 @@ def create_run(
     run = run_service.submit_run(
         session, celery_app, settings, kind=body.kind, config=body.config, name=body.name, tags=body.tags
     )
-    return RunPublic.from_run(run)
+    public = RunPublic.from_run(run)
+    public.warning = queue_warning(session, settings, run.queue)
+    return public
 
 
 @router.get("", response_model=RunsPublic)

@@ -1,0 +1,36 @@
+"""Which queues a live worker serves: what /api/health reports and what a run submission warns about.
+
+"Live" means heard from within LOWDINO_HEARTBEAT_TIMEOUT. A worker that `lowdino serve` saw die is
+removed at once (server.embedded_worker), any other one ages out after that timeout.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from server import crud
+from server.models import Worker
+from server.settings import Settings
+
+
+def live_workers(session: Session, settings: Settings) -> list[Worker]:
+    return crud.list_workers(session, seen_within=settings.heartbeat_timeout)
+
+
+def no_worker_detail() -> str:
+    return (
+        "no live worker: queued runs wait until one runs; start `lowdino worker` "
+        "(or `lowdino serve` without --no-worker)"
+    )
+
+
+def queue_warning(session: Session, settings: Settings, queue: str | None) -> str | None:
+    """A one-line warning when no live worker takes runs from `queue`; None when one does."""
+    if queue is None:
+        return None
+    if any(queue in (worker.queues or []) for worker in live_workers(session, settings)):
+        return None
+    return (
+        f"no live worker takes queue {queue!r}: the run stays queued until one does; "
+        f"start `lowdino worker --queues {queue}` (or `lowdino serve`)"
+    )
