@@ -15,19 +15,21 @@ from typing import Any
 
 import yaml
 
+import lowdino
 from lowdino.config import CONFIG_MODELS
 from lowdino.config.base import DatasetName
 from lowdino.config.distill import DistillLossName
 from lowdino.config.pretrain import MethodName
 
-REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-PACKAGE_PRESETS = Path(__file__).resolve().parent.parent / "lowdino" / "presets"
+# Shipped with the library (package data), so a wheel or an image offers the same presets as a checkout,
+# where configs/ links to this folder.
+PACKAGE_PRESETS = Path(lowdino.__file__).resolve().parent / "presets"
 
 
 def preset_dirs() -> list[Path]:
-    """configs/ of a source checkout (or the current directory) and the library's packaged presets."""
+    """A configs/ folder in the current directory (the user's own recipes), then the packaged presets."""
     seen: list[Path] = []
-    for folder in (REPO_CONFIGS, Path.cwd() / "configs", PACKAGE_PRESETS):
+    for folder in (Path.cwd() / "configs", PACKAGE_PRESETS):
         folder = folder.resolve()
         if folder.is_dir() and folder not in seen:
             seen.append(folder)

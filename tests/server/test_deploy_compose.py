@@ -168,7 +168,7 @@ def test_dockerfile_installs_the_wheel_with_the_chosen_torch_build() -> None:
 
 
 @pytest.mark.slow
-def test_the_wheel_ships_the_dashboard_and_the_migrations(tmp_path: Path) -> None:
+def test_the_wheel_ships_the_dashboard_presets_and_migrations(tmp_path: Path) -> None:
     # Built from a copy: setuptools writes build/ next to the sources.
     source = tmp_path / "src"
     for name in ("pyproject.toml", "README.md"):
@@ -194,11 +194,12 @@ def test_the_wheel_ships_the_dashboard_and_the_migrations(tmp_path: Path) -> Non
     )
     (wheel,) = tmp_path.glob("lowdino-*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
-    for folder in ("frontend", "server/migrations"):
+    for folder in ("frontend", "server/migrations", "lowdino/presets"):
         for path in (ROOT / folder).rglob("*"):
             if path.is_file() and "__pycache__" not in path.parts:
                 assert path.relative_to(ROOT).as_posix() in shipped
     assert "server/alembic.ini" in shipped
+    assert "lowdino/presets/quickstart.yaml" in shipped  # the dashboard's preset cards
 
 
 def migrate_only(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
