@@ -4,7 +4,7 @@ One run gets `--points` loss values (a random walk with spikes), ingested the wa
 it (`crud.ingest_metrics`, which also keeps the per-block summaries the query reads; the fill rate
 is reported too), then the downsampled series (max_points=1500, min
 and max per bucket plus first and last) is requested `--repeat` times: through the whole HTTP stack
-(FastAPI TestClient: routing, query, JSON) and through `server.downsample.downsample_series` alone.
+(FastAPI TestClient: routing, query, JSON) and through `server.crud.downsample.downsample_series` alone.
 PostgreSQL (a temporary database on 127.0.0.1:5432) is measured too when reachable.
 
     .venv/bin/python benchmarks/metrics_query_speed.py [--points 1000000] [--max-points 1500] [--repeat 7]
@@ -30,8 +30,8 @@ from tqdm.auto import tqdm
 
 from server import crud
 from server.app import create_app
+from server.crud.downsample import downsample_series
 from server.db import session_scope
-from server.downsample import downsample_series
 from server.settings import Settings
 
 TARGET_SECONDS = 0.2

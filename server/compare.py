@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from lowdino.contract.rundir import RESULTS_JSON
-from server.downsample import downsample_series
+from server.crud.downsample import downsample_series
 from server.models import Run
 from server.paths import owned_run_dir
 from server.settings import Settings

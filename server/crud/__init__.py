@@ -5,8 +5,10 @@ set_cancel_requested, delete_run, mark_interrupted_runs, run_control_flags (serv
 ingest_metrics, metric_keys, count_points, iter_points, metric_goal (server.crud.metrics)
 add_event, append_log, events_after, latest_event_id, log_lines  (server.crud.events)
 upsert_worker, heartbeat, list_workers, remove_worker            (server.crud.workers)
+downsample_series                                                 (server.crud.downsample)
 """
 
+from server.crud.downsample import downsample_series
 from server.crud.events import add_event, append_log, events_after, latest_event_id, log_lines
 from server.crud.metrics import count_points, ingest_metrics, iter_points, metric_goal, metric_keys
 from server.crud.runs import (
@@ -33,6 +35,7 @@ __all__ = [
     "count_points",
     "create_run",
     "delete_run",
+    "downsample_series",
     "events_after",
     "get_run",
     "heartbeat",

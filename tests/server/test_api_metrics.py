@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from server import crud
+from server.crud.downsample import downsample_series
 from server.db import session_scope
-from server.downsample import downsample_series
 from server.settings import Settings
 
 

@@ -98,8 +98,8 @@ def test_0002_backfills_metric_blocks_from_existing_points(empty_engine: Engine)
     from alembic import command
 
     from server import crud
+    from server.crud.downsample import downsample_series
     from server.db import session_scope
-    from server.downsample import downsample_series
 
     command.upgrade(alembic_config(empty_engine), "0001")
     values = [((step * 7919) % 1000) / 10 for step in range(1, 3001)]

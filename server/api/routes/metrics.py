@@ -11,8 +11,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from server import crud
+from server.crud.downsample import downsample_series
 from server.deps import SessionDep
-from server.downsample import downsample_series
 from server.schemas import Message, MetricSeriesPublic, MetricsPublic
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["metrics"])
