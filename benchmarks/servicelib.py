@@ -5,17 +5,34 @@ Benchmarks run as scripts (`python benchmarks/<name>.py`), so this module is imp
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import httpx
 
-# The tests' service helpers are the one definition of these; benchmarks reuse them as they are.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from services import POSTGRES_HOST, POSTGRES_PORT, free_port, reachable, temporary_postgres
+
+def _load_test_services() -> ModuleType:
+    """tests/services.py, the one definition of these helpers, loaded by path: putting tests/ on
+    sys.path would let its folders (tests/lowdino, tests/server) shadow the real packages."""
+    path = Path(__file__).resolve().parents[1] / "tests" / "services.py"
+    spec = importlib.util.spec_from_file_location("lowdino_test_services", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_services = _load_test_services()
+POSTGRES_HOST, POSTGRES_PORT = _services.POSTGRES_HOST, _services.POSTGRES_PORT
+free_port = _services.free_port
+reachable = _services.reachable
+temporary_postgres = _services.temporary_postgres
 
 
 def postgres_available() -> bool:
