@@ -178,13 +178,12 @@ class _Supervision:
 
     def _read_flags(self) -> tuple[str, bool, str | None] | None:
         """(status, cancel_requested, worker_name) of the run; None when the DB did not answer."""
-        flags: list[tuple[str, bool, str | None]] = []
-
-        def read() -> None:
+        try:
             found = crud.run_control_flags(self.session, run_id=self.run_id)
-            flags.append(("deleted", True, None) if found is None else found)
-
-        return flags[0] if self._db("read run", read) else None
+        except TRANSIENT_DB_ERRORS as exc:
+            _note_db_failure(self.session, f"run {self.run_id}: read run", exc)
+            return None
+        return ("deleted", True, None) if found is None else found
 
     def _beat(self, now: float) -> None:
         if now - self.last_beat < self.options.heartbeat_interval:
@@ -249,15 +248,20 @@ class _Supervision:
 
 
 def _try_db(session: Session, what: str, call: Callable[[], Any]) -> bool:
+    """Run `call`; False (after a rollback) when the database is temporarily unavailable."""
     try:
         call()
     except TRANSIENT_DB_ERRORS as exc:
-        session.rollback()
-        log.warning(
-            "%s failed (%s: %s); will retry", what, exc.__class__.__name__, str(exc).splitlines()[0][:200]
-        )
+        _note_db_failure(session, what, exc)
         return False
     return True
+
+
+def _note_db_failure(session: Session, what: str, exc: Exception) -> None:
+    session.rollback()
+    log.warning(
+        "%s failed (%s: %s); will retry", what, exc.__class__.__name__, str(exc).splitlines()[0][:200]
+    )
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -354,6 +358,15 @@ def _execute(
         state.current_run_id = None
 
 
+@dataclass(frozen=True)
+class _Launch:
+    """What starting the child needs, decided before anything runs."""
+
+    argv: list[str]
+    env: dict[str, str]
+    resume: bool
+
+
 def _start_and_follow(
     session: Session,
     run: Run,
@@ -363,6 +376,24 @@ def _start_and_follow(
     options: SupervisorOptions,
     state: WorkerState,
 ) -> RunResult:
+    """Prepare the run directory, start the child, follow it to its end, record the outcome."""
+    launch = _prepare(session, run, run_dir, identity=identity, options=options)
+    if isinstance(launch, RunResult):
+        return launch
+    supervision = _Supervision(session, run, run_dir, identity=identity, options=options, state=state)
+    process = _spawn(session, run.id, run_dir, launch)
+    if isinstance(process, RunResult):
+        return process
+    returncode = _follow(session, run.id, supervision, process)
+    if supervision.lease_lost:
+        return RunResult(run.id, "refused", "the run was taken away (interrupted) while it ran", returncode)
+    return _conclude(session, run.id, run_dir, supervision, returncode)
+
+
+def _prepare(
+    session: Session, run: Run, run_dir: Path, *, identity: WorkerIdentity, options: SupervisorOptions
+) -> _Launch | RunResult:
+    """Plan the launch, lay out the run directory and write its config.yaml; a failed run if any fails."""
     run_id, kind, config = run.id, run.kind, dict(run.config or {})
     try:
         plan = plan_launch(kind, config, identity.gpus)
@@ -378,31 +409,41 @@ def _start_and_follow(
         )
     launcher = options.launcher or default_launcher(options.python)
     argv = list(launcher(kind, run_dir, resume, plan.nproc))
-    env = child_env(plan.visible_gpus, extra=options.env_extra)
-    stdout_path = run_dir / STDOUT_FILE
-    supervision = _Supervision(session, run, run_dir, identity=identity, options=options, state=state)
     notes = [
         f"[worker] {identity.name}: attempt {run.attempt}, {'resuming' if resume else 'starting'}: {' '.join(argv)}"
     ]
     if config.get("resume") and not resume:
         notes.append("[worker] no checkpoint.pth from an earlier attempt; starting from step 0")
     crud.append_log(session, run_id=run_id, lines=notes, stream="worker")
+    return _Launch(argv=argv, env=child_env(plan.visible_gpus, extra=options.env_extra), resume=resume)
+
+
+def _spawn(
+    session: Session, run_id: str, run_dir: Path, launch: _Launch
+) -> subprocess.Popen[bytes] | RunResult:
+    """The training child in its own process group, its output appended to stdout.log."""
     try:
-        with stdout_path.open("ab") as stdout:
-            process = subprocess.Popen(
-                argv,
+        with (run_dir / STDOUT_FILE).open("ab") as stdout:
+            return subprocess.Popen(
+                launch.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=subprocess.STDOUT,
-                env=env,
+                env=launch.env,
                 start_new_session=True,
             )
     except OSError as exc:
         return _fail_before_start(
             session, run_id, f"could not start the training process ({exc}); check the worker's Python"
         )
+
+
+def _follow(
+    session: Session, run_id: str, supervision: _Supervision, process: subprocess.Popen[bytes]
+) -> int:
+    """The poll loop until the child exits; its exit status."""
     try:
-        returncode = supervision.run(process)
+        return supervision.run(process)
     except BaseException:
         # The supervisor itself is failing (a bug, or a cold shutdown raising into this thread): never
         # leave a trainer behind, and leave the run resumable.
@@ -420,8 +461,12 @@ def _start_and_follow(
             ),
         )
         raise
-    if supervision.lease_lost:
-        return RunResult(run_id, "refused", "the run was taken away (interrupted) while it ran", returncode)
+
+
+def _conclude(
+    session: Session, run_id: str, run_dir: Path, supervision: _Supervision, returncode: int
+) -> RunResult:
+    """Map the exit to an outcome (worker.outcome), log it and record the final status."""
     summary = _read_summary(run_dir)
     outcome = decide_outcome(
         returncode,
