@@ -24,11 +24,11 @@ from collections.abc import Callable
 from typing import Any
 
 from lowdino.errors import ConfigError
-from server.db import DatabaseError
+from server.db import migrate_database
 from server.embedded_worker import EmbeddedWorker
 from server.protections import is_wildcard_bind
 from server.security import is_loopback
-from server.settings import Settings, get_settings
+from server.settings import Settings, load_settings
 
 log = logging.getLogger("lowdino.server")
 SHUTDOWN_GRACE_S = 5
@@ -85,36 +85,12 @@ def check_port(host: str, port: int) -> None:
             raise ConfigError(f"cannot bind {host}:{port} ({exc.strerror}); check --host") from exc
 
 
-def _settings() -> Settings:
-    from pydantic import ValidationError
-
-    from lowdino.config.loading import describe_validation_error
-
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        raise ConfigError(f"invalid LOWDINO_* settings: {describe_validation_error(exc)}") from exc
-
-
 def migrate(settings: Settings) -> int:
     """`serve --migrate-only`: alembic upgrade head, one line on success, a one-line error otherwise."""
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.engine import make_url
 
-    from server.db import create_db_engine, current_revision, upgrade_database
-
-    engine = create_db_engine(settings.database_url)
-    shown = engine.url.render_as_string(hide_password=True)
-    try:
-        upgrade_database(engine)
-        revision = current_revision(engine)
-    except SQLAlchemyError as exc:
-        cause = getattr(exc, "orig", None) or exc
-        reason = (str(cause).splitlines() or [cause.__class__.__name__])[0][:200]
-        raise DatabaseError(
-            f"cannot migrate the database {shown} ({reason}); start it or fix LOWDINO_DATABASE_URL"
-        ) from exc
-    finally:
-        engine.dispose()
+    revision = migrate_database(settings.database_url)
+    shown = make_url(settings.database_url).render_as_string(hide_password=True)
     print(f"database {shown} is at revision {revision}", file=sys.stderr, flush=True)
     return 0
 
@@ -137,7 +113,7 @@ def serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise here
-    settings = _settings()
+    settings = load_settings()
     if args.migrate_only:
         return migrate(settings)
     extra_hosts = [*args.allowed_host, *([] if is_wildcard_bind(args.host) else [args.host])]

@@ -130,3 +130,22 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def migrate_database(url: str) -> str | None:
+    """`alembic upgrade head` on the database at `url`; its revision after, or a one-line DatabaseError."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = create_db_engine(url)
+    try:
+        upgrade_database(engine)
+        return current_revision(engine)
+    except SQLAlchemyError as exc:
+        shown = engine.url.render_as_string(hide_password=True)
+        cause = getattr(exc, "orig", None) or exc
+        reason = (str(cause).splitlines() or [cause.__class__.__name__])[0][:200]
+        raise DatabaseError(
+            f"cannot migrate the database {shown} ({reason}); start it or fix LOWDINO_DATABASE_URL"
+        ) from exc
+    finally:
+        engine.dispose()

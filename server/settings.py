@@ -155,6 +155,19 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
 
+def load_settings() -> Settings:
+    """`get_settings()`, with invalid LOWDINO_* variables as one ConfigError line naming the field."""
+    from pydantic import ValidationError
+
+    from lowdino.config.loading import describe_validation_error
+    from lowdino.errors import ConfigError
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        raise ConfigError(f"invalid LOWDINO_* settings: {describe_validation_error(exc)}") from exc
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Process-wide settings from the environment (tests build their own `Settings(...)`)."""

@@ -95,29 +95,10 @@ def run_worker(args: argparse.Namespace) -> int:
 
 def check_database() -> None:
     """Fail fast with one line when the settings or the database are unusable (before Celery starts)."""
-    from pydantic import ValidationError
-    from sqlalchemy.exc import SQLAlchemyError
+    from server.db import migrate_database
+    from server.settings import load_settings
 
-    from lowdino.config.loading import describe_validation_error
-    from server.db import create_db_engine, upgrade_database
-    from server.settings import get_settings
-
-    try:
-        settings = get_settings()
-    except ValidationError as exc:
-        raise ConfigError(f"invalid LOWDINO_* settings: {describe_validation_error(exc)}") from exc
-    engine = create_db_engine(settings.database_url)
-    try:
-        upgrade_database(engine)
-    except SQLAlchemyError as exc:
-        shown = engine.url.render_as_string(hide_password=True)
-        cause = getattr(exc, "orig", None) or exc
-        reason = (str(cause).splitlines() or [cause.__class__.__name__])[0][:200]
-        raise LowDinoError(
-            f"cannot use the database {shown} ({reason}); start it or fix LOWDINO_DATABASE_URL"
-        ) from exc
-    finally:
-        engine.dispose()
+    migrate_database(load_settings().database_url)
 
 
 def main(argv: list[str] | None = None) -> int:
