@@ -66,11 +66,15 @@ class PageWatch:
         ]
 
 
-def save_screenshot(page: Any, name: str, folder: Path) -> Path:
-    """A viewport-sized PNG in `folder`, and in $LOWDINO_SCREENSHOTS too when set (README images)."""
+def save_screenshot(page: Any, name: str, folder: Path, *, from_top: bool = True) -> Path:
+    """A viewport-sized PNG in `folder`, and in $LOWDINO_SCREENSHOTS too when set (README images).
+
+    `from_top=False` keeps the page where it scrolled itself (e.g. to a field that shows an error).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
-    page.evaluate("() => window.scrollTo(0, 0)")
+    if from_top:
+        page.evaluate("() => window.scrollTo(0, 0)")
     page.screenshot(path=str(path))
     extra = os.environ.get("LOWDINO_SCREENSHOTS")
     if extra:

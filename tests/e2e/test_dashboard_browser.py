@@ -159,7 +159,8 @@ def test_bad_field_shows_the_api_message_at_that_field(stack: Stack, page: Any, 
     assert page.locator("#field-batch_size").get_attribute("aria-invalid") == "true"
     assert "batch_size" in page.locator(".error-box").inner_text()
     assert page.url.endswith("/launch?kind=pretrain")  # nothing was queued
-    save_screenshot(page, "launch-error", shots)
+    assert page.locator(".submit-bar .error-box").is_visible()
+    save_screenshot(page, "launch-error", shots, from_top=False)
     assert watch.unexpected(allow_http_errors=True) == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from fastapi import APIRouter
@@ -14,10 +15,16 @@ from server.schemas import CatalogPublic, RunKind
 router = APIRouter(tags=["catalog"])
 
 
+@functools.cache
+def _catalog_public() -> CatalogPublic:
+    # Built once per process, like the catalog itself: every page load asks for it.
+    return CatalogPublic.model_validate(catalog())
+
+
 @router.get("/catalog", response_model=CatalogPublic)
 async def get_catalog() -> CatalogPublic:
     """Backbones with parameter counts, datasets, methods, presets (configs/*.yaml), published results."""
-    return CatalogPublic.model_validate(await run_in_threadpool(catalog))
+    return await run_in_threadpool(_catalog_public)
 
 
 @router.get("/schema/{kind}")

@@ -65,8 +65,8 @@ export function mount(root) {
       h("label", { for: "run-name" }, "Name", nameInput),
       h("label", { for: "run-tags" }, "Tags", tagsInput)),
     fieldsRoot,
-    formError,
-    h("div", { class: "submit-bar" }, submit, copyCurl, copyCli, copied),
+    // In the sticky bar: the refusal stays in view wherever the field it names is scrolled to.
+    h("div", { class: "submit-bar" }, formError, submit, copyCurl, copyCli, copied),
   );
 
   async function load() {
