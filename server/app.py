@@ -2,7 +2,8 @@
 
 At creation the app opens the database and runs `alembic upgrade head`, so a fresh LOWDINO_HOME
 or an empty PostgreSQL database just works. While it runs, a background loop marks running runs
-whose worker stopped sending heartbeats as interrupted (every heartbeat_interval seconds).
+whose worker stopped sending heartbeats as interrupted (every heartbeat_interval seconds), and another
+queues the evaluation that each completed chained run owes (every chain_poll_interval seconds).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from lowdino import __version__
 from server.api.main import api_router
 from server.broker import make_celery
 from server.catalog import catalog
+from server.chains import queue_owed_evaluations
 from server.contract import install_error_handlers, install_openapi
 from server.crud.worker_ops import reap_interrupted_runs
 from server.db import create_db_engine, make_session_factory, upgrade_database
@@ -50,20 +52,37 @@ async def _reaper(app: FastAPI) -> None:
             log.exception("heartbeat reaper failed; retrying")
 
 
+def _chain(app: FastAPI) -> list[str]:
+    with app.state.session_factory() as session:
+        return queue_owed_evaluations(session, app.state.celery, app.state.settings)
+
+
+async def _chainer(app: FastAPI) -> None:
+    """Queue the evaluations that completed chained runs owe (server.chains), until shutdown."""
+    while True:
+        try:
+            await run_in_threadpool(_chain, app)
+        except Exception:  # a database hiccup must not end the loop
+            log.exception("queueing chained evaluations failed; retrying")
+        await asyncio.sleep(app.state.settings.chain_poll_interval)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Runs left `running` by a crash of everything (API and workers) are interrupted from the start.
     await run_in_threadpool(_reap, app)
     task = asyncio.create_task(_reaper(app))
+    chainer = asyncio.create_task(_chainer(app))
     # Building every backbone to count its parameters takes seconds: do it before a page asks.
     warm_catalog = asyncio.create_task(run_in_threadpool(catalog))
     try:
         yield
     finally:
         warm_catalog.cancel()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for loop in (task, chainer):
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
         app.state.engine.dispose()
 
 

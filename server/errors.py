@@ -49,3 +49,11 @@ class ArtifactNotFoundError(ServiceError):
 
 class BrokerUnavailableError(ServiceError):
     status_code = 503
+
+
+class SweepNotFoundError(ServiceError):
+    status_code = 404
+
+    def __init__(self, sweep_id: str) -> None:
+        super().__init__(f"sweep {sweep_id!r} does not exist; list sweeps with GET /api/sweeps")
+        self.sweep_id = sweep_id

@@ -8,6 +8,8 @@ metrics   one row per (run, key, step): the primary key makes re-ingesting a ste
 metric_blocks  per (run, key, block of METRIC_BLOCK_STEPS steps): count and the min / max points,
           refreshed by every ingestion from the raw rows of the blocks it touched. Downsampling a
           long series reads these (~N/256 rows) instead of every point.
+sweeps    one row per sweep or study: the base config, the grid or overrides it expanded, and the
+          baselines a study could not evaluate (with the reason); its runs point to it by sweep_id.
 events    append-only log whose autoincrement id is the Server-Sent-Events id (`metric`, `status`,
           `log`); readers page through it with `id > last_seen`.
 workers   one row per worker process, refreshed by its heartbeat.
@@ -133,9 +135,15 @@ class Run(Base):
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
+    # A clone's original (same kind), or the training run a chained evaluation measures (kind eval).
     parent_id: Mapped[str | None] = mapped_column(
-        String(32), ForeignKey("runs.id", ondelete="SET NULL"), nullable=True
+        String(32), ForeignKey("runs.id", ondelete="SET NULL"), nullable=True, index=True
     )
+    sweep_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    # Chains: the eval config to run on this run's final checkpoint once it completes, and the eval
+    # run queued for it. evaluation_id is set once, atomically, which is what makes the chain exactly-once.
+    evaluate: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    evaluation_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     @property
     def fraction(self) -> float | None:
@@ -205,3 +213,22 @@ class Worker(Base):
     )
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Sweep(Base):
+    """Runs submitted together (a grid, a list of overrides, or a study preset), offered as a unit."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_run_id)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    study: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    grid: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    overrides: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType, nullable=True)
+    evaluate: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # Rows a study wanted but could not run here (a baseline without local weights): label -> reason.
+    skipped: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -28,6 +28,11 @@ from server.settings import Settings
 
 # Config fields the server owns: clients may not set them on a new run.
 SERVER_OWNED_FIELDS = ("output_dir", "resume")
+# Run kinds whose final checkpoint an `evaluate` block can measure, and the eval fields a chain sets.
+CHAINABLE_KINDS = ("pretrain", "distill")
+CHAIN_OWNED_FIELDS = ("checkpoint", "backbone", "pretrained", "weights", *SERVER_OWNED_FIELDS)
+# Eval options a chain takes from its training run when the evaluate block leaves them out.
+INHERITED_FIELDS = ("dataset", "data_path", "synthetic_size", "device")
 
 
 def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -40,6 +45,42 @@ def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
             f"invalid {kind} config: {describe_validation_error(exc)}",
             field_errors=dict(validation_problems(exc)),
         ) from exc
+
+
+def check_evaluate_block(
+    kind: str, evaluate: dict[str, Any] | None, config: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The eval options a chain will run with (given ones, the rest inherited from the training config).
+
+    Validated now against the eval model with a stand-in checkpoint, so a chain cannot fail later on
+    an option that was wrong from the start; 422 naming `evaluate.<field>`.
+    """
+    if evaluate is None:
+        return None
+    if kind not in CHAINABLE_KINDS:
+        raise InvalidRequestError(
+            f"evaluate: only {' and '.join(CHAINABLE_KINDS)} runs produce a checkpoint to evaluate; "
+            f"submit the {kind} run without it",
+            field_errors={"evaluate": f"not allowed on {kind} runs"},
+        )
+    for field in CHAIN_OWNED_FIELDS:
+        if field in evaluate:
+            message = "is set by the chain (the training run's final checkpoint); leave it out"
+            raise InvalidRequestError(
+                f"evaluate.{field}: {message}", field_errors={f"evaluate.{field}": message}
+            )
+    block = {
+        field: config[field] for field in INHERITED_FIELDS if field in config and config[field] is not None
+    }
+    block.update(evaluate)
+    try:
+        CONFIG_MODELS["eval"].model_validate({**block, "checkpoint": "the-training-run"})
+    except ValidationError as exc:
+        problems = {f"evaluate.{field}": message for field, message in validation_problems(exc)}
+        raise InvalidRequestError(
+            f"invalid evaluate block: {describe_validation_error(exc)}", field_errors=problems
+        ) from exc
+    return block
 
 
 def _run_dir_lookup(session: Session, settings: Settings) -> Callable[[str], Path | None]:
@@ -70,7 +111,7 @@ def prepare_config(
     return validated
 
 
-def _enqueue(session: Session, celery_app: Celery, run: Run) -> Run:
+def enqueue_run(session: Session, celery_app: Celery, run: Run) -> Run:
     """Publish the run's task; if the broker is down, the run fails with that reason (then 503)."""
     try:
         send_run(celery_app, run_id=run.id, queue=run.queue or queue_for(run.kind, run.config))
@@ -90,10 +131,18 @@ def submit_run(
     name: str | None = None,
     tags: list[str] | None = None,
     parent_id: str | None = None,
+    evaluate: dict[str, Any] | None = None,
 ) -> Run:
-    """Validate, create the queued row and its run directory, and send "lowdino.run" to its queue."""
+    """Validate, create the queued row and its run directory, and send "lowdino.run" to its queue.
+
+    `evaluate` (pretrain / distill only): eval options to run on the final checkpoint once the run
+    completes (server.chains queues it).
+    """
     run_id = new_run_id()
     prepared = prepare_config(session, settings, kind=kind, config=config, run_id=run_id)
+    evaluate = check_evaluate_block(kind, evaluate, prepared)
+    if evaluate is not None:  # paths checked now too: a chain must not fail on a path refused later
+        evaluate = resolve_config_paths(evaluate, settings)
     settings.run_dir(run_id).mkdir(parents=True, exist_ok=True)
     run = crud.create_run(
         session,
@@ -105,8 +154,9 @@ def submit_run(
         output_dir=prepared["output_dir"],
         queue=queue_for(kind, prepared),
         parent_id=parent_id,
+        evaluate=evaluate,
     )
-    return _enqueue(session, celery_app, run)
+    return enqueue_run(session, celery_app, run)
 
 
 def cancel_run(session: Session, settings: Settings, *, run_id: str) -> Run:
@@ -168,7 +218,7 @@ def resume_run(session: Session, celery_app: Celery, settings: Settings, *, run_
     )
     if resumed is None:
         raise RunStateError(f"run {run_id} changed state meanwhile; fetch it and try again")
-    return _enqueue(session, celery_app, resumed)
+    return enqueue_run(session, celery_app, resumed)
 
 
 def clone_run(

@@ -21,6 +21,13 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+EVALUATE_DESCRIPTION = (
+    "pretrain / distill only: eval options (GET /api/schema/eval, without checkpoint or backbone) to run "
+    "on the final checkpoint when the run completes; dataset and data_path default to the run's own. "
+    "The eval run is linked to this one (its parent_id)."
+)
+
+
 class RunCreate(_Body):
     kind: RunKind = Field(description="Which command runs (a config model of the library).")
     name: str | None = Field(None, max_length=200, description="Free-text label shown in lists.")
@@ -29,6 +36,7 @@ class RunCreate(_Body):
         default_factory=dict,
         description="Options of the kind's config model (GET /api/schema/{kind}); unset ones take defaults.",
     )
+    evaluate: dict[str, Any] | None = Field(None, description=EVALUATE_DESCRIPTION)
 
 
 class RunClone(_Body):
@@ -70,7 +78,14 @@ class RunPublic(BaseModel):
     exit_code: int | None
     cancel_requested: bool
     attempt: int
-    parent_id: str | None
+    parent_id: str | None = Field(
+        description="The run this one evaluates (kind eval, chained) or was cloned from (same kind)."
+    )
+    sweep_id: str | None = Field(None, description="The sweep or study this run belongs to.")
+    evaluate: dict[str, Any] | None = Field(
+        None, description="The chained evaluation's options, run on the final checkpoint on completion."
+    )
+    evaluation_id: str | None = Field(None, description="The chained eval run, once it was queued.")
     last_event_id: int | None = Field(
         None,
         description="Newest event id (detail view): pass it to /events?last_event_id= to get only newer ones.",
@@ -108,6 +123,9 @@ class RunPublic(BaseModel):
             cancel_requested=bool(run.cancel_requested),
             attempt=run.attempt,
             parent_id=run.parent_id,
+            sweep_id=run.sweep_id,
+            evaluate=run.evaluate,
+            evaluation_id=run.evaluation_id,
             last_event_id=last_event_id,
         )
 
@@ -269,3 +287,95 @@ class ComparePublic(BaseModel):
         description="option -> {run id: value}, differing only."
     )
     figures: dict[str, PlotlyFigure]
+
+
+SweepValues = Annotated[list[Any], Field(min_length=1, max_length=1000)]
+
+
+class SweepCreate(_Body):
+    """runs = overrides x product(grid values), each applied to `config`; validated all before any run."""
+
+    kind: RunKind = Field(description="The kind of every run of the sweep.")
+    name: str | None = Field(None, max_length=200, description="Prefix of every run's name.")
+    tags: list[Tag] = Field(default_factory=list, max_length=20, description="Added to every run.")
+    config: dict[str, Any] = Field(default_factory=dict, description="The base config every run starts from.")
+    grid: dict[str, SweepValues] | None = Field(
+        None,
+        max_length=20,
+        description='Option -> values; every combination is one run, e.g. {"backbone": ["a", "b"], "seed": [0, 1]}.',
+    )
+    overrides: list[dict[str, Any]] | None = Field(
+        None, max_length=1000, description="Explicit option sets, one run each (times the grid, if both)."
+    )
+    evaluate: dict[str, Any] | None = Field(None, description=EVALUATE_DESCRIPTION)
+
+
+class StudyCreate(_Body):
+    study: str = Field(
+        "reproduce_original_table", max_length=100, description="A study preset (GET /api/studies)."
+    )
+    scale: str = Field("smoke", max_length=50, description="How long it runs: one of the study's scales.")
+    name: str | None = Field(None, max_length=200)
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
+    pretrain: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Pretrain options over the study's and the scale's (e.g. dataset, data_path, max_steps).",
+    )
+    evaluate: dict[str, Any] = Field(
+        default_factory=dict, description="Eval options over the study's and the scale's."
+    )
+
+
+class StudyScalePublic(BaseModel):
+    name: str
+    description: str
+    pretrain: dict[str, Any]
+    evaluate: dict[str, Any]
+
+
+class StudyBaselinePublic(BaseModel):
+    label: str
+    backbone: str
+    available: bool = Field(description="Its weights are present here (else the study skips it).")
+    reason: str | None = Field(None, description="Why it would be skipped.")
+
+
+class StudyPublic(BaseModel):
+    name: str
+    title: str
+    description: str
+    dataset: str
+    backbones: list[str]
+    pretrain: dict[str, Any]
+    evaluate: dict[str, Any]
+    scales: list[StudyScalePublic]
+    baselines: list[StudyBaselinePublic]
+
+
+class StudiesPublic(BaseModel):
+    data: list[StudyPublic]
+
+
+class SweepPublic(BaseModel):
+    id: str
+    name: str | None
+    kind: RunKind
+    study: str | None
+    config: dict[str, Any]
+    grid: dict[str, Any] | None
+    overrides: list[dict[str, Any]] | None
+    evaluate: dict[str, Any] | None
+    tags: list[str]
+    skipped: dict[str, str] = Field(description="Rows a study could not run here: model -> reason.")
+    created_at: datetime
+    run_ids: list[str] = Field(description="Every run of the sweep, chained evaluations included.")
+    status_counts: dict[str, int] = Field(description="Runs per status.")
+    total: int
+    done: bool = Field(
+        description="Every run finished and every chained evaluation that is due has finished too."
+    )
+
+
+class SweepsPublic(BaseModel):
+    data: list[SweepPublic]
+    count: int

@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     sse_poll_interval: float = Field(
         0.2, gt=0, le=2, description="Seconds between event-table polls per SSE client."
     )
+    chain_poll_interval: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Seconds between the API's looks for completed runs whose chained evaluation is due.",
+    )
+    max_sweep_runs: int = Field(
+        200, ge=1, le=10_000, description="Largest sweep (expanded runs) one request may create."
+    )
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Host header values accepted besides the defaults (loopback names, this machine's "

@@ -6,12 +6,17 @@ ingest_metrics, metric_keys, count_points, iter_points, metric_goal (server.crud
 add_event, append_log, events_after, latest_event_id, log_lines  (server.crud.events)
 upsert_worker, heartbeat, list_workers, remove_worker            (server.crud.workers)
 downsample_series                                                 (server.crud.downsample)
+create_sweep, get_sweep, require_sweep, sweep_runs, sweep_run_ids, sweep_status_counts, list_sweeps
+                                                                  (server.crud.sweeps)
+runs_owing_evaluation, claim_evaluation                           (server.crud.chains)
 """
 
+from server.crud.chains import claim_evaluation, runs_owing_evaluation
 from server.crud.downsample import downsample_series
 from server.crud.events import add_event, append_log, events_after, latest_event_id, log_lines
 from server.crud.metrics import count_points, ingest_metrics, iter_points, metric_goal, metric_keys
 from server.crud.runs import (
+    add_run,
     backbone_of,
     claim_run,
     create_run,
@@ -25,24 +30,38 @@ from server.crud.runs import (
     transition_run,
     update_run_status,
 )
+from server.crud.sweeps import (
+    create_sweep,
+    get_sweep,
+    list_sweeps,
+    require_sweep,
+    sweep_run_ids,
+    sweep_runs,
+    sweep_status_counts,
+)
 from server.crud.workers import heartbeat, list_workers, remove_worker, upsert_worker
 
 __all__ = [
     "add_event",
+    "add_run",
     "append_log",
     "backbone_of",
+    "claim_evaluation",
     "claim_run",
     "count_points",
     "create_run",
+    "create_sweep",
     "delete_run",
     "downsample_series",
     "events_after",
     "get_run",
+    "get_sweep",
     "heartbeat",
     "ingest_metrics",
     "iter_points",
     "latest_event_id",
     "list_runs",
+    "list_sweeps",
     "list_workers",
     "log_lines",
     "mark_interrupted_runs",
@@ -50,8 +69,13 @@ __all__ = [
     "metric_keys",
     "remove_worker",
     "require_run",
+    "require_sweep",
     "run_control_flags",
+    "runs_owing_evaluation",
     "set_cancel_requested",
+    "sweep_run_ids",
+    "sweep_runs",
+    "sweep_status_counts",
     "transition_run",
     "update_run_status",
     "upsert_worker",

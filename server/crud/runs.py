@@ -43,7 +43,7 @@ def backbone_of(kind: str, config: dict[str, Any]) -> str | None:
     return None if value is None else str(value)
 
 
-def create_run(
+def add_run(
     session: Session,
     *,
     kind: str,
@@ -54,9 +54,14 @@ def create_run(
     output_dir: str | None = None,
     queue: str | None = None,
     parent_id: str | None = None,
+    sweep_id: str | None = None,
+    evaluate: dict[str, Any] | None = None,
     attempt: int = 1,
 ) -> Run:
-    """Insert a `queued` run (plus its first status event) and commit."""
+    """Add a `queued` run and its first status event to the session, without committing.
+
+    For callers that create several rows in one transaction (a sweep is created whole or not at all).
+    """
     if kind not in RUN_KINDS:
         raise ValueError(f"run kind {kind!r} is not one of {RUN_KINDS}")
     now = utcnow()
@@ -72,6 +77,8 @@ def create_run(
         created_at=now,
         queued_at=now,
         parent_id=parent_id,
+        sweep_id=sweep_id,
+        evaluate=evaluate,
         attempt=attempt,
         latest_metrics={},
         best_metrics={},
@@ -82,6 +89,12 @@ def create_run(
     session.add(run)
     session.flush()  # assigns the id for the event below
     add_event(session, run_id=run.id, type="status", data={"status": "queued", "attempt": attempt})
+    return run
+
+
+def create_run(session: Session, **fields: Any) -> Run:
+    """Insert a `queued` run (plus its first status event) and commit; keywords as for `add_run`."""
+    run = add_run(session, **fields)
     session.commit()
     return run
 
@@ -119,6 +132,8 @@ def _filtered(
     tag: str | None,
     backbone: str | None,
     search: str | None,
+    sweep: str | None = None,
+    parent: str | None = None,
 ) -> Select[Any]:
     if status:
         statuses = [status] if isinstance(status, str) else list(status)
@@ -129,6 +144,10 @@ def _filtered(
         query = query.where(Run.backbone == backbone)
     if tag:
         query = query.where(_tag_filter(session, tag))
+    if sweep:
+        query = query.where(Run.sweep_id == sweep)
+    if parent:
+        query = query.where(Run.parent_id == parent)
     if search:
         pattern = f"%{_escape_like(search)}%"
         query = query.where(or_(Run.name.ilike(pattern, escape="\\"), Run.id.like(pattern, escape="\\")))
@@ -142,6 +161,8 @@ def list_runs(
     kind: str | None = None,
     tag: str | None = None,
     backbone: str | None = None,
+    sweep: str | None = None,
+    parent: str | None = None,
     search: str | None = None,
     sort: str = "-created_at",
     limit: int = 50,
@@ -159,7 +180,17 @@ def list_runs(
     order = column.desc() if sort.startswith("-") else column.asc()
 
     def filtered(query: Select[Any]) -> Select[Any]:
-        return _filtered(session, query, status=status, kind=kind, tag=tag, backbone=backbone, search=search)
+        return _filtered(
+            session,
+            query,
+            status=status,
+            kind=kind,
+            tag=tag,
+            backbone=backbone,
+            search=search,
+            sweep=sweep,
+            parent=parent,
+        )
 
     rows = list(
         session.scalars(filtered(select(Run)).order_by(order, Run.id.asc()).limit(limit).offset(offset))

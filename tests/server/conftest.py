@@ -20,7 +20,7 @@ from server.app import create_app
 from server.db import create_db_engine, upgrade_database
 from server.settings import Settings
 
-TABLES = ("events", "metric_blocks", "metrics", "workers", "runs")
+TABLES = ("events", "metric_blocks", "metrics", "workers", "runs", "sweeps")
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,14 @@ def create_run(
 ) -> RunPublic:
     """Validate the config with the library's model, create the run `queued` and send it to a worker."""
     run = run_service.submit_run(
-        session, celery_app, settings, kind=body.kind, config=body.config, name=body.name, tags=body.tags
+        session,
+        celery_app,
+        settings,
+        kind=body.kind,
+        config=body.config,
+        name=body.name,
+        tags=body.tags,
+        evaluate=body.evaluate,
     )
     public = RunPublic.from_run(run)
     public.warning = queue_warning(session, settings, run.queue)
@@ -52,6 +59,10 @@ def list_runs(
     kind: Annotated[RunKind | None, Query()] = None,
     tag: Annotated[str | None, Query(max_length=50)] = None,
     backbone: Annotated[str | None, Query(max_length=200)] = None,
+    sweep: Annotated[str | None, Query(max_length=32, description="Runs of this sweep.")] = None,
+    parent: Annotated[
+        str | None, Query(max_length=32, description="Runs evaluating or cloned from it.")
+    ] = None,
     q: Annotated[str | None, Query(max_length=200, description="Substring of the name or id.")] = None,
     sort: Annotated[SortField, Query(description="Field, '-' prefix for descending.")] = "-created_at",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -63,6 +74,8 @@ def list_runs(
         kind=kind,
         tag=tag,
         backbone=backbone,
+        sweep=sweep,
+        parent=parent,
         search=q,
         sort=sort,
         limit=limit,
