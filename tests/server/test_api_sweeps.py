@@ -55,7 +55,8 @@ def test_grid_expands_to_every_combination_with_its_overrides(client: TestClient
         assert run["name"].startswith("grid · backbone=")
     assert client.get(f"/api/sweeps/{sweep['id']}").json()["run_ids"] == sweep["run_ids"]
     listed = client.get("/api/sweeps").json()
-    assert listed["count"] == 1 and listed["data"][0]["id"] == sweep["id"]
+    assert listed["count"] == 1
+    assert listed["data"][0]["id"] == sweep["id"]
 
 
 def test_overrides_times_grid(client: TestClient) -> None:
@@ -89,7 +90,9 @@ def test_an_invalid_combination_creates_no_run_at_all(client: TestClient, sessio
     assert count_rows(session, Sweep) == 0
 
 
-def test_size_cap_and_empty_values_are_refused(client: TestClient, settings: Settings, session: Session) -> None:
+def test_size_cap_and_empty_values_are_refused(
+    client: TestClient, settings: Settings, session: Session
+) -> None:
     cap = settings.max_sweep_runs
     too_big = client.post("/api/sweeps", json=sweep_body(grid={"seed": list(range(cap)), "lr": [0.1, 0.2]}))
     assert too_big.status_code == 422
@@ -120,7 +123,8 @@ def test_evaluate_block_is_validated_at_submission(client: TestClient) -> None:
 
     bad_value = submit("pretrain", TINY, {"k": 0})
     assert bad_value.status_code == 422
-    assert "evaluate" in bad_value.json()["detail"] and "k" in bad_value.json()["detail"]
+    assert "evaluate" in bad_value.json()["detail"]
+    assert "k" in bad_value.json()["detail"]
     assert "evaluate.k" in bad_value.json()["field_errors"]
     owned = submit("pretrain", TINY, {"checkpoint": "elsewhere"})
     assert owned.status_code == 422
@@ -131,7 +135,9 @@ def test_evaluate_block_is_validated_at_submission(client: TestClient) -> None:
     ok = submit("pretrain", TINY, EVALUATE)
     assert ok.status_code == 201, ok.text
     # Unset data options come from the training run, so the evaluation measures the same data.
-    inherited = {key: ok.json()["config"][key] for key in ("dataset", "data_path", "synthetic_size", "device")}
+    inherited = {
+        key: ok.json()["config"][key] for key in ("dataset", "data_path", "synthetic_size", "device")
+    }
     assert ok.json()["evaluate"] == {**inherited, **EVALUATE}
     assert inherited["dataset"] == "synthetic"
 
@@ -191,7 +197,9 @@ def test_cancelled_or_failed_parents_owe_nothing_until_a_resume_completes(
     assert queue_owed_evaluations(session, app.state.celery, settings) == []
 
 
-def test_sweep_runs_chain_into_the_sweep(client: TestClient, app: FastAPI, session: Session, settings: Settings) -> None:
+def test_sweep_runs_chain_into_the_sweep(
+    client: TestClient, app: FastAPI, session: Session, settings: Settings
+) -> None:
     sweep = client.post("/api/sweeps", json=sweep_body(grid={"seed": [0, 1]}, evaluate=EVALUATE)).json()
     for run_id in sweep["run_ids"]:
         complete(session, run_id)
@@ -212,7 +220,8 @@ def test_study_preset_queues_the_backbones_and_says_why_baselines_are_skipped(
     assert {scale["name"] for scale in study["scales"]} == {"smoke", "cpu_hour", "gpu"}
     assert study["backbones"] == ["mobilevit_s", "resnet5m", "mobilenetv2_100"]
     dino_resnet = next(b for b in study["baselines"] if b["backbone"] == "resnet50")
-    assert dino_resnet["available"] is False and "dino_resnet50_pretrain.pth" in dino_resnet["reason"]
+    assert dino_resnet["available"] is False
+    assert "dino_resnet50_pretrain.pth" in dino_resnet["reason"]
 
     # One baseline's weights present locally: it is evaluated; the others are skipped with a reason.
     (data_root / "weights").mkdir()
@@ -228,7 +237,8 @@ def test_study_preset_queues_the_backbones_and_says_why_baselines_are_skipped(
     pretrains = [run for run in runs if run["kind"] == "pretrain"]
     assert [run["backbone"] for run in pretrains] == ["mobilevit_s", "resnet5m", "mobilenetv2_100"]
     for run in pretrains:
-        assert run["config"]["max_steps"] == 2 and run["config"]["n_epochs"] == 1  # override over smoke
+        assert run["config"]["max_steps"] == 2
+        assert run["config"]["n_epochs"] == 1
         assert run["evaluate"]["knn_protocol"] == "both"
         assert run["evaluate"]["label_fractions"] == [0.1, 0.3]
         assert run["evaluate"]["seeds"] == [0, 1, 2]
