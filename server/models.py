@@ -44,6 +44,8 @@ from lowdino.config import CONFIG_MODELS
 # A run kind is a config model of the library: adding one to CONFIG_MODELS adds it here, to the API's
 # enums and to the worker's command line.
 RUN_KINDS: tuple[str, ...] = tuple(CONFIG_MODELS)
+# Kinds whose runs leave a checkpoint another run can evaluate (an `evaluate` block chains on these).
+CHAINABLE_KINDS: tuple[str, ...] = tuple(kind for kind in RUN_KINDS if kind != "eval")
 
 
 class RunStatus(StrEnum):
@@ -100,6 +102,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 # JSONB on PostgreSQL (indexable, `@>` for tag filters); JSON text elsewhere.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+# For optional documents: Python None stored as SQL NULL (not the JSON text 'null'), so IS NULL finds it.
+NullableJSON = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -142,7 +146,7 @@ class Run(Base):
     sweep_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     # Chains: the eval config to run on this run's final checkpoint once it completes, and the eval
     # run queued for it. evaluation_id is set once, atomically, which is what makes the chain exactly-once.
-    evaluate: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    evaluate: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, nullable=True)
     evaluation_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     @property
@@ -225,9 +229,9 @@ class Sweep(Base):
     kind: Mapped[str] = mapped_column(String(16))
     study: Mapped[str | None] = mapped_column(String(64), nullable=True)
     config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    grid: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
-    overrides: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType, nullable=True)
-    evaluate: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    grid: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, nullable=True)
+    overrides: Mapped[list[dict[str, Any]] | None] = mapped_column(NullableJSON, nullable=True)
+    evaluate: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, nullable=True)
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
     # Rows a study wanted but could not run here (a baseline without local weights): label -> reason.
     skipped: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)

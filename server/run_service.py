@@ -21,15 +21,14 @@ from lowdino.contract.rundir import RunDir
 from server import crud
 from server.broker import send_run
 from server.errors import BrokerUnavailableError, InvalidRequestError, RunStateError
-from server.models import ACTIVE_STATUSES, Run, new_run_id
+from server.models import ACTIVE_STATUSES, CHAINABLE_KINDS, Run, new_run_id
 from server.paths import owned_run_dir, resolve_config_paths
 from server.queues import queue_for
 from server.settings import Settings
 
 # Config fields the server owns: clients may not set them on a new run.
 SERVER_OWNED_FIELDS = ("output_dir", "resume")
-# Run kinds whose final checkpoint an `evaluate` block can measure, and the eval fields a chain sets.
-CHAINABLE_KINDS = ("pretrain", "distill")
+# The eval fields a chain sets itself.
 CHAIN_OWNED_FIELDS = ("checkpoint", "backbone", "pretrained", "weights", *SERVER_OWNED_FIELDS)
 # Eval options a chain takes from its training run when the evaluate block leaves them out.
 INHERITED_FIELDS = ("dataset", "data_path", "synthetic_size", "device")

@@ -1,6 +1,6 @@
 """The browser side of the server: dashboard pages, their static files, and local API docs.
 
-Every page path (`/`, `/runs`, `/runs/<id>`, `/launch`, `/compare`, `/report/...`) answers with the
+Every page path (`/`, `/runs`, `/runs/<id>`, `/launch`, `/compare`, `/sweeps[/<id>]`, `/report/...`) answers with the
 same app shell; the ES modules under /static pick the page from the path, so a reload or a shared
 link shows the same view. Nothing is loaded from another origin: Plotly.js comes from the pinned
 `plotly` package, Swagger UI and ReDoc from the pinned `fastapi-offline` package.
@@ -19,7 +19,17 @@ from fastapi.staticfiles import StaticFiles
 
 from server.security import has_valid_session
 
-PAGE_PATHS = ("/", "/runs", "/runs/{run_id}", "/launch", "/compare", "/report", "/report/{selection}")
+PAGE_PATHS = (
+    "/",
+    "/runs",
+    "/runs/{run_id}",
+    "/launch",
+    "/compare",
+    "/sweeps",
+    "/sweeps/{sweep_id}",
+    "/report",
+    "/report/{selection}",
+)
 NO_STORE = {"Cache-Control": "no-cache"}
 # The docs pages' bundles hard-code a few outside URLs (ReDoc's sidebar logo comes from cdn.redoc.ly):
 # a policy of own-origin-only makes the browser drop those requests before they leave the machine.

@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from server.crud.runs import add_run
-from server.models import Run, RunStatus
+from server.models import CHAINABLE_KINDS, Run, RunStatus
 
 
 def runs_owing_evaluation(session: Session, *, limit: int = 20) -> list[Run]:
@@ -17,6 +17,7 @@ def runs_owing_evaluation(session: Session, *, limit: int = 20) -> list[Run]:
         select(Run)
         .where(
             Run.status == RunStatus.COMPLETED,
+            Run.kind.in_(CHAINABLE_KINDS),
             Run.evaluate.is_not(None),
             Run.evaluation_id.is_(None),
         )

@@ -178,6 +178,9 @@ def test_a_completed_chained_run_gets_exactly_one_linked_evaluation(
     assert evaluation["config"]["protocols"] == ["knn"]
     assert evaluation["config"]["dataset"] == "synthetic"
     assert client.get(f"/api/runs/{parent['id']}").json()["evaluation_id"] == evaluation["id"]
+    assert evaluation["evaluate"] is None
+    complete(session, evaluation["id"])  # an evaluation owes no evaluation of its own
+    assert queue_owed_evaluations(session, celery_app, settings) == []
     assert [run["id"] for run in client.get("/api/runs", params={"parent": parent["id"]}).json()["data"]] == [
         evaluation["id"]
     ]

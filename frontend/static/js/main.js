@@ -10,6 +10,8 @@ const ROUTES = [
   [/^\/runs\/([^/]+)$/, "runs", () => import("./pages/run.js")],
   [/^\/launch$/, "launch", () => import("./pages/launch.js")],
   [/^\/compare$/, "compare", () => import("./pages/compare.js")],
+  [/^\/sweeps\/?$/, "sweeps", () => import("./pages/sweeps.js")],
+  [/^\/sweeps\/([^/]+)$/, "sweeps", () => import("./pages/sweep.js")],
 ];
 
 const app = document.getElementById("app");

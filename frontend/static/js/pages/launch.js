@@ -1,4 +1,6 @@
 // Launch: a form generated from the kind's config schema, filled from a preset or a cloned run.
+// Any field can become a list of values ("Sweep"): the form then queues one run per combination
+// (POST /api/sweeps). A study preset (?study=) replaces the form with its own short one.
 import { api, ApiError } from "../api.js";
 import { showBanner } from "../banner.js";
 import { getCatalog } from "../catalog.js";
@@ -15,7 +17,8 @@ const GROUPS = [
 ];
 const SERVER_OWNED = new Set(["output_dir", "resume"]);
 const BACKBONE_FIELDS = new Set(["backbone", "student", "teacher"]);
-const cache = { catalog: null, schemas: {}, session: null };
+const cache = { catalog: null, schemas: {}, session: null, studies: null };
+const CHAINABLE = new Set(["pretrain", "distill"]);
 
 function baseSchema(prop) {
   if (Array.isArray(prop.anyOf)) {
@@ -39,8 +42,12 @@ function shellQuote(text) {
 
 export function mount(root) {
   let stopped = false;
-  const state = { kind: KINDS.includes(params().get("kind")) ? params().get("kind") : "pretrain", values: {}, preset: params().get("preset"), source: null };
-  const inputs = new Map(); // field -> {read(), write(value), element, error, wrapper}
+  const state = { kind: KINDS.includes(params().get("kind")) ? params().get("kind") : "pretrain", values: {}, preset: params().get("preset"), source: null, study: params().get("study") };
+  const inputs = new Map(); // field -> {read(), write(value), parse(text), element, error, wrapper}
+  const swept = new Map(); // field -> the text input holding its list of values
+  const studyList = h("div", { class: "preset-list", id: "studies" });
+  const studyPanel = h("section", { id: "study-panel", hidden: true });
+  const evaluateRoot = h("div", { id: "evaluate-after" });
   const formError = h("div", { class: "error-box", role: "alert", hidden: true });
   const kindBar = h("div", { class: "kinds", role: "group", "aria-label": "Run kind" });
   const presetList = h("div", { class: "preset-list", id: "presets" });
@@ -57,14 +64,16 @@ export function mount(root) {
   root.append(
     h("div", { class: "page-head" }, h("h1", {}, "Launch a run")),
     h("div", { class: "launch" },
-      h("aside", {}, kindBar, h("h2", {}, "Presets"), presetList),
-      h("section", {}, sourceNote, form)),
+      h("aside", {}, kindBar, h("h2", {}, "Presets"), presetList, h("h2", {}, "Studies"), studyList),
+      h("section", { id: "form-section" }, sourceNote, form),
+      studyPanel),
   );
   form.append(
     h("div", { class: "meta-fields" },
       h("label", { for: "run-name" }, "Name", nameInput),
       h("label", { for: "run-tags" }, "Tags", tagsInput)),
     fieldsRoot,
+    evaluateRoot,
     // In the sticky bar: the refusal stays in view wherever the field it names is scrolled to.
     h("div", { class: "submit-bar" }, formError, submit, copyCurl, copyCli, copied),
   );
@@ -77,6 +86,7 @@ export function mount(root) {
       ]);
       cache.catalog = catalog;
       cache.session = session;
+      loadStudies();
       const cloneId = params().get("clone");
       if (cloneId) {
         const run = await api(`/api/runs/${encodeURIComponent(cloneId)}`);
@@ -95,6 +105,7 @@ export function mount(root) {
   }
 
   async function showKind(kind, { keepSource = false } = {}) {
+    if (state.study) { showStudy(state.study); return; }
     state.kind = kind;
     if (!keepSource) state.source = null;
     const schema = await schemaFor(kind);
@@ -118,15 +129,20 @@ export function mount(root) {
       sourceNote.textContent = "Defaults of the config model. Pick a preset on the left to start from a tested recipe.";
     }
     state.values = values;
-    setParams({ kind, preset: state.preset, clone: state.source?.type === "clone" ? state.source.run.id : null });
+    setParams({ kind, preset: state.preset, clone: state.source?.type === "clone" ? state.source.run.id : null, study: null, scale: null });
+    studyPanel.hidden = true;
+    document.getElementById("form-section").hidden = false;
     renderKinds();
     renderPresets();
+    renderStudies();
     renderFields();
+    await renderEvaluate();
+    updateCount();
   }
 
   function renderKinds() {
     fill(kindBar, ...KINDS.map((kind) => h("button", {
-      type: "button", "aria-pressed": String(kind === state.kind), onclick: () => { state.preset = null; showKind(kind); },
+      type: "button", "aria-pressed": String(!state.study && kind === state.kind), onclick: () => { state.preset = null; state.study = null; showKind(kind); },
     }, kind)));
   }
 
@@ -143,7 +159,7 @@ export function mount(root) {
       const config = preset.config;
       presetList.append(h("button", {
         type: "button", class: "preset", "data-preset": preset.name, "aria-pressed": String(preset.name === state.preset),
-        onclick: () => { state.preset = preset.name; state.source = null; nameInput.value = preset.name; showKind(state.kind); },
+        onclick: () => { state.preset = preset.name; state.source = null; state.study = null; nameInput.value = preset.name; showKind(state.kind); },
       },
       h("strong", {}, preset.name),
       h("span", {}, preset.description || ""),
@@ -162,12 +178,14 @@ export function mount(root) {
     let element;
     let read;
     let write;
+    let parse = (text) => text;
     const describedBy = `${id}-help ${id}-error`;
     const backboneNames = cache.catalog.backbones.map((item) => item.name);
     if (schema.type === "boolean") {
       element = h("input", { type: "checkbox", id, name, "aria-describedby": describedBy });
       read = () => element.checked;
       write = (value) => { element.checked = Boolean(value); };
+      parse = (text) => ({ true: true, false: false, yes: true, no: false }[text.toLowerCase()] ?? text);
     } else if (schema.enum || (BACKBONE_FIELDS.has(name) && name !== "teacher")) {
       const choices = schema.enum || backboneNames;
       element = h("select", { id, name, "aria-describedby": describedBy },
@@ -181,6 +199,7 @@ export function mount(root) {
         boxes.map((box) => h("label", { for: box.id }, box, ` ${box.value}`)));
       read = () => boxes.filter((box) => box.checked).map((box) => box.value);
       write = (value) => { for (const box of boxes) box.checked = (value || []).includes(box.value); };
+      parse = (text) => text.split(",").map((part) => part.trim()).filter(Boolean);
     } else if (schema.type === "array") {
       element = h("input", { type: "text", id, name, placeholder: "comma-separated", "aria-describedby": describedBy });
       const numeric = ["number", "integer"].includes(schema.items?.type);
@@ -190,6 +209,10 @@ export function mount(root) {
         return numeric ? parts.map((part) => (Number.isNaN(Number(part)) ? part : Number(part))) : parts;
       };
       write = (value) => { element.value = Array.isArray(value) ? value.join(", ") : ""; };
+      parse = (text) => {
+        const parts = text.split(",").map((part) => part.trim()).filter(Boolean);
+        return numeric ? parts.map((part) => (Number.isNaN(Number(part)) ? part : Number(part))) : parts;
+      };
     } else if (schema.type === "integer" || schema.type === "number") {
       element = h("input", {
         type: "number", id, name, step: schema.type === "integer" ? 1 : "any",
@@ -202,17 +225,19 @@ export function mount(root) {
         return Number.isNaN(parsed) ? element.value : parsed;
       };
       write = (value) => { element.value = value ?? ""; };
+      parse = (text) => (text === "" || Number.isNaN(Number(text)) ? text : Number(text));
     } else {
       const listId = `${id}-choices`;
       element = h("input", { type: "text", id, name, placeholder: nullable ? "none" : "", list: ["teacher", "checkpoint"].includes(name) ? listId : null, "aria-describedby": describedBy });
       read = () => (element.value.trim() === "" && nullable ? null : element.value.trim());
       write = (value) => { element.value = value ?? ""; };
     }
-    return { element, read, write };
+    return { element, read, write, parse, isList: schema.type === "array" };
   }
 
   function renderFields() {
     inputs.clear();
+    swept.clear();
     clear(fieldsRoot);
     formError.hidden = true;
     const properties = state.schema.properties;
@@ -238,7 +263,7 @@ export function mount(root) {
   }
 
   function renderField(name, prop) {
-    const { element, read, write } = makeInput(name, prop);
+    const { element, read, write, parse, isList } = makeInput(name, prop);
     const id = `field-${name}`;
     const error = h("p", { class: "field-error", id: `${id}-error`, role: "alert" });
     const aside = h("div", { class: "aside", id: `${id}-aside` });
@@ -246,15 +271,20 @@ export function mount(root) {
     const shownDefault = defaultValue === null ? "none" : Array.isArray(defaultValue) ? defaultValue.join(", ") : String(defaultValue);
     const isCheck = element.tagName === "INPUT" && element.type === "checkbox";
     const label = h("label", { for: element.tagName === "DIV" ? null : id, id: `${id}-label` }, isCheck ? element : null, isCheck ? " " : null, name.replace(/_/g, " "));
+    const sweepToggle = h("button", {
+      type: "button", class: "sweep-toggle", "aria-pressed": "false", id: `${id}-sweep-toggle`,
+      title: "Try several values: one run per value (per combination with other swept fields)",
+    }, "Sweep");
     const wrapper = h("div", { class: "field", "data-field": name },
-      label,
+      label, sweepToggle,
       isCheck ? null : element,
       h("p", { class: "help", id: `${id}-help` }, prop.description || ""),
       h("span", { class: "default" }, `default: ${shownDefault}`),
       aside, error);
     if (name === "teacher" || name === "checkpoint") wrapper.append(h("datalist", { id: `${id}-choices` }));
     write(state.values[name]);
-    const entry = { read, write, element, error, wrapper, aside };
+    const entry = { read, write, parse, isList, element, error, wrapper, aside };
+    sweepToggle.addEventListener("click", () => toggleSweep(name, entry, sweepToggle));
     inputs.set(name, entry);
     const update = () => {
       wrapper.classList.toggle("changed", !same(read(), defaultValue));
@@ -266,6 +296,176 @@ export function mount(root) {
     element.addEventListener("change", update);
     update();
     return wrapper;
+  }
+
+  function sweepSeparator(entry) {
+    return entry.isList ? ";" : ",";
+  }
+
+  function toggleSweep(name, entry, toggle) {
+    const on = !swept.has(name);
+    toggle.setAttribute("aria-pressed", String(on));
+    entry.wrapper.classList.toggle("swept", on);
+    if (entry.element.tagName === "DIV") for (const box of entry.element.querySelectorAll("input")) box.disabled = on;
+    else entry.element.disabled = on;
+    if (on) {
+      const current = entry.read();
+      const separator = sweepSeparator(entry);
+      const shown = Array.isArray(current) ? current.join(", ") : current ?? "";
+      const box = h("input", {
+        type: "text", class: "sweep-values", id: `field-${name}-sweep`, name: `${name}-sweep`,
+        placeholder: entry.isList ? "lists separated by ; e.g. 0.1, 0.3 ; 0.5" : "values separated by , e.g. 0, 1, 2",
+        "aria-label": `${name.replace(/_/g, " ")}: values to sweep, separated by ${separator}`,
+      });
+      box.value = String(shown);
+      box.addEventListener("input", updateCount);
+      entry.wrapper.insertBefore(box, entry.wrapper.querySelector(".help"));
+      swept.set(name, box);
+      box.focus();
+    } else {
+      swept.get(name).remove();
+      swept.delete(name);
+    }
+    updateCount();
+  }
+
+  function sweepGrid() {
+    const grid = {};
+    for (const [name, box] of swept) {
+      const entry = inputs.get(name);
+      grid[name] = box.value.split(sweepSeparator(entry)).map((part) => part.trim()).filter((part) => part !== "").map(entry.parse);
+    }
+    return grid;
+  }
+
+  function runCount() {
+    return Object.values(sweepGrid()).reduce((total, values) => total * Math.max(values.length, 0), 1);
+  }
+
+  function updateCount() {
+    const n = runCount();
+    submit.textContent = `Queue ${n} run${n === 1 ? "" : "s"}`;
+    submit.disabled = n < 1;
+  }
+
+  async function renderEvaluate() {
+    clear(evaluateRoot);
+    if (!CHAINABLE.has(state.kind)) return;
+    const evalSchema = await schemaFor("eval");
+    const props = evalSchema.properties;
+    const toggle = h("input", { type: "checkbox", id: "evaluate-toggle" });
+    const protocols = props.protocols.items.enum.map((choice) => h("input", { type: "checkbox", value: choice, id: `evaluate-protocol-${choice}` }));
+    const knnProtocol = h("select", { id: "evaluate-knn-protocol" }, props.knn_protocol.enum.map((choice) => h("option", { value: choice }, choice)));
+    const fractions = h("input", { type: "text", id: "evaluate-label-fractions" });
+    const seeds = h("input", { type: "text", id: "evaluate-seeds" });
+    for (const box of protocols) box.checked = props.protocols.default.includes(box.value);
+    knnProtocol.value = props.knn_protocol.default;
+    fractions.value = props.label_fractions.default.join(", ");
+    seeds.value = props.seeds.default.join(", ");
+    const body = h("div", { class: "fields", hidden: true },
+      h("div", { class: "field" }, h("label", {}, "protocols"), h("div", { class: "checks" }, protocols.map((box) => h("label", { for: box.id }, box, ` ${box.value}`))),
+        h("p", { class: "help" }, props.protocols.description)),
+      h("div", { class: "field" }, h("label", { for: knnProtocol.id }, "knn protocol"), knnProtocol, h("p", { class: "help" }, props.knn_protocol.description)),
+      h("div", { class: "field" }, h("label", { for: fractions.id }, "label fractions"), fractions, h("p", { class: "help" }, props.label_fractions.description)),
+      h("div", { class: "field" }, h("label", { for: seeds.id }, "seeds"), seeds, h("p", { class: "help" }, props.seeds.description)));
+    toggle.addEventListener("change", () => { body.hidden = !toggle.checked; });
+    const numbers = (input) => input.value.split(",").map((part) => part.trim()).filter(Boolean).map(Number);
+    evaluateRoot.read = () => (toggle.checked ? {
+      protocols: protocols.filter((box) => box.checked).map((box) => box.value),
+      knn_protocol: knnProtocol.value,
+      label_fractions: numbers(fractions),
+      seeds: numbers(seeds),
+    } : null);
+    evaluateRoot.append(h("fieldset", { "data-group": "evaluate" }, h("legend", {}, "Then evaluate"),
+      h("label", { for: toggle.id }, toggle, " Evaluate the final checkpoint when the run completes (a linked eval run, on the same dataset)"),
+      body));
+  }
+
+  async function loadStudies() {
+    try {
+      cache.studies = cache.studies || (await api("/api/studies")).data;
+    } catch {
+      cache.studies = [];
+    }
+    if (stopped) return;
+    renderStudies();
+    if (state.study) showStudy(state.study);
+  }
+
+  function renderStudies() {
+    clear(studyList);
+    for (const study of cache.studies || []) {
+      studyList.append(h("button", {
+        type: "button", class: "preset", "data-study": study.name, "aria-pressed": String(study.name === state.study),
+        onclick: () => showStudy(study.name),
+      }, h("strong", {}, study.title), h("span", {}, study.description)));
+    }
+  }
+
+  function showStudy(name) {
+    const study = (cache.studies || []).find((item) => item.name === name);
+    if (!study) {
+      if (cache.studies) { state.study = null; setParams({ study: null }); }
+      return;
+    }
+    state.study = name;
+    const scaleName = study.scales.some((scale) => scale.name === params().get("scale")) ? params().get("scale") : study.scales[0].name;
+    setParams({ study: name, scale: scaleName, kind: null, preset: null, clone: null });
+    renderKinds();
+    renderStudies();
+    for (const button of presetList.querySelectorAll(".preset")) button.setAttribute("aria-pressed", "false");
+    document.getElementById("form-section").hidden = true;
+    studyPanel.hidden = false;
+    const scales = study.scales.map((scale) => {
+      const radio = h("input", { type: "radio", name: "study-scale", value: scale.name, id: `study-scale-${scale.name}` });
+      radio.checked = scale.name === scaleName;
+      radio.addEventListener("change", () => setParams({ scale: scale.name }));
+      return h("label", { for: radio.id }, radio, " ", h("strong", {}, scale.name.replace("_", " ")), h("div", { class: "muted" }, scale.description));
+    });
+    const dataset = h("select", { id: "study-dataset" }, cache.catalog.datasets.map((item) => h("option", { value: item }, item)));
+    dataset.value = study.pretrain.dataset || study.dataset;
+    const dataPath = h("input", { type: "text", id: "study-data-path", value: study.pretrain.data_path || "" });
+    const maxSteps = h("input", { type: "number", id: "study-max-steps", min: 1, placeholder: "the scale's" });
+    const studyName = h("input", { type: "text", id: "study-name", maxlength: 200, placeholder: `${study.title} (<scale>)` });
+    const available = study.baselines.filter((item) => item.available);
+    const total = study.backbones.length * 2 + available.length;
+    const error = h("div", { class: "error-box", role: "alert", hidden: true });
+    const go = h("button", { type: "button", class: "primary", id: "submit-study" }, `Queue study (${total} runs)`);
+    go.addEventListener("click", async () => {
+      error.hidden = true;
+      go.disabled = true;
+      const pretrain = { dataset: dataset.value, data_path: dataPath.value.trim() || undefined };
+      if (maxSteps.value) pretrain.max_steps = Number(maxSteps.value);
+      const scale = studyPanel.querySelector("input[name=study-scale]:checked").value;
+      try {
+        const sweep = await api("/api/studies", { method: "POST", body: { study: name, scale, name: studyName.value.trim() || null, pretrain } });
+        navigate(`/sweeps/${sweep.id}`);
+      } catch (exc) {
+        error.hidden = false;
+        error.textContent = `The server refused this study: ${exc.message}`;
+      } finally {
+        go.disabled = false;
+      }
+    });
+    fill(studyPanel,
+      h("div", { class: "study-card panel" },
+        h("h2", {}, study.title),
+        h("p", {}, study.description),
+        h("h3", {}, "Scale"), h("div", { class: "scales", role: "radiogroup", "aria-label": "Scale" }, scales),
+        h("h3", {}, "Data"),
+        h("div", { class: "meta-fields" },
+          h("label", { for: dataset.id }, "Dataset", dataset),
+          h("label", { for: dataPath.id }, "Data path", dataPath),
+          h("label", { for: maxSteps.id }, "Steps per pretraining (optional)", maxSteps),
+          h("label", { for: studyName.id }, "Name", studyName)),
+        h("h3", {}, "What it queues"),
+        h("ul", {},
+          h("li", {}, `${study.backbones.length} DINO pretrainings: ${study.backbones.join(", ")}`),
+          h("li", {}, `each evaluated when it completes: ${study.evaluate.protocols.join(" + ")} (kNN protocol ${study.evaluate.knn_protocol}), label fractions ${study.evaluate.label_fractions.map((f) => `${f * 100} %`).join(" / ")}, seeds ${study.evaluate.seeds.join(", ")}`),
+          h("li", {}, `${available.length} of ${study.baselines.length} baselines, evaluated directly:`),
+          h("ul", { class: "baseline-list" }, study.baselines.map((item) => h("li", { class: item.available ? "" : "unavailable" },
+            h("strong", {}, item.label), item.available ? " — weights found, evaluated" : ` — skipped: ${item.reason}`)))),
+        h("div", { class: "submit-bar" }, error, go)));
   }
 
   async function fillChoiceLists() {
@@ -288,11 +488,16 @@ export function mount(root) {
   function collect() {
     const config = {};
     for (const [name, entry] of inputs) {
+      if (swept.has(name)) continue;
       const value = entry.read();
       if (!same(value, state.defaults[name])) config[name] = value;
     }
     const tags = tagsInput.value.split(",").map((tag) => tag.trim()).filter(Boolean);
-    return { kind: state.kind, name: nameInput.value.trim() || null, tags, config };
+    const body = { kind: state.kind, name: nameInput.value.trim() || null, tags, config };
+    const evaluate = evaluateRoot.read?.() ?? null;
+    if (evaluate) body.evaluate = evaluate;
+    if (swept.size) body.grid = sweepGrid();
+    return body;
   }
 
   function showErrors(exc) {
@@ -320,26 +525,37 @@ export function mount(root) {
     submit.disabled = true;
     submit.textContent = "Queueing…";
     try {
-      const run = await api("/api/runs", { method: "POST", body: collect() });
-      navigate(`/runs/${run.id}`);
+      const body = collect();
+      if (body.grid) {
+        const sweep = await api("/api/sweeps", { method: "POST", body });
+        navigate(`/sweeps/${sweep.id}`);
+      } else {
+        const run = await api("/api/runs", { method: "POST", body });
+        navigate(`/runs/${run.id}`);
+      }
     } catch (exc) {
       showErrors(exc);
     } finally {
-      submit.disabled = false;
-      submit.textContent = "Queue 1 run";
+      updateCount();
     }
   });
 
   copyCurl.addEventListener("click", async () => {
-    const body = JSON.stringify(collect());
+    const collected = collect();
+    const body = JSON.stringify(collected);
     const auth = cache.session?.auth_required ? ` -H "Authorization: Bearer $LOWDINO_API_TOKEN"` : "";
-    const command = `curl -X POST ${location.origin}/api/runs -H 'content-type: application/json'${auth} -d ${shellQuote(body)}`;
+    const endpoint = collected.grid ? "sweeps" : "runs";
+    const command = `curl -X POST ${location.origin}/api/${endpoint} -H 'content-type: application/json'${auth} -d ${shellQuote(body)}`;
     copied.textContent = (await copyText(command)) ? "curl command copied" : "copy failed";
     copied.dataset.copied = command;
   });
 
   copyCli.addEventListener("click", async () => {
-    const { config } = collect();
+    const { config, grid } = collect();
+    if (grid) {
+      copied.textContent = "a sweep is many commands: use “Copy as curl” (POST /api/sweeps)";
+      return;
+    }
     const parts = ["lowdino", state.kind];
     for (const [name, value] of Object.entries(config)) {
       if (value === null) continue; // a flag cannot unset a default

@@ -1,0 +1,120 @@
+"""Campaigns in a real headless Chromium against a real API and `lowdino worker` (SQLite + file broker).
+
+Turn a field into a list of values on the Launch page -> "Queue 4 runs" -> the sweep page lists them
+-> cancel all; and the study preset "Reproduce the original table" at smoke scale from the Launch page
+-> watch the sweep finish (pretrainings, their chained evaluations) -> its report -> CSV and Markdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browserlib import PageWatch, launched_browser, save_screenshot
+from e2elib import Stack, make_stack
+
+pytestmark = [pytest.mark.slow]
+STUDY_TIMEOUT_MS = 600_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with launched_browser() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    stack = make_stack(tmp_path_factory.mktemp("campaigns"), "embedded")
+    stack.env["LOWDINO_CHAIN_POLL_INTERVAL"] = "0.5"
+    try:
+        stack.start_api()
+        stack.start_worker("w1")
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    yield page
+    context.close()
+
+
+def test_a_field_swept_over_values_queues_one_run_per_combination(
+    stack: Stack, page: Any, shots: Path
+) -> None:
+    watch = PageWatch(page)
+    page.goto(f"{stack.api_url}/launch?kind=pretrain&preset=quickstart")
+    page.wait_for_selector("#field-lr")
+    page.click("#field-lr-sweep-toggle")
+    page.fill("#field-lr-sweep", "0.001, 0.002")
+    page.click("#field-backbone-sweep-toggle")
+    page.fill("#field-backbone-sweep", "resnet5m, mobilevit_xxs")
+    assert page.inner_text("#submit-run") == "Queue 4 runs"
+    page.fill("#field-max_steps", "1")  # the point here is what gets queued, not the training
+    save_screenshot(page, "launch-sweep", shots, from_top=False)
+    page.click("#submit-run")
+    page.wait_for_url("**/sweeps/*")
+    page.wait_for_selector("#sweep-runs tbody tr[data-run-id]")
+    sweep_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    sweep = stack.get(f"/api/sweeps/{sweep_id}")
+    assert sweep["total"] == 4
+    runs = stack.get(f"/api/runs?sweep={sweep_id}&sort=created_at")["data"]
+    assert sorted((run["config"]["backbone"], run["config"]["lr"]) for run in runs) == [
+        ("mobilevit_xxs", 0.001),
+        ("mobilevit_xxs", 0.002),
+        ("resnet5m", 0.001),
+        ("resnet5m", 0.002),
+    ]
+    assert all(run["config"]["max_steps"] == 1 for run in runs)
+    assert page.locator("#sweep-runs tbody tr[data-run-id]").count() == 4
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#sweep-cancel")
+    page.wait_for_function(
+        "() => document.querySelector('#sweep-state')?.textContent.includes('done')", timeout=120_000
+    )
+    statuses = {run["status"] for run in stack.get(f"/api/runs?sweep={sweep_id}")["data"]}
+    assert statuses <= {"cancelled", "completed"}
+    assert "cancelled" in statuses
+    save_screenshot(page, "sweep", shots)
+    assert watch.unexpected() == []
+
+
+def test_study_preset_at_smoke_scale_from_launch_to_report(stack: Stack, page: Any, shots: Path) -> None:
+    watch = PageWatch(page)
+    page.goto(f"{stack.api_url}/launch")
+    page.click("[data-study=reproduce_original_table]")
+    page.wait_for_selector("#study-panel:not([hidden])")
+    assert page.is_checked("#study-scale-smoke")
+    # Baselines without local weights are listed with the reason they will be skipped.
+    assert "skipped" in page.inner_text(".baseline-list")
+    page.select_option("#study-dataset", "synthetic")
+    page.fill("#study-max-steps", "2")
+    save_screenshot(page, "launch-study", shots)
+    page.click("#submit-study")
+    page.wait_for_url("**/sweeps/*")
+    sweep_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    page.wait_for_function(
+        "() => document.querySelector('#sweep-state')?.textContent.includes('done')", timeout=STUDY_TIMEOUT_MS
+    )
+    sweep = stack.get(f"/api/sweeps/{sweep_id}")
+    assert sweep["status_counts"] == {"completed": 6}, sweep  # 3 pretrainings + their 3 evaluations
+    assert set(sweep["skipped"]) == {
+        "ViT-S/14 (DINOv2)",
+        "ResNet50 (DINO)",
+        "MobileNetV2 (ImageNet-1k supervised)",
+    }
+    assert page.locator("#sweep-skipped li").count() == 3
+    save_screenshot(page, "sweep-study", shots)
+    assert watch.unexpected() == []
