@@ -63,6 +63,8 @@ def test_a_field_swept_over_values_queues_one_run_per_combination(
     page.fill("#field-backbone-sweep", "resnet5m, mobilevit_xxs")
     assert page.inner_text("#submit-run") == "Queue 4 runs"
     page.fill("#field-max_steps", "1")  # the point here is what gets queued, not the training
+    page.locator("[data-field=backbone]").scroll_into_view_if_needed()
+    page.evaluate("() => window.scrollBy(0, -80)")
     save_screenshot(page, "launch-sweep", shots, from_top=False)
     page.click("#submit-run")
     page.wait_for_url("**/sweeps/*")
