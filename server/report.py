@@ -71,6 +71,9 @@ COLUMNS = (
         ("linear", "mlp_probe", "linear_online", "finetune"),
     ),
 )
+# The published figures the report sets beside its measurements: the original LowDINO table, DINO and
+# DINOv2 (lowdino.eval.references also holds lightly / solo-learn rows, which Compare shows).
+PUBLISHED_CITATIONS = ("LowDINO README", "DINO", "DINOv2")
 # Order in which the chart picks its first column when several have measured figures.
 CHART_PREFERENCE = ("knn", "nn1", "labels_10", "labels_30")
 
@@ -480,9 +483,18 @@ def _protocol_notes(rows: list[ReportRow], sources: list[_Source]) -> list[Proto
     return sorted(notes, key=lambda n: (n.published, order.get(n.column, 99), n.protocol, n.source or ""))
 
 
+def _short_label(row: ReportRow) -> str:
+    """A chart label: backbone and recipe in a few words (the table has the full name)."""
+    if row.method in (None, "baseline", "checkpoint") or row.backbone is None:
+        return row.model
+    epochs = f" {row.epochs} ep" if row.epochs is not None else ""
+    return f"{row.backbone} ({row.method.split(' ')[0]}{epochs})"
+
+
 def _figures(rows: list[ReportRow], dataset: str) -> tuple[dict[str, dict[str, Any]], str | None]:
     figures: dict[str, dict[str, Any]] = {}
     counts: dict[str, int] = {}
+    totals: dict[str, int] = {}
     for column in COLUMNS:
         measured = []
         published = []
@@ -502,7 +514,7 @@ def _figures(rows: list[ReportRow], dataset: str) -> tuple[dict[str, dict[str, A
                     Point(
                         float(row.params),
                         cell.mean,
-                        f"{row.model}{size}",
+                        f"{_short_label(row)}{size}",
                         f"{cell.protocol}, n = {cell.n}, runs {', '.join(cell.run_ids)}",
                         error=cell.std if cell.n > 1 else None,
                     )
@@ -510,6 +522,7 @@ def _figures(rows: list[ReportRow], dataset: str) -> tuple[dict[str, dict[str, A
         if not measured and not published:
             continue
         counts[column.key] = len(measured)
+        totals[column.key] = len(measured) + len(published)
         figures[column.key] = accuracy_vs_params(
             measured,
             published,
@@ -518,8 +531,10 @@ def _figures(rows: list[ReportRow], dataset: str) -> tuple[dict[str, dict[str, A
             published_name="published",
             with_front=True,
         )
+    # First shown: the column with the most models on it, measured and published, among those with a
+    # measured one (on CIFAR-10 the published table is 1-NN and probes, not weighted kNN).
     with_measured = [key for key in CHART_PREFERENCE if counts.get(key)]
-    chart = max(with_measured, key=lambda key: counts[key]) if with_measured else next(iter(figures), None)
+    chart = max(with_measured, key=lambda key: totals[key]) if with_measured else next(iter(figures), None)
     return figures, chart
 
 
@@ -643,7 +658,9 @@ def build_report(
         (_measured_row(row) for row in rows.values()),
         key=lambda r: (r.params is None, r.params or 0, r.model, r.image_size or 0),
     )
-    published = _published_rows(load_references(dataset=dataset))
+    references = [r for r in load_references(dataset=dataset) if r.citation in PUBLISHED_CITATIONS]
+    # Rows with a figure in one of the four columns first; the rest only have figures beside the table.
+    published = sorted(_published_rows(references), key=lambda r: all(c is None for c in r.cells.values()))
     skipped_rows = [_skipped_row(model, reason) for model, reason in (skipped or {}).items()]
     all_rows = [*measured, *published, *skipped_rows]
     figures, chart = _figures(all_rows, dataset)

@@ -10,6 +10,9 @@ const ROUTES = [
   [/^\/runs\/([^/]+)$/, "runs", () => import("./pages/run.js")],
   [/^\/launch$/, "launch", () => import("./pages/launch.js")],
   [/^\/compare$/, "compare", () => import("./pages/compare.js")],
+  // /report?runs=a,b or ?sweep=ID; /report/<sweep id> passes the id to the page as its sweep.
+  [/^\/report\/?$/, "report", () => import("./pages/report.js")],
+  [/^\/report\/([^/]+)$/, "report", () => import("./pages/report.js")],
 ];
 
 const app = document.getElementById("app");
