@@ -40,13 +40,22 @@ def _image_size(row: ReportRow) -> str:
     return "see source" if row.published else "–"
 
 
+def _other(row: ReportRow) -> str:
+    """Figures outside the four columns, e.g. "linear @100 %: 97.70" (kept, never dropped silently)."""
+    parts = []
+    for cell in row.other:
+        value = f"{cell.mean:.2f}" if cell.published or cell.n == 1 else f"{cell.mean:.2f} ± {cell.std:.2f}"
+        parts.append(f"{cell.protocol} @{cell.label_fraction * 100:g} % labels: {value}")
+    return f" (also {'; '.join(parts)})" if parts else ""
+
+
 def _source(row: ReportRow) -> str:
     if row.kind == "published":
-        return f"published: {row.citation or row.source}"
+        return f"published: {row.citation or row.source}{_other(row)}"
     if row.kind == "skipped":
         return "skipped"
     runs = row.eval_run_ids or row.pending_run_ids
-    return f"measured: {', '.join(runs)}" if runs else "measured"
+    return (f"measured: {', '.join(runs)}" if runs else "measured") + _other(row)
 
 
 def _escape(text: str) -> str:

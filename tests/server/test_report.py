@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from lowdino.contract.rundir import RESULTS_JSON
 from lowdino.eval.results import EvalResults, ProtocolResult, write_results
 from server import crud
+from server.app import create_app
 from server.models import Run, new_run_id
 from server.report import build_report
 from server.report_export import to_csv, to_markdown
@@ -93,7 +94,9 @@ def rows_by_kind(report: Any, kind: str) -> list[Any]:
     return [row for row in report.rows if row.kind == kind]
 
 
-def test_single_eval_run_cells_equal_its_results_json(session: Session, settings: Settings) -> None:
+def test_single_eval_run_cells_equal_its_results_json(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
     run = make_run(
         session,
         settings,
@@ -151,6 +154,11 @@ def test_single_eval_run_cells_equal_its_results_json(session: Session, settings
         "labels_30",
         "other",
     }
+    # The same through the API, exactly.
+    body = client.get("/api/report", params={"runs": run.id}).json()
+    (api_row,) = [row for row in body["rows"] if row["kind"] == "measured"]
+    assert api_row["cells"]["labels_30"]["mean"] == json_mean(written, "linear", 0.3)
+    assert api_row["cells"]["knn"]["mean"] == json_mean(written, "knn", 1.0)
     knn_note = next(note for note in report.protocols if note.column == "knn" and not note.published)
     assert knn_note.image_sizes == [224]
     assert "k=20" in knn_note.description
@@ -288,6 +296,7 @@ def test_pretrain_seeds_pool_and_published_rows_stay_apart(
         in markdown
     )
     assert f"{knn.mean:.2f} ± {knn.std:.2f} (n=2, pooled)" in markdown
+    assert "| published: DINOv2 (also linear @100 % labels: 97.70) |" in markdown
     assert "DINOv2 ViT-S/14 (skipped)[^1]" in markdown
     assert "[^1]: DINOv2 ViT-S/14 was not evaluated: weights not found locally" in markdown
 
@@ -328,3 +337,13 @@ def test_empty_report_exports(client: TestClient, fmt: str) -> None:
     answer = client.get("/api/report", params={"format": fmt})
     assert answer.status_code == 200
     assert "published" in answer.text
+
+
+def test_export_links_take_the_token_like_other_downloads(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"api_token": "report-token"}))
+    with TestClient(app) as secured:
+        assert secured.get("/api/report", params={"format": "md"}).status_code == 401
+        answer = secured.get("/api/report", params={"format": "md", "token": "report-token"})
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/markdown")
+    app.state.engine.dispose()
