@@ -202,6 +202,19 @@ def _baseline_identity(source: _Source) -> tuple[str, dict[str, Any]]:
     }
 
 
+def _run_of_checkpoint(session: Session, value: str) -> Run | None:
+    """The run a `checkpoint` value names: a run id, or (as the server stores it) that run's directory
+    or its checkpoint.pth."""
+    if "/" not in value and "\\" not in value:
+        return crud.get_run(session, run_id=value) if len(value) <= 32 else None
+    path = Path(value)
+    folder = path.parent if path.suffix == ".pth" else path
+    run = crud.get_run(session, run_id=folder.name) if len(folder.name) <= 32 else None
+    if run is None or not run.output_dir or Path(run.output_dir).resolve() != folder.resolve():
+        return None
+    return run
+
+
 def _training_parent(session: Session, run: Run) -> Run | None:
     """The pretrain/distill run whose checkpoint an eval run evaluates: its parent (a chain), the
     parent of an eval clone, or the run its `checkpoint` names."""
@@ -217,7 +230,7 @@ def _training_parent(session: Session, run: Run) -> Run | None:
         current = parent
     checkpoint = (run.config or {}).get("checkpoint")
     if isinstance(checkpoint, str) and checkpoint:
-        named = crud.get_run(session, run_id=checkpoint)
+        named = _run_of_checkpoint(session, checkpoint)
         if named is not None and named.kind in TRAINING_KINDS:
             return named
     return None
@@ -555,7 +568,8 @@ def _collect_sources(session: Session, runs: list[Run]) -> tuple[list[_Source], 
             )
     for child in crud.list_children(session, parent_ids=[run.id for run in training], kind="eval"):
         evals.setdefault(child.id, child)
-    return [_Source(run, {}, None) for run in evals.values()], training, excluded
+    ordered = sorted(evals.values(), key=lambda run: (run.created_at, run.id))
+    return [_Source(run, {}, None) for run in ordered], training, excluded
 
 
 def build_report(

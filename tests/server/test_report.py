@@ -177,6 +177,8 @@ def test_pretrain_seeds_pool_and_published_rows_stay_apart(
         )
         for seed in (0, 1)
     ]
+    # One eval chained to its pretraining (parent_id), one submitted by hand: the server stores its
+    # checkpoint as the run's directory, and the report finds the pretraining from that.
     evals = [
         make_run(
             session,
@@ -185,8 +187,20 @@ def test_pretrain_seeds_pool_and_published_rows_stay_apart(
             config={"dataset": "cifar10", "checkpoint": run.id, "seeds": [0, 1]},
             parent_id=run.id,
         )
-        for run in trained
+        for run in trained[:1]
     ]
+    evals.append(
+        make_run(
+            session,
+            settings,
+            kind="eval",
+            config={
+                "dataset": "cifar10",
+                "checkpoint": str(settings.run_dir(trained[1].id)),
+                "seeds": [0, 1],
+            },
+        )
+    )
     knn_values = ([40.0], [42.5])
     probe_values = ([55.0, 56.0], [57.5, 58.25])
     for run, knn, probe in zip(evals, knn_values, probe_values, strict=True):
@@ -226,7 +240,7 @@ def test_pretrain_seeds_pool_and_published_rows_stay_apart(
     report = build_report(
         session,
         settings,
-        runs=[*trained, clone, other_dataset],
+        runs=[*trained, clone, other_dataset, evals[1]],
         skipped={"DINOv2 ViT-S/14": "weights not found locally: put them under ~/.cache"},
     )
     pooled, unevaluated = rows_by_kind(report, "measured")
@@ -301,7 +315,7 @@ def test_pretrain_seeds_pool_and_published_rows_stay_apart(
     assert "[^1]: DINOv2 ViT-S/14 was not evaluated: weights not found locally" in markdown
 
     # Through the API: JSON as above, CSV and Markdown as downloads.
-    ids = ",".join(run.id for run in trained)
+    ids = ",".join(run.id for run in [*trained, evals[1]])
     body = client.get("/api/report", params={"runs": ids}).json()
     api_row = next(row for row in body["rows"] if row["kind"] == "measured" and row["eval_run_ids"])
     assert api_row["cells"]["knn"]["mean"] == knn.mean
