@@ -185,6 +185,12 @@ def test_report_page_table_chart_and_exports(stack: Stack, tmp_path: Path) -> No
         assert download_info.value.suggested_filename == "lowdino-report-cifar10.md"
         assert "| MobileViT-S (LowDINO) | 5.50 M | see source | – | 53.05 (published) |" in markdown
         assert "41.00 ± 1.41 (n=2, pooled)" in markdown
+        page.locator("#copy-markdown").click()
+        page.wait_for_function(
+            "() => (document.getElementById('copy-state').dataset.copied || '').length > 0"
+        )
+        assert page.evaluate("() => document.getElementById('copy-state').dataset.copied") == markdown
+        assert page.locator("#copy-state").inner_text() == "Copied"
 
         # The Runs page's selection bar and the Compare page open the report of their runs.
         page.goto(f"{stack.api_url}/runs?sel={ids['baseline']}")

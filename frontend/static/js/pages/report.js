@@ -205,8 +205,10 @@ export function mount(root, sweepFromPath) {
     try {
       const response = await fetch(apiUrl("md"), { credentials: "same-origin" });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      const ok = await copyText(await response.text());
+      const text = await response.text();
+      const ok = await copyText(text);
       copyState.textContent = ok ? "Copied" : "Copy failed: use Export Markdown";
+      if (ok) copyState.dataset.copied = text; // what went to the clipboard, for the page's tests
     } catch (exc) {
       copyState.textContent = `Copy failed: ${exc.message}`;
     }
