@@ -203,6 +203,12 @@ def test_report_page_table_chart_and_exports(stack: Stack, tmp_path: Path) -> No
         page.wait_for_url(f"{stack.api_url}/report?runs={ids['evals'][0]}")
         page.locator("#report-table tr[data-kind='measured']").first.wait_for()
 
+        # Nothing chosen: says what to do, and still shows the published table.
+        page.goto(f"{stack.api_url}/report")
+        page.locator("#report-empty").get_by_text("No runs chosen").wait_for()
+        assert page.locator("#report-table tr[data-kind='published']").count() >= 4
+        assert page.locator("#report-table tr[data-kind='measured']").count() == 0
+
         # /report/<id> is the sweep form of the page: an unknown sweep is an error with a retry, not a crash.
         page.goto(f"{stack.api_url}/report/no-such-sweep")
         page.locator("#banner").get_by_text("does not exist").wait_for()
