@@ -361,3 +361,41 @@ def test_export_links_take_the_token_like_other_downloads(settings: Settings) ->
         assert answer.status_code == 200
         assert answer.headers["content-type"].startswith("text/markdown")
     app.state.engine.dispose()
+
+
+def test_sweep_report_has_its_runs_and_skipped_rows(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    # Sweeps live on the lead's branch; once merged (and runs_of_sweep wired) this runs.
+    create_sweep = getattr(crud, "create_sweep", None)
+    if create_sweep is None:
+        pytest.skip("sweeps are not merged in yet (server.crud.create_sweep)")
+    create_sweep(
+        session,
+        sweep_id="sw1",
+        kind="pretrain",
+        config=PRETRAIN,
+        runs=[],
+        study="reproduce_original_table",
+        skipped={"DINOv2 ViT-S/14": "weights not found locally"},
+    )
+    trained = make_run(session, settings, kind="pretrain", config=PRETRAIN)
+    evaluated = make_run(
+        session,
+        settings,
+        kind="eval",
+        config={"dataset": "cifar10", "checkpoint": trained.id},
+        parent_id=trained.id,
+    )
+    for run in (trained, evaluated):
+        crud.update_run_status(session, run_id=run.id, status="completed", sweep_id="sw1")
+    written = write_eval_results(settings, evaluated, [("knn", 1.0, [44.4], [0])])
+    body = client.get("/api/report", params={"sweep": "sw1"}).json()
+    (row,) = [row for row in body["rows"] if row["kind"] == "measured"]
+    assert row["cells"]["knn"]["mean"] == json_mean(written, "knn", 1.0)
+    assert row["training_run_ids"] == [trained.id]
+    (skipped,) = [row for row in body["rows"] if row["kind"] == "skipped"]
+    assert skipped["reason"] == "weights not found locally"
+    answer = client.get("/api/report", params={"sweep": "sw1", "format": "md"})
+    assert answer.headers["content-disposition"] == 'attachment; filename="lowdino-report-sw1.md"'
+    assert client.get("/api/report", params={"sweep": "nope"}).status_code == 404
