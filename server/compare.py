@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from lowdino.contract.rundir import RESULTS_JSON
 from server.crud.downsample import downsample_series
+from server.figures import Point, accuracy_vs_params
 from server.models import Run
 from server.paths import owned_run_dir
 from server.settings import Settings
@@ -247,32 +248,17 @@ def compare_runs(
 
     measured = [run for run in runs if run.params and scores[run.id]["kNN"] is not None]
     with_params = {m: e for m, e in published.items() if e["params"] and e["scores"]["kNN"] is not None}
-    scatter = {
-        "data": [
-            {
-                "type": "scatter",
-                "mode": "markers+text",
-                "name": "runs (measured)",
-                "x": [run.params for run in measured],
-                "y": [scores[run.id]["kNN"] for run in measured],
-                "text": [chart_labels[run.id] for run in measured],
-            },
-            {
-                "type": "scatter",
-                "mode": "markers+text",
-                "name": "published (not measured here)",
-                "marker": {"symbol": "diamond-open"},
-                "x": [entry["params"] * 1e6 for entry in with_params.values()],
-                "y": [entry["scores"]["kNN"] for entry in with_params.values()],
-                "text": [f"{model} [published]" for model in with_params],
-            },
+    scatter = accuracy_vs_params(
+        [
+            Point(float(run.params or 0), float(scores[run.id]["kNN"] or 0), chart_labels[run.id])
+            for run in measured
         ],
-        "layout": {
-            "title": {"text": f"kNN top-1 vs parameters ({dataset})"},
-            "xaxis": {"title": {"text": "parameters"}, "type": "log"},
-            "yaxis": {"title": {"text": "top-1 (%)"}},
-        },
-    }
+        [
+            Point(entry["params"] * 1e6, entry["scores"]["kNN"], f"{model} [published]")
+            for model, entry in with_params.items()
+        ],
+        title=f"kNN top-1 vs parameters ({dataset})",
+    )
     groups = [group for group, _ in BAR_GROUPS]
     bars = {
         "data": [

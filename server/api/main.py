@@ -12,6 +12,7 @@ from server.api.routes import (
     health,
     logs,
     metrics,
+    report,
     runs,
     session,
     sweeps,
@@ -24,5 +25,6 @@ api_router.include_router(session.router)  # open: it is where the dashboard log
 for module in (runs, sweeps, metrics, logs, compare, catalog):
     api_router.include_router(module.router, dependencies=[Depends(require_token)])
 # Opened by the browser without custom headers (EventSource, download links): ?token= / cookie too.
-for router in (events.router, artifacts.router, metrics.download_router):
+# The report is one too: its format=csv|md answers are the page's export links.
+for router in (events.router, artifacts.router, metrics.download_router, report.router):
     api_router.include_router(router, dependencies=[Depends(require_token_or_query)])

@@ -1,6 +1,6 @@
 """Data-access functions shared by the API and the worker: `fn(session, *, ...)`, each commits its own work.
 
-create_run, get_run, require_run, list_runs, update_run_status, transition_run, claim_run,
+create_run, get_run, require_run, list_runs, list_children, update_run_status, transition_run, claim_run,
 set_cancel_requested, delete_run, mark_interrupted_runs, run_control_flags (server.crud.runs)
 ingest_metrics, metric_keys, count_points, iter_points, metric_goal (server.crud.metrics)
 add_event, append_log, events_after, latest_event_id, log_lines  (server.crud.events)
@@ -22,6 +22,7 @@ from server.crud.runs import (
     create_run,
     delete_run,
     get_run,
+    list_children,
     list_runs,
     mark_interrupted_runs,
     require_run,
@@ -60,6 +61,7 @@ __all__ = [
     "ingest_metrics",
     "iter_points",
     "latest_event_id",
+    "list_children",
     "list_runs",
     "list_sweeps",
     "list_workers",

@@ -111,6 +111,20 @@ def require_run(session: Session, *, run_id: str) -> Run:
     return run
 
 
+def list_children(session: Session, *, parent_ids: Collection[str], kind: str | None = None) -> list[Run]:
+    """Runs whose `parent_id` is one of `parent_ids` (of `kind` when given), oldest first.
+
+    A chained eval run points at the pretrain/distill run it evaluates; a clone points at its source
+    (same kind), so callers after the evaluations of a training run pass kind="eval".
+    """
+    if not parent_ids:
+        return []
+    query = select(Run).where(Run.parent_id.in_(list(parent_ids)))
+    if kind is not None:
+        query = query.where(Run.kind == kind)
+    return list(session.scalars(query.order_by(Run.created_at.asc(), Run.id.asc())))
+
+
 def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 

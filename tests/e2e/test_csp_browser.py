@@ -37,7 +37,7 @@ def test_no_page_violates_its_content_security_policy(stack: Stack, tmp_path: Pa
     assert stack.wait_status(run_id, {"completed"}, deadline_s=300)["status"] == "completed"
     pages = [
         "/", "/runs", "/launch?kind=pretrain&preset=quickstart", f"/runs/{run_id}",
-        f"/compare?runs={run_id}", "/compare?vs=dinov2", "/login", "/docs", "/redoc",
+        f"/compare?runs={run_id}", "/compare?vs=dinov2", f"/report?runs={run_id}", "/login", "/docs", "/redoc",
     ]  # fmt: skip
     with launched_browser() as browser:
         context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
@@ -60,6 +60,10 @@ def test_no_page_violates_its_content_security_policy(stack: Stack, tmp_path: Pa
                 with page.expect_download() as png:  # canvas -> data:/blob: image, the strictest path
                     page.locator("#png-curve-loss").click()
                 assert Path(png.value.path()).read_bytes()[:4] == b"\x89PNG"
+            if path.startswith("/report"):
+                page.wait_for_function(
+                    "() => document.getElementById('report-chart')?._fullLayout !== undefined"
+                )
             found: list[Any] = page.evaluate("() => window.__csp")
             if found:
                 violations[path] = found

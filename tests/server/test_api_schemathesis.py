@@ -4,7 +4,8 @@ and acceptance of valid data all match what the schema declares.
 
 One exemption, stated where it applies: a run's config names files and runs that must exist on this
 server (data paths under LOWDINO_DATA_ROOTS, checkpoints of real runs), which no schema can express, so
-schema-valid configs may still be refused (422, naming the field) by POST /runs and /clone.
+schema-valid configs may still be refused (422, naming the field) by POST /runs, /clone, /sweeps and
+/studies (whose configs are the same models, per run).
 
 The SSE endpoint is excluded (it streams until the client leaves); every other operation goes
 through the real app on both databases. Random run ids would only ever reach the 404 branch, so in
@@ -30,7 +31,9 @@ from server.settings import Settings
 
 EXAMPLES_PER_OPERATION = 12
 # Operations whose valid requests may name files or runs that do not exist here (see the docstring).
-SEMANTIC_CONFIG_OPERATIONS = frozenset({"POST /api/runs", "POST /api/runs/{run_id}/clone"})
+SEMANTIC_CONFIG_OPERATIONS = frozenset(
+    {"POST /api/runs", "POST /api/runs/{run_id}/clone", "POST /api/sweeps", "POST /api/studies"}
+)
 
 
 def seed_run(app: FastAPI) -> str:

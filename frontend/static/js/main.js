@@ -12,6 +12,9 @@ const ROUTES = [
   [/^\/compare$/, "compare", () => import("./pages/compare.js")],
   [/^\/sweeps\/?$/, "sweeps", () => import("./pages/sweeps.js")],
   [/^\/sweeps\/([^/]+)$/, "sweeps", () => import("./pages/sweep.js")],
+  // /report?runs=a,b or ?sweep=ID; /report/<sweep id> passes the id to the page as its sweep.
+  [/^\/report\/?$/, "report", () => import("./pages/report.js")],
+  [/^\/report\/([^/]+)$/, "report", () => import("./pages/report.js")],
 ];
 
 const app = document.getElementById("app");

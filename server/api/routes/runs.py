@@ -21,6 +21,9 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 INVALID: dict[int | str, dict[str, Any]] = {
     422: {"model": Message, "description": "Invalid config (the message names the field)."}
 }
+# Filters reach SQL as text: control characters (NUL above all) are refused before they reach the database.
+PRINTABLE = r"^[^\x00-\x1f]*$"
+ID = r"^[A-Za-z0-9_-]+$"
 if TYPE_CHECKING:
     SortField = str
 else:  # built from the crud's list, so that the OpenAPI schema and validation name every choice
@@ -57,13 +60,15 @@ def list_runs(
     session: SessionDep,
     status_: Annotated[list[RunStatus] | None, Query(alias="status", description="Any of these.")] = None,
     kind: Annotated[RunKind | None, Query()] = None,
-    tag: Annotated[str | None, Query(max_length=50)] = None,
-    backbone: Annotated[str | None, Query(max_length=200)] = None,
-    sweep: Annotated[str | None, Query(max_length=32, description="Runs of this sweep.")] = None,
+    tag: Annotated[str | None, Query(max_length=50, pattern=PRINTABLE)] = None,
+    backbone: Annotated[str | None, Query(max_length=200, pattern=PRINTABLE)] = None,
+    sweep: Annotated[str | None, Query(max_length=32, pattern=ID, description="Runs of this sweep.")] = None,
     parent: Annotated[
-        str | None, Query(max_length=32, description="Runs evaluating or cloned from it.")
+        str | None, Query(max_length=32, pattern=ID, description="Runs evaluating or cloned from it.")
     ] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Substring of the name or id.")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, pattern=PRINTABLE, description="Substring of the name or id.")
+    ] = None,
     sort: Annotated[SortField, Query(description="Field, '-' prefix for descending.")] = "-created_at",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,

@@ -6,7 +6,7 @@ import { getCatalog, paramsOf } from "../catalog.js";
 import { CONFIG, X_TITLES, emptyNote, ensurePlotly, layout, paretoFront, smooth, traceType } from "../charts.js";
 import { clear, csvLine, download, fill, h } from "../dom.js";
 import { params as fmtParams, pct, runColor, runLabel, statusPill } from "../format.js";
-import { listParam, params, setParams } from "../url.js";
+import { listParam, navigate, params, setParams } from "../url.js";
 
 const CURVES = [["loss", "Training loss", "loss"], ["knn_top1", "kNN top-1 during training", "top-1 (%)"]];
 const DINOV2 = "dinov2_vits14";
@@ -44,6 +44,7 @@ export function mount(root) {
   root.append(
     h("div", { class: "page-head" }, h("h1", {}, params().get("vs") === "dinov2" ? "LowDINO vs DINOv2" : "Compare runs"),
       h("span", { class: "spacer" }),
+      h("button", { type: "button", id: "open-report", title: "These runs' evaluations as the original work's table", onclick: () => navigate(`/report?runs=${listParam("runs").join(",")}`) }, "Report"),
       h("button", { type: "button", id: "export-csv", onclick: exportCsv }, "Export CSV")),
     chips, body,
   );

@@ -28,6 +28,7 @@ export function mount(root) {
   kind.value = params().get("kind") || "";
   const tag = h("input", { type: "text", id: "runs-tag", placeholder: "tag", value: params().get("tag") || "", size: 10 });
   const compareButton = h("button", { type: "button", class: "primary", id: "compare-selected" }, "Compare");
+  const reportButton = h("button", { type: "button", id: "report-selected", title: "The table of the selected runs' evaluations, beside the published figures" }, "Report");
   const cancelButton = h("button", { type: "button", id: "cancel-selected" }, "Cancel");
   const deleteButton = h("button", { type: "button", class: "danger", id: "delete-selected" }, "Delete");
   const countText = h("span", { class: "muted", "aria-live": "polite" });
@@ -44,7 +45,7 @@ export function mount(root) {
       h("label", { for: "runs-kind" }, "Kind", kind),
       h("label", { for: "runs-tag" }, "Tag", tag),
       h("span", { class: "spacer" }),
-      compareButton, cancelButton, deleteButton),
+      compareButton, reportButton, cancelButton, deleteButton),
     h("table", { class: "data", id: "runs-table" }, thead, tbody),
     pager,
   );
@@ -77,6 +78,7 @@ export function mount(root) {
     const n = selected.size;
     compareButton.textContent = n ? `Compare ${n}` : "Compare";
     compareButton.disabled = n < 1;
+    reportButton.disabled = n < 1;
     cancelButton.disabled = n < 1;
     deleteButton.disabled = n < 1;
   }
@@ -193,6 +195,7 @@ export function mount(root) {
   status.addEventListener("change", () => { setParams({ status: status.value, page: null }); refresh(); });
   kind.addEventListener("change", () => { setParams({ kind: kind.value, page: null }); refresh(); });
   compareButton.addEventListener("click", () => navigate(`/compare?runs=${[...selected].join(",")}`));
+  reportButton.addEventListener("click", () => navigate(`/report?runs=${[...selected].join(",")}`));
   cancelButton.addEventListener("click", () => bulk("cancel"));
   deleteButton.addEventListener("click", () => bulk("delete"));
 
