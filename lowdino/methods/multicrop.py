@@ -58,3 +58,24 @@ def group_by_resolution(crops: list[torch.Tensor]) -> list[list[torch.Tensor]]:
         else:
             groups.append([crop])
     return groups
+
+
+class MultiCropStudent(nn.Module):
+    """Base of the methods whose student is a MultiCropWrapper (DINO, BYOL): the student's forward slot.
+
+    `_student_forward` is the student itself, or the DDP / DataParallel wrapper `wrap_student` put
+    around it, kept out of the module tree so that state_dict keys never gain "module." prefixes.
+    """
+
+    _student_forward: nn.Module  # set through set_forward; annotated so that calls type-check
+
+    def __init__(self, student: MultiCropWrapper) -> None:
+        super().__init__()
+        self.student = student
+        set_forward(self, "_student_forward", student)
+
+    def wrap_student(self, wrapper: Callable[[nn.Module], nn.Module]) -> None:
+        set_forward(self, "_student_forward", wrapper(self.student))
+
+    def wrap_backbone(self, wrapper: Callable[[nn.Module], nn.Module]) -> None:
+        self.student.wrap_backbone(wrapper)

@@ -16,6 +16,7 @@ from lowdino.config import PretrainConfig
 from lowdino.contract.metrics_log import MetricsWriter, iter_records, truncate_metrics
 from lowdino.devices import resolve_device, resolve_precision
 from lowdino.errors import CheckpointError, ConfigError, DeviceError
+from lowdino.methods import training_needs
 from lowdino.train.builders import build_training_method
 from lowdino.train.checkpoint import (
     capture_rng_state,
@@ -39,7 +40,7 @@ def _config(**overrides: object) -> PretrainConfig:
 
 def test_schedules_scale_lr_with_batch_and_anneal() -> None:
     config = _config(lr=5e-4, min_lr=1e-6, warmup_epochs=2, batch_size=512, momentum_teacher=0.99)
-    schedules = build_schedules(config, steps_per_epoch=10)
+    schedules = build_schedules(config, training_needs(config), steps_per_epoch=10)
     assert schedules.total_steps == 100
     peak = 5e-4 * 512 / 256
     assert schedules.lr[0] == pytest.approx(0.0)
@@ -62,7 +63,7 @@ def test_max_steps_compresses_every_schedule() -> None:
         teacher_temp=0.04,
         warmup_teacher_temp_epochs=5,
     )
-    schedules = build_schedules(config, steps_per_epoch=10)
+    schedules = build_schedules(config, training_needs(config), steps_per_epoch=10)
     assert schedules.total_steps == 30
     assert len(schedules.lr) == len(schedules.momentum) == len(schedules.teacher_temp) == 30
     # 2 of 10 epochs of warm-up -> 20 % of the 30 steps.
@@ -114,7 +115,7 @@ def test_collapse_detector_flags_constant_teacher() -> None:
 def test_each_method_names_the_metric_the_collapse_detector_watches(method: str) -> None:
     config = _config(method=method, n_crops=2, out_dim=64, hidden_dim=64, bottleneck_dim=32, koleo_weight=1.0)
     built = build_training_method(config, torch.device("cpu"))
-    detector = build_collapse_detector(config, built)
+    detector = build_collapse_detector(training_needs(config))
     if method == "byol":
         assert detector is None  # BYOL has no prototype output whose uniform loss is ln(K)
         return
