@@ -86,7 +86,7 @@ def test_flags_override_the_config_file(tmp_path) -> None:
 
 
 def test_every_recipe_in_configs_is_valid() -> None:
-    recipes = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+    recipes = sorted((Path(__file__).parents[3] / "configs").glob("*.yaml"))
     assert {path.name for path in recipes} >= {
         "quickstart.yaml",
         "cifar10_mobilevit_s.yaml",
