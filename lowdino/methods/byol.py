@@ -11,9 +11,9 @@ from torch.nn import functional as F
 
 from lowdino.backbones import feature_dim
 from lowdino.config import PretrainConfig
-from lowdino.methods.base import TemperatureWarmup, TrainingNeeds, weight_decay_groups
+from lowdino.methods.base import TrainingNeeds, weight_decay_groups
 from lowdino.methods.ema import ema_update
-from lowdino.methods.multicrop import MultiCropStudent, MultiCropWrapper
+from lowdino.methods.multicrop import MultiCropStudent, MultiCropWrapper, ema_teacher_needs
 
 
 class MLPHead(nn.Module):
@@ -53,16 +53,9 @@ class BYOL(MultiCropStudent):
     @staticmethod
     def training_needs(config: PretrainConfig) -> TrainingNeeds:
         """An EMA target; no prototype layer to freeze, and no loss value that marks a collapse."""
-        return TrainingNeeds(
-            ema_momentum=config.momentum_teacher,
-            # BYOL has no softmax, so it ignores the temperature; the schedule is still built and logged
-            # as for DINO, so that both methods' metrics keep the same series (as before).
-            teacher_temp=TemperatureWarmup(
-                start=config.warmup_teacher_temp,
-                end=config.teacher_temp,
-                warmup_epochs=config.warmup_teacher_temp_epochs,
-            ),
-        )
+        # BYOL has no softmax, so it ignores the temperature; its schedule is still built and logged as
+        # for DINO, so that both methods' metrics keep the same series (as before the needs were declared).
+        return ema_teacher_needs(config)
 
     def __init__(
         self, backbone: nn.Module, *, projection_dim: int = 256, hidden_dim: int = 4096, n_crops: int = 2

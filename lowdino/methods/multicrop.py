@@ -12,6 +12,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from lowdino.config import PretrainConfig
+from lowdino.methods.base import TemperatureWarmup, TrainingNeeds
+
 
 def set_forward(owner: nn.Module, name: str, module: nn.Module) -> None:
     """``owner.<name> = module`` without registering ``module`` as a child of ``owner``."""
@@ -79,3 +82,15 @@ class MultiCropStudent(nn.Module):
 
     def wrap_backbone(self, wrapper: Callable[[nn.Module], nn.Module]) -> None:
         self.student.wrap_backbone(wrapper)
+
+
+def ema_teacher_needs(config: PretrainConfig) -> TrainingNeeds:
+    """An EMA teacher/target over multi-crop views: momentum_teacher -> 1, and the temperature warm-up."""
+    return TrainingNeeds(
+        ema_momentum=config.momentum_teacher,
+        teacher_temp=TemperatureWarmup(
+            start=config.warmup_teacher_temp,
+            end=config.teacher_temp,
+            warmup_epochs=config.warmup_teacher_temp_epochs,
+        ),
+    )

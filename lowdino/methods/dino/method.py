@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any, cast
 
 import torch
@@ -10,12 +11,12 @@ from torch import nn
 
 from lowdino.backbones import feature_dim
 from lowdino.config.pretrain import Centering, PretrainConfig
-from lowdino.methods.base import CollapseWatch, TemperatureWarmup, TrainingNeeds, weight_decay_groups
+from lowdino.methods.base import CollapseWatch, TrainingNeeds, weight_decay_groups
 from lowdino.methods.dino.head import DINOHead
 from lowdino.methods.dino.koleo import KoLeoLoss
 from lowdino.methods.dino.loss import DINOLoss
 from lowdino.methods.ema import ema_update
-from lowdino.methods.multicrop import MultiCropStudent, MultiCropWrapper
+from lowdino.methods.multicrop import MultiCropStudent, MultiCropWrapper, ema_teacher_needs
 
 
 class DINO(MultiCropStudent):
@@ -28,13 +29,8 @@ class DINO(MultiCropStudent):
     @staticmethod
     def training_needs(config: PretrainConfig) -> TrainingNeeds:
         """EMA teacher, sharpening temperature warm-up, last layer frozen early, collapse watched."""
-        return TrainingNeeds(
-            ema_momentum=config.momentum_teacher,
-            teacher_temp=TemperatureWarmup(
-                start=config.warmup_teacher_temp,
-                end=config.teacher_temp,
-                warmup_epochs=config.warmup_teacher_temp_epochs,
-            ),
+        return replace(
+            ema_teacher_needs(config),
             freeze_last_layer_epochs=config.freeze_last_layer,
             # The cross-entropy alone: a uniform collapse puts it at ln(out_dim), whatever KoLeo adds.
             collapse=CollapseWatch(loss_metric="dino_loss", out_dim=config.out_dim),
