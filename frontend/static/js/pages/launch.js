@@ -6,7 +6,6 @@ import { clear, copyText, fill, h } from "../dom.js";
 import { params as fmtParams } from "../format.js";
 import { navigate, params, setParams } from "../url.js";
 
-const KINDS = ["pretrain", "eval", "distill"];
 // Most used first; "monitor", "runtime" and ungrouped fields are folded (dashboard conventions).
 const GROUPS = [
   ["model", "Model"], ["data", "Data"], ["optimisation", "Optimisation"], ["method", "DINO / method"],
@@ -39,7 +38,8 @@ function shellQuote(text) {
 
 export function mount(root) {
   let stopped = false;
-  const state = { kind: KINDS.includes(params().get("kind")) ? params().get("kind") : "pretrain", values: {}, preset: params().get("preset"), source: null };
+  // The kinds are the server's (catalog.kinds, its config models); an unknown ?kind= falls back to the first.
+  const state = { kind: params().get("kind"), values: {}, preset: params().get("preset"), source: null };
   const inputs = new Map(); // field -> {read(), write(value), element, error, wrapper}
   const formError = h("div", { class: "error-box", role: "alert", hidden: true });
   const kindBar = h("div", { class: "kinds", role: "group", "aria-label": "Run kind" });
@@ -77,6 +77,7 @@ export function mount(root) {
       ]);
       cache.catalog = catalog;
       cache.session = session;
+      if (!catalog.kinds.includes(state.kind)) state.kind = catalog.kinds[0];
       const cloneId = params().get("clone");
       if (cloneId) {
         const run = await api(`/api/runs/${encodeURIComponent(cloneId)}`);
@@ -125,7 +126,7 @@ export function mount(root) {
   }
 
   function renderKinds() {
-    fill(kindBar, ...KINDS.map((kind) => h("button", {
+    fill(kindBar, ...cache.catalog.kinds.map((kind) => h("button", {
       type: "button", "aria-pressed": String(kind === state.kind), onclick: () => { state.preset = null; showKind(kind); },
     }, kind)));
   }
