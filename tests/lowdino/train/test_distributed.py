@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import yaml
-from _train_utils import TINY
+from _train_utils import TINY, pretrain_module_args
 
 from lowdino.contract import rundir
 from lowdino.contract.metrics_log import iter_records
@@ -40,13 +40,7 @@ def test_torchrun_two_processes_write_one_run_from_rank_zero(tmp_path, method) -
         "--standalone",
         "--nproc_per_node",
         "2",
-        "-m",
-        "lowdino",
-        "pretrain",
-        "--config",
-        str(recipe),
-        "--output-dir",
-        str(out),
+        *pretrain_module_args(recipe, out),
         "--device",
         "cpu",
     ]
