@@ -20,6 +20,7 @@ from lowdino.config import CONFIG_MODELS
 from lowdino.config.base import DatasetName
 from lowdino.config.distill import DistillLossName
 from lowdino.config.pretrain import MethodName
+from server.models import RunStatus
 
 # Shipped with the library (package data), so a wheel or an image offers the same presets as a checkout,
 # where configs/ links to this folder.
@@ -38,10 +39,11 @@ def preset_dirs() -> list[Path]:
 
 def _preset_kind(values: dict[str, Any]) -> str:
     """The run kind whose model accepts every key of the preset (pretrain when several do)."""
-    for kind in ("pretrain", "distill", "eval"):
-        if set(values) <= set(CONFIG_MODELS[kind].model_fields):
+    # CONFIG_MODELS order, pretrain first (no key set fits eval and distill without fitting pretrain).
+    for kind, model in CONFIG_MODELS.items():
+        if set(values) <= set(model.model_fields):
             return kind
-    return "pretrain"
+    return next(iter(CONFIG_MODELS))
 
 
 def _purpose(path: Path) -> str:
@@ -106,6 +108,7 @@ def catalog() -> dict[str, Any]:
             "distill": list(typing.get_args(DistillLossName)),
         },
         "kinds": list(CONFIG_MODELS),
+        "statuses": [status.value for status in RunStatus],
         "presets": load_presets(),
         "references": load_reference_rows(),
     }

@@ -15,9 +15,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from lowdino.config import CONFIG_MODELS
 from lowdino.errors import LowDinoError
 from server.errors import ServiceError
 
@@ -76,6 +78,20 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
 
 
+def config_schemas() -> dict[str, Any]:
+    """The run kinds' config models as OpenAPI components (PretrainConfig, EvalConfig, DistillConfig), with
+    every constraint their JSON schema declares (e.g. EvalConfig: exactly one of checkpoint / backbone).
+
+    `RunCreate.config` stays a plain object in the document: which model applies depends on `kind`, and
+    the models coerce ("0.1,0.3" for a list), so a schema-invalid config may still be accepted.
+    """
+    _, top = models_json_schema(
+        [(model, "validation") for model in CONFIG_MODELS.values()],
+        ref_template="#/components/schemas/{model}",
+    )
+    return dict(top["$defs"])
+
+
 def install_openapi(app: FastAPI, *, auth_enabled: bool) -> None:
     """`app.openapi()` rewritten to the contract above (built once, then cached like FastAPI's own)."""
 
@@ -89,6 +105,7 @@ def install_openapi(app: FastAPI, *, auth_enabled: bool) -> None:
         schemas = components.setdefault("schemas", {})
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
+        schemas.update(config_schemas())
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():
                 responses = operation.get("responses", {})

@@ -34,7 +34,8 @@ class RunCreate(_Body):
     tags: list[Tag] = Field(default_factory=list, max_length=20, description="Labels to filter by.")
     config: dict[str, Any] = Field(
         default_factory=dict,
-        description="Options of the kind's config model (GET /api/schema/{kind}); unset ones take defaults.",
+        description="Options of the kind's config model (its JSON schema: GET /api/schema/{kind}, or the "
+        "<Kind>Config component of this document); unset ones take defaults.",
     )
     evaluate: dict[str, Any] | None = Field(None, description=EVALUATE_DESCRIPTION)
 
@@ -237,6 +238,7 @@ class CatalogPublic(BaseModel):
     datasets: list[str]
     methods: MethodsPublic
     kinds: list[RunKind]
+    statuses: list[RunStatus] = Field(description="Every run status, in lifecycle order (for filters).")
     presets: list[PresetPublic]
     references: list[ReferenceResult] = Field(description="Published figures, never measured here.")
 

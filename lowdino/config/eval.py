@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from lowdino.config.base import DataOptions, RuntimeOptions, cli
 from lowdino.config.names import BackboneName
 
 ProtocolName = Literal["knn", "linear", "finetune"]
 KnnProtocolName = Literal["dino", "seed", "both"]
+
+
+def declare_model_source(schema: dict[str, Any]) -> None:
+    """`_check_model_source` in JSON Schema, so that the REST API's schema (GET /api/schema/eval, the
+    OpenAPI document) refuses what the model refuses: exactly one of checkpoint / backbone is a string
+    (the other absent or null), and a checkpoint comes without pretrained / weights (it carries its own).
+    """
+    schema["oneOf"] = [
+        {
+            "required": ["checkpoint"],
+            "properties": {
+                "checkpoint": {"type": "string"},
+                "pretrained": {"const": False},
+                "weights": {"type": "null"},
+            },
+        },
+        {"required": ["backbone"], "properties": {"backbone": {"type": "string"}}},
+    ]
 
 
 def _split_csv(value: object) -> object:
@@ -21,6 +39,8 @@ def _split_csv(value: object) -> object:
 
 class EvalConfig(DataOptions, RuntimeOptions):
     """Evaluate a run's checkpoint or a named (pretrained) backbone on a labelled dataset."""
+
+    model_config = ConfigDict(json_schema_extra=declare_model_source)
 
     checkpoint: str | None = Field(
         None,

@@ -3,7 +3,8 @@
 The trainer, the methods and the evaluation write these keys to metrics.jsonl; the job service keeps a
 "best" value only for keys listed here, so a schedule (lr, momentum) or a rate (images/s) never gets
 one, and a new loss is declared here rather than guessed from its name. Evaluation results are named
-by `eval_metric_key`: one series per protocol and label fraction, always higher-is-better top-1.
+by `eval_metric_key`: one series per protocol and label fraction, always higher-is-better top-1; each
+eval record carries its series name under `EVAL_SERIES_FIELD`, so readers take it from the record.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ METRIC_GOALS: dict[str, Goal] = {
     "knn_top1": "max",
 }
 EVAL_METRIC_SUFFIX = "_top1"
+# The field of an eval metrics record naming the series its "top1" belongs to (`eval_metric_key`).
+EVAL_SERIES_FIELD = "series"
 
 
 def eval_metric_key(protocol: str, label_fraction: float | None) -> str:

@@ -30,6 +30,7 @@ from lowdino.augment import EvalTransform
 from lowdino.backbones import check_input_size, get_spec
 from lowdino.config import EvalConfig
 from lowdino.config.loading import dump_config
+from lowdino.contract.metrics import EVAL_SERIES_FIELD, eval_metric_key
 from lowdino.contract.metrics_log import MetricsWriter
 from lowdino.contract.rundir import RunDir, atomic_write_text
 from lowdino.data.loading import load_dataset
@@ -376,6 +377,7 @@ def evaluate(config: EvalConfig, *, progress: bool = True) -> EvalResults:
                 "label_fraction": fraction,
                 "seed": seed,
                 "top1": value,
+                EVAL_SERIES_FIELD: eval_metric_key(protocol, fraction),
                 "seconds": time.perf_counter() - started,
             }
             writer.write(record)

@@ -6,10 +6,11 @@ from collections.abc import Callable
 
 from torch import nn
 
-from lowdino.config import PretrainConfig
-from lowdino.methods.base import Method
+from lowdino.config import DistillConfig, PretrainConfig
+from lowdino.methods.base import Method, TrainingNeeds
 from lowdino.methods.byol import BYOL
 from lowdino.methods.dino.method import DINO
+from lowdino.methods.distill import Distillation
 
 
 def build_method(config: PretrainConfig, backbone_factory: Callable[[], nn.Module]) -> Method:
@@ -39,4 +40,13 @@ def build_method(config: PretrainConfig, backbone_factory: Callable[[], nn.Modul
     raise ValueError(f"unknown method {config.method!r}")  # unreachable: the config validates it
 
 
-__all__ = ["BYOL", "DINO", "Method", "build_method"]
+def training_needs(config: PretrainConfig | DistillConfig) -> TrainingNeeds:
+    """What the trainer schedules and checks for the method `config` trains, as that method declares it."""
+    if isinstance(config, DistillConfig):
+        return Distillation.training_needs(config)
+    if config.method == "byol":
+        return BYOL.training_needs(config)
+    return DINO.training_needs(config)
+
+
+__all__ = ["BYOL", "DINO", "Distillation", "Method", "TrainingNeeds", "build_method", "training_needs"]

@@ -2,18 +2,56 @@
 
 Methods are composed from plain modules (backbone, head, loss) rather than derived from a deep base
 class. The trainer only needs: the networks to optimise and to keep in sync, a loss on a list of
-crops, the target (teacher) update, and the backbone to evaluate.
+crops, the target (teacher) update, and the backbone to evaluate; and, before any network is
+built, the method's `TrainingNeeds` (its schedules and checks, read from its config).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 StudentWrapper = Callable[[nn.Module], nn.Module]
+
+
+@dataclass(frozen=True)
+class TemperatureWarmup:
+    """Teacher softmax temperature: linear `start` -> `end` over `warmup_epochs`, then `end`."""
+
+    start: float
+    end: float
+    warmup_epochs: float
+
+
+@dataclass(frozen=True)
+class CollapseWatch:
+    """What the collapse detector compares: `loss_metric` (a metric of `training_loss`) with ln(out_dim).
+
+    The metric is the self-distillation term alone, without regularisers such as KoLeo.
+    """
+
+    loss_metric: str
+    out_dim: int
+
+
+@dataclass(frozen=True)
+class TrainingNeeds:
+    """What the trainer schedules and checks for one method, read from the run's config.
+
+    Each method builds its own (`training_needs(config)`), so the trainer reads typed values instead
+    of asking which config kind it holds. None / 0 means the method has no such part.
+    """
+
+    # Start of the teacher/target EMA momentum, raised to 1 on a cosine; None: no EMA target.
+    ema_momentum: float | None = None
+    teacher_temp: TemperatureWarmup | None = None
+    # Epochs during which `cancel_last_layer_gradients` keeps the head's last layer frozen.
+    freeze_last_layer_epochs: float = 0.0
+    collapse: CollapseWatch | None = None
 
 
 class Method(Protocol):
@@ -25,11 +63,6 @@ class Method(Protocol):
     @property
     def teacher(self) -> nn.Module | None:
         """The network updated by EMA rather than by gradients, if any (DINO teacher, BYOL target)."""
-
-    @property
-    def collapse_loss_metric(self) -> str | None:
-        """The metric of `training_loss` the collapse detector compares with ln(out_dim) (None: no
-        detector): the self-distillation term alone, without regularisers such as KoLeo."""
 
     def wrap_student(self, wrapper: StudentWrapper) -> None:
         """Run the student's forward through `wrapper(student)` (DDP, DataParallel); weights stay shared."""

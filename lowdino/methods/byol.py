@@ -10,9 +10,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from lowdino.backbones import feature_dim
-from lowdino.methods.base import StudentWrapper, weight_decay_groups
+from lowdino.config import PretrainConfig
+from lowdino.methods.base import TrainingNeeds, weight_decay_groups
 from lowdino.methods.ema import ema_update
-from lowdino.methods.multicrop import MultiCropWrapper, set_forward
+from lowdino.methods.multicrop import MultiCropStudent, MultiCropWrapper, ema_teacher_needs
 
 
 class MLPHead(nn.Module):
@@ -41,7 +42,7 @@ def byol_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (2.0 - 2.0 * (prediction * target).sum(dim=-1)).mean()
 
 
-class BYOL(nn.Module):
+class BYOL(MultiCropStudent):
     """Online network (backbone + projector + predictor) and EMA target (backbone + projector).
 
     Symmetric loss over the two global views: each view's prediction regresses the target projection
@@ -49,28 +50,22 @@ class BYOL(nn.Module):
     (multi-crop BYOL); every (view, other global view) pair weighs the same.
     """
 
-    # Set through __dict__ (not a submodule, see __init__); annotated so that calls type-check.
-    _student_forward: nn.Module
-    # No loss value marks a collapse of this method: the trainer runs no collapse detector.
-    collapse_loss_metric: str | None = None
+    @staticmethod
+    def training_needs(config: PretrainConfig) -> TrainingNeeds:
+        """An EMA target; no prototype layer to freeze, and no loss value that marks a collapse."""
+        # BYOL has no softmax, so it ignores the temperature; its schedule is still built and logged as
+        # for DINO, so that both methods' metrics keep the same series (as before the needs were declared).
+        return ema_teacher_needs(config)
 
     def __init__(
         self, backbone: nn.Module, *, projection_dim: int = 256, hidden_dim: int = 4096, n_crops: int = 2
     ) -> None:
-        super().__init__()
         projector = MLPHead(feature_dim(backbone), hidden_dim, projection_dim)
-        self.student = MultiCropWrapper(backbone, projector)
+        super().__init__(MultiCropWrapper(backbone, projector))
         self.predictor = MLPHead(projection_dim, hidden_dim, projection_dim)
         self.teacher = copy.deepcopy(self.student)
         self.teacher.requires_grad_(False)
         self.n_crops = n_crops
-        set_forward(self, "_student_forward", self.student)
-
-    def wrap_student(self, wrapper: StudentWrapper) -> None:
-        set_forward(self, "_student_forward", wrapper(self.student))
-
-    def wrap_backbone(self, wrapper: StudentWrapper) -> None:
-        self.student.wrap_backbone(wrapper)
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         named = [*self.student.named_parameters(), *self.predictor.named_parameters(prefix="predictor")]

@@ -7,17 +7,16 @@ Feature distillation (cosine or MSE on the same view) is the common alternative.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from lowdino.backbones import feature_dim
-from lowdino.methods.base import StudentWrapper, weight_decay_groups
+from lowdino.config.distill import DistillConfig, DistillLossName
+from lowdino.methods.base import StudentWrapper, TrainingNeeds, weight_decay_groups
 from lowdino.methods.multicrop import set_forward
-
-DistillLoss = Literal["kl", "cosine", "mse"]
 
 
 def kl_distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -64,15 +63,18 @@ class Distillation(nn.Module):
 
     # Set through __dict__ (not a submodule, see __init__); annotated so that calls type-check.
     _student_forward: nn.Module
-    # No loss value marks a collapse of this method: the trainer runs no collapse detector.
-    collapse_loss_metric: str | None = None
+
+    @staticmethod
+    def training_needs(config: DistillConfig) -> TrainingNeeds:
+        """A frozen teacher: no EMA, no temperature schedule, no layer to freeze, no collapse watch."""
+        return TrainingNeeds()
 
     def __init__(
         self,
         student_backbone: nn.Module,
         teacher_backbone: nn.Module,
         *,
-        loss: DistillLoss = "kl",
+        loss: DistillLossName = "kl",
         temperature: float = 3.0,
         label_loss_weight: float = 0.0,
         num_classes: int | None = None,

@@ -12,6 +12,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from lowdino.config import PretrainConfig
+from lowdino.methods.base import TemperatureWarmup, TrainingNeeds
+
 
 def set_forward(owner: nn.Module, name: str, module: nn.Module) -> None:
     """``owner.<name> = module`` without registering ``module`` as a child of ``owner``."""
@@ -58,3 +61,36 @@ def group_by_resolution(crops: list[torch.Tensor]) -> list[list[torch.Tensor]]:
         else:
             groups.append([crop])
     return groups
+
+
+class MultiCropStudent(nn.Module):
+    """Base of the methods whose student is a MultiCropWrapper (DINO, BYOL): the student's forward slot.
+
+    `_student_forward` is the student itself, or the DDP / DataParallel wrapper `wrap_student` put
+    around it, kept out of the module tree so that state_dict keys never gain "module." prefixes.
+    """
+
+    _student_forward: nn.Module  # set through set_forward; annotated so that calls type-check
+
+    def __init__(self, student: MultiCropWrapper) -> None:
+        super().__init__()
+        self.student = student
+        set_forward(self, "_student_forward", student)
+
+    def wrap_student(self, wrapper: Callable[[nn.Module], nn.Module]) -> None:
+        set_forward(self, "_student_forward", wrapper(self.student))
+
+    def wrap_backbone(self, wrapper: Callable[[nn.Module], nn.Module]) -> None:
+        self.student.wrap_backbone(wrapper)
+
+
+def ema_teacher_needs(config: PretrainConfig) -> TrainingNeeds:
+    """An EMA teacher/target over multi-crop views: momentum_teacher -> 1, and the temperature warm-up."""
+    return TrainingNeeds(
+        ema_momentum=config.momentum_teacher,
+        teacher_temp=TemperatureWarmup(
+            start=config.warmup_teacher_temp,
+            end=config.teacher_temp,
+            warmup_epochs=config.warmup_teacher_temp_epochs,
+        ),
+    )

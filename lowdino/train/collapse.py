@@ -15,7 +15,7 @@ Signals, averaged over each check interval (a logging interval, or a tenth of a 
 A warning is raised once `patience` consecutive intervals show any signal, and repeated for every
 further such interval, so a recovering run stops warning.
 
-L is the cross-entropy term alone, read from the metric the method names (`collapse_loss_metric`,
+L is the cross-entropy term alone, read from the metric the method names (`TrainingNeeds.collapse`,
 DINO: "dino_loss"), never the total loss: with KoLeo (weight w) the total is L + w * KoLeo, which
 sits away from log K while L is stuck at it.
 """

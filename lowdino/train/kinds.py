@@ -36,11 +36,6 @@ def input_sizes(config: TrainConfig) -> list[int]:
     return sorted({config.global_crop_size, config.local_crop_size})
 
 
-def uses_ema_target(config: TrainConfig) -> bool:
-    """Pretraining methods follow an EMA teacher/target, whose momentum and temperature are logged."""
-    return not isinstance(config, DistillConfig)
-
-
 def labels_used(config: TrainConfig) -> float:
     """Fraction of the training labels the run learned from: 1.0 for distillation with a label loss
     (every training label), else 0.0. An evaluation at 10 % / 30 % labels of such a run is not a

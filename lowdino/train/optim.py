@@ -4,8 +4,11 @@ Schedules (one value per optimiser step t = 0 .. T-1, T = total_steps; E epochs,
 
     lr[t]            linear warm-up 0 -> lr * batch_size / 256 over warmup_epochs, then cosine to min_lr
     weight_decay[t]  cosine weight_decay -> weight_decay_end (constant when weight_decay_end is unset)
-    momentum[t]      cosine momentum_teacher -> 1 (teacher EMA)
-    teacher_temp[t]  linear warmup_teacher_temp -> teacher_temp over warmup_teacher_temp_epochs, then flat
+    momentum[t]      cosine needs.ema_momentum -> 1 (teacher EMA); 1 without an EMA target
+    teacher_temp[t]  linear needs.teacher_temp.start -> .end over .warmup_epochs, then flat; 0 without one
+
+The momentum and temperature come from the method's `TrainingNeeds` (DINO, BYOL: momentum_teacher,
+warmup_teacher_temp, teacher_temp, warmup_teacher_temp_epochs of the config; distillation: none).
 
 When max_steps cuts the run short (T < E * S) every schedule is compressed to T steps, epoch-based
 durations included (a duration of d epochs becomes round(d / E * T) steps), so a short run still
@@ -19,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lowdino.methods.base import Method
-from lowdino.train.kinds import TrainConfig, uses_ema_target
+from lowdino.config import TrainOptions
+from lowdino.methods.base import Method, TrainingNeeds
 from lowdino.train.schedules import cosine_schedule, linear_warmup_constant
 
 
@@ -39,12 +42,13 @@ class Schedules:
         return step / self.total_steps * self.n_epochs
 
 
-def total_steps(config: TrainConfig, steps_per_epoch: int) -> int:
+def total_steps(config: TrainOptions, steps_per_epoch: int) -> int:
     full = config.n_epochs * steps_per_epoch
     return min(full, config.max_steps) if config.max_steps else full
 
 
-def build_schedules(config: TrainConfig, steps_per_epoch: int) -> Schedules:
+def build_schedules(config: TrainOptions, needs: TrainingNeeds, steps_per_epoch: int) -> Schedules:
+    """Every per-step schedule of a run of `config` training a method with `needs`."""
     total = total_steps(config, steps_per_epoch)
 
     def steps(epochs: float) -> int:
@@ -52,17 +56,16 @@ def build_schedules(config: TrainConfig, steps_per_epoch: int) -> Schedules:
 
     peak_lr = config.lr * config.batch_size / 256.0
     weight_decay_end = config.weight_decay if config.weight_decay_end is None else config.weight_decay_end
-    if uses_ema_target(config):
-        momentum = cosine_schedule(config.momentum_teacher, 1.0, total)  # type: ignore[union-attr]
-        teacher_temp = linear_warmup_constant(
-            config.warmup_teacher_temp,  # type: ignore[union-attr]
-            config.teacher_temp,  # type: ignore[union-attr]
-            total,
-            steps(config.warmup_teacher_temp_epochs),  # type: ignore[union-attr]
-        )
-    else:  # a frozen teacher: no EMA, no sharpening schedule
-        momentum = np.ones(total)
-        teacher_temp = np.zeros(total)
+    # A frozen teacher (or none) is never averaged: momentum 1 keeps it as it is.
+    momentum = (
+        np.ones(total) if needs.ema_momentum is None else cosine_schedule(needs.ema_momentum, 1.0, total)
+    )
+    temp = needs.teacher_temp
+    teacher_temp = (
+        np.zeros(total)
+        if temp is None
+        else linear_warmup_constant(temp.start, temp.end, total, steps(temp.warmup_epochs))
+    )
     return Schedules(
         lr=cosine_schedule(peak_lr, config.min_lr, total, warmup_steps=steps(config.warmup_epochs)),
         weight_decay=cosine_schedule(config.weight_decay, weight_decay_end, total),

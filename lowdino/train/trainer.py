@@ -46,7 +46,7 @@ from lowdino.devices import (
     resolve_precision,
 )
 from lowdino.errors import LowDinoError
-from lowdino.methods import Method
+from lowdino.methods import Method, TrainingNeeds, training_needs
 from lowdino.train import builders
 from lowdino.train.checkpoint import (
     capture_rng_state,
@@ -72,7 +72,6 @@ from lowdino.train.kinds import (
     method_name,
     model_name,
     run_kind,
-    uses_ema_target,
 )
 from lowdino.train.knn_monitor import KnnMonitor
 from lowdino.train.optim import (
@@ -104,6 +103,7 @@ class Prepared:
     run_dir: RunDir
     datasets: builders.Datasets
     per_rank_batch: int
+    needs: TrainingNeeds  # what the method declares: EMA, temperature, frozen last layer, collapse watch
     schedules: Schedules
     method: Method
     optimizer: torch.optim.AdamW
@@ -200,7 +200,8 @@ def prepare(config: TrainConfig, ctx: DistContext, device: torch.device, precisi
 
     datasets = builders.load_datasets(config)
     spe = steps_per_epoch(len(datasets.train), config.batch_size, world_size=1, drop_last=True)
-    schedules = build_schedules(config, spe)
+    needs = training_needs(config)
+    schedules = build_schedules(config, needs, spe)
 
     # Same seed on every rank for the networks; each rank then draws its own augmentations.
     seed_everything(config.seed)
@@ -225,6 +226,7 @@ def prepare(config: TrainConfig, ctx: DistContext, device: torch.device, precisi
         run_dir=run_dir,
         datasets=datasets,
         per_rank_batch=per_rank_batch,
+        needs=needs,
         schedules=schedules,
         method=method,
         optimizer=optimizer,
@@ -247,7 +249,7 @@ def _run(p: Prepared, callbacks: Sequence[TrainerCallback]) -> dict[str, Any]:
     # Every rank has passed every check: from here on files are written.
     barrier(p.ctx)
     progress = Progress()
-    detector = build_collapse_detector(p.config, p.method)
+    detector = build_collapse_detector(p.needs)
     if p.checkpoint is not None:
         _restore(p, p.checkpoint, progress, detector)
     logger, writer = _open_outputs(p, progress.step, callbacks)
@@ -266,12 +268,10 @@ def _run(p: Prepared, callbacks: Sequence[TrainerCallback]) -> dict[str, Any]:
         close_logging(logger)
 
 
-def build_collapse_detector(config: TrainConfig, method: Method) -> CollapseDetector | None:
+def build_collapse_detector(needs: TrainingNeeds) -> CollapseDetector | None:
     """A detector watching the metric the method names, for methods with a prototype output."""
-    metric = method.collapse_loss_metric
-    if metric is None or not isinstance(config, PretrainConfig):
-        return None
-    return CollapseDetector(out_dim=config.out_dim, loss_metric=metric)
+    watch = needs.collapse
+    return None if watch is None else CollapseDetector(out_dim=watch.out_dim, loss_metric=watch.loss_metric)
 
 
 def _restore(
@@ -502,7 +502,7 @@ def train_step(
         if c.clip_grad > 0:
             p.scaler.unscale_(p.optimizer)
             clip_gradients_per_tensor(_trained_parameters(p.optimizer), c.clip_grad)
-        p.method.cancel_last_layer_gradients(s.schedule_epoch(step), getattr(c, "freeze_last_layer", 0.0))
+        p.method.cancel_last_layer_gradients(s.schedule_epoch(step), p.needs.freeze_last_layer_epochs)
         p.scaler.step(p.optimizer)
         p.scaler.update()
         p.method.update_target(float(s.momentum[step]))
@@ -563,8 +563,9 @@ def _record(
         "lr": float(s.lr[index]),
         "weight_decay": float(s.weight_decay[index]),
     }
-    if uses_ema_target(p.config):
+    if p.needs.ema_momentum is not None:
         record["momentum"] = float(s.momentum[index])
+    if p.needs.teacher_temp is not None:
         record["teacher_temp"] = float(s.teacher_temp[index])
     record["images_per_sec"] = images_per_sec
     record.update({key: float(value) for key, value in metrics.items()})

@@ -28,6 +28,7 @@ from server.models import METRIC_BLOCK_STEPS, Metric, MetricBlock, Run
 
 BOOKKEEPING_FIELDS = frozenset(
     {"step", "epoch", "time", "wall_time", "total_steps", "eta_seconds", "params", "key", "value"}
+    | {contract.EVAL_SERIES_FIELD}
 )
 # A metric event carries at most this many points; a bigger batch (a replay after a rewind) says
 # "truncated" and clients re-read the series from GET /metrics instead.
@@ -36,10 +37,18 @@ COLLAPSE_KEY = "collapse_warning"
 
 
 def eval_metric_key(record: dict[str, Any]) -> str | None:
-    """Named series for an eval record: {"protocol": "linear", "label_fraction": 0.1, "top1": 71.2}
-    -> "linear_10pct_top1" ("knn_top1" at all labels), so each protocol gets its own curve and best."""
+    """The series of an eval record's top-1, e.g. "linear_10pct_top1": the name the library wrote into
+    the record (`lowdino.contract.metrics.EVAL_SERIES_FIELD`), so each protocol and label fraction gets
+    its own curve and best. None for records that are not eval results."""
+    if _number(record.get("top1")) is None:
+        return None
+    series = record.get(contract.EVAL_SERIES_FIELD)
+    if isinstance(series, str) and series.isidentifier():
+        return series
+    # Eval logs written before the records named their series carry only protocol and label fraction
+    # (runs already on disk, replayed after an upgrade): derive the name as the library does.
     protocol, fraction = record.get("protocol"), _number(record.get("label_fraction"))
-    if not isinstance(protocol, str) or not protocol.isidentifier() or _number(record.get("top1")) is None:
+    if not isinstance(protocol, str) or not protocol.isidentifier():
         return None
     return contract.eval_metric_key(protocol, fraction)
 

@@ -164,6 +164,29 @@ def test_bad_field_shows_the_api_message_at_that_field(stack: Stack, page: Any, 
     assert watch.unexpected(allow_http_errors=True) == []
 
 
+def test_kind_picker_and_filters_follow_the_servers_catalog(stack: Stack, page: Any) -> None:
+    # The dashboard spells out no run kinds or statuses: /api/catalog lists them (the config models,
+    # server.models.RunStatus), and every kind's form renders from its schema (eval's has a oneOf).
+    watch = PageWatch(page)
+    catalog = page.request.get(f"{stack.api_url}/api/catalog").json()
+    for kind in catalog["kinds"]:
+        page.goto(f"{stack.api_url}/launch?kind={kind}")
+        page.locator(".kinds button[aria-pressed='true']", has_text=kind).wait_for()
+        page.locator("#field-dataset").wait_for(state="attached")
+        assert page.locator(".kinds button").all_inner_texts() == catalog["kinds"]
+    page.goto(f"{stack.api_url}/launch?kind=nonsense")
+    page.locator(".kinds button[aria-pressed='true']", has_text=catalog["kinds"][0]).wait_for()
+    page.goto(f"{stack.api_url}/runs?status=failed&kind=eval")
+    page.wait_for_function("() => document.querySelectorAll('#runs-status option').length > 2")
+    assert page.locator("#runs-status option").all_inner_texts()[1:] == catalog["statuses"]
+    assert page.locator("#runs-kind option").all_inner_texts()[1:] == catalog["kinds"]
+    assert (page.locator("#runs-status").input_value(), page.locator("#runs-kind").input_value()) == (
+        "failed",
+        "eval",
+    )
+    assert watch.unexpected() == []
+
+
 def test_copy_commands_really_work(stack: Stack, page: Any) -> None:
     page.goto(f"{stack.api_url}/launch?kind=pretrain&preset=quickstart")
     page.locator("#field-n_epochs").fill("3")

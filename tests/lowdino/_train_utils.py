@@ -30,6 +30,11 @@ TINY: dict[str, Any] = {
 }
 
 
+def pretrain_module_args(recipe: Path, output_dir: Path) -> list[str]:
+    """`-m lowdino pretrain --config RECIPE --output-dir DIR`: after `python` or `torchrun`."""
+    return ["-m", "lowdino", "pretrain", "--config", str(recipe), "--output-dir", str(output_dir)]
+
+
 def tiny_config(output_dir: Path, **overrides: Any) -> PretrainConfig:
     return PretrainConfig.model_validate({**TINY, "output_dir": str(output_dir), **overrides})
 

@@ -1,4 +1,9 @@
-"""Shared fixtures for the library tests."""
+"""Shared fixtures for the library tests.
+
+The test modules live in subfolders mirroring the library (train/, eval/, data/, ...) and import the
+helpers beside this file (`from _train_utils import ...`) as top-level modules: pytest's default
+import mode puts this folder on sys.path when it loads this conftest, before any of those modules.
+"""
 
 from __future__ import annotations
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import jsonschema_rs
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
-from lowdino.config import PretrainConfig
+from lowdino.config import CONFIG_MODELS, EvalConfig, PretrainConfig
 from lowdino.eval.references import load_references
 from server import crud
+from server.models import RunStatus
 from server.settings import Settings
 
 CIFAR = {"dataset": "synthetic", "backbone": "resnet5m"}
@@ -139,6 +142,9 @@ def test_catalog(client: TestClient) -> None:
     assert "synthetic" in body["datasets"]
     assert "cifar10" in body["datasets"]
     assert body["methods"]["pretrain"] == ["dino", "byol"]
+    # The dashboard's kind and status choices come from here: one definition each, on the server.
+    assert body["kinds"] == list(CONFIG_MODELS)
+    assert body["statuses"] == [status.value for status in RunStatus]
     assert body["references"]
     assert all(row["published"] for row in body["references"])
     for preset in body["presets"]:  # every preset must be valid for the kind it is offered as
@@ -151,3 +157,37 @@ def test_schema_per_kind(client: TestClient) -> None:
     assert schema["properties"]["batch_size"]["minimum"] == 1
     assert "checkpoint" in client.get("/api/schema/eval").json()["properties"]
     assert client.get("/api/schema/train").status_code == 422
+
+
+# (eval config, valid): the model's "exactly one of checkpoint / backbone" rule, and its weights rule.
+EVAL_MODEL_SOURCES = [
+    ({"backbone": "resnet5m"}, True),
+    ({"backbone": "resnet5m", "pretrained": True, "weights": "w.pth"}, True),
+    ({"checkpoint": "runs/a/checkpoint.pth"}, True),
+    ({"checkpoint": "runs/a/checkpoint.pth", "backbone": None, "pretrained": False}, True),
+    ({}, False),
+    ({"backbone": None, "checkpoint": None}, False),
+    ({"backbone": "resnet5m", "checkpoint": "runs/a/checkpoint.pth"}, False),
+    ({"checkpoint": "runs/a/checkpoint.pth", "pretrained": True}, False),
+    ({"checkpoint": "runs/a/checkpoint.pth", "weights": "w.pth"}, False),
+]
+
+
+def _model_accepts(config: dict[str, object]) -> bool:
+    try:
+        EvalConfig.model_validate(config)
+    except ValidationError:
+        return False
+    return True
+
+
+def test_eval_schema_refuses_what_the_model_refuses(client: TestClient) -> None:
+    schema = client.get("/api/schema/eval").json()
+    validator = jsonschema_rs.validator_for(schema)
+    for config, valid in EVAL_MODEL_SOURCES:
+        assert _model_accepts(config) is valid, config
+        assert validator.is_valid(config) is valid, config
+    # The OpenAPI document carries the same schema, constraint included, as a component.
+    components = client.get("/openapi.json").json()["components"]["schemas"]
+    assert components["EvalConfig"]["oneOf"] == schema["oneOf"]
+    assert {"PretrainConfig", "DistillConfig"} <= set(components)

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, func, select
 
+from lowdino.contract.metrics import EVAL_SERIES_FIELD
 from server import crud
 from server.db import session_scope
 from server.models import Metric, Run, utcnow
@@ -115,6 +116,29 @@ def test_eval_records_get_a_series_per_protocol(engine: Engine, run_id: str) -> 
         )
         best = crud.require_run(session, run_id=run_id).best_metrics
         assert best["linear_10pct_top1"]["value"] == 45.5
+
+
+def test_eval_records_name_their_own_series(engine: Engine, run_id: str) -> None:
+    # What the library writes now: the series under EVAL_SERIES_FIELD, used as written (here one the
+    # protocol / fraction fields could not give). Old logs without it still get the derived name.
+    records = [
+        {
+            "step": 1,
+            "protocol": "linear",
+            "label_fraction": 0.1,
+            "top1": 45.5,
+            EVAL_SERIES_FIELD: "probe_top1",
+        },
+        {"step": 2, "protocol": "linear", "label_fraction": 0.3, "top1": 50.0},
+    ]
+    with session_scope(engine) as session:
+        crud.ingest_metrics(session, run_id=run_id, records=records)
+        keys = set(crud.metric_keys(session, run_id=run_id))
+        assert {"probe_top1", "linear_30pct_top1"} <= keys
+        assert "linear_10pct_top1" not in keys
+        assert EVAL_SERIES_FIELD not in keys
+        best = crud.require_run(session, run_id=run_id).best_metrics
+        assert best["probe_top1"]["value"] == 45.5
 
 
 def test_ingest_into_unknown_run_raises(engine: Engine) -> None:

@@ -3,32 +3,38 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any, cast
 
 import torch
 from torch import nn
 
 from lowdino.backbones import feature_dim
-from lowdino.config.pretrain import Centering
-from lowdino.methods.base import StudentWrapper, weight_decay_groups
+from lowdino.config.pretrain import Centering, PretrainConfig
+from lowdino.methods.base import CollapseWatch, TrainingNeeds, weight_decay_groups
 from lowdino.methods.dino.head import DINOHead
 from lowdino.methods.dino.koleo import KoLeoLoss
 from lowdino.methods.dino.loss import DINOLoss
 from lowdino.methods.ema import ema_update
-from lowdino.methods.multicrop import MultiCropWrapper, set_forward
+from lowdino.methods.multicrop import MultiCropStudent, MultiCropWrapper, ema_teacher_needs
 
 
-class DINO(nn.Module):
+class DINO(MultiCropStudent):
     """Student and teacher (backbone + DINOHead) with the DINO loss.
 
     The teacher starts as an exact copy of the student, receives no gradients, sees only the 2 global
     crops and follows the student by EMA (`update_target`).
     """
 
-    # Set through __dict__ (not a submodule, see __init__); annotated so that calls type-check.
-    _student_forward: nn.Module
-    # The cross-entropy alone: a uniform collapse puts it at ln(out_dim), whatever KoLeo adds.
-    collapse_loss_metric: str | None = "dino_loss"
+    @staticmethod
+    def training_needs(config: PretrainConfig) -> TrainingNeeds:
+        """EMA teacher, sharpening temperature warm-up, last layer frozen early, collapse watched."""
+        return replace(
+            ema_teacher_needs(config),
+            freeze_last_layer_epochs=config.freeze_last_layer,
+            # The cross-entropy alone: a uniform collapse puts it at ln(out_dim), whatever KoLeo adds.
+            collapse=CollapseWatch(loss_metric="dino_loss", out_dim=config.out_dim),
+        )
 
     def __init__(
         self,
@@ -45,7 +51,6 @@ class DINO(nn.Module):
         centering: Centering = "center",
         koleo_weight: float = 0.0,
     ) -> None:
-        super().__init__()
         head = DINOHead(
             feature_dim(backbone),
             out_dim,
@@ -54,7 +59,7 @@ class DINO(nn.Module):
             use_bn=use_bn_in_head,
             norm_last_layer=norm_last_layer,
         )
-        self.student = MultiCropWrapper(backbone, head)
+        super().__init__(MultiCropWrapper(backbone, head))
         self.teacher = copy.deepcopy(self.student)
         self.teacher.requires_grad_(False)
         self.loss = DINOLoss(
@@ -66,14 +71,6 @@ class DINO(nn.Module):
         )
         self.koleo_weight = koleo_weight
         self.koleo = KoLeoLoss()
-        # Kept outside the module tree (plain __dict__) so that state_dict keys never gain "module." prefixes.
-        set_forward(self, "_student_forward", self.student)
-
-    def wrap_student(self, wrapper: StudentWrapper) -> None:
-        set_forward(self, "_student_forward", wrapper(self.student))
-
-    def wrap_backbone(self, wrapper: StudentWrapper) -> None:
-        self.student.wrap_backbone(wrapper)
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         return weight_decay_groups(self.student.named_parameters())

@@ -27,7 +27,13 @@ async def get_catalog() -> CatalogPublic:
     return await run_in_threadpool(_catalog_public)
 
 
-@router.get("/schema/{kind}")
+@router.get(
+    "/schema/{kind}",
+    responses={
+        200: {"description": "A JSON Schema: the kind's config model, as in this document's components."}
+    },
+)
 def get_schema(kind: RunKind) -> dict[str, Any]:
-    """JSON schema of the kind's config model: fields, defaults, ranges, help texts and UI groups."""
+    """JSON schema of the kind's config model: fields, defaults, ranges, help texts, UI groups, and the
+    constraints between fields (eval: exactly one of checkpoint / backbone)."""
     return CONFIG_MODELS[kind].model_json_schema()

@@ -8,7 +8,6 @@ import { clear, copyText, fill, h } from "../dom.js";
 import { params as fmtParams } from "../format.js";
 import { navigate, params, setParams } from "../url.js";
 
-const KINDS = ["pretrain", "eval", "distill"];
 // Most used first; "monitor", "runtime" and ungrouped fields are folded (dashboard conventions).
 const GROUPS = [
   ["model", "Model"], ["data", "Data"], ["optimisation", "Optimisation"], ["method", "DINO / method"],
@@ -42,7 +41,8 @@ function shellQuote(text) {
 
 export function mount(root) {
   let stopped = false;
-  const state = { kind: KINDS.includes(params().get("kind")) ? params().get("kind") : "pretrain", values: {}, preset: params().get("preset"), source: null, study: params().get("study") };
+  // The kinds are the server's (catalog.kinds, its config models); an unknown ?kind= falls back to the first.
+  const state = { kind: params().get("kind"), values: {}, preset: params().get("preset"), source: null, study: params().get("study") };
   const inputs = new Map(); // field -> {read(), write(value), parse(text), element, error, wrapper}
   const swept = new Map(); // field -> the text input holding its list of values
   const studyList = h("div", { class: "preset-list", id: "studies" });
@@ -86,6 +86,7 @@ export function mount(root) {
       ]);
       cache.catalog = catalog;
       cache.session = session;
+      if (!catalog.kinds.includes(state.kind)) state.kind = catalog.kinds[0];
       loadStudies();
       const cloneId = params().get("clone");
       if (cloneId) {
@@ -141,7 +142,7 @@ export function mount(root) {
   }
 
   function renderKinds() {
-    fill(kindBar, ...KINDS.map((kind) => h("button", {
+    fill(kindBar, ...cache.catalog.kinds.map((kind) => h("button", {
       type: "button", "aria-pressed": String(!state.study && kind === state.kind), onclick: () => { state.preset = null; state.study = null; showKind(kind); },
     }, kind)));
   }

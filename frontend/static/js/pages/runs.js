@@ -7,7 +7,6 @@ import { getCatalog, paramsOf } from "../catalog.js";
 import { listParam, navigate, params, setParams } from "../url.js";
 
 const PAGE_SIZE = 25;
-const STATUSES = ["queued", "running", "completed", "failed", "cancelled", "interrupted"];
 const COLUMNS = [
   ["name", "Run", "name"], ["status", "Status", "status"], ["kind", "Kind", "kind"], ["method", "Method"],
   ["backbone", "Backbone", "backbone"], ["params", "Params", "params", "num"], ["dataset", "Dataset"],
@@ -22,10 +21,17 @@ export function mount(root) {
   const selected = new Set(listParam("sel"));
 
   const search = h("input", { type: "search", id: "runs-search", placeholder: "name or id", value: params().get("q") || "" });
-  const status = h("select", { id: "runs-status" }, h("option", { value: "" }, "any status"), STATUSES.map((s) => h("option", { value: s }, s)));
-  status.value = params().get("status") || "";
-  const kind = h("select", { id: "runs-kind" }, h("option", { value: "" }, "any kind"), ["pretrain", "eval", "distill"].map((k) => h("option", { value: k }, k)));
-  kind.value = params().get("kind") || "";
+  const status = h("select", { id: "runs-status" });
+  const kind = h("select", { id: "runs-kind" });
+  // The choices are the server's (catalog.statuses, catalog.kinds); until it answers, only the URL's.
+  const setChoices = (select, anyLabel, choices) => {
+    const current = params().get(select === kind ? "kind" : "status") || "";
+    const values = choices || (current ? [current] : []);
+    fill(select, h("option", { value: "" }, anyLabel), ...values.map((value) => h("option", { value }, value)));
+    select.value = current;
+  };
+  setChoices(status, "any status");
+  setChoices(kind, "any kind");
   const tag = h("input", { type: "text", id: "runs-tag", placeholder: "tag", value: params().get("tag") || "", size: 10 });
   const compareButton = h("button", { type: "button", class: "primary", id: "compare-selected" }, "Compare");
   const reportButton = h("button", { type: "button", id: "report-selected", title: "The table of the selected runs' evaluations, beside the published figures" }, "Report");
@@ -152,7 +158,13 @@ export function mount(root) {
       if (value) query.set(name, value);
     }
     try {
-      catalog = catalog || (await getCatalog().catch(() => null));
+      if (!catalog) {
+        catalog = await getCatalog().catch(() => null);
+        if (catalog) {
+          setChoices(status, "any status", catalog.statuses);
+          setChoices(kind, "any kind", catalog.kinds);
+        }
+      }
       const result = await api(`/api/runs?${query}`);
       if (stopped) return;
       lastRuns = result.data;

@@ -1,11 +1,10 @@
 // Sweep: one submission's runs as a unit — status counts, progress, skipped baselines, cancel / compare / report all.
 import { api } from "../api.js";
 import { showBanner } from "../banner.js";
+import { getCatalog } from "../catalog.js";
 import { clear, fill, h } from "../dom.js";
 import { knnOf, pct, progressBar, relativeTime, runLabel, statusPill } from "../format.js";
 import { navigate } from "../url.js";
-
-const ORDER = ["running", "queued", "completed", "failed", "cancelled", "interrupted"];
 
 function describeGrid(sweep) {
   const parts = Object.entries(sweep.grid || {}).map(([key, values]) => `${key} ∈ {${values.join(", ")}}`);
@@ -16,6 +15,7 @@ function describeGrid(sweep) {
 export function mount(root, sweepId) {
   let stopped = false;
   let timer = null;
+  let statuses = [];  // the server's RunStatus order (catalog.statuses)
   const title = h("h1", {}, "Sweep");
   const counts = h("div", { class: "sweep-counts", id: "sweep-counts", "aria-live": "polite" });
   const bar = h("div", { class: "sweep-progress" });
@@ -39,7 +39,8 @@ export function mount(root, sweepId) {
     title.textContent = sweep.name || `Sweep ${sweep.id}`;
     document.title = `${title.textContent} · LowDINO`;
     meta.textContent = `${sweep.study ? `Study ${sweep.study} · ` : ""}${sweep.kind} · ${describeGrid(sweep)} · created ${new Date(sweep.created_at).toLocaleString()}${sweep.evaluate ? " · each run is evaluated when it completes" : ""}`;
-    fill(counts, ORDER.filter((status) => sweep.status_counts[status]).map((status) =>
+    const order = [...statuses, ...Object.keys(sweep.status_counts).filter((status) => !statuses.includes(status))];
+    fill(counts, order.filter((status) => sweep.status_counts[status]).map((status) =>
       h("span", { class: "count", "data-status": status }, statusPill(status), ` ${sweep.status_counts[status]}`)),
     h("strong", { id: "sweep-state" }, sweep.done ? " · done" : ` · ${finished} of ${sweep.total} finished`));
     const fraction = sweep.total ? finished / sweep.total : 0;
@@ -72,6 +73,7 @@ export function mount(root, sweepId) {
   async function refresh() {
     clearTimeout(timer);
     try {
+      if (!statuses.length) statuses = (await getCatalog().catch(() => ({ statuses: [] }))).statuses || [];
       const [sweep, runs] = await Promise.all([
         api(`/api/sweeps/${encodeURIComponent(sweepId)}`),
         api(`/api/runs?sweep=${encodeURIComponent(sweepId)}&sort=created_at&limit=500`),

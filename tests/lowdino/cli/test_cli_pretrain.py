@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _train_utils import TINY
+from _train_utils import TINY, pretrain_module_args
 
 from lowdino.cli.main import build_parser, main
 from lowdino.cli.pretrain import config_from_args
@@ -86,7 +86,7 @@ def test_flags_override_the_config_file(tmp_path) -> None:
 
 
 def test_every_recipe_in_configs_is_valid() -> None:
-    recipes = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+    recipes = sorted((Path(__file__).parents[3] / "configs").glob("*.yaml"))
     assert {path.name for path in recipes} >= {
         "quickstart.yaml",
         "cifar10_mobilevit_s.yaml",
@@ -152,16 +152,7 @@ def test_python_m_lowdino_pretrain_exit_codes(tmp_path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def run(*extra: str) -> subprocess.CompletedProcess[str]:
-        argv = [
-            sys.executable,
-            "-m",
-            "lowdino",
-            "pretrain",
-            "--config",
-            str(recipe),
-            "--output-dir",
-            str(out),
-        ]
+        argv = [sys.executable, *pretrain_module_args(recipe, out)]
         return subprocess.run(
             [*argv, *extra], capture_output=True, text=True, env=env, timeout=300, check=False
         )

@@ -1,4 +1,4 @@
-"""A real two-process DistributedDataParallel run (torchrun, gloo on CPU)."""
+"""A real two-process DistributedDataParallel run (torchrun, gloo on CPU), and the torchrun environment."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import sys
 
 import pytest
 import yaml
-from _train_utils import TINY
+from _train_utils import TINY, pretrain_module_args
 
 from lowdino.contract import rundir
 from lowdino.contract.metrics_log import iter_records
 from lowdino.train.checkpoint import load_checkpoint
+from lowdino.train.distributed import context_from_env
 
 
 @pytest.mark.parametrize("method", ["dino", "byol"])  # BYOL's predictor lies outside the DDP module
@@ -39,13 +40,7 @@ def test_torchrun_two_processes_write_one_run_from_rank_zero(tmp_path, method) -
         "--standalone",
         "--nproc_per_node",
         "2",
-        "-m",
-        "lowdino",
-        "pretrain",
-        "--config",
-        str(recipe),
-        "--output-dir",
-        str(out),
+        *pretrain_module_args(recipe, out),
         "--device",
         "cpu",
     ]
@@ -64,3 +59,9 @@ def test_torchrun_two_processes_write_one_run_from_rank_zero(tmp_path, method) -
     checkpoint = load_checkpoint(out / rundir.CHECKPOINT_FILE)
     assert len(checkpoint["rng"]) == 2  # one RNG state per rank, for an exact resume
     assert not [key for key in checkpoint["method"] if "module." in key]
+
+
+def test_context_from_torchrun_env() -> None:
+    ctx = context_from_env({"WORLD_SIZE": "4", "RANK": "2", "LOCAL_RANK": "0"})
+    assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.is_main, ctx.distributed) == (2, 4, 0, False, True)
+    assert not context_from_env({}).distributed

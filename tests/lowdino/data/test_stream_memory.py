@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 # Peak RSS may grow with the listing (a path per file: ~2 MB for 18 000 more) and allocator noise,
 # never with the images: decoded in memory, 20 000 images at the default 256 px are 3.9 GB.
 ALLOWED_GROWTH_MB = 25

@@ -1,9 +1,11 @@
-"""Checkpoints and --resume: exact continuation, metrics truncation, incompatible checkpoints."""
+"""Checkpoints and --resume: exact continuation, metrics truncation, incompatible checkpoints, RNG state."""
 
 from __future__ import annotations
 
 import json
+import random
 
+import numpy as np
 import pytest
 import torch
 from _train_utils import StopAtStep, tiny_config
@@ -11,7 +13,13 @@ from _train_utils import StopAtStep, tiny_config
 from lowdino.contract import rundir
 from lowdino.contract.metrics_log import iter_records
 from lowdino.errors import CheckpointError
-from lowdino.train.checkpoint import load_checkpoint
+from lowdino.train.checkpoint import (
+    capture_rng_state,
+    check_compatible,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 from lowdino.train.trainer import pretrain
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -103,3 +111,36 @@ def test_checkpoint_backbone_loads_into_a_fresh_backbone(tmp_path) -> None:
     backbone = create_backbone("mobilevit_xxs", weights=str(out / rundir.CHECKPOINT_FILE))
     saved = load_checkpoint(out / rundir.CHECKPOINT_FILE)["backbone"]
     _assert_same_tensors(backbone.state_dict(), saved)
+
+
+def test_rng_state_round_trip_through_checkpoint_file(tmp_path) -> None:
+    torch.manual_seed(1)
+    np.random.seed(2)
+    random.seed(3)
+    state = capture_rng_state()
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    path = tmp_path / "checkpoint.pth"
+    save_checkpoint([path, tmp_path / "copy.pth"], {"rng": [state], "config": {"backbone": "resnet5m"}})
+    assert (tmp_path / "copy.pth").read_bytes() == path.read_bytes()
+    loaded = load_checkpoint(path)  # weights_only=True must accept everything we store
+    torch.rand(5)
+    np.random.rand(5)
+    restore_rng_state(loaded["rng"][0])
+    assert torch.equal(torch.rand(3), expected[0])
+    assert np.array_equal(np.random.rand(3), expected[1])
+    assert random.random() == expected[2]
+
+
+def test_checkpoint_errors(tmp_path) -> None:
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pth")
+    corrupt = tmp_path / "corrupt.pth"
+    corrupt.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_checkpoint(corrupt)
+    payload = {"config": {"backbone": "resnet5m", "method": "dino", "out_dim": 256}}
+    with pytest.raises(
+        CheckpointError, match=r"backbone 'resnet5m' in the checkpoint vs 'mobilevit_xxs'.*out_dim"
+    ):
+        check_compatible(payload, {"backbone": "mobilevit_xxs", "method": "dino", "out_dim": 512}, corrupt)
+    check_compatible(payload, {"backbone": "resnet5m", "method": "dino", "out_dim": 256, "lr": 1.0}, corrupt)

@@ -10,7 +10,7 @@ import pytest
 from lowdino.eval.references import load_references
 from lowdino.eval.results import EvalResults, ProtocolResult, format_markdown, format_table
 
-SHARED_REFERENCES = Path(__file__).resolve().parents[2].parent / "shared" / "REFERENCES.md"
+SHARED_REFERENCES = Path(__file__).resolve().parents[3].parent / "shared" / "REFERENCES.md"
 
 
 def test_every_row_is_published_and_sourced():

@@ -14,7 +14,7 @@ from _stream_utils import write_coded_folder
 
 from lowdino.data.shardwriter import shard_folder
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 COUNT = 48
 
 SCRIPT = """
@@ -60,7 +60,7 @@ def test_two_ddp_ranks_with_two_workers_each_see_every_image_once(
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        str(script), dataset, str(data), str(Path(__file__).parent),
+        str(script), dataset, str(data), str(Path(__file__).parents[1]),  # _stream_utils.py
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -16,6 +16,7 @@ from lowdino.backbones import backbone_names, create_backbone, get_spec
 from lowdino.cli.main import main
 from lowdino.config import EvalConfig
 from lowdino.config.loading import build_config
+from lowdino.contract.metrics import EVAL_SERIES_FIELD, eval_metric_key
 from lowdino.contract.rundir import EXIT_CANCELLED, RunDir
 from lowdino.errors import CheckpointError, ConfigError, DataError, WeightsNotFoundError
 from lowdino.eval.runner import EvalCancelled, default_output_dir, evaluate, resolve_image_size
@@ -83,6 +84,10 @@ def test_cli_runs_every_protocol_and_writes_results(tmp_path, capsys):
     records = [json.loads(line) for line in run.metrics.read_text().splitlines()]
     assert [record["step"] for record in records] == list(range(1, 11))
     assert {record["total_steps"] for record in records} == {10}
+    # Each record names the series of its top-1 itself (the service keys the curves by it).
+    for record in records:
+        assert record[EVAL_SERIES_FIELD] == eval_metric_key(record["protocol"], record["label_fraction"])
+    assert {record[EVAL_SERIES_FIELD] for record in records} >= {"knn_top1", "linear_20pct_top1"}
 
 
 def test_second_run_hits_the_feature_cache_with_identical_figures(tmp_path, capsys):
