@@ -43,6 +43,12 @@ IGNORED_CONFIG_KEYS = frozenset({"output_dir", "resume"})
 MONITOR_PROTOCOL = "knn (training monitor, validation split, final checkpoint)"
 
 
+def config_dataset(run: Run) -> str:
+    """The dataset a run's config says its data is: dataset_name when declared, else the dataset option."""
+    config = run.config or {}
+    return str(config.get("dataset_name") or config.get("dataset") or "cifar10")
+
+
 def _label(run: Run) -> str:
     return f"{run.name or run.id} ({run.id[:6]})"
 
@@ -207,7 +213,7 @@ def compare_runs(
     *,
     max_points: int = 500,
 ) -> dict[str, Any]:
-    datasets = Counter(str((run.config or {}).get("dataset", "cifar10")) for run in runs)
+    datasets = Counter(config_dataset(run) for run in runs)
     dataset = datasets.most_common(1)[0][0] if datasets else "cifar10"
     figures_of = {run.id: run_figures(settings, run) for run in runs}
     scores = {run_id: figures.scores for run_id, figures in figures_of.items()}

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from lowdino.config.base import DataOptions, RuntimeOptions
 from lowdino.eval.references import ReferenceResult, load_references
 from server import crud
-from server.compare import read_results
+from server.compare import config_dataset, read_results
 from server.figures import Point, accuracy_vs_params
 from server.models import Run
 from server.report_schemas import (
@@ -125,7 +125,7 @@ class _Source:
 
     @property
     def dataset(self) -> str:
-        return str(self.results.get("dataset") or (self.run.config or {}).get("dataset") or "cifar10")
+        return str(self.results.get("dataset") or config_dataset(self.run))
 
 
 @dataclass
@@ -589,8 +589,7 @@ def build_report(
     with_results = [s for s in sources if s.rows]
     if dataset is None:
         counted = Counter(s.dataset for s in with_results) or Counter(
-            str((run.config or {}).get("dataset") or "cifar10")
-            for run in [*training, *(s.run for s in sources)]
+            config_dataset(run) for run in [*training, *(s.run for s in sources)]
         )
         dataset = counted.most_common(1)[0][0] if counted else "cifar10"
 
@@ -649,13 +648,13 @@ def build_report(
         row.pending.append(source.run)
         attach_training(row, source.trained_by)
     for run in training:
-        if str((run.config or {}).get("dataset") or "cifar10") != dataset and not any(
+        if config_dataset(run) != dataset and not any(
             known.id == run.id for r in rows.values() for known in r.training
         ):
             excluded.append(
                 ExcludedRun(
                     run_id=run.id,
-                    reason=f"trained on {(run.config or {}).get('dataset')}; report is on {dataset}",
+                    reason=f"trained on {config_dataset(run)}; report is on {dataset}",
                 )
             )
             continue

@@ -31,7 +31,7 @@ SERVER_OWNED_FIELDS = ("output_dir", "resume")
 # The eval fields a chain sets itself.
 CHAIN_OWNED_FIELDS = ("checkpoint", "backbone", "pretrained", "weights", *SERVER_OWNED_FIELDS)
 # Eval options a chain takes from its training run when the evaluate block leaves them out.
-INHERITED_FIELDS = ("dataset", "data_path", "synthetic_size", "device")
+INHERITED_FIELDS = ("dataset", "dataset_name", "data_path", "synthetic_size", "device")
 
 
 def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from server.settings import Settings
 from server.sweeps import SweepEntry, create_sweep
 
 # Pretrain options whose value the study's evaluations take too (same data for every row).
-SHARED_DATA_FIELDS = ("dataset", "data_path", "synthetic_size")
+SHARED_DATA_FIELDS = ("dataset", "dataset_name", "data_path", "synthetic_size")
 
 
 def find_weights_file(settings: Settings, filename: str) -> Path | None:

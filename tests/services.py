@@ -11,7 +11,9 @@ import contextlib
 import os
 import socket
 import uuid
+import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -61,3 +63,26 @@ def temporary_postgres(prefix: str = "lowdino_test") -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+# The real CIFAR-10 JPEGs (ImageFolder layout: cifar10/<split>/<class>/*.jpg) beside the repository.
+CIFAR_ZIP = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "cifar10-jpeg.zip"
+
+
+def extract_cifar(dest: Path, *, per_class: int = 3, split: str = "train") -> Path:
+    """A few real CIFAR-10 JPEGs in ImageFolder layout under dest/cifar10/<split>/<class>/."""
+    if not CIFAR_ZIP.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CIFAR_ZIP} is missing; CI requires the dataset zip")
+        pytest.skip(f"{CIFAR_ZIP} is missing")
+    taken: dict[str, int] = {}
+    with zipfile.ZipFile(CIFAR_ZIP) as archive:
+        for member in archive.namelist():
+            parts = member.split("/")
+            if len(parts) != 4 or parts[1] != split or not parts[3].endswith(".jpg"):
+                continue
+            if taken.get(parts[2], 0) >= per_class:
+                continue
+            taken[parts[2]] = taken.get(parts[2], 0) + 1
+            archive.extract(member, dest)
+    return dest / "cifar10"

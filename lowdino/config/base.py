@@ -31,6 +31,11 @@ class StrictModel(BaseModel):
 
 
 class DataOptions(StrictModel):
+    @property
+    def dataset_identity(self) -> str:
+        """The dataset the figures are on (dataset_name when declared, else the dataset option)."""
+        return self.dataset_name or self.dataset
+
     dataset: DatasetName = Field(
         "cifar10",
         description="Dataset: cifar10 / cifar100 / stl10 (torchvision, downloaded into --data-path when "
@@ -42,6 +47,15 @@ class DataOptions(StrictModel):
     data_path: str = Field(
         "data",
         description="Where the dataset lives (or is downloaded to). Ignored by the synthetic dataset.",
+        json_schema_extra=cli(group="data"),
+    )
+    dataset_name: str | None = Field(
+        None,
+        max_length=50,
+        pattern=r"^[a-z0-9][a-z0-9_.-]*$",
+        description="What the data is, for results and reports: e.g. cifar10 for an image folder or shards "
+        "holding CIFAR-10, so its figures sit beside the published CIFAR-10 ones. Unset: the dataset option. "
+        "Set it only when the images are that dataset's own train / test split.",
         json_schema_extra=cli(group="data"),
     )
     synthetic_size: int = Field(

@@ -89,6 +89,19 @@ def test_completed_pretrain_runs_its_linked_evaluation_once(
     assert set(means) == {"knn@1.0", "knn_seed@1.0", "linear@0.5"}
     assert all(0.0 <= value <= 100.0 for value in means.values())
     assert [run["id"] for run in evaluations_of(stack, parent_id)] == [evaluation["id"]]
+    assert evaluations_of(stack, evaluation["id"]) == []  # an evaluation chains nothing itself
+
+    # The report over the training run finds its evaluation and shows exactly its results.json means.
+    report = stack.get(f"/api/report?runs={parent_id}")
+    measured = [row for row in report["rows"] if row["kind"] == "measured"]
+    assert len(measured) == 1
+    cells = {
+        f"{cell['protocol']}@{cell['label_fraction']}": cell
+        for cell in [*measured[0]["cells"].values(), *measured[0]["other"]]
+        if cell is not None
+    }
+    assert {key: cell["mean"] for key, cell in cells.items()} == means
+    assert all(cell["run_ids"] == [evaluation["id"]] for cell in cells.values())
 
 
 def test_worker_killed_during_the_parent_then_resume_still_gives_one_evaluation(scaled: Stack) -> None:

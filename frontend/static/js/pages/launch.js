@@ -426,6 +426,15 @@ export function mount(root) {
     const dataset = h("select", { id: "study-dataset" }, cache.catalog.datasets.map((item) => h("option", { value: item }, item)));
     dataset.value = study.pretrain.dataset || study.dataset;
     const dataPath = h("input", { type: "text", id: "study-data-path", value: study.pretrain.data_path || "" });
+    // An image folder or shards holding the study's dataset say so, so the report sets them beside its published rows.
+    const dataName = h("input", { type: "text", id: "study-dataset-name", placeholder: "same as dataset", size: 12 });
+    const syncDataName = () => {
+      const container = ["imagefolder", "webdataset"].includes(dataset.value);
+      dataName.value = container ? dataName.value || study.dataset : "";
+      dataName.disabled = !container;
+    };
+    dataset.addEventListener("change", syncDataName);
+    syncDataName();
     const maxSteps = h("input", { type: "number", id: "study-max-steps", min: 1, placeholder: "the scale's" });
     const studyName = h("input", { type: "text", id: "study-name", maxlength: 200, placeholder: `${study.title} (<scale>)` });
     const available = study.baselines.filter((item) => item.available);
@@ -436,6 +445,7 @@ export function mount(root) {
       error.hidden = true;
       go.disabled = true;
       const pretrain = { dataset: dataset.value, data_path: dataPath.value.trim() || undefined };
+      if (dataName.value.trim()) pretrain.dataset_name = dataName.value.trim();
       if (maxSteps.value) pretrain.max_steps = Number(maxSteps.value);
       const scale = studyPanel.querySelector("input[name=study-scale]:checked").value;
       try {
@@ -457,6 +467,7 @@ export function mount(root) {
         h("div", { class: "meta-fields" },
           h("label", { for: dataset.id }, "Dataset", dataset),
           h("label", { for: dataPath.id }, "Data path", dataPath),
+          h("label", { for: dataName.id, title: "For an image folder or shards: which dataset the images are (their train / test split), so the report compares them with that dataset's published figures" }, "Data is", dataName),
           h("label", { for: maxSteps.id }, "Steps per pretraining (optional)", maxSteps),
           h("label", { for: studyName.id }, "Name", studyName)),
         h("h3", {}, "What it queues"),
