@@ -13,6 +13,15 @@ const COLUMNS = [
   ["knn", "kNN top-1", null, "num", "pretrain / distill: the training monitor's latest value, on the validation split; eval: the evaluation's kNN"], ["tags", "Tags"], ["created", "Created", "created_at"],
 ];
 
+// The chain in one line under the name: an evaluation names the run it measures, a training run its evaluation.
+function chainNote(run) {
+  const link = (id) => h("a", { href: `/runs/${id}`, "data-link": true, class: "mono", onclick: (e) => e.stopPropagation() }, id);
+  if (run.kind === "eval" && run.parent_id) return h("div", { class: "muted chain" }, "evaluates ", link(run.parent_id));
+  if (run.evaluation_id) return h("div", { class: "muted chain" }, "evaluated by ", link(run.evaluation_id));
+  if (run.evaluate) return h("div", { class: "muted chain" }, "evaluated when it completes");
+  return null;
+}
+
 export function mount(root) {
   let timer = null;
   let stopped = false;
@@ -123,7 +132,8 @@ export function mount(root) {
         h("td", {}, box),
         h("td", {}, h("span", { class: "swatch", style: `background:${runColor(run.id)}` }),
           h("a", { href: `/runs/${run.id}`, "data-link": true, onclick: (e) => e.stopPropagation() }, runLabel(run)),
-          run.name ? h("div", { class: "muted mono" }, run.id) : null),
+          run.name ? h("div", { class: "muted mono" }, run.id) : null,
+          chainNote(run)),
         h("td", {}, statusPill(run.status), " ", progressBar(run)),
         h("td", {}, run.kind),
         h("td", {}, config.method || config.loss || (run.kind === "eval" ? (config.protocols || []).join(", ") : "–")),
