@@ -14,18 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browserlib import PageWatch, launched_browser, save_screenshot
+from browserlib import PageWatch, save_screenshot
 from e2elib import Stack, make_stack
 from services import extract_cifar
 
 pytestmark = [pytest.mark.slow]
 STUDY_TIMEOUT_MS = 600_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with launched_browser() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")
@@ -38,20 +32,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("screenshots")
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    yield page
-    context.close()
 
 
 def test_a_field_swept_over_values_queues_one_run_per_combination(

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from browserlib import PageWatch, chart_points, launched_browser, save_screenshot, wait_for_growing_chart
+from browserlib import PageWatch, chart_points, save_screenshot, wait_for_growing_chart
 from e2elib import Stack, make_stack, running_stack, tiny_pretrain, wait_for
 
 pytestmark = [pytest.mark.slow]
@@ -25,30 +25,10 @@ TOKEN = "browser-test-token"
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with launched_browser() as browser:
-        yield browser
-
-
-@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with running_stack(tmp_path_factory.mktemp("dashboard"), "embedded") as stack:
         stack.start_worker("b1")
         yield stack
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("screenshots")
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    yield page
-    context.close()
 
 
 def long_tiny_run(**overrides: Any) -> dict[str, Any]:
