@@ -142,6 +142,15 @@ class TrainOptions(DataOptions, RuntimeOptions):
         "so that an interrupted run loses at most this many steps.",
         json_schema_extra=cli(group="runtime"),
     )
+    checkpoint_every_minutes: float | None = Field(
+        5.0,
+        ge=0,
+        description="Also save checkpoint.pth once this much wall-clock time has passed since the last "
+        "save, so that a killed run (out of memory, a lost machine) loses at most this many minutes "
+        "whatever its step speed. Each save costs about a second per 100 MB of weights and optimiser "
+        "state: keep it at a few minutes; 0 (or null) saves on steps and epochs only.",
+        json_schema_extra=cli(group="runtime"),
+    )
 
 
 class PretrainConfig(TrainOptions):
