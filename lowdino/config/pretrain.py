@@ -142,6 +142,14 @@ class TrainOptions(DataOptions, RuntimeOptions):
         "so that an interrupted run loses at most this many steps.",
         json_schema_extra=cli(group="runtime"),
     )
+    memory_check: bool = Field(
+        True,
+        description="On a CPU device, before the first step: measure one step's memory on a 4-image probe, "
+        "scale it to the batch and refuse (naming the batch that fits) when it exceeds the memory available, "
+        "instead of being killed by the kernel's out-of-memory killer mid-run. Takes a few seconds; "
+        "LOWDINO_AVAILABLE_MEMORY_GB overrides the available memory it reads.",
+        json_schema_extra=cli(group="runtime"),
+    )
     checkpoint_every_minutes: float | None = Field(
         5.0,
         ge=0,
