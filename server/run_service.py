@@ -23,8 +23,9 @@ from server.broker import send_run
 from server.errors import BrokerUnavailableError, InvalidRequestError, RunStateError
 from server.models import ACTIVE_STATUSES, Run, new_run_id
 from server.paths import owned_run_dir, resolve_config_paths
-from server.queues import queue_for
+from server.queues import gpus_needed, queue_for
 from server.settings import Settings
+from server.worker_liveness import gpu_capacity_refusal
 
 # Config fields the server owns: clients may not set them on a new run.
 SERVER_OWNED_FIELDS = ("output_dir", "resume")
@@ -91,9 +92,16 @@ def submit_run(
     tags: list[str] | None = None,
     parent_id: str | None = None,
 ) -> Run:
-    """Validate, create the queued row and its run directory, and send "lowdino.run" to its queue."""
+    """Validate, create the queued row and its run directory, and send "lowdino.run" to its queue.
+
+    Refused (422) when live workers exist and none has the GPUs the run asks for (server.queues).
+    """
     run_id = new_run_id()
     prepared = prepare_config(session, settings, kind=kind, config=config, run_id=run_id)
+    refusal = gpu_capacity_refusal(session, settings, gpus_needed(prepared))
+    if refusal is not None:
+        # Queued, it would wait forever: no live worker consumes a queue for that many GPUs.
+        raise InvalidRequestError.for_field("device_ids" if prepared.get("device_ids") else "device", refusal)
     settings.run_dir(run_id).mkdir(parents=True, exist_ok=True)
     run = crud.create_run(
         session,
