@@ -26,6 +26,7 @@ batches no larger than the probe, when even a generous bound on the step fits ea
 from __future__ import annotations
 
 import contextlib
+import copy
 import ctypes
 import functools
 import math
@@ -34,8 +35,17 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
+import torch
+from torch import nn
+
+from lowdino.config import DistillConfig
+from lowdino.data.types import LabeledImages
 from lowdino.errors import DeviceError
+
+if TYPE_CHECKING:
+    from lowdino.train.trainer import Prepared
 
 AVAILABLE_MEMORY_ENV = "LOWDINO_AVAILABLE_MEMORY_GB"
 PROBE_SIZES = (1, 3)
@@ -199,8 +209,13 @@ def plan_memory(
     )
 
 
-def refusal(plan: MemoryPlan, *, batch_size: int, probe: int) -> InsufficientMemoryError:
-    """The one-line error for a plan that does not fit."""
+def refusal(plan: MemoryPlan | None, *, batch_size: int) -> InsufficientMemoryError:
+    """The one-line error for a plan that does not fit (None: another rank's did not)."""
+    if plan is None or plan.fits:
+        return InsufficientMemoryError(
+            f"not enough memory on the CPU of another process of this run at batch {batch_size}; see its "
+            "error for the batch that fits. --no-memory-check skips this check"
+        )
     if plan.largest_batch >= 1:
         fix = f"use --batch-size {plan.largest_batch} or smaller"
         if plan.crop_hint and all(side >= 8 for _, side in plan.crop_hint):
@@ -210,6 +225,61 @@ def refusal(plan: MemoryPlan, *, batch_size: int, probe: int) -> InsufficientMem
         fix = "even one image per step does not fit: free memory, or use a smaller backbone or crops"
     return InsufficientMemoryError(
         f"not enough memory on the CPU: one step at batch {batch_size} needs about "
-        f"{plan.needed / GIB:.1f} GiB (scaled from a {probe}-image probe), {plan.available / GIB:.1f} GiB "
+        f"{plan.needed / GIB:.1f} GiB (scaled from a {max(PROBE_SIZES)}-image probe), {plan.available / GIB:.1f} GiB "
         f"is available; {fix}. --no-memory-check skips this check"
+    )
+
+
+def plan_cpu_memory(p: Prepared) -> MemoryPlan | None:
+    """The memory plan of a prepared CPU run; None when the check does not apply (module docstring)."""
+    c, train = p.config, p.datasets.train
+    if (
+        p.device.type != "cpu"
+        or not c.memory_check
+        or p.per_rank_batch <= max(PROBE_SIZES)
+        or not isinstance(train, LabeledImages)  # streamed sets: batches come from DataLoader workers
+        or len(train) < max(PROBE_SIZES)
+    ):
+        return None
+    available = available_memory_bytes()
+    trained = [param for group in p.optimizer.param_groups for param in group["params"]]
+    weight_bytes = sum(param.numel() * param.element_size() for param in trained)
+    crops = (
+        [("crop_size", c.crop_size)] * 2  # the student's view and the teacher's
+        if isinstance(c, DistillConfig)
+        else [("global_crop_size", c.global_crop_size)] * 2
+        + [("local_crop_size", c.local_crop_size)] * c.n_local_crops
+    )
+    input_bytes = p.per_rank_batch * sum(3 * side * side * 4 for _, side in crops)  # fp32 crops of one step
+    if available is None or obviously_fits(
+        input_bytes=input_bytes, weight_bytes=weight_bytes, available=available
+    ):
+        return None
+    method = cast(nn.Module, copy.deepcopy(p.method))  # the probe leaves the run's weights and buffers alone
+    teacher_temp = float(p.schedules.teacher_temp[0])
+
+    def probe_step(images: int) -> None:
+        with torch.no_grad():
+            views = p.augmentation(train.images[:images].to(p.device))
+            if c.channels_last:
+                views = [view.contiguous(memory_format=torch.channels_last) for view in views]
+        with p.precision.autocast(p.device):
+            loss, _ = method.training_loss(  # type: ignore[operator]
+                views, step=0, teacher_temp=teacher_temp, labels=train.labels[:images].to(p.device)
+            )
+        loss.backward()
+        method.zero_grad(set_to_none=True)
+
+    with torch.random.fork_rng(devices=[]):  # the run's augmentation stream is not advanced
+        estimate = estimate_step_memory(probe_step)
+    if estimate is None:
+        return None
+    return plan_memory(
+        estimate,
+        per_rank_batch=p.per_rank_batch,
+        world_size=p.ctx.world_size,
+        local_processes=int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if p.ctx.distributed else 1,
+        weight_bytes=weight_bytes,
+        available=available,
+        crops=list(dict.fromkeys(crops)),
     )

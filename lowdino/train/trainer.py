@@ -14,11 +14,9 @@ decisions (kNN / checkpoint / stop) from the step count and one all-reduce per s
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
-import os
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -32,7 +30,7 @@ import torch.distributed as dist
 from torch import nn
 
 from lowdino.backbones import count_parameters
-from lowdino.config import DistillConfig, PretrainConfig
+from lowdino.config import PretrainConfig
 from lowdino.config.loading import dump_config
 from lowdino.contract.callbacks import TrainerCallback
 from lowdino.contract.metrics_log import MetricsWriter, truncate_metrics
@@ -77,14 +75,7 @@ from lowdino.train.kinds import (
     uses_ema_target,
 )
 from lowdino.train.knn_monitor import KnnMonitor
-from lowdino.train.memory_check import (
-    PROBE_SIZES,
-    available_memory_bytes,
-    estimate_step_memory,
-    obviously_fits,
-    plan_memory,
-    refusal,
-)
+from lowdino.train.memory_check import plan_cpu_memory, refusal
 from lowdino.train.optim import (
     Schedules,
     apply_schedules,
@@ -250,64 +241,11 @@ def prepare(config: TrainConfig, ctx: DistContext, device: torch.device, precisi
 
 def check_cpu_memory(p: Prepared) -> None:
     """Refuse a CPU run whose batch would not fit in memory (lowdino.train.memory_check), before step 1."""
-    c, train = p.config, p.datasets.train
-    if (
-        p.device.type != "cpu"
-        or not c.memory_check
-        or p.per_rank_batch <= max(PROBE_SIZES)
-        or not isinstance(train, LabeledImages)  # streamed sets: batches come from DataLoader workers
-        or len(train) < max(PROBE_SIZES)
-    ):
-        return
-    available = available_memory_bytes()
-    weight_bytes = sum(param.numel() * param.element_size() for param in _trained_parameters(p.optimizer))
-    sides = (
-        [c.crop_size] * 2
-        if isinstance(c, DistillConfig)
-        else [c.global_crop_size] * 2 + [c.local_crop_size] * c.n_local_crops
-    )
-    input_bytes = p.per_rank_batch * sum(3 * side * side * 4 for side in sides)  # fp32 crops of one step
-    if available is None or obviously_fits(
-        input_bytes=input_bytes, weight_bytes=weight_bytes, available=available
-    ):
-        return
-    method = copy.deepcopy(p.method)  # the probe's backward and buffer updates stay off the run's networks
-    teacher_temp = float(p.schedules.teacher_temp[0])
-
-    def probe_step(images: int) -> None:
-        with torch.no_grad():
-            crops = p.augmentation(train.images[:images].to(p.device))
-            if c.channels_last:
-                crops = [crop.contiguous(memory_format=torch.channels_last) for crop in crops]
-        with p.precision.autocast(p.device):
-            loss, _ = method.training_loss(
-                crops, step=0, teacher_temp=teacher_temp, labels=train.labels[:images].to(p.device)
-            )
-        loss.backward()
-        cast(nn.Module, method).zero_grad(set_to_none=True)  # every method is a Module
-
-    with torch.random.fork_rng(devices=[]):  # the run's augmentation stream is not advanced
-        estimate = estimate_step_memory(probe_step)
-    if estimate is None:
-        return
-    crops = (
-        [("crop_size", c.crop_size)]
-        if isinstance(c, DistillConfig)
-        else [("global_crop_size", c.global_crop_size), ("local_crop_size", c.local_crop_size)]
-    )
-    plan = plan_memory(
-        estimate,
-        per_rank_batch=p.per_rank_batch,
-        world_size=p.ctx.world_size,
-        local_processes=int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if p.ctx.distributed else 1,
-        weight_bytes=weight_bytes,
-        available=available,
-        crops=crops,
-    )
+    plan = plan_cpu_memory(p)
     # Every rank refuses together (one rank alone would leave the others waiting at a collective).
-    (refuse,) = any_ranks([not plan.fits], p.ctx, p.device)
+    (refuse,) = any_ranks([plan is not None and not plan.fits], p.ctx, p.device)
     if refuse:
-        raise refusal(plan, batch_size=c.batch_size, probe=max(PROBE_SIZES))
+        raise refusal(plan, batch_size=p.config.batch_size)
 
 
 def seed_everything(seed: int) -> None:

@@ -62,7 +62,7 @@ def test_the_plan_scales_the_probe_and_names_the_batch_and_crops_that_fit() -> N
     assert not plan.fits
     assert plan.needed == GIB + 512 * (GIB // 10) + 3 * (GIB // 3)
     assert plan.largest_batch == 60  # (8 - 1 - 1) GiB / 0.1 GiB
-    message = str(refusal(plan, batch_size=512, probe=3))
+    message = str(refusal(plan, batch_size=512))
     assert "\n" not in message
     assert message.startswith("not enough memory on the CPU: one step at batch 512 needs about 53.2 GiB")
     assert "8.0 GiB is available; use --batch-size 60 or smaller" in message
@@ -121,3 +121,25 @@ def test_the_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     assert lines[-1].startswith("lowdino pretrain: error: not enough memory on the CPU: one step at batch 8")
     assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_a_rank_whose_own_plan_fits_still_refuses_with_its_peers() -> None:
+    message = str(refusal(None, batch_size=64))
+    assert message.startswith("not enough memory on the CPU of another process of this run at batch 64")
+
+
+def test_under_torchrun_every_rank_refuses_and_none_waits(tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "lowdino", "pretrain", "--dataset", "synthetic", "--synthetic-size", "40",
+        "--backbone", "mobilevit_xxs", "--global-crop-size", "32", "--local-crop-size", "16",
+        "--batch-size", "8", "--max-steps", "1", "--no-knn-monitor", "--device", "cpu",
+        "--output-dir", str(out),
+    ]  # fmt: skip
+    env = {**os.environ, AVAILABLE_MEMORY_ENV: "0.001", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert result.returncode != 0
+    refusals = [line for line in result.stderr.splitlines() if "error: not enough memory on the CPU" in line]
+    assert len(refusals) == 2, result.stderr[-3000:]  # one per rank: 4 images each > the 3-image probe
+    assert not (out / "metrics.jsonl").exists()
