@@ -23,8 +23,9 @@ from server.broker import send_run
 from server.errors import BrokerUnavailableError, InvalidRequestError, RunStateError
 from server.models import ACTIVE_STATUSES, CHAINABLE_KINDS, Run, new_run_id
 from server.paths import owned_run_dir, resolve_config_paths
-from server.queues import queue_for
+from server.queues import gpus_needed, queue_for
 from server.settings import Settings
+from server.worker_liveness import gpu_capacity_refusal
 
 # Config fields the server owns: clients may not set them on a new run.
 SERVER_OWNED_FIELDS = ("output_dir", "resume")
@@ -120,6 +121,13 @@ def enqueue_run(session: Session, celery_app: Celery, run: Run) -> Run:
     return run
 
 
+def check_gpu_capacity(session: Session, settings: Settings, prepared: dict[str, Any]) -> None:
+    """422 when live workers exist and none has the GPUs the run asks for: queued, it would wait forever."""
+    refusal = gpu_capacity_refusal(session, settings, gpus_needed(prepared))
+    if refusal is not None:
+        raise InvalidRequestError.for_field("device_ids" if prepared.get("device_ids") else "device", refusal)
+
+
 def submit_run(
     session: Session,
     celery_app: Celery,
@@ -135,10 +143,12 @@ def submit_run(
     """Validate, create the queued row and its run directory, and send "lowdino.run" to its queue.
 
     `evaluate` (pretrain / distill only): eval options to run on the final checkpoint once the run
-    completes (server.chains queues it).
+    completes (server.chains queues it). Refused (422) when live workers exist and none has the GPUs the
+    run asks for (server.queues).
     """
     run_id = new_run_id()
     prepared = prepare_config(session, settings, kind=kind, config=config, run_id=run_id)
+    check_gpu_capacity(session, settings, prepared)
     evaluate = check_evaluate_block(kind, evaluate, prepared)
     if evaluate is not None:  # paths checked now too: a chain must not fail on a path refused later
         evaluate = resolve_config_paths(evaluate, settings)

@@ -22,7 +22,13 @@ from server.errors import BrokerUnavailableError, InvalidRequestError, RunStateE
 from server.models import Run, Sweep, new_run_id
 from server.paths import resolve_config_paths
 from server.queues import queue_for
-from server.run_service import cancel_run, check_evaluate_block, enqueue_run, prepare_config
+from server.run_service import (
+    cancel_run,
+    check_evaluate_block,
+    check_gpu_capacity,
+    enqueue_run,
+    prepare_config,
+)
 from server.settings import Settings
 
 
@@ -73,6 +79,7 @@ def _prepared(
     """The entry's validated config and evaluate block, or a 422 naming the combination and field."""
     try:
         config = prepare_config(session, settings, kind=entry.kind, config=entry.config, run_id=run_id)
+        check_gpu_capacity(session, settings, config)
         evaluate = check_evaluate_block(entry.kind, entry.evaluate, config)
         if evaluate is not None:
             evaluate = resolve_config_paths(evaluate, settings)

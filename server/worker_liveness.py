@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from server import crud
 from server.models import Worker
+from server.queues import gpu_capacity
 from server.settings import Settings
 
 
@@ -33,4 +34,26 @@ def queue_warning(session: Session, settings: Settings, queue: str | None) -> st
     return (
         f"no live worker takes queue {queue!r}: the run stays queued until one does; "
         f"start `lowdino worker --queues {queue}` (or `lowdino serve`)"
+    )
+
+
+def gpu_capacity_refusal(session: Session, settings: Settings, gpus: int) -> str | None:
+    """One line when live workers exist and none has `gpus` GPUs (the run would wait forever); else None.
+
+    Without any live worker the run still queues (with a warning): a worker may be starting.
+    """
+    workers = live_workers(session, settings)
+    if gpus < 1 or not workers:
+        return None
+    largest = max(
+        workers, key=lambda worker: (gpu_capacity(worker.queues or [], worker.gpus or []), worker.name)
+    )
+    has = gpu_capacity(largest.queues or [], largest.gpus or [])
+    if has >= gpus:
+        return None
+    plural = "GPU" if gpus == 1 else "GPUs"
+    return (
+        f"needs {gpus} {plural}; the largest live worker, {largest.name}, has {has}: ask for at most {has} "
+        f"or start `lowdino worker --gpus {','.join(map(str, range(gpus)))} --queues gpu` on a machine with "
+        f"{gpus} {plural}"
     )

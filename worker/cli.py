@@ -4,7 +4,9 @@
     lowdino worker --gpus 0,1 --queues gpu  # runs on GPUs 0 and 1 only (CUDA_VISIBLE_DEVICES of its children)
     lowdino worker --gpus none --queues cpu # a CPU-only worker
 
-One worker runs one run at a time (concurrency 1, prefetch 1); start one worker per GPU set. The pool
+One worker runs one run at a time (concurrency 1, prefetch 1); start one worker per GPU set. With
+"gpu" among its queues, a worker with G GPUs also takes gpu2 .. gpuG, the queues of runs asking for
+that many GPUs (server.queues). The pool
 is Celery's `solo`: the task runs in the worker process itself and the training runs in a child of
 it, so (a) there is exactly one process between Celery and the trainer, which dies with the worker
 (PR_SET_PDEATHSIG is bound to the thread that started it), and (b) the worker's shutdown signal reaches
@@ -20,7 +22,16 @@ import socket
 import sys
 
 from lowdino.errors import ConfigError, LowDinoError
-from worker.identity import ENV_GPUS, ENV_NAME, ENV_QUEUES, default_name, parse_gpus, parse_queues
+from server.queues import expand_gpu_queues
+from worker.identity import (
+    ENV_GPUS,
+    ENV_NAME,
+    ENV_QUEUES,
+    default_name,
+    parse_gpus,
+    parse_queues,
+    visible_gpus,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -75,7 +86,8 @@ def run_worker(args: argparse.Namespace) -> int:
             "start one `lowdino worker --gpus ...` per GPU set instead"
         )
     gpus = parse_gpus(args.gpus)
-    queues = parse_queues(args.queues)
+    # A worker that takes "gpu" runs also takes the gpuN queues of runs it has the GPUs for (server.queues).
+    queues = expand_gpu_queues(parse_queues(args.queues), len(gpus if gpus is not None else visible_gpus()))
     name = args.name or default_name(gpus, socket.gethostname(), os.getpid())
     if "@" not in name:
         name = f"{name}@{socket.gethostname()}"

@@ -30,7 +30,7 @@ def register_worker(engine: Engine, identity: WorkerIdentity) -> None:
             name=identity.name,
             hostname=identity.hostname,
             queues=list(identity.queues),
-            gpus=list(identity.gpus or ()),
+            gpus=list(identity.reported_gpus),
             pid=identity.pid,
         )
 

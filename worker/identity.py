@@ -11,6 +11,7 @@ import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from lowdino.errors import ConfigError
 
@@ -38,6 +39,25 @@ def parse_gpus(text: str | None) -> tuple[int, ...] | None:
     return gpus
 
 
+def visible_gpus(env: Mapping[str, str] | None = None, dev: Path = Path("/dev")) -> tuple[int, ...]:
+    """The GPUs an unpinned worker's children would see, found without initialising CUDA here.
+
+    CUDA_VISIBLE_DEVICES when set (by position: entries may be UUIDs), else the NVIDIA device files
+    /dev/nvidia0, /dev/nvidia1, ... (present on the host and in containers given GPUs).
+    """
+    env = os.environ if env is None else env
+    listed = env.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return tuple(range(len([part for part in listed.split(",") if part.strip()])))
+    try:
+        names = [
+            entry.name.removeprefix("nvidia") for entry in dev.iterdir() if entry.name.startswith("nvidia")
+        ]
+    except OSError:
+        return ()
+    return tuple(sorted(int(name) for name in names if name.isdigit()))
+
+
 def parse_queues(text: str | None) -> tuple[str, ...]:
     if text is None:
         return DEFAULT_QUEUES
@@ -60,6 +80,11 @@ class WorkerIdentity:
     queues: tuple[str, ...]
     gpus: tuple[int, ...] | None  # None: not pinned, children see whatever the worker sees
     pid: int
+
+    @property
+    def reported_gpus(self) -> tuple[int, ...]:
+        """The GPUs this worker offers runs (its pinned set, else what its children would see)."""
+        return self.gpus if self.gpus is not None else visible_gpus()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerIdentity:

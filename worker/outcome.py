@@ -12,6 +12,7 @@ summary.json ``{"status": "cancelled"}`` counts as a stop whatever the exit stat
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -100,3 +101,26 @@ def decide_outcome(
     if detail:
         message += f": {detail}"
     return Outcome(RunStatus.FAILED, message, error)
+
+
+def signal_log_line(
+    returncode: int, *, elapsed_s: float, killed_by_worker: bool, now: float | None = None
+) -> str | None:
+    """The line the worker appends to train.log when the child died of a signal (None otherwise).
+
+    A process killed by SIGKILL cannot write anything itself, so without this line train.log ends
+    mid-run and the reason is only in the kernel's log. Formatted like the trainer's own lines.
+    """
+    if returncode >= 0:
+        return None
+    name = _signal_name(-returncode)
+    if killed_by_worker:
+        cause = " (by the worker: it ignored a stop request)"
+    elif name == "SIGKILL":
+        cause = (
+            " (likely the kernel's out-of-memory killer; see `dmesg` or `journalctl -k`; lower --batch-size)"
+        )
+    else:
+        cause = ""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+    return f"{stamp} ERROR worker: trainer killed by {name}{cause} after {elapsed_s:.0f} s"

@@ -50,7 +50,7 @@ from server.db import make_session_factory
 from server.models import Run
 from worker.command import build_command, child_env, guarded, plan_launch
 from worker.identity import WorkerIdentity, WorkerState
-from worker.outcome import Outcome, RunStatus, StopReason, decide_outcome
+from worker.outcome import Outcome, RunStatus, StopReason, decide_outcome, signal_log_line
 from worker.tail import LogTail, MetricsTail
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,7 @@ class _Supervision:
         self.killed_after_s: float | None = None
         self.lease_lost = False
         self.last_beat = 0.0
+        self.started_at = time.monotonic()
 
     # -- database, every call tolerant of transient errors -------------------------------------------------
     def _db(self, what: str, call: Callable[[], Any]) -> bool:
@@ -225,6 +226,7 @@ class _Supervision:
             _kill_group(process)
 
     def run(self, process: subprocess.Popen[bytes]) -> int:
+        self.started_at = time.monotonic()
         while True:
             now = time.monotonic()
             returncode = process.poll()
@@ -467,6 +469,7 @@ def _conclude(
     session: Session, run_id: str, run_dir: Path, supervision: _Supervision, returncode: int
 ) -> RunResult:
     """Map the exit to an outcome (worker.outcome), log it and record the final status."""
+    _note_signal_in_train_log(run_dir, supervision, returncode)
     summary = _read_summary(run_dir)
     outcome = decide_outcome(
         returncode,
@@ -487,6 +490,22 @@ def _conclude(
         outcome.message if recorded else f"{outcome.message} (not recorded: the run was no longer running)"
     )
     return RunResult(run_id, outcome.status.value, message, returncode)
+
+
+def _note_signal_in_train_log(run_dir: Path, supervision: _Supervision, returncode: int) -> None:
+    """Append why the child died to train.log when a signal ended it (it could not say so itself)."""
+    line = signal_log_line(
+        returncode,
+        elapsed_s=time.monotonic() - supervision.started_at,
+        killed_by_worker=supervision.killed_after_s is not None,
+    )
+    if line is None:
+        return
+    try:
+        with RunDir(run_dir).log.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+    except OSError as exc:
+        log.warning("run %s: could not append to %s (%s)", supervision.run_id, RunDir(run_dir).log, exc)
 
 
 def _read_summary(run_dir: Path) -> dict[str, Any] | None:

@@ -142,6 +142,23 @@ class TrainOptions(DataOptions, RuntimeOptions):
         "so that an interrupted run loses at most this many steps.",
         json_schema_extra=cli(group="runtime"),
     )
+    memory_check: bool = Field(
+        True,
+        description="On a CPU device, before the first step: measure one step's memory on a 4-image probe, "
+        "scale it to the batch and refuse (naming the batch that fits) when it exceeds the memory available, "
+        "instead of being killed by the kernel's out-of-memory killer mid-run. Takes a few seconds; "
+        "LOWDINO_AVAILABLE_MEMORY_GB overrides the available memory it reads.",
+        json_schema_extra=cli(group="runtime"),
+    )
+    checkpoint_every_minutes: float | None = Field(
+        5.0,
+        ge=0,
+        description="Also save checkpoint.pth once this much wall-clock time has passed since the last "
+        "save, so that a killed run (out of memory, a lost machine) loses at most this many minutes "
+        "whatever its step speed. Each save costs about a second per 100 MB of weights and optimiser "
+        "state: keep it at a few minutes; 0 (or null) saves on steps and epochs only.",
+        json_schema_extra=cli(group="runtime"),
+    )
 
 
 class PretrainConfig(TrainOptions):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,13 +67,14 @@ def destroy_process_group() -> None:
         dist.destroy_process_group()
 
 
-def any_rank(flag: bool, ctx: DistContext, device: torch.device) -> bool:
-    """True on every rank when `flag` is true on any rank (a stop request seen by rank 0 only)."""
+def any_ranks(flags: Sequence[bool], ctx: DistContext, device: torch.device) -> list[bool]:
+    """Each flag true on every rank when it is true on any rank, in one all-reduce (rank 0 alone sees
+    the STOP file and its clock: the per-step stop and checkpoint decisions)."""
     if not ctx.distributed:
-        return flag
-    tensor = torch.tensor([1.0 if flag else 0.0], device=device)
+        return list(flags)
+    tensor = torch.tensor([1.0 if flag else 0.0 for flag in flags], device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-    return bool(tensor.item() > 0)
+    return [bool(value > 0) for value in tensor.tolist()]
 
 
 def broadcast_module_state(module: torch.nn.Module, ctx: DistContext) -> None:

@@ -59,7 +59,7 @@ from lowdino.train.collapse import CollapseDetector
 from lowdino.train.distributed import (
     DistContext,
     all_gather_objects,
-    any_rank,
+    any_ranks,
     barrier,
     broadcast_module_state,
     context_from_env,
@@ -74,6 +74,7 @@ from lowdino.train.kinds import (
     run_kind,
 )
 from lowdino.train.knn_monitor import KnnMonitor
+from lowdino.train.memory_check import plan_cpu_memory, refusal
 from lowdino.train.optim import (
     Schedules,
     apply_schedules,
@@ -169,6 +170,7 @@ def train(config: TrainConfig, *, callbacks: Sequence[TrainerCallback] = ()) -> 
     try:
         config = config.model_copy(update={"output_dir": str(_agree_on_output_dir(config, ctx))})
         prepared = prepare(config, ctx, device, precision)
+        check_cpu_memory(prepared)
         return _run(prepared, callbacks)
     finally:
         destroy_process_group()
@@ -237,6 +239,15 @@ def prepare(config: TrainConfig, ctx: DistContext, device: torch.device, precisi
         checkpoint=checkpoint,
         stream=builders.build_stream(config, datasets, augmentation, ctx, device),
     )
+
+
+def check_cpu_memory(p: Prepared) -> None:
+    """Refuse a CPU run whose batch would not fit in memory (lowdino.train.memory_check), before step 1."""
+    plan = plan_cpu_memory(p)
+    # Every rank refuses together (one rank alone would leave the others waiting at a collective).
+    (refuse,) = any_ranks([plan is not None and not plan.fits], p.ctx, p.device)
+    if refuse:
+        raise refusal(plan, batch_size=p.config.batch_size)
 
 
 def seed_everything(seed: int) -> None:
@@ -379,6 +390,7 @@ def _train(
     extra_sync = _parameters_outside_student(p)
     bar = ProgressBar(total=total, initial=progress.step, enabled=p.ctx.is_main)
     started = time.perf_counter() - progress.wall_time
+    clock = SaveClock(c.checkpoint_every_minutes)
     try:
         while progress.step < total:
             epoch = progress.step // spe
@@ -405,10 +417,16 @@ def _train(
                     writer.write(record)  # callbacks see the record before they are asked to stop
                 bar.update(record)
 
-                stop = _any_rank(p.ctx.is_main and _stop_requested(p, callbacks), p)
+                # Rank 0's clock and STOP file decide for every rank, in one all-reduce.
+                stop, time_due = any_ranks(
+                    [p.ctx.is_main and _stop_requested(p, callbacks), p.ctx.is_main and clock.due()],
+                    p.ctx,
+                    p.device,
+                )
                 every = c.checkpoint_every_steps
-                if periodic or last or stop or (every and done % every == 0):
+                if periodic or last or stop or time_due or (every and done % every == 0):
                     _save(p, progress, detector, periodic_epoch=done // spe if periodic else None)
+                    clock.saved()
                 if stop:
                     logger.info("stop requested: checkpoint saved at step %d", done)
                     if p.ctx.is_main:
@@ -419,6 +437,20 @@ def _train(
     finally:
         bar.close()
     return "completed"
+
+
+class SaveClock:
+    """Wall-clock checkpoint cadence: due once `minutes` have passed since the start or the last save."""
+
+    def __init__(self, minutes: float | None) -> None:
+        self.interval = minutes * 60.0 if minutes else None  # 0 / None: off
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        return self.interval is not None and time.monotonic() - self.last >= self.interval
+
+    def saved(self) -> None:
+        self.last = time.monotonic()
 
 
 def _epoch_batches(
@@ -542,11 +574,6 @@ def _mean_over_ranks(loss: float, p: Prepared) -> float:
     value = torch.tensor([loss], dtype=torch.float64, device=p.device)
     dist.all_reduce(value)
     return float(value[0]) / p.ctx.world_size
-
-
-def _any_rank(flag: bool, p: Prepared) -> bool:
-    """Every rank learns that one rank (rank 0: STOP file, callbacks) wants to stop."""
-    return any_rank(flag, p.ctx, p.device)
 
 
 def _record(

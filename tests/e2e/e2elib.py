@@ -100,7 +100,9 @@ class Stack:
         except httpx.HTTPError:
             return False
 
-    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, name: str, *, queues: str = "cpu,gpu", gpus: str = "none"
+    ) -> subprocess.Popen[bytes]:
         """A real `lowdino worker` process; returns once the API lists it as alive."""
         command = [
             sys.executable,
@@ -110,9 +112,9 @@ class Stack:
             "--name",
             name,
             "--queues",
-            "cpu,gpu",
+            queues,
             "--gpus",
-            "none",
+            gpus,
         ]
         log = (self.home / f"worker-{name}.log").open("ab")
         process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)

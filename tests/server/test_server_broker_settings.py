@@ -59,7 +59,9 @@ def test_heartbeat_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None
         ({"device": "cpu"}, "cpu"),
         ({"device": "auto"}, "cpu"),
         ({"device": "cuda"}, "gpu"),
-        ({"device": "auto", "device_ids": [0, 1]}, "gpu"),
+        ({"device": "auto", "device_ids": [0, 1]}, "gpu2"),
+        ({"device": "cuda", "device_ids": [3]}, "gpu"),
+        ({"device": "cpu", "device_ids": [0, 1]}, "cpu"),
         ({"device": "auto", "device_ids": None}, "cpu"),
     ],
 )
