@@ -78,10 +78,10 @@ PUBLISHED_CITATIONS = ("LowDINO README", "DINO", "DINOv2")
 CHART_PREFERENCE = ("knn", "nn1", "labels_10", "labels_30")
 
 PROTOCOL_TEXT = {
-    "knn": "weighted kNN on frozen, L2-normalised backbone features (DINO protocol{settings}), the whole "
-    "training set as memory bank",
+    "knn": "weighted kNN on frozen, L2-normalised backbone features (DINO protocol{settings}), the training "
+    "images as memory bank",
     "knn_seed": "1-nearest neighbour (Euclidean) on raw frozen backbone features (the original LowDINO "
-    "work's protocol), the whole training set as memory bank",
+    "work's protocol), the training images as memory bank",
     "linear": "linear probe on frozen features, trained on a class-stratified, seeded subset of the "
     "training labels (one subset per seed)",
     "finetune": "end-to-end fine-tuning on a class-stratified, seeded subset of the training labels "
@@ -453,6 +453,24 @@ def _skipped_row(model: str, reason: str) -> ReportRow:
     )
 
 
+def _pool_text(sources: list[_Source]) -> str:
+    """How many images the measured figures used: a capped evaluation must say so beside its numbers."""
+
+    def sizes(field: str) -> str:
+        found = sorted({int(s.results[field]) for s in sources if isinstance(s.results.get(field), int)})
+        return " or ".join(f"{size:,}" for size in found)
+
+    train, test = sizes("train_size"), sizes("test_size")
+    if not train or not test:
+        return ""
+    capped = any(
+        (s.run.config or {}).get("max_train_samples") or (s.run.config or {}).get("max_test_samples")
+        for s in sources
+    )
+    sample = " (class-stratified samples: max_train_samples / max_test_samples)" if capped else ""
+    return f"; {train} training and {test} test images{sample}"
+
+
 def _protocol_notes(rows: list[ReportRow], sources: list[_Source]) -> list[ProtocolNote]:
     knn_settings = sorted(
         {
@@ -460,6 +478,7 @@ def _protocol_notes(rows: list[ReportRow], sources: list[_Source]) -> list[Proto
             for s in sources
         }
     )
+    pool = _pool_text(sources)
     groups: dict[tuple[str, str, bool, str | None], set[int]] = {}
     texts: dict[tuple[str, str, bool, str | None], str] = {}
     for row in rows:
@@ -475,7 +494,7 @@ def _protocol_notes(rows: list[ReportRow], sources: list[_Source]) -> list[Proto
             else:
                 text = PROTOCOL_TEXT.get(cell.protocol, cell.protocol)
                 settings = f", {'; '.join(knn_settings)}" if knn_settings else ""
-                texts[key] = text.format(settings=settings)
+                texts[key] = text.format(settings=settings) + pool
     notes = []
     for (column, protocol, published, source), sizes in groups.items():
         fraction = next((c.label_fraction for c in COLUMNS if c.key == column), None)
