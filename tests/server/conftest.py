@@ -8,16 +8,13 @@ it fails them.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from services import free_port
+from serverlib import serving
 from sqlalchemy import Engine, text
 
 from server.app import create_app
@@ -102,16 +99,5 @@ def session(app: FastAPI) -> Iterator[object]:
 @pytest.fixture
 def live_server(app: FastAPI) -> Iterator[str]:
     """The app served by uvicorn in a thread; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=15)
+    with serving(app) as base:
+        yield base

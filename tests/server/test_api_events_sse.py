@@ -2,45 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-
 import httpx
 import pytest
 from fastapi import FastAPI
+from serverlib import SseEvent, SseReader
 
 from server import crud
 from server.db import session_scope
-
-
-@dataclass
-class SseEvent:
-    id: int
-    type: str
-    data: dict
-
-
-class SseReader:
-    """Parses an open text/event-stream response; `take(n)` returns its next n events."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.lines = response.iter_lines()  # one iterator: a response body can be iterated only once
-
-    def take(self, count: int) -> list[SseEvent]:
-        """httpx's read timeout bounds each wait, so a missing event fails instead of hanging."""
-        events: list[SseEvent] = []
-        fields: dict[str, str] = {}
-        for line in self.lines:
-            if line == "":
-                if "id" in fields:
-                    events.append(SseEvent(int(fields["id"]), fields["event"], json.loads(fields["data"])))
-                    if len(events) == count:
-                        return events
-                fields = {}
-            elif not line.startswith(":") and ":" in line:
-                name, _, value = line.partition(":")
-                fields[name] = value.removeprefix(" ")
-        raise AssertionError(f"stream ended after {len(events)} of {count} events")
 
 
 def read_events(response: httpx.Response, count: int) -> list[SseEvent]:

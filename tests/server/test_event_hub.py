@@ -15,16 +15,21 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from serverlib import SseReader, serving
+from services import private_postgres
 from sqlalchemy import Engine, event
 
 from server import crud, event_hub
-from server.db import session_scope
+from server.app import create_app
+from server.db import create_db_engine, session_scope
 from server.event_hub import EventHub
+from server.settings import Settings
 from server.sse import event_stream
 
 CLIENTS = 30
@@ -202,3 +207,37 @@ def test_slow_client_catches_up_from_the_database(app: FastAPI, engine: Engine, 
     assert lagging, "the slow client's bounded queue should have overflowed"
     assert fast_ids == stored
     assert slow_ids == stored
+
+
+@pytest.mark.services
+def test_streams_go_on_after_a_postgres_restart(tmp_path: Path) -> None:
+    """The hub's LISTEN connection dies with the database; it reconnects and reads what it missed."""
+    with private_postgres() as postgres:
+        settings = Settings(
+            home=tmp_path / "home",
+            database_url=postgres.url,
+            broker_url=f"sqla+sqlite:///{tmp_path / 'broker.db'}",
+            api_token=None,
+        )
+        app = create_app(settings)
+        writer = create_db_engine(postgres.url)
+        try:
+            with session_scope(writer) as session:
+                run_id = crud.create_run(session, kind="pretrain", config={}).id
+            with (
+                serving(app) as base,
+                httpx.Client(timeout=httpx.Timeout(30.0)) as http,
+                http.stream("GET", f"{base}/api/runs/{run_id}/events") as response,
+            ):
+                reader = SseReader(response)
+                assert reader.take(1)[0].type == "status"
+                postgres.stop("fast")
+                postgres.start()
+                writer.dispose()  # its pooled connections died with the server
+                write_steps(writer, run_id, range(1, 4), finish=True)
+                live = reader.take(4)
+            assert [item.type for item in live] == ["metric", "metric", "metric", "status"]
+            assert [item.data["points"][0]["step"] for item in live[:3]] == [1, 2, 3]
+        finally:
+            writer.dispose()
+            app.state.engine.dispose()
