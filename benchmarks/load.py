@@ -11,7 +11,8 @@ writer) at `--few-clients`.
 Reported per phase: metric-to-client latency p50/p95 (the writer's wall-clock timestamp in the point
 vs the client's receive time; one machine, one clock), events received, error responses (a stream
 that is refused or breaks), and on PostgreSQL the database's transactions and rows returned per
-second (`pg_stat_database` deltas), with the writer's own commits taken out: the API processes' load,
+second (`pg_stat_database` deltas; the writers' own commits taken out) and the reads of the events
+table (`pg_stat_user_tables`; only the API processes read it): the API processes' load,
 which must not grow with the number of clients. Loopback only; each phase lasts `--seconds`.
 
     .venv/bin/python benchmarks/load.py [--seconds 60] [--runs 20] [--rate 10] [--clients 200]
@@ -45,6 +46,7 @@ from server.db import create_db_engine, session_scope, upgrade_database
 
 TARGET_P95_S = 1.0
 WARMUP_S = 5.0  # connect + catch up; PostgreSQL also publishes its statistics late
+HEARTBEAT_S = 5.0
 REDIS_URL = "redis://127.0.0.1:6379/13"  # only published to when a run is submitted: never here
 
 
@@ -63,12 +65,17 @@ def write(database_url: str, run_ids: list[str], rate: float, progress: Path) ->
         stop = True
 
     signal.signal(signal.SIGTERM, finish)
-    commits, step, last_report = 0, 0, 0.0
+    commits, step, last_report, last_beat = 0, 0, 0.0, 0.0
     period = 1.0 / rate
     next_tick = time.monotonic()
     with session_scope(engine) as session, progress.open("a") as out:
         while not stop:
             step += 1
+            if time.monotonic() - last_beat >= HEARTBEAT_S:  # as a worker does: else the reaper interrupts
+                last_beat = time.monotonic()
+                for run_id in run_ids:
+                    crud.heartbeat(session, worker_name=f"load-writer-{run_id}", run_id=run_id)
+                    commits += 1
             for run_id in run_ids:
                 record = {"step": step, "time": time.time(), "loss": 1.0 / step, "lr": 1e-3}
                 crud.ingest_metrics(session, run_id=run_id, records=[record])
@@ -83,10 +90,13 @@ def write(database_url: str, run_ids: list[str], rate: float, progress: Path) ->
     engine.dispose()
 
 
-def writer_commits(progress: Path) -> int:
-    lines = progress.read_text().split("\n") if progress.is_file() else []
-    complete = [line for line in lines if line.count(" ") == 1]
-    return int(complete[-1].split()[1]) if complete else 0
+def writer_commits(progress_files: list[Path]) -> int:
+    total = 0
+    for progress in progress_files:
+        lines = progress.read_text().split("\n") if progress.is_file() else []
+        complete = [line for line in lines if line.count(" ") == 1]
+        total += int(complete[-1].split()[1]) if complete else 0
+    return total
 
 
 # -- the SSE clients ------------------------------------------------------------------------------------
@@ -174,19 +184,29 @@ def summary(phase: Phase, seconds: float) -> dict[str, Any]:
 
 # -- one deployment -------------------------------------------------------------------------------------
 def pg_counters(engine: Engine) -> dict[str, float]:
+    """Cumulative counters: the database's transactions and rows returned, and the reads of the events
+    table (scans and rows), which only the API processes do (writers only insert into it)."""
     with engine.connect() as connection:
         connection.execute(text("SELECT pg_stat_clear_snapshot()"))
-        row = connection.execute(
+        database = connection.execute(
             text(
-                "SELECT xact_commit + xact_rollback, tup_returned, tup_fetched FROM pg_stat_database "
+                "SELECT xact_commit + xact_rollback, tup_returned FROM pg_stat_database "
                 "WHERE datname = current_database()"
+            )
+        ).one()
+        events = connection.execute(
+            text(
+                "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0), "
+                "coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) "
+                "FROM pg_stat_user_tables WHERE relname = 'events'"
             )
         ).one()
     return {
         "time": time.time(),
-        "xacts": float(row[0]),
-        "tup_returned": float(row[1]),
-        "tup_fetched": float(row[2]),
+        "xacts": float(database[0]),
+        "tup_returned": float(database[1]),
+        "events_scans": float(events[0]),
+        "events_rows": float(events[1]),
     }
 
 
@@ -210,11 +230,15 @@ def measure_deployment(
             process, base = start_api(home, database_url, env_extra=env_extra)
             processes.append(process)
             bases.append(base)
-        progress = home / "writer.progress"
-        writer = subprocess.Popen(
-            [sys.executable, __file__, "--writer", database_url, "--rate", str(args.rate), "--run-ids", ",".join(run_ids)],
-            env={**os.environ, "LOWDINO_WRITER_PROGRESS": str(progress)},
-        )  # fmt: skip
+        progress = [home / f"writer-{index}.progress" for index in range(args.writers)]
+        writers = [
+            subprocess.Popen(
+                [sys.executable, __file__, "--writer", database_url, "--rate", str(args.rate),
+                 "--run-ids", ",".join(run_ids[index :: args.writers])],
+                env={**os.environ, "LOWDINO_WRITER_PROGRESS": str(progress[index])},
+            )
+            for index in range(args.writers)
+        ]  # fmt: skip
         try:
 
             def measure() -> dict[str, float]:
@@ -240,14 +264,15 @@ def measure_deployment(
                     result["db_transactions_per_s"] = round(xacts / elapsed, 1)
                     # Each ingest is one transaction; the rest is the API processes (and this probe).
                     result["db_transactions_per_s_besides_writer"] = round((xacts - writes) / elapsed, 1)
-                    result["db_rows_returned_per_s"] = round(
-                        (after["tup_returned"] - before["tup_returned"]) / elapsed, 1
-                    )
+                    for key in ("tup_returned", "events_scans", "events_rows"):
+                        result[f"db_{key}_per_s"] = round((after[key] - before[key]) / elapsed, 1)
                 result["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
                 results.append(result)
         finally:
-            writer.send_signal(signal.SIGTERM)
-            writer.wait(timeout=60)
+            for writer in writers:
+                writer.send_signal(signal.SIGTERM)
+            for writer in writers:
+                writer.wait(timeout=60)
             for process in processes:
                 process.terminate()
             for process in processes:
@@ -273,6 +298,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--few-clients", type=int, default=20, help="the first phase, and the SQLite one")
     parser.add_argument("--apis", type=int, default=2)
+    parser.add_argument("--writers", type=int, default=2, help="writer processes (the runs split among them)")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--writer", metavar="DATABASE_URL", help=argparse.SUPPRESS)
     parser.add_argument("--run-ids", help=argparse.SUPPRESS)
