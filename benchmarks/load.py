@@ -266,6 +266,9 @@ def measure_deployment(
                     result["db_transactions_per_s_besides_writer"] = round((xacts - writes) / elapsed, 1)
                     for key in ("tup_returned", "events_scans", "events_rows"):
                         result[f"db_{key}_per_s"] = round((after[key] - before[key]) / elapsed, 1)
+                    # The writers' rate varies with the machine's load; per write, the phases compare.
+                    scans = after["events_scans"] - before["events_scans"]
+                    result["db_events_scans_per_writer_commit"] = round(scans / max(writes, 1), 3)
                 result["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
                 results.append(result)
         finally:
