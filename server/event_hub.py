@@ -119,12 +119,15 @@ class EventHub:
         self._dirty: set[str] = set()  # runs notified since the last read (PostgreSQL)
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
         """Start the hub's tasks in the running loop (the app's lifespan; again if that loop ended)."""
-        if self._tasks and not all(task.done() for task in self._tasks):
+        loop = asyncio.get_running_loop()
+        if self._tasks and self._loop is loop and not all(task.done() for task in self._tasks):
             return
+        self._loop = loop
         self._wake = asyncio.Event()
         self._tasks = [asyncio.create_task(self._read_loop(), name="event-hub-read")]
         if self.listens:
