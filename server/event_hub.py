@@ -159,9 +159,12 @@ class EventHub:
         try:
             if run_id not in self._cursors:
                 self._cursors[run_id] = None  # the hub skips the run until its cursor is known
-                latest = await asyncio.to_thread(self._latest, run_id)
-                if run_id in self._cursors and self._cursors[run_id] is None:
-                    self._cursors[run_id] = latest
+                latest = 0  # if the database does not answer: from the start (clients skip what they have)
+                try:
+                    latest = await asyncio.to_thread(self._latest, run_id)
+                finally:
+                    if run_id in self._cursors and self._cursors[run_id] is None:
+                        self._cursors[run_id] = latest
             yield subscription
         finally:
             subscribers = self._subscribers.get(run_id, set())
