@@ -26,12 +26,14 @@ from server.chains import queue_owed_evaluations
 from server.contract import install_error_handlers, install_openapi
 from server.crud.worker_ops import reap_interrupted_runs
 from server.db import create_db_engine, make_session_factory, upgrade_database
+from server.event_hub import EventHub
 from server.protections import install_protections
 from server.security import BodySizeLimit
 from server.settings import Settings, get_settings
 from server.web import mount_frontend
 
 log = logging.getLogger("lowdino.server")
+CATALOG_WARMUP_WAIT_S = 30.0
 
 
 def _reap(app: FastAPI) -> list[str]:
@@ -74,11 +76,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     task = asyncio.create_task(_reaper(app))
     chainer = asyncio.create_task(_chainer(app))
     # Building every backbone to count its parameters takes seconds: do it before a page asks.
-    warm_catalog = asyncio.create_task(run_in_threadpool(catalog))
+    warm_catalog = threading.Thread(target=catalog, name="lowdino-catalog-warmup", daemon=True)
+    warm_catalog.start()
+    await app.state.event_hub.start()
     try:
         yield
     finally:
-        warm_catalog.cancel()
+        await app.state.event_hub.stop()
+        # A process that exits while torch is building a model aborts ("terminate called without an
+        # active exception"): let the warm-up finish first (seconds, and only right after a start).
+        await run_in_threadpool(warm_catalog.join, CATALOG_WARMUP_WAIT_S)
         for loop in (task, chainer):
             loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -103,6 +110,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     upgrade_database(app.state.engine)
     app.state.session_factory = make_session_factory(app.state.engine)
     app.state.celery = make_celery(settings.broker_url)
+    # One events subscription for all of this process's event streams (started by the lifespan).
+    app.state.event_hub = EventHub(
+        app.state.engine,
+        app.state.session_factory,
+        poll_interval=settings.sse_poll_interval,
+        stopping=app.state.stopping,
+    )
     settings.run_root.mkdir(parents=True, exist_ok=True)
 
     install_error_handlers(app)

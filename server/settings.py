@@ -69,7 +69,11 @@ class Settings(BaseSettings):
         30.0, gt=0, lt=60, description="A running run whose worker is silent this long becomes interrupted."
     )
     sse_poll_interval: float = Field(
-        0.2, gt=0, le=2, description="Seconds between event-table polls per SSE client."
+        0.2,
+        gt=0,
+        le=2,
+        description="SQLite: seconds between the event-table polls of an API process "
+        "(one poll for all its SSE clients; PostgreSQL is notified instead).",
     )
     chain_poll_interval: float = Field(
         2.0,

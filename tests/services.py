@@ -14,6 +14,7 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -86,3 +87,143 @@ def extract_cifar(dest: Path, *, per_class: int = 3, split: str = "train") -> Pa
             taken[parts[2]] = taken.get(parts[2], 0) + 1
             archive.extract(member, dest)
     return dest / "cifar10"
+
+
+def _server_binary(name: str) -> str | None:
+    """A PostgreSQL server program (initdb, pg_ctl) from PATH or /usr/lib/postgresql/<version>/bin."""
+    import glob
+    import shutil
+
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own (initdb in a temporary folder, pg_ctl on a free port).
+
+    For tests that stop and start the database mid-run: doing that to the shared cluster would break
+    every other test using it. PostgreSQL refuses to run as root; as root, the programs run as the
+    `postgres` system user (runuser).
+    """
+
+    def __init__(self) -> None:
+        import pwd
+        import shutil
+        import subprocess
+        import tempfile
+
+        self.initdb, self.pg_ctl = _server_binary("initdb"), _server_binary("pg_ctl")
+        if self.initdb is None or self.pg_ctl is None:
+            pytest.skip("PostgreSQL server programs (initdb, pg_ctl) are not installed")
+        self.prefix: list[str] = []
+        self.root = Path(tempfile.mkdtemp(prefix="lowdino-pg-"))
+        if os.geteuid() == 0:
+            runuser = shutil.which("runuser")
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                owner = None
+            if runuser is None or owner is None:
+                pytest.skip("running as root without a `postgres` user to run a private PostgreSQL as")
+            self.prefix = [runuser, "-u", "postgres", "--"]
+            os.chown(self.root, owner.pw_uid, owner.pw_gid)
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        subprocess.run(
+            [*self.prefix, self.initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+            check=True,
+            capture_output=True,
+        )
+
+    def start(self) -> None:
+        import subprocess
+
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(
+            [*self.prefix, self.pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.root / "log"),
+             "-w", "-t", "60", "start"],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+
+    def stop(self, mode: str = "fast") -> None:
+        """`fast`: disconnect every client and shut down cleanly; `immediate`: like a crash."""
+        import subprocess
+
+        subprocess.run(
+            [*self.prefix, self.pg_ctl, "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop"],
+            check=False,
+            capture_output=True,
+        )
+
+    def remove(self) -> None:
+        import shutil
+
+        self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A running private PostgreSQL (see PrivatePostgres), removed afterwards."""
+    server = PrivatePostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port, without persistence (restarting it loses all)."""
+
+    def __init__(self) -> None:
+        import shutil
+
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
+            pytest.skip("redis-server is not installed")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: Any = None
+
+    def start(self) -> None:
+        import subprocess
+        import time
+
+        assert self.binary is not None
+        command = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not reachable("127.0.0.1", self.port):
+            assert time.monotonic() < deadline, "the private redis-server did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

@@ -12,8 +12,10 @@
 4. Every `poll_interval` (~200 ms): new metrics.jsonl records -> crud.ingest_metrics (one batch,
    idempotent per step); new stdout.log lines -> `log` events; cancel_requested in the DB -> STOP
    file; a worker shutdown -> STOP (the run ends interrupted, resumable); every `heartbeat_interval`
-   the run's and the worker's heartbeat. Database hiccups are retried on the next poll without losing
-   records; the child keeps training meanwhile.
+   the run's and the worker's heartbeat. Database hiccups (a PostgreSQL restart) are retried on the
+   next poll without losing records; the child keeps training meanwhile. Records wait in memory up to
+   `max_pending_records`; past that (a long outage) they are dropped and, once the database answers,
+   metrics.jsonl is read again from the last step the database stored.
 5. Exit: exit status + summary.json -> completed / cancelled / interrupted / failed (worker.outcome),
    with the last ~40 output lines as the error of a failed run.
 
@@ -59,6 +61,8 @@ log = logging.getLogger(__name__)
 TRANSIENT_DB_ERRORS = (OperationalError, DBAPIError)
 # One ingest call carries at most this many records; a replay of a long file is spread over polls.
 MAX_RECORDS_PER_BATCH = 2000
+# Records held while the database is away; beyond this the file, not memory, is the buffer.
+MAX_PENDING_RECORDS = 50_000
 FINISH_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 Launcher = Callable[[str, Path, bool, int], Sequence[str]]
@@ -76,6 +80,7 @@ class SupervisorOptions:
     # (kind, run_dir, resume, nproc) -> argv; the default runs `python -m lowdino ...` (tests swap in a fake).
     launcher: Launcher | None = None
     env_extra: Mapping[str, str] = field(default_factory=dict)
+    max_pending_records: int = MAX_PENDING_RECORDS
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,8 @@ class _Supervision:
         self.logs = LogTail(run_dir / STDOUT_FILE, keep=options.tail_lines)
         self.pending_records: list[dict[str, Any]] = []
         self.pending_lines: list[str] = []
+        # True after pending records were dropped: re-read metrics.jsonl from the last stored step.
+        self.replay_needed = False
         self.stop_reason: StopReason | None = None
         self.stop_requested_at: float | None = None
         self.killed_after_s: float | None = None
@@ -161,6 +168,8 @@ class _Supervision:
 
     def _flush(self) -> None:
         """Send pending metric records and log lines; keep them for the next poll if the DB refuses."""
+        if self.replay_needed:
+            self._replay()
         if self.pending_records:
             batch = self.pending_records[:MAX_RECORDS_PER_BATCH]
             if self._db(
@@ -172,10 +181,46 @@ class _Supervision:
             if self._db("log", lambda: crud.append_log(self.session, run_id=self.run_id, lines=lines)):
                 del self.pending_lines[: len(lines)]
 
+    def _replay(self) -> None:
+        """After dropped records: once the DB answers, queue metrics.jsonl again from its last stored step.
+
+        The stored step itself is sent again (a step may span several records); ingestion is
+        idempotent per (run, key, step), so repeating it is harmless.
+        """
+        stored: list[int] = []
+        if not self._db("read stored step", lambda: stored.append(_stored_step(self.session, self.run_id))):
+            return
+        self.metrics.rewind()
+        self.pending_records = [record for record in self.metrics.poll() if record["step"] >= stored[0]]
+        self.replay_needed = False
+        log.warning(
+            "run %s: database back; %d metric records re-read from step %d of %s",
+            self.run_id,
+            len(self.pending_records),
+            stored[0],
+            self.run_dir.metrics.name,
+        )
+
     def _pump(self, *, final: bool = False) -> None:
-        self.pending_records.extend(self.metrics.poll())
+        records = self.metrics.poll()
+        if not self.replay_needed:  # while a replay is due, the file keeps what is read meanwhile
+            self.pending_records.extend(records)
+            if len(self.pending_records) > self.options.max_pending_records:
+                log.warning(
+                    "run %s: %d metric records wait for the database; dropping them from memory, to "
+                    "be re-read from %s when it answers",
+                    self.run_id,
+                    len(self.pending_records),
+                    self.run_dir.metrics.name,
+                )
+                self.pending_records = []
+                self.replay_needed = True
         self.pending_lines.extend(self.logs.drain() if final else self.logs.poll())
         self._flush()
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self.pending_records or self.pending_lines or self.replay_needed)
 
     def _read_flags(self) -> tuple[str, bool, str | None] | None:
         """(status, cancel_requested, worker_name) of the run; None when the DB did not answer."""
@@ -241,12 +286,21 @@ class _Supervision:
             time.sleep(self.options.poll_interval)
         # The child is gone: what it wrote last is complete now (a last line may lack its newline).
         self._pump(final=True)
-        for _ in range(3):  # the DB may be briefly unavailable; the records matter more than speed here
-            if not (self.pending_records or self.pending_lines):
+        # The database may be restarting right now: every record must be stored before the outcome
+        # (a completed run with missing steps would be wrong), so wait as long as for the outcome.
+        for delay in FINISH_RETRY_DELAYS_S:
+            if not self.has_pending:
                 break
-            time.sleep(self.options.poll_interval)
+            time.sleep(delay)
             self._flush()
         return returncode
+
+
+def _stored_step(session: Session, run_id: str) -> int:
+    """The last metrics step the database holds for the run (0 when none)."""
+    run = crud.require_run(session, run_id=run_id)
+    session.refresh(run)  # the identity map may hold a copy from before the outage
+    return int(run.step or 0)
 
 
 def _try_db(session: Session, what: str, call: Callable[[], Any]) -> bool:

@@ -56,6 +56,10 @@ class MetricsTail:
             handle.seek(self.offset - 1)
             return handle.read(1) == b"\n"
 
+    def rewind(self) -> None:
+        """Hand out every record of the file again from the next `poll` (a replay after lost records)."""
+        self._reset()
+
     def _reset(self) -> None:
         self.offset = 0
         self.rewinds += 1

@@ -3,7 +3,7 @@
 create_run, get_run, require_run, list_runs, list_children, update_run_status, transition_run, claim_run,
 set_cancel_requested, delete_run, mark_interrupted_runs, run_control_flags (server.crud.runs)
 ingest_metrics, metric_keys, count_points, iter_points, metric_goal (server.crud.metrics)
-add_event, append_log, events_after, latest_event_id, log_lines  (server.crud.events)
+add_event, append_log, events_after, events_of_runs_after, latest_event_id, log_lines (server.crud.events)
 upsert_worker, heartbeat, list_workers, remove_worker            (server.crud.workers)
 downsample_series                                                 (server.crud.downsample)
 create_sweep, get_sweep, require_sweep, sweep_runs, sweep_run_ids, sweep_status_counts, list_sweeps
@@ -13,7 +13,14 @@ runs_owing_evaluation, claim_evaluation                           (server.crud.c
 
 from server.crud.chains import claim_evaluation, runs_owing_evaluation
 from server.crud.downsample import downsample_series
-from server.crud.events import add_event, append_log, events_after, latest_event_id, log_lines
+from server.crud.events import (
+    add_event,
+    append_log,
+    events_after,
+    events_of_runs_after,
+    latest_event_id,
+    log_lines,
+)
 from server.crud.metrics import count_points, ingest_metrics, iter_points, metric_goal, metric_keys
 from server.crud.runs import (
     add_run,
@@ -55,6 +62,7 @@ __all__ = [
     "delete_run",
     "downsample_series",
     "events_after",
+    "events_of_runs_after",
     "get_run",
     "get_sweep",
     "heartbeat",

@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from server.models import EVENT_TYPES, Event
 
 # One log event carries at most this many lines; longer bursts are split into several events.
 MAX_LOG_LINES_PER_EVENT = 200
+# The PostgreSQL channel every event insert notifies ('<run_id>:<event_id>'); server.event_hub listens.
+EVENTS_CHANNEL = "lowdino_events"
 
 
 def add_event(session: Session, *, run_id: str, type: str, data: dict[str, Any]) -> Event:
-    """Stage an event in the caller's transaction (no commit): it becomes visible with the change it reports."""
+    """Stage an event in the caller's transaction (no commit): it becomes visible with the change it reports.
+
+    On PostgreSQL the same transaction also sends NOTIFY lowdino_events '<run_id>:<event_id>': the
+    server delivers notifications at commit, in commit order, and drops them on rollback, so an API
+    process that LISTENs learns of the event exactly when a reader can see it (server.event_hub).
+    """
     if type not in EVENT_TYPES:
         raise ValueError(f"event type {type!r} is not one of {EVENT_TYPES}")
     event = Event(run_id=run_id, type=type, data=data)
     session.add(event)
+    if session.get_bind().dialect.name == "postgresql":
+        session.flush()  # assigns event.id
+        session.execute(select(func.pg_notify(EVENTS_CHANNEL, f"{run_id}:{event.id}")))
     return event
 
 
@@ -49,6 +59,18 @@ def events_after(
     if types:
         query = query.where(Event.type.in_(list(types)))
     return list(session.scalars(query.order_by(Event.id).limit(limit)))
+
+
+def events_of_runs_after(session: Session, *, cursors: Mapping[str, int], limit: int = 500) -> list[Event]:
+    """Events of several runs at once, each after its own cursor (run id -> last id seen), oldest first.
+
+    One statement for any number of runs: the SSE hub reads for all its clients with it (each OR term
+    is a range on the (run_id, id) index).
+    """
+    if not cursors:
+        return []
+    terms = [and_(Event.run_id == run_id, Event.id > after) for run_id, after in cursors.items()]
+    return list(session.scalars(select(Event).where(or_(*terms)).order_by(Event.id).limit(limit)))
 
 
 def latest_event_id(session: Session, *, run_id: str) -> int | None:

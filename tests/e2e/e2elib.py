@@ -255,17 +255,19 @@ def postgres_database() -> tuple[str, Callable[[], None]]:
     return url, lambda: database.__exit__(None, None, None) and None
 
 
-def make_stack(home: Path, kind: str) -> Stack:
+def make_stack(home: Path, kind: str, *, broker_url: str | None = None) -> Stack:
+    """`broker_url` (scaled only): a Redis of the test's own instead of a database of the shared one."""
     home.mkdir(parents=True, exist_ok=True)
     cleanups: list[Callable[[], None]] = []
     if kind == "scaled":
         require_service("PostgreSQL", "127.0.0.1", 5432)
-        require_service("Redis", REDIS_HOST, REDIS_PORT)
         database_url, drop = postgres_database()
         cleanups.append(drop)
-        db_number, flush = redis_db_for_test()
-        cleanups.append(flush)
-        broker_url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{db_number}"
+        if broker_url is None:
+            require_service("Redis", REDIS_HOST, REDIS_PORT)
+            db_number, flush = redis_db_for_test()
+            cleanups.append(flush)
+            broker_url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{db_number}"
     else:
         database_url = f"sqlite:///{home / 'lowdino.db'}"
         broker_url = f"sqla+sqlite:///{home / 'broker.db'}"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from serverlib import serving
 from sqlalchemy import Engine, text
 
 from server.app import create_app
@@ -93,3 +94,10 @@ def session(app: FastAPI) -> Iterator[object]:
     """A session on the app's database, for arranging state the way the worker would."""
     with app.state.session_factory() as db_session:
         yield db_session
+
+
+@pytest.fixture
+def live_server(app: FastAPI) -> Iterator[str]:
+    """The app served by uvicorn in a thread; yields its base URL."""
+    with serving(app) as base:
+        yield base

@@ -2,68 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
-from services import free_port
+from serverlib import SseEvent, SseReader
 
 from server import crud
 from server.db import session_scope
-
-
-@dataclass
-class SseEvent:
-    id: int
-    type: str
-    data: dict
-
-
-@pytest.fixture
-def live_server(app: FastAPI) -> Iterator[str]:
-    """The app served by uvicorn in a thread; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=15)
-
-
-class SseReader:
-    """Parses an open text/event-stream response; `take(n)` returns its next n events."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.lines = response.iter_lines()  # one iterator: a response body can be iterated only once
-
-    def take(self, count: int) -> list[SseEvent]:
-        """httpx's read timeout bounds each wait, so a missing event fails instead of hanging."""
-        events: list[SseEvent] = []
-        fields: dict[str, str] = {}
-        for line in self.lines:
-            if line == "":
-                if "id" in fields:
-                    events.append(SseEvent(int(fields["id"]), fields["event"], json.loads(fields["data"])))
-                    if len(events) == count:
-                        return events
-                fields = {}
-            elif not line.startswith(":") and ":" in line:
-                name, _, value = line.partition(":")
-                fields[name] = value.removeprefix(" ")
-        raise AssertionError(f"stream ended after {len(events)} of {count} events")
 
 
 def read_events(response: httpx.Response, count: int) -> list[SseEvent]:

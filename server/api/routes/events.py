@@ -8,7 +8,6 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from server import crud
-from server.deps import SettingsDep
 from server.schemas import Message
 from server.sse import event_stream
 
@@ -27,7 +26,6 @@ EVENT_TYPES = ("metric", "status", "log")
 def run_events(
     run_id: str,
     request: Request,
-    settings: SettingsDep,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
     last_event_id: Annotated[int | None, Query(ge=0, description="Resume after this event id.")] = None,
     types: Annotated[
@@ -45,10 +43,10 @@ def run_events(
     stream = event_stream(
         request,
         request.app.state.session_factory,
+        hub=request.app.state.event_hub,
         stopping=request.app.state.stopping,
         run_id=run_id,
         last_event_id=after,
-        poll_interval=settings.sse_poll_interval,
         types=wanted,
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
