@@ -40,6 +40,22 @@ def wait_for(condition: Callable[[], Any], what: str, deadline_s: float = 60.0, 
     raise AssertionError(f"gave up waiting for {what}")
 
 
+def processes_mentioning(*texts: str) -> list[int]:
+    """Live (non-zombie) processes whose command line contains every one of `texts`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if all(text in cmdline for text in texts) and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
 def tiny_pretrain(**overrides: Any) -> dict[str, Any]:
     """The smallest real pretraining: synthetic 16 px images, resnet5m, batch 16, 4 steps per epoch."""
     return {

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from e2elib import (
     SSEReader,
     Stack,
     loss_rows_per_step,
+    processes_mentioning,
     running_stack,
     tiny_pretrain,
     wait_for,
@@ -46,22 +46,6 @@ def scaled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def step_of(run: dict[str, Any]) -> int:
     return int(run["progress"]["step"] or 0)
-
-
-def processes_mentioning(text: str) -> list[int]:
-    """Live (non-zombie) processes whose command line contains `text`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if text in cmdline and state != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.mark.parametrize("stack_kind", ["embedded", "scaled"])

@@ -13,12 +13,11 @@ import json
 import os
 import signal
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from e2elib import Stack, loss_rows_per_step, running_stack, tiny_pretrain, wait_for
+from e2elib import Stack, loss_rows_per_step, processes_mentioning, running_stack, tiny_pretrain, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -84,22 +83,6 @@ def test_a_two_gpu_run_is_two_ddp_ranks_with_metrics_from_rank_zero_only(stack: 
     assert any("torch.distributed.run" in line and "--nproc_per_node=2" in line for line in logs)
 
 
-def _trainer_pids(run_dir: str) -> list[int]:
-    """Live processes running `lowdino` on this run directory (the orphan guard exec'ed the trainer)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if run_dir in cmdline and "lowdino" in cmdline and state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
 def test_a_trainer_killed_by_sigkill_is_logged_and_resumes_from_its_wall_clock_checkpoint(
     stack: Stack,
 ) -> None:
@@ -113,7 +96,7 @@ def test_a_trainer_killed_by_sigkill_is_logged_and_resumes_from_its_wall_clock_c
         every_s=0.2,
     )
     run_dir = str(stack.run(run_id)["output_dir"])
-    pids = _trainer_pids(run_dir)
+    pids = processes_mentioning(run_dir, "lowdino")
     assert len(pids) == 1, pids
     os.kill(pids[0], signal.SIGKILL)  # what the kernel's out-of-memory killer does
 
