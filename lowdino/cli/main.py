@@ -59,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except LowDinoError as exc:
-        print(f"lowdino {args.command}: error: {exc}", file=sys.stderr)
+        # One write per line: torchrun ranks share the pipe, and print() writes the newline separately.
+        sys.stderr.write(f"lowdino {args.command}: error: {exc}\n")
         return 2
     except KeyboardInterrupt:
         print(f"lowdino {args.command}: interrupted", file=sys.stderr)
