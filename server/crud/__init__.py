@@ -6,7 +6,7 @@ ingest_metrics, metric_keys, count_points, iter_points, metric_goal (server.crud
 add_event, append_log, events_after, events_of_runs_after, latest_event_id, log_lines (server.crud.events)
 upsert_worker, heartbeat, list_workers, remove_worker            (server.crud.workers)
 downsample_series                                                 (server.crud.downsample)
-create_sweep, get_sweep, require_sweep, sweep_runs, sweep_run_ids, sweep_status_counts, list_sweeps
+create_sweep, get_sweep, require_sweep, sweep_runs, sweep_run_ids, sweep_run_states, list_sweeps
                                                                   (server.crud.sweeps)
 runs_owing_evaluation, claim_evaluation                           (server.crud.chains)
 """
@@ -39,17 +39,19 @@ from server.crud.runs import (
     update_run_status,
 )
 from server.crud.sweeps import (
+    RunState,
     create_sweep,
     get_sweep,
     list_sweeps,
     require_sweep,
     sweep_run_ids,
+    sweep_run_states,
     sweep_runs,
-    sweep_status_counts,
 )
 from server.crud.workers import heartbeat, list_workers, remove_worker, upsert_worker
 
 __all__ = [
+    "RunState",
     "add_event",
     "add_run",
     "append_log",
@@ -84,8 +86,8 @@ __all__ = [
     "runs_owing_evaluation",
     "set_cancel_requested",
     "sweep_run_ids",
+    "sweep_run_states",
     "sweep_runs",
-    "sweep_status_counts",
     "transition_run",
     "update_run_status",
     "upsert_worker",

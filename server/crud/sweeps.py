@@ -1,16 +1,16 @@
-"""Sweep rows and their runs: create a sweep with all its runs in one transaction, read, count, list."""
+"""Sweep rows and their runs: create a sweep with all its runs in one transaction, read, list, summarise."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from server.crud.runs import add_run
 from server.errors import SweepNotFoundError
-from server.models import Run, Sweep, utcnow
+from server.models import Run, RunStatus, Sweep, utcnow
 
 
 def create_sweep(
@@ -75,19 +75,33 @@ def sweep_run_ids(session: Session, *, sweep_id: str) -> list[str]:
     return list(session.scalars(query))
 
 
-def sweep_status_counts(session: Session, *, sweep_ids: Sequence[str]) -> dict[str, dict[str, int]]:
-    """sweep id -> {status: number of its runs}, in one grouped query for a page of sweeps."""
-    counts: dict[str, dict[str, int]] = {sweep_id: {} for sweep_id in sweep_ids}
+class RunState(NamedTuple):
+    """What a sweep's summary needs of one run: no config, metrics or text columns."""
+
+    id: str
+    status: str
+    owes_evaluation: bool  # completed with an `evaluate` block whose eval run is not created yet
+
+    @classmethod
+    def of(cls, run: Run) -> RunState:
+        owes = run.status == RunStatus.COMPLETED and run.evaluate is not None and run.evaluation_id is None
+        return cls(run.id, run.status, owes)
+
+
+def sweep_run_states(session: Session, *, sweep_ids: Sequence[str]) -> dict[str, list[RunState]]:
+    """sweep id -> its runs' states, oldest first, in one query for a whole page of sweeps."""
+    states: dict[str, list[RunState]] = {sweep_id: [] for sweep_id in sweep_ids}
     if not sweep_ids:
-        return counts
+        return states
+    owes = and_(Run.status == RunStatus.COMPLETED, Run.evaluate.is_not(None), Run.evaluation_id.is_(None))
     rows = session.execute(
-        select(Run.sweep_id, Run.status, func.count())
+        select(Run.sweep_id, Run.id, Run.status, owes)
         .where(Run.sweep_id.in_(list(sweep_ids)))
-        .group_by(Run.sweep_id, Run.status)
+        .order_by(Run.created_at.asc(), Run.id.asc())
     )
-    for sweep_id, status, count in rows:
-        counts[str(sweep_id)][str(status)] = int(count)
-    return counts
+    for sweep_id, run_id, status, owing in rows:
+        states[str(sweep_id)].append(RunState(str(run_id), str(status), bool(owing)))
+    return states
 
 
 def list_sweeps(session: Session, *, limit: int = 50, offset: int = 0) -> tuple[list[Sweep], int]:

@@ -366,11 +366,7 @@ def test_export_links_take_the_token_like_other_downloads(settings: Settings) ->
 def test_sweep_report_has_its_runs_and_skipped_rows(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
-    # Sweeps live on the lead's branch; once merged (and runs_of_sweep wired) this runs.
-    create_sweep = getattr(crud, "create_sweep", None)
-    if create_sweep is None:
-        pytest.skip("sweeps are not merged in yet (server.crud.create_sweep)")
-    create_sweep(
+    crud.create_sweep(
         session,
         sweep_id="sw1",
         kind="pretrain",

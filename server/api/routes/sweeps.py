@@ -10,9 +10,10 @@ from starlette.concurrency import run_in_threadpool
 from lowdino.config.study import study_presets
 from lowdino.errors import ConfigError
 from server import crud, sweeps
+from server.crud import RunState
 from server.deps import CeleryDep, SessionDep, SettingsDep
 from server.errors import InvalidRequestError
-from server.models import FINISHED_STATUSES, Run, Sweep
+from server.models import FINISHED_STATUSES, Sweep
 from server.schemas import (
     Message,
     StudiesPublic,
@@ -40,18 +41,12 @@ INVALID: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _is_done(runs: list[Run]) -> bool:
-    def settled(run: Run) -> bool:
-        owes_evaluation = run.status == "completed" and run.evaluate is not None and run.evaluation_id is None
-        return run.status in FINISHED_STATUSES and not owes_evaluation
-
-    return bool(runs) and all(settled(run) for run in runs)
-
-
-def sweep_public(sweep: Sweep, runs: list[Run]) -> SweepPublic:
+def sweep_public(sweep: Sweep, runs: list[RunState]) -> SweepPublic:
     counts: dict[str, int] = {}
     for run in runs:
         counts[run.status] = counts.get(run.status, 0) + 1
+    # Done: every run finished, and no completed run still owes its chained evaluation.
+    done = bool(runs) and all(run.status in FINISHED_STATUSES and not run.owes_evaluation for run in runs)
     return SweepPublic(
         id=sweep.id,
         name=sweep.name,
@@ -67,7 +62,7 @@ def sweep_public(sweep: Sweep, runs: list[Run]) -> SweepPublic:
         run_ids=[run.id for run in runs],
         status_counts=counts,
         total=len(runs),
-        done=_is_done(runs),
+        done=done,
     )
 
 
@@ -98,7 +93,7 @@ def create_sweep(
         overrides=body.overrides,
         evaluate=body.evaluate,
     )
-    return sweep_public(sweep, runs)
+    return sweep_public(sweep, [RunState.of(run) for run in runs])
 
 
 @router.get("/sweeps", response_model=SweepsPublic)
@@ -108,14 +103,15 @@ def list_sweeps(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> SweepsPublic:
     rows, count = crud.list_sweeps(session, limit=limit, offset=offset)
-    data = [sweep_public(sweep, crud.sweep_runs(session, sweep_id=sweep.id)) for sweep in rows]
+    states = crud.sweep_run_states(session, sweep_ids=[sweep.id for sweep in rows])
+    data = [sweep_public(sweep, states[sweep.id]) for sweep in rows]
     return SweepsPublic(data=data, count=count)
 
 
 @router.get("/sweeps/{sweep_id}", response_model=SweepPublic, responses=NOT_FOUND)
 def get_sweep(sweep_id: str, session: SessionDep) -> SweepPublic:
     sweep = crud.require_sweep(session, sweep_id=sweep_id)
-    return sweep_public(sweep, crud.sweep_runs(session, sweep_id=sweep_id))
+    return sweep_public(sweep, crud.sweep_run_states(session, sweep_ids=[sweep_id])[sweep_id])
 
 
 @router.post("/sweeps/{sweep_id}/cancel", response_model=SweepPublic, responses=NOT_FOUND)
@@ -123,7 +119,7 @@ def cancel_sweep(sweep_id: str, session: SessionDep, settings: SettingsDep) -> S
     """Cancel every queued run of the sweep and ask every running one to stop."""
     sweeps.cancel_sweep(session, settings, sweep_id=sweep_id)
     sweep = crud.require_sweep(session, sweep_id=sweep_id)
-    return sweep_public(sweep, crud.sweep_runs(session, sweep_id=sweep_id))
+    return sweep_public(sweep, crud.sweep_run_states(session, sweep_ids=[sweep_id])[sweep_id])
 
 
 def _study_public(settings: Settings) -> StudiesPublic:
@@ -193,4 +189,4 @@ def create_study(
         name=body.name,
         tags=body.tags,
     )
-    return sweep_public(sweep, runs)
+    return sweep_public(sweep, [RunState.of(run) for run in runs])

@@ -64,7 +64,7 @@ export function mount(root) {
   root.append(
     h("div", { class: "page-head" }, h("h1", {}, "Launch a run")),
     h("div", { class: "launch" },
-      h("aside", {}, kindBar, h("h2", {}, "Presets"), presetList, h("h2", {}, "Studies"), studyList),
+      h("aside", {}, kindBar, h("h2", {}, "Studies"), studyList, h("h2", {}, "Presets"), presetList),
       h("section", { id: "form-section" }, sourceNote, form),
       studyPanel),
   );
