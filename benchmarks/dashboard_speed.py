@@ -1,7 +1,7 @@
 """How fast the dashboard draws big runs and shows live points, in a real headless Chromium.
 
 A real API process (uvicorn, SQLite: the embedded default) serves the pages. The script seeds the
-database through the service's own ingestion (`crud.ingest_metrics`), then measures in Chromium:
+database through the service's own ingestion (`metric_queries.ingest_metrics`), then measures in Chromium:
 
     run_page_first_chart_s   navigation -> first chart drawn, Run page of a run with --run-points
                              stored points per series (3 series); cold (Plotly not cached) and warm
@@ -37,8 +37,9 @@ import httpx
 from servicelib import start_api
 from tqdm.auto import tqdm
 
-from server import crud
-from server.db import create_db_engine, session_scope, upgrade_database
+from server.metrics import queries as metric_queries
+from server.runs import queries as run_queries
+from server.storage.engine import create_db_engine, session_scope, upgrade_database
 from worker.tail import MetricsTail
 
 CHUNK = 20_000
@@ -81,7 +82,7 @@ INSTRUMENT = """
 def seed_run(engine: Any, *, name: str, keys: list[str], points: int, seed: int, status: str) -> str:
     rng = random.Random(seed)
     with session_scope(engine) as session:
-        run = crud.create_run(
+        run = run_queries.create_run(
             session, kind="pretrain", name=name, config={"backbone": "mobilevit_xxs", "dataset": "cifar10"}
         )
         run_id = run.id
@@ -98,10 +99,10 @@ def seed_run(engine: Any, *, name: str, keys: list[str], points: int, seed: int,
                     else:
                         record[key] = rng.random()
                 records.append(record)
-            crud.ingest_metrics(session, run_id=run_id, records=records)
-        crud.update_run_status(session, run_id=run_id, status="running")
+            metric_queries.ingest_metrics(session, run_id=run_id, records=records)
+        run_queries.update_run_status(session, run_id=run_id, status="running")
         if status != "running":
-            crud.update_run_status(session, run_id=run_id, status=status)
+            run_queries.update_run_status(session, run_id=run_id, status=status)
     return run_id
 
 
@@ -130,7 +131,7 @@ def follow_like_the_worker(engine: Any, run_id: str, path: Path, stop: threading
         while not stop.is_set():
             records = tail.poll()
             if records:
-                crud.ingest_metrics(session, run_id=run_id, records=records)
+                metric_queries.ingest_metrics(session, run_id=run_id, records=records)
             session.commit()
             time.sleep(WORKER_POLL_S)
 

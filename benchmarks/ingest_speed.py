@@ -1,4 +1,4 @@
-"""Metric ingestion speed (points/s) through `server.crud.ingest_metrics`, as the worker calls it.
+"""Metric ingestion speed (points/s) through `server.metric_queries.ingest_metrics`, as the worker calls it.
 
 A fake training run writes `--records` metrics.jsonl-style records (one per step, `--keys` metric
 values each) and they are ingested in batches of `--batch` records, each batch one transaction
@@ -25,8 +25,9 @@ from servicelib import postgres_available, temporary_postgres
 from sqlalchemy import Engine
 from tqdm.auto import tqdm
 
-from server import crud
-from server.db import create_db_engine, session_scope, upgrade_database
+from server.metrics import queries as metric_queries
+from server.runs import queries as run_queries
+from server.storage.engine import create_db_engine, session_scope, upgrade_database
 
 TARGET_POINTS_PER_S = 20_000
 
@@ -59,7 +60,7 @@ def ingest_all(engine: Engine, run_id: str, records: list[dict[str, Any]], batch
     start = time.perf_counter()
     with session_scope(engine) as session:
         for first in tqdm(range(0, len(records), batch), desc=label, unit="batch", disable=None, leave=False):
-            crud.ingest_metrics(session, run_id=run_id, records=records[first : first + batch])
+            metric_queries.ingest_metrics(session, run_id=run_id, records=records[first : first + batch])
     return time.perf_counter() - start
 
 
@@ -68,12 +69,12 @@ def measure(
 ) -> dict[str, Any]:
     upgrade_database(engine)
     with session_scope(engine) as session:
-        run_id = crud.create_run(session, kind="pretrain", config={"backbone": "bench"}).id
+        run_id = run_queries.create_run(session, kind="pretrain", config={"backbone": "bench"}).id
     points = len(records) * keys
     first = ingest_all(engine, run_id, records, batch, f"{label} insert")
     replay = ingest_all(engine, run_id, records, batch, f"{label} replay")
     with session_scope(engine) as session:
-        stored = crud.count_points(session, run_id=run_id)
+        stored = metric_queries.count_points(session, run_id=run_id)
     assert stored == points, f"{label}: {stored} points stored, expected {points}"
     return {
         "points": points,

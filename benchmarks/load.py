@@ -1,9 +1,9 @@
 """Live events under load: many runs writing metrics, many open event streams, several API processes.
 
-PostgreSQL + Redis (the scaled deployment): `--apis` API processes (uvicorn, `server.app:create_app`
+PostgreSQL + Redis (the scaled deployment): `--apis` API processes (uvicorn, `server.http.app:create_app`
 configured like `lowdino serve --no-worker`) on one temporary database on 127.0.0.1:5432 and the
 Redis broker on 127.0.0.1:6379; `--runs` runs written at `--rate` steps/s each by a separate writer
-process through the worker's own path (`crud.ingest_metrics`: upsert, progress, one `metric` event,
+process through the worker's own path (`metric_queries.ingest_metrics`: upsert, progress, one `metric` event,
 NOTIFY); SSE clients (asyncio + httpx streaming, spread over the runs and the APIs) measured first at
 `--few-clients`, then at `--clients`. Then SQLite in the embedded mode (one API process, the same
 writer) at `--few-clients`.
@@ -41,8 +41,11 @@ import httpx
 from servicelib import postgres_available, reachable, start_api, temporary_postgres
 from sqlalchemy import Engine, text
 
-from server import crud
-from server.db import create_db_engine, session_scope, upgrade_database
+from server.events import queries as event_queries
+from server.metrics import queries as metric_queries
+from server.runs import queries as run_queries
+from server.storage.engine import create_db_engine, session_scope, upgrade_database
+from server.workers import queries as worker_queries
 
 TARGET_P95_S = 1.0
 WARMUP_S = 5.0  # connect + catch up; PostgreSQL also publishes its statistics late
@@ -74,11 +77,11 @@ def write(database_url: str, run_ids: list[str], rate: float, progress: Path) ->
             if time.monotonic() - last_beat >= HEARTBEAT_S:  # as a worker does: else the reaper interrupts
                 last_beat = time.monotonic()
                 for run_id in run_ids:
-                    crud.heartbeat(session, worker_name=f"load-writer-{run_id}", run_id=run_id)
+                    worker_queries.heartbeat(session, worker_name=f"load-writer-{run_id}", run_id=run_id)
                     commits += 1
             for run_id in run_ids:
                 record = {"step": step, "time": time.time(), "loss": 1.0 / step, "lr": 1e-3}
-                crud.ingest_metrics(session, run_id=run_id, records=[record])
+                metric_queries.ingest_metrics(session, run_id=run_id, records=[record])
                 commits += 1
             if time.monotonic() - last_report >= 0.5:
                 last_report = time.monotonic()
@@ -217,11 +220,11 @@ def measure_deployment(
     upgrade_database(engine)
     with session_scope(engine) as session:
         run_ids = [
-            crud.create_run(session, kind="pretrain", config={}, name=f"load-{i}").id
+            run_queries.create_run(session, kind="pretrain", config={}, name=f"load-{i}").id
             for i in range(args.runs)
         ]
         for run_id in run_ids:
-            crud.claim_run(session, run_id=run_id, worker_name="load-writer")
+            run_queries.claim_run(session, run_id=run_id, worker_name="load-writer")
     postgres = engine.dialect.name == "postgresql"
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
@@ -250,7 +253,9 @@ def measure_deployment(
             for clients in phases:
                 # Streams start at the newest event: no catch-up read of history inside the window.
                 with session_scope(engine) as session:
-                    after_id = max(crud.latest_event_id(session, run_id=run_id) or 0 for run_id in run_ids)
+                    after_id = max(
+                        event_queries.latest_event_id(session, run_id=run_id) or 0 for run_id in run_ids
+                    )
                 phase, window = asyncio.run(
                     run_phase(bases, run_ids, after_id, clients, args.seconds, measure)
                 )

@@ -1,10 +1,10 @@
 """Query speed of GET /api/runs/{id}/metrics on a 1 000 000-point series (target < 200 ms on SQLite).
 
 One run gets `--points` loss values (a random walk with spikes), ingested the way the worker does
-it (`crud.ingest_metrics`, which also keeps the per-block summaries the query reads; the fill rate
+it (`metric_queries.ingest_metrics`, which also keeps the per-block summaries the query reads; the fill rate
 is reported too), then the downsampled series (max_points=1500, min
 and max per bucket plus first and last) is requested `--repeat` times: through the whole HTTP stack
-(FastAPI TestClient: routing, query, JSON) and through `server.crud.downsample.downsample_series` alone.
+(FastAPI TestClient: routing, query, JSON) and through `server.metrics.downsample.downsample_series` alone.
 PostgreSQL (a temporary database on 127.0.0.1:5432) is measured too when reachable.
 
     .venv/bin/python benchmarks/metrics_query_speed.py [--points 1000000] [--max-points 1500] [--repeat 7]
@@ -28,11 +28,12 @@ from servicelib import postgres_available, temporary_postgres
 from sqlalchemy import Engine
 from tqdm.auto import tqdm
 
-from server import crud
-from server.app import create_app
-from server.crud.downsample import downsample_series
-from server.db import session_scope
+from server.http.app import create_app
+from server.metrics import queries as metric_queries
+from server.metrics.downsample import downsample_series
+from server.runs import queries as run_queries
 from server.settings import Settings
+from server.storage.engine import session_scope
 
 TARGET_SECONDS = 0.2
 CHUNK = 20_000
@@ -58,7 +59,7 @@ def fill(engine: Engine, run_id: str, values: list[float]) -> float:
                 {"step": step, "epoch": step / 1000, "time": 1.7e9 + step * 0.05, "loss": values[step - 1]}
                 for step in range(first + 1, min(first + CHUNK, len(values)) + 1)
             ]
-            crud.ingest_metrics(session, run_id=run_id, records=records)
+            metric_queries.ingest_metrics(session, run_id=run_id, records=records)
     return len(values) / (time.perf_counter() - start)
 
 
@@ -77,7 +78,7 @@ def measure(
     settings = Settings(home=home, database_url=database_url, data_roots=[home / "data"])
     app = create_app(settings)  # migrates the database
     with session_scope(app.state.engine) as session:
-        run_id = crud.create_run(session, kind="pretrain", config={"backbone": "bench"}).id
+        run_id = run_queries.create_run(session, kind="pretrain", config={"backbone": "bench"}).id
     fill_rate = fill(app.state.engine, run_id, values)
     with TestClient(app) as client:
         url = f"/api/runs/{run_id}/metrics"

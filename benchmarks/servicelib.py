@@ -45,12 +45,20 @@ __all__ = ["free_port", "postgres_available", "start_api", "temporary_postgres"]
 def start_api(
     home: Path, database_url: str, *, env_extra: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """`uvicorn --factory server.app:create_app` configured like `lowdino serve`; returns (process, base URL).
+    """`uvicorn --factory server.http.app:create_app` configured like `lowdino serve`; returns (process, base URL).
 
     `env_extra`: more LOWDINO_* settings (e.g. LOWDINO_BROKER_URL)."""
     port = free_port()
     env = {**os.environ, "LOWDINO_HOME": str(home), "LOWDINO_DATABASE_URL": database_url, **(env_extra or {})}
-    command = [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app", "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "server.http.app:create_app",
+        "--port",
+        str(port),
+    ]
     # Open event streams never end by themselves: without a grace limit uvicorn waits for them on exit.
     command += ["--timeout-graceful-shutdown", "2", "--log-level", "warning"]
     process = subprocess.Popen(command, env=env)

@@ -1,8 +1,8 @@
 """Latency from a committed metrics batch to its SSE event at a streaming client (target < 1 s).
 
-A real API process (`uvicorn --factory server.app:create_app`, configured through LOWDINO_*
+A real API process (`uvicorn --factory server.http.app:create_app`, configured through LOWDINO_*
 variables like `lowdino serve`) streams GET /api/runs/{id}/events to an httpx client in a thread of
-this process, while the main thread plays the worker: `crud.ingest_metrics` one batch at a time at
+this process, while the main thread plays the worker: `metric_queries.ingest_metrics` one batch at a time at
 random intervals. Latency = time the event's bytes reach the client - time ingest_metrics returned
 (its commit), both on this process's monotonic clock. SQLite (embedded default) and PostgreSQL (a
 temporary database on 127.0.0.1:5432, skipped if unreachable).
@@ -28,8 +28,9 @@ import httpx
 from servicelib import postgres_available, start_api, temporary_postgres
 from tqdm.auto import tqdm
 
-from server import crud
-from server.db import create_db_engine, session_scope, upgrade_database
+from server.metrics import queries as metric_queries
+from server.runs import queries as run_queries
+from server.storage.engine import create_db_engine, session_scope, upgrade_database
 
 TARGET_SECONDS = 1.0
 
@@ -55,7 +56,7 @@ def measure(database_url: str, home: Path, samples: int) -> dict[str, Any]:
     engine = create_db_engine(database_url)
     upgrade_database(engine)
     with session_scope(engine) as session:
-        run_id = crud.create_run(session, kind="pretrain", config={}).id
+        run_id = run_queries.create_run(session, kind="pretrain", config={}).id
     process, base = start_api(home, database_url)
     arrivals: dict[int, float] = {}
     committed: dict[int, float] = {}
@@ -71,7 +72,7 @@ def measure(database_url: str, home: Path, samples: int) -> dict[str, Any]:
             for step in tqdm(range(1, samples + 1), desc="sse", disable=None, leave=False):
                 time.sleep(rng.uniform(0.05, 0.4))  # land at every phase of the server's poll cycle
                 records = [{"step": step, "loss": 1.0 / step, "lr": 0.001, "total_steps": samples}]
-                crud.ingest_metrics(session, run_id=run_id, records=records)
+                metric_queries.ingest_metrics(session, run_id=run_id, records=records)
                 committed[step] = time.monotonic()
         deadline = time.monotonic() + 10
         while len(arrivals) < samples and time.monotonic() < deadline:

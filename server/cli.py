@@ -7,7 +7,7 @@
 The worker is `lowdino worker --queues cpu,gpu` as a child process with the same environment; it is
 restarted (with backoff) whenever it dies unasked, stopped (SIGTERM: the trainer checkpoints, then it
 exits) when the server exits, and it dies with the server even if the server is killed (Linux
-parent-death signal); see server.embedded_worker.
+parent-death signal); see server.workers.embedded.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from collections.abc import Callable
 from typing import Any
 
 from lowdino.errors import ConfigError
-from server.db import migrate_database
-from server.embedded_worker import EmbeddedWorker
-from server.protections import is_wildcard_bind
-from server.security import is_loopback
+from server.http.protections import is_wildcard_bind
+from server.http.security import is_loopback
 from server.settings import Settings, load_settings
+from server.storage.engine import migrate_database
+from server.workers.embedded import EmbeddedWorker
 
 log = logging.getLogger("lowdino.server")
 SHUTDOWN_GRACE_S = 5
@@ -97,11 +97,11 @@ def migrate(settings: Settings) -> int:
 
 def _forget_worker(app: Any) -> Callable[[str], None]:
     def forget(name: str) -> None:
-        from server import crud
-        from server.db import session_scope
+        from server.storage.engine import session_scope
+        from server.workers import queries as worker_queries
 
         with session_scope(app.state.engine) as session:
-            crud.remove_worker(session, name=name)
+            worker_queries.remove_worker(session, name=name)
 
     return forget
 
@@ -109,7 +109,7 @@ def _forget_worker(app: Any) -> Callable[[str], None]:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from server.app import create_app
+    from server.http.app import create_app
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise here
@@ -164,7 +164,7 @@ class _Server:
     """uvicorn.Server that also tells open event streams to end when shutdown starts.
 
     uvicorn waits for open connections before it shuts down, and an event stream never ends by
-    itself; `stopping` (polled by server.sse) lets them finish within one poll interval.
+    itself; `stopping` (polled by server.events.sse) lets them finish within one poll interval.
     """
 
     def __new__(cls, config: Any, stopping: threading.Event) -> Any:

@@ -3,7 +3,7 @@
 Embedded default (one machine, no extra servers)::
 
     home          ~/.lowdino
-    database_url  sqlite:///<home>/lowdino.db          (WAL mode, see server.db)
+    database_url  sqlite:///<home>/lowdino.db          (WAL mode, see server.storage.engine)
     broker_url    sqla+sqlite:///<home>/broker.db      (kombu's SQLAlchemy transport: a file, no server)
     runs_dir      <home>/runs
 

@@ -11,7 +11,7 @@ from services import temporary_postgres
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """URL of a fresh, migrated PostgreSQL database for this session (dropped at the end)."""
-    from server.db import create_db_engine, upgrade_database
+    from server.storage.engine import create_db_engine, upgrade_database
 
     with temporary_postgres() as url:
         engine = create_db_engine(url)

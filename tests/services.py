@@ -51,7 +51,7 @@ def free_port() -> int:
 @contextlib.contextmanager
 def temporary_postgres(prefix: str = "lowdino_test") -> Iterator[str]:
     """The URL of a new, empty database on the local PostgreSQL, dropped afterwards (even if in use)."""
-    from server.db import create_db_engine
+    from server.storage.engine import create_db_engine
 
     require_service("PostgreSQL", POSTGRES_HOST, POSTGRES_PORT)
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"

@@ -29,9 +29,9 @@ Delivery: late ack, prefetch 1, concurrency 1
 
 from __future__ import annotations
 
-from server.broker import make_celery
-from server.queues import TASK_NAME
 from server.settings import get_settings
+from server.workers.broker import make_celery
+from server.workers.queues import TASK_NAME
 
 app = make_celery(get_settings().broker_url, role="worker")
 

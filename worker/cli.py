@@ -6,7 +6,7 @@
 
 One worker runs one run at a time (concurrency 1, prefetch 1); start one worker per GPU set. With
 "gpu" among its queues, a worker with G GPUs also takes gpu2 .. gpuG, the queues of runs asking for
-that many GPUs (server.queues). The pool
+that many GPUs (server.workers.queues). The pool
 is Celery's `solo`: the task runs in the worker process itself and the training runs in a child of
 it, so (a) there is exactly one process between Celery and the trainer, which dies with the worker
 (PR_SET_PDEATHSIG is bound to the thread that started it), and (b) the worker's shutdown signal reaches
@@ -22,7 +22,7 @@ import socket
 import sys
 
 from lowdino.errors import ConfigError, LowDinoError
-from server.queues import expand_gpu_queues
+from server.workers.queues import expand_gpu_queues
 from worker.identity import (
     ENV_GPUS,
     ENV_NAME,
@@ -86,7 +86,7 @@ def run_worker(args: argparse.Namespace) -> int:
             "start one `lowdino worker --gpus ...` per GPU set instead"
         )
     gpus = parse_gpus(args.gpus)
-    # A worker that takes "gpu" runs also takes the gpuN queues of runs it has the GPUs for (server.queues).
+    # A worker that takes "gpu" runs also takes the gpuN queues of runs it has the GPUs for (server.workers.queues).
     queues = expand_gpu_queues(parse_queues(args.queues), len(gpus if gpus is not None else visible_gpus()))
     name = args.name or default_name(gpus, socket.gethostname(), os.getpid())
     if "@" not in name:
@@ -107,8 +107,8 @@ def run_worker(args: argparse.Namespace) -> int:
 
 def check_database() -> None:
     """Fail fast with one line when the settings or the database are unusable (before Celery starts)."""
-    from server.db import migrate_database
     from server.settings import load_settings
+    from server.storage.engine import migrate_database
 
     migrate_database(load_settings().database_url)
 

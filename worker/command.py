@@ -25,7 +25,7 @@ from typing import Any
 
 from lowdino.contract.rundir import CONFIG_FILE
 from lowdino.errors import ConfigError
-from server.models import RUN_KINDS
+from server.vocabulary import RUN_KINDS
 
 
 def build_command(

@@ -15,9 +15,9 @@ import threading
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from server import crud
-from server.crud.worker_ops import reap_interrupted_runs
-from server.db import session_scope
+from server.runs.interruptions import reap_interrupted_runs
+from server.storage.engine import session_scope
+from server.workers import queries as worker_queries
 from worker.identity import WorkerIdentity, WorkerState
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def register_worker(engine: Engine, identity: WorkerIdentity) -> None:
     with session_scope(engine) as session:
-        crud.upsert_worker(
+        worker_queries.upsert_worker(
             session,
             name=identity.name,
             hostname=identity.hostname,
@@ -37,7 +37,7 @@ def register_worker(engine: Engine, identity: WorkerIdentity) -> None:
 
 def unregister_worker(engine: Engine, identity: WorkerIdentity) -> None:
     with session_scope(engine) as session:
-        crud.remove_worker(session, name=identity.name)
+        worker_queries.remove_worker(session, name=identity.name)
 
 
 class HeartbeatThread(threading.Thread):
@@ -62,7 +62,7 @@ class HeartbeatThread(threading.Thread):
         """One idle heartbeat (skipped while a run is supervised) and one reaper pass; reaped run ids."""
         if self.state.current_run_id is None:
             with session_scope(self.engine) as session:
-                crud.heartbeat(session, worker_name=self.identity.name, run_id=None)
+                worker_queries.heartbeat(session, worker_name=self.identity.name, run_id=None)
         reaped = reap_interrupted_runs(self.engine, heartbeat_timeout=self.heartbeat_timeout)
         for run_id in reaped:
             log.warning("run %s: no heartbeat for %.0f s; marked interrupted", run_id, self.heartbeat_timeout)

@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from lowdino.contract.rundir import EXIT_CANCELLED, EXIT_OK, EXIT_USER_ERROR
-from server.models import RunStatus
+from server.vocabulary import RunStatus
 
 
 class StopReason(StrEnum):

@@ -20,8 +20,8 @@ from celery import signals
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from server.db import create_db_engine, upgrade_database
 from server.settings import Settings, get_settings
+from server.storage.engine import create_db_engine, upgrade_database
 from worker.heartbeat import HeartbeatThread, register_worker, unregister_worker
 from worker.identity import WorkerIdentity, WorkerState
 from worker.supervisor import SupervisorOptions

@@ -2,14 +2,14 @@
 
     execute_run(engine, run_id, identity=..., options=...) -> RunResult
 
-1. Claim: ``UPDATE runs SET status='running' ... WHERE id=? AND status='queued'`` (crud.claim_run).
+1. Claim: ``UPDATE runs SET status='running' ... WHERE id=? AND status='queued'`` (run_queries.claim_run).
    A run that is not queued (already running elsewhere, finished, interrupted, cancelled) is refused,
    so a redelivered message never executes a run twice.
 2. Prepare the run directory: config.yaml from the run's stored config, stale STOP / summary.json
    removed, `--resume` only when a checkpoint exists.
 3. Start ``python -m lowdino KIND ...`` (or torchrun) as a child with stdout+stderr -> stdout.log,
    wrapped by worker.orphan_guard so that it dies with the worker.
-4. Every `poll_interval` (~200 ms): new metrics.jsonl records -> crud.ingest_metrics (one batch,
+4. Every `poll_interval` (~200 ms): new metrics.jsonl records -> metric_queries.ingest_metrics (one batch,
    idempotent per step); new stdout.log lines -> `log` events; cancel_requested in the DB -> STOP
    file; a worker shutdown -> STOP (the run ends interrupted, resumable); every `heartbeat_interval`
    the run's and the worker's heartbeat. Database hiccups (a PostgreSQL restart) are retried on the
@@ -47,9 +47,12 @@ from lowdino.config import CONFIG_MODELS
 from lowdino.config.loading import build_config, dump_config
 from lowdino.contract.rundir import CONFIG_FILE, STDOUT_FILE, RunDir, atomic_write_text
 from lowdino.errors import LowDinoError
-from server import crud
-from server.db import make_session_factory
-from server.models import Run
+from server.events import queries as event_queries
+from server.metrics import queries as metric_queries
+from server.runs import queries as run_queries
+from server.storage.engine import make_session_factory
+from server.storage.models import Run
+from server.workers import queries as worker_queries
 from worker.command import build_command, child_env, guarded, plan_launch
 from worker.identity import WorkerIdentity, WorkerState
 from worker.outcome import Outcome, RunStatus, StopReason, decide_outcome, signal_log_line
@@ -173,12 +176,15 @@ class _Supervision:
         if self.pending_records:
             batch = self.pending_records[:MAX_RECORDS_PER_BATCH]
             if self._db(
-                "ingest", lambda: crud.ingest_metrics(self.session, run_id=self.run_id, records=batch)
+                "ingest",
+                lambda: metric_queries.ingest_metrics(self.session, run_id=self.run_id, records=batch),
             ):
                 del self.pending_records[: len(batch)]
         if self.pending_lines:
             lines = list(self.pending_lines)
-            if self._db("log", lambda: crud.append_log(self.session, run_id=self.run_id, lines=lines)):
+            if self._db(
+                "log", lambda: event_queries.append_log(self.session, run_id=self.run_id, lines=lines)
+            ):
                 del self.pending_lines[: len(lines)]
 
     def _replay(self) -> None:
@@ -225,7 +231,7 @@ class _Supervision:
     def _read_flags(self) -> tuple[str, bool, str | None] | None:
         """(status, cancel_requested, worker_name) of the run; None when the DB did not answer."""
         try:
-            found = crud.run_control_flags(self.session, run_id=self.run_id)
+            found = run_queries.run_control_flags(self.session, run_id=self.run_id)
         except TRANSIENT_DB_ERRORS as exc:
             _note_db_failure(self.session, f"run {self.run_id}: read run", exc)
             return None
@@ -236,7 +242,9 @@ class _Supervision:
             return
         if self._db(
             "heartbeat",
-            lambda: crud.heartbeat(self.session, worker_name=self.identity.name, run_id=self.run_id),
+            lambda: worker_queries.heartbeat(
+                self.session, worker_name=self.identity.name, run_id=self.run_id
+            ),
         ):
             self.last_beat = now
 
@@ -298,7 +306,7 @@ class _Supervision:
 
 def _stored_step(session: Session, run_id: str) -> int:
     """The last metrics step the database holds for the run (0 when none)."""
-    run = crud.require_run(session, run_id=run_id)
+    run = run_queries.require_run(session, run_id=run_id)
     session.refresh(run)  # the identity map may hold a copy from before the outage
     return int(run.step or 0)
 
@@ -344,7 +352,7 @@ def _finish(
     moved: list[bool] = []
 
     def record() -> None:
-        run = crud.transition_run(
+        run = run_queries.transition_run(
             session, run_id=run_id, from_statuses=("running",), status=outcome.status.value, **fields
         )
         moved.append(run is not None)
@@ -359,8 +367,10 @@ def _finish(
 
 
 def _fail_before_start(session: Session, run_id: str, message: str) -> RunResult:
-    crud.append_log(session, run_id=run_id, lines=[f"[worker] {message}"], stream="worker")
-    crud.transition_run(session, run_id=run_id, from_statuses=("running",), status="failed", error=message)
+    event_queries.append_log(session, run_id=run_id, lines=[f"[worker] {message}"], stream="worker")
+    run_queries.transition_run(
+        session, run_id=run_id, from_statuses=("running",), status="failed", error=message
+    )
     return RunResult(run_id, "failed", message)
 
 
@@ -384,11 +394,11 @@ def execute_run(
 def _execute(
     session: Session, run_id: str, *, identity: WorkerIdentity, options: SupervisorOptions, state: WorkerState
 ) -> RunResult:
-    run = crud.get_run(session, run_id=run_id)
+    run = run_queries.get_run(session, run_id=run_id)
     if run is None:
         return RunResult(run_id, "refused", f"run {run_id} does not exist (deleted after it was queued?)")
     run_dir = Path(run.output_dir) if run.output_dir else options.runs_root / run_id
-    claimed = crud.claim_run(
+    claimed = run_queries.claim_run(
         session,
         run_id=run_id,
         worker_name=identity.name,
@@ -399,15 +409,15 @@ def _execute(
     )
     if claimed is None:
         session.rollback()
-        current = crud.get_run(session, run_id=run_id)
+        current = run_queries.get_run(session, run_id=run_id)
         status = current.status if current else "deleted"
         return RunResult(run_id, "refused", f"run {run_id} is {status}, not queued; not running it again")
     run = claimed
     state.current_run_id = run_id
     try:
-        crud.heartbeat(session, worker_name=identity.name, run_id=run_id)
+        worker_queries.heartbeat(session, worker_name=identity.name, run_id=run_id)
         if run.cancel_requested:
-            crud.transition_run(session, run_id=run_id, from_statuses=("running",), status="cancelled")
+            run_queries.transition_run(session, run_id=run_id, from_statuses=("running",), status="cancelled")
             return RunResult(run_id, "cancelled", "cancelled before it started")
         return _start_and_follow(session, run, run_dir, identity=identity, options=options, state=state)
     finally:
@@ -470,7 +480,7 @@ def _prepare(
     ]
     if config.get("resume") and not resume:
         notes.append("[worker] no checkpoint.pth from an earlier attempt; starting from step 0")
-    crud.append_log(session, run_id=run_id, lines=notes, stream="worker")
+    event_queries.append_log(session, run_id=run_id, lines=notes, stream="worker")
     return _Launch(argv=argv, env=child_env(plan.visible_gpus, extra=options.env_extra), resume=resume)
 
 
@@ -508,7 +518,7 @@ def _follow(
         _try_db(
             session,
             f"run {run_id}: mark interrupted",
-            lambda: crud.transition_run(
+            lambda: run_queries.transition_run(
                 session,
                 run_id=run_id,
                 from_statuses=("running",),
@@ -535,7 +545,7 @@ def _conclude(
     _try_db(
         session,
         f"run {run_id}: final log",
-        lambda: crud.append_log(
+        lambda: event_queries.append_log(
             session, run_id=run_id, lines=[f"[worker] {outcome.message}"], stream="worker"
         ),
     )

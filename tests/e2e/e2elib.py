@@ -93,7 +93,7 @@ class Stack:
         port = port or free_port()
         self.api_url = f"http://127.0.0.1:{port}"
         command = [
-            sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app",
+            sys.executable, "-m", "uvicorn", "--factory", "server.http.app:create_app",
             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
             # Open event streams never end by themselves: without a limit uvicorn waits for them on exit.
             "--timeout-graceful-shutdown", "2",
@@ -317,8 +317,8 @@ def loss_rows_per_step(database_url: str, run_id: str) -> dict[int, int]:
     """step -> number of stored `loss` points, read straight from the database."""
     from sqlalchemy import func, select
 
-    from server.db import create_db_engine, session_scope
-    from server.models import Metric
+    from server.storage.engine import create_db_engine, session_scope
+    from server.storage.models import Metric
 
     engine = create_db_engine(database_url)
     try:

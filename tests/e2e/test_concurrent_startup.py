@@ -1,6 +1,6 @@
 """Three API processes started at once on an empty PostgreSQL database all come up, with one schema.
 
-Each API runs `alembic upgrade head` at start; server.db serialises that with a PostgreSQL advisory
+Each API runs `alembic upgrade head` at start; server.storage.engine serialises that with a PostgreSQL advisory
 lock, so the first creates the schema and the others find it at head (no duplicate-table errors).
 """
 
@@ -16,7 +16,7 @@ import pytest
 from e2elib import free_port, postgres_database, require_service, wait_for
 from sqlalchemy import inspect, text
 
-from server.db import alembic_config, create_db_engine
+from server.storage.engine import alembic_config, create_db_engine
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 REPLICAS = 3
@@ -62,7 +62,7 @@ def test_three_api_processes_on_an_empty_database(empty_postgres: str, tmp_path:
         port = free_port()
         log = (tmp_path / f"api{index}.log").open("wb")
         command = [
-            sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app",
+            sys.executable, "-m", "uvicorn", "--factory", "server.http.app:create_app",
             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
         ]  # fmt: skip
         processes.append((subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), port))
@@ -89,7 +89,7 @@ def test_three_api_processes_on_an_empty_database(empty_postgres: str, tmp_path:
 
 
 def _upgrade_at_once(url: str, barrier: multiprocessing.synchronize.Barrier) -> None:
-    from server.db import upgrade_database
+    from server.storage.engine import upgrade_database
 
     engine = create_db_engine(url)
     barrier.wait()

@@ -2,7 +2,7 @@
 
 The browser reports each blocked script, style, image, connection or worker as a
 `securitypolicyviolation` event (and a console error); both are collected from the first byte of each
-page on. /docs and /redoc keep their own policy (server.web), which is checked the same way.
+page on. /docs and /redoc keep their own policy (server.http.web), which is checked the same way.
 """
 
 from __future__ import annotations

@@ -20,10 +20,10 @@ from browserlib import PageWatch, launched_browser, save_screenshot
 from e2elib import Stack, running_stack
 
 from lowdino.eval.results import EvalResults, ProtocolResult, write_results
-from server import crud
-from server.db import create_db_engine, session_scope
-from server.models import new_run_id
+from server.runs import queries as run_queries
 from server.settings import Settings
+from server.storage.engine import create_db_engine, session_scope
+from server.storage.models import new_run_id
 
 pytestmark = [pytest.mark.slow]
 PRETRAIN = {
@@ -50,7 +50,7 @@ def seed_runs(stack: Stack) -> dict[str, Any]:
     def make(session: Any, kind: str, config: dict[str, Any], parent_id: str | None = None) -> str:
         run_id = new_run_id()
         settings.run_dir(run_id).mkdir(parents=True)
-        crud.create_run(
+        run_queries.create_run(
             session,
             kind=kind,
             config=config,
@@ -58,7 +58,7 @@ def seed_runs(stack: Stack) -> dict[str, Any]:
             output_dir=str(settings.run_dir(run_id)),
             parent_id=parent_id,
         )
-        crud.update_run_status(session, run_id=run_id, status="completed")
+        run_queries.update_run_status(session, run_id=run_id, status="completed")
         return run_id
 
     def results(

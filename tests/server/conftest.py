@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 from serverlib import serving
 from sqlalchemy import Engine, text
 
-from server.app import create_app
-from server.db import create_db_engine, upgrade_database
+from server.http.app import create_app
 from server.settings import Settings
+from server.storage.engine import create_db_engine, upgrade_database
 
 TABLES = ("events", "metric_blocks", "metrics", "workers", "runs", "sweeps")
 

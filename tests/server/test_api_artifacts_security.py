@@ -10,8 +10,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from server.app import create_app
-from server.security import is_loopback
+from server.http.app import create_app
+from server.http.security import is_loopback
 from server.settings import Settings
 
 TINY = {"dataset": "synthetic", "batch_size": 16, "backbone": "resnet5m"}
@@ -152,9 +152,11 @@ def test_loopback_detection() -> None:
 
 
 def test_health_reports_database_broker_and_live_workers(client: TestClient, session: object) -> None:
-    from server import crud
+    from server.workers import queries as worker_queries
 
-    crud.upsert_worker(session, name="gpu-0", hostname="box", queues=["gpu"], gpus=[0], pid=os.getpid())  # type: ignore[arg-type]
+    worker_queries.upsert_worker(
+        session, name="gpu-0", hostname="box", queues=["gpu"], gpus=[0], pid=os.getpid()
+    )  # type: ignore[arg-type]
     body = client.get("/api/health").json()
     assert body["status"] == "ok"
     assert body["database"]["ok"]

@@ -11,9 +11,10 @@ from pydantic import ValidationError
 
 from lowdino.config import CONFIG_MODELS, EvalConfig, PretrainConfig
 from lowdino.eval.references import load_references
-from server import crud
-from server.models import RunStatus
+from server.metrics import queries as metric_queries
+from server.runs import queries as run_queries
 from server.settings import Settings
+from server.vocabulary import RunStatus
 
 CIFAR = {"dataset": "synthetic", "backbone": "resnet5m"}
 
@@ -52,15 +53,15 @@ def test_compare_runs(client: TestClient, session: object, settings: Settings) -
     # b's monitor peaks before the end: 20, 70, then 60 at the final checkpoint.
     knn = {a["id"]: {10: 10.0, 20: 20.0, 30: 30.0}, b["id"]: {10: 20.0, 20: 70.0, 30: 60.0}}
     for run, params in ((a, 4_956_480), (b, 951_024)):
-        crud.update_run_status(session, run_id=run["id"], status="completed", params=params)  # type: ignore[arg-type]
-        crud.ingest_metrics(  # type: ignore[arg-type]
+        run_queries.update_run_status(session, run_id=run["id"], status="completed", params=params)  # type: ignore[arg-type]
+        metric_queries.ingest_metrics(  # type: ignore[arg-type]
             session,
             run_id=run["id"],
             records=[
                 {"step": s, "loss": 10 - s / 10, "knn_top1": knn[run["id"]].get(s)} for s in range(1, 31)
             ],
         )
-    crud.update_run_status(session, run_id=e["id"], status="completed", params=4_956_480)  # type: ignore[arg-type]
+    run_queries.update_run_status(session, run_id=e["id"], status="completed", params=4_956_480)  # type: ignore[arg-type]
     results = {
         "image_size": 224,
         "labels_used": 1.0,

@@ -7,8 +7,10 @@ import pytest
 from fastapi import FastAPI
 from serverlib import SseEvent, SseReader
 
-from server import crud
-from server.db import session_scope
+from server.events import queries as event_queries
+from server.metrics import queries as metric_queries
+from server.runs import queries as run_queries
+from server.storage.engine import session_scope
 
 
 def read_events(response: httpx.Response, count: int) -> list[SseEvent]:
@@ -18,7 +20,7 @@ def read_events(response: httpx.Response, count: int) -> list[SseEvent]:
 def test_events_stream_live_and_resume(app: FastAPI, live_server: str) -> None:
     engine = app.state.engine
     with session_scope(engine) as session:
-        run_id = crud.create_run(session, kind="pretrain", config={}).id  # event 1: status queued
+        run_id = run_queries.create_run(session, kind="pretrain", config={}).id  # event 1: status queued
     timeout = httpx.Timeout(10.0)
     url = f"{live_server}/api/runs/{run_id}/events"
     with httpx.Client(timeout=timeout) as client, client.stream("GET", url) as response:
@@ -32,9 +34,11 @@ def test_events_stream_live_and_resume(app: FastAPI, live_server: str) -> None:
 
         # Events committed while the client is connected arrive on the open stream.
         with session_scope(engine) as session:
-            crud.claim_run(session, run_id=run_id, worker_name="w")
-            crud.ingest_metrics(session, run_id=run_id, records=[{"step": 1, "loss": 2.5, "total_steps": 10}])
-            crud.append_log(session, run_id=run_id, lines=["hello"])
+            run_queries.claim_run(session, run_id=run_id, worker_name="w")
+            metric_queries.ingest_metrics(
+                session, run_id=run_id, records=[{"step": 1, "loss": 2.5, "total_steps": 10}]
+            )
+            event_queries.append_log(session, run_id=run_id, lines=["hello"])
         live = reader.take(3)
     assert [event.type for event in live] == ["status", "metric", "log"]
     assert live[1].data["points"] == [{"key": "loss", "step": 1, "epoch": None, "time": None, "value": 2.5}]
@@ -45,8 +49,8 @@ def test_events_stream_live_and_resume(app: FastAPI, live_server: str) -> None:
 
     # While disconnected, more happens; reconnecting with Last-Event-ID yields exactly what was missed.
     with session_scope(engine) as session:
-        crud.ingest_metrics(session, run_id=run_id, records=[{"step": 2, "loss": 2.0}])
-        crud.update_run_status(session, run_id=run_id, status="completed", exit_code=0)
+        metric_queries.ingest_metrics(session, run_id=run_id, records=[{"step": 2, "loss": 2.0}])
+        run_queries.update_run_status(session, run_id=run_id, status="completed", exit_code=0)
     with httpx.Client(timeout=timeout) as client:
         with client.stream("GET", url, headers={"Last-Event-ID": str(live[-1].id)}) as response:
             missed = read_events(response, 2)
@@ -63,10 +67,10 @@ def test_events_stream_live_and_resume(app: FastAPI, live_server: str) -> None:
 def test_events_of_other_runs_are_not_mixed_in(app: FastAPI, live_server: str) -> None:
     engine = app.state.engine
     with session_scope(engine) as session:
-        mine = crud.create_run(session, kind="pretrain", config={}).id
-        other = crud.create_run(session, kind="pretrain", config={}).id
-        crud.ingest_metrics(session, run_id=other, records=[{"step": 1, "loss": 1.0}])
-        crud.ingest_metrics(session, run_id=mine, records=[{"step": 1, "loss": 9.0}])
+        mine = run_queries.create_run(session, kind="pretrain", config={}).id
+        other = run_queries.create_run(session, kind="pretrain", config={}).id
+        metric_queries.ingest_metrics(session, run_id=other, records=[{"step": 1, "loss": 1.0}])
+        metric_queries.ingest_metrics(session, run_id=mine, records=[{"step": 1, "loss": 9.0}])
     with (
         httpx.Client(timeout=httpx.Timeout(10.0)) as client,
         client.stream("GET", f"{live_server}/api/runs/{mine}/events") as response,

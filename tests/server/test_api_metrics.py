@@ -11,15 +11,17 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from server import crud
-from server.crud.downsample import downsample_series
-from server.db import session_scope
+from server.events import queries as event_queries
+from server.metrics import queries as metric_queries
+from server.metrics.downsample import downsample_series
+from server.runs import queries as run_queries
 from server.settings import Settings
+from server.storage.engine import session_scope
 
 
 def make_run(engine: Engine) -> str:
     with session_scope(engine) as session:
-        return crud.create_run(session, kind="pretrain", config={"backbone": "resnet5m"}).id
+        return run_queries.create_run(session, kind="pretrain", config={"backbone": "resnet5m"}).id
 
 
 def noisy_series(n: int, seed: int = 0) -> list[float]:
@@ -41,7 +43,7 @@ def ingest(engine: Engine, run_id: str, values: list[float], *, start: int = 1, 
             for i, v in enumerate(values)
         ]
         for first in range(0, len(rows), batch):
-            crud.ingest_metrics(session, run_id=run_id, records=rows[first : first + batch])
+            metric_queries.ingest_metrics(session, run_id=run_id, records=rows[first : first + batch])
 
 
 @pytest.mark.parametrize("max_points", [10, 101, 1500])
@@ -85,7 +87,7 @@ def test_small_series_come_back_raw(engine: Engine) -> None:
 def test_sparse_series_keeps_every_point(engine: Engine) -> None:
     run_id = make_run(engine)
     with session_scope(engine) as session:
-        crud.ingest_metrics(
+        metric_queries.ingest_metrics(
             session, run_id=run_id, records=[{"step": s * 1000, "knn_top1": s / 10} for s in range(1, 301)]
         )
         series = downsample_series(session, run_id=run_id, key="knn_top1", max_points=1500)
@@ -97,7 +99,7 @@ def test_metrics_endpoint_axes_and_ranges(client: TestClient, engine: Engine) ->
     values = noisy_series(5000)
     ingest(engine, run_id, values)
     with session_scope(engine) as session:
-        crud.ingest_metrics(
+        metric_queries.ingest_metrics(
             session, run_id=run_id, records=[{"step": s, "knn_top1": float(s)} for s in (100, 200)]
         )
     body = client.get(f"/api/runs/{run_id}/metrics", params={"max_points": 200}).json()
@@ -130,7 +132,7 @@ def test_csv_export_streams_every_raw_point(client: TestClient, engine: Engine) 
     values = noisy_series(12_345)
     ingest(engine, run_id, values)
     with session_scope(engine) as session:
-        crud.ingest_metrics(session, run_id=run_id, records=[{"step": 7, "knn_top1": 12.5}])
+        metric_queries.ingest_metrics(session, run_id=run_id, records=[{"step": 7, "knn_top1": 12.5}])
     response = client.get(f"/api/runs/{run_id}/metrics.csv")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
@@ -149,7 +151,7 @@ def test_csv_export_streams_every_raw_point(client: TestClient, engine: Engine) 
 def test_logs_from_events_then_file(client: TestClient, engine: Engine, settings: Settings) -> None:
     run_id = make_run(engine)
     with session_scope(engine) as session:
-        crud.update_run_status(
+        run_queries.update_run_status(
             session, run_id=run_id, status="running", output_dir=str(settings.run_dir(run_id))
         )
     assert client.get(f"/api/runs/{run_id}/logs").json() == {"run_id": run_id, "lines": [], "source": "none"}
@@ -159,7 +161,7 @@ def test_logs_from_events_then_file(client: TestClient, engine: Engine, settings
     assert from_file["source"] == "file"
     assert from_file["lines"] == ["file 8", "file 9"]
     with session_scope(engine) as session:
-        crud.append_log(session, run_id=run_id, lines=["a", "b", "c"])
+        event_queries.append_log(session, run_id=run_id, lines=["a", "b", "c"])
     from_events = client.get(f"/api/runs/{run_id}/logs", params={"tail": 2}).json()
     assert from_events == {"run_id": run_id, "lines": ["b", "c"], "source": "events"}
     assert client.get(f"/api/runs/{run_id}/logs", params={"tail": 0}).status_code == 422
@@ -189,12 +191,12 @@ def test_replayed_steps_refresh_the_block_summaries(engine: Engine) -> None:
     with session_scope(engine) as session:
         # A resumed run rewrites steps 4000-4010: a new global minimum appears, and the old maximum
         # at step 97 * 10 is overwritten with an ordinary value.
-        crud.ingest_metrics(
+        metric_queries.ingest_metrics(
             session,
             run_id=run_id,
             records=[{"step": s, "loss": -5.0 if s == 4005 else 1.0} for s in range(4000, 4011)],
         )
-        crud.ingest_metrics(session, run_id=run_id, records=[{"step": 96, "loss": 500.0}])
+        metric_queries.ingest_metrics(session, run_id=run_id, records=[{"step": 96, "loss": 500.0}])
         series = downsample_series(session, run_id=run_id, key="loss", max_points=20)
     assert min(series.values) == -5.0
     assert series.steps[series.values.index(-5.0)] == 4005

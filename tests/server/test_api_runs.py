@@ -9,7 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from serverlib import extract_cifar, make_run_files
 
-from server import crud
+from server.events import queries as event_queries
+from server.metrics import queries as metric_queries
+from server.runs import queries as run_queries
 from server.settings import Settings
 
 TINY = {"dataset": "synthetic", "batch_size": 16, "backbone": "resnet5m", "max_steps": 5}
@@ -166,7 +168,7 @@ def test_list_filters_sort_and_pages(client: TestClient, session: object) -> Non
             "config": {"dataset": "synthetic", "backbone": "resnet5m"},
         },
     ).json()
-    crud.update_run_status(session, run_id=b["id"], status="running")  # type: ignore[arg-type]
+    run_queries.update_run_status(session, run_id=b["id"], status="running")  # type: ignore[arg-type]
 
     def ids(**params: object) -> list[str]:
         body = client.get("/api/runs", params=params).json()
@@ -220,7 +222,7 @@ def test_cancel_queued_run_is_immediate(client: TestClient, settings: Settings) 
 
 def test_cancel_running_run_is_cooperative(client: TestClient, session: object, settings: Settings) -> None:
     run = submit(client)
-    crud.claim_run(session, run_id=run["id"], worker_name="w1")  # type: ignore[arg-type]
+    run_queries.claim_run(session, run_id=run["id"], worker_name="w1")  # type: ignore[arg-type]
     response = client.post(f"/api/runs/{run['id']}/cancel")
     assert response.status_code == 200
     body = response.json()
@@ -232,9 +234,9 @@ def test_cancel_running_run_is_cooperative(client: TestClient, session: object, 
 def test_resume_rules(client: TestClient, session: object, settings: Settings) -> None:
     run = submit(client)
     run_id = run["id"]
-    crud.claim_run(session, run_id=run_id, worker_name="w1")  # type: ignore[arg-type]
+    run_queries.claim_run(session, run_id=run_id, worker_name="w1")  # type: ignore[arg-type]
     assert client.post(f"/api/runs/{run_id}/resume").status_code == 409  # running
-    crud.update_run_status(session, run_id=run_id, status="interrupted", error="worker died")  # type: ignore[arg-type]
+    run_queries.update_run_status(session, run_id=run_id, status="interrupted", error="worker died")  # type: ignore[arg-type]
     no_checkpoint = client.post(f"/api/runs/{run_id}/resume")
     assert no_checkpoint.status_code == 409
     assert "checkpoint" in no_checkpoint.json()["detail"]
@@ -249,8 +251,8 @@ def test_resume_rules(client: TestClient, session: object, settings: Settings) -
     assert resumed["error"] is None
     assert not (settings.run_dir(run_id) / "STOP").exists()
 
-    crud.claim_run(session, run_id=run_id, worker_name="w1")  # type: ignore[arg-type]
-    crud.update_run_status(session, run_id=run_id, status="completed", exit_code=0)  # type: ignore[arg-type]
+    run_queries.claim_run(session, run_id=run_id, worker_name="w1")  # type: ignore[arg-type]
+    run_queries.update_run_status(session, run_id=run_id, status="completed", exit_code=0)  # type: ignore[arg-type]
     completed = client.post(f"/api/runs/{run_id}/resume")
     assert completed.status_code == 409
     assert "clone" in completed.json()["detail"]
@@ -260,8 +262,8 @@ def test_eval_runs_cannot_resume(client: TestClient, session: object, settings: 
     run = client.post(
         "/api/runs", json={"kind": "eval", "config": {"dataset": "synthetic", "backbone": "resnet5m"}}
     ).json()
-    crud.claim_run(session, run_id=run["id"], worker_name="w1")  # type: ignore[arg-type]
-    crud.update_run_status(session, run_id=run["id"], status="failed")  # type: ignore[arg-type]
+    run_queries.claim_run(session, run_id=run["id"], worker_name="w1")  # type: ignore[arg-type]
+    run_queries.update_run_status(session, run_id=run["id"], status="failed")  # type: ignore[arg-type]
     make_run_files(settings.run_dir(run["id"]))
     response = client.post(f"/api/runs/{run['id']}/resume")
     assert response.status_code == 409
@@ -294,16 +296,16 @@ def test_delete_removes_row_metrics_and_files(
 ) -> None:
     run = submit(client)
     run_id = run["id"]
-    crud.claim_run(session, run_id=run_id, worker_name="w1")  # type: ignore[arg-type]
-    crud.ingest_metrics(session, run_id=run_id, records=[{"step": 1, "loss": 2.0}])  # type: ignore[arg-type]
+    run_queries.claim_run(session, run_id=run_id, worker_name="w1")  # type: ignore[arg-type]
+    metric_queries.ingest_metrics(session, run_id=run_id, records=[{"step": 1, "loss": 2.0}])  # type: ignore[arg-type]
     make_run_files(settings.run_dir(run_id))
     assert client.delete(f"/api/runs/{run_id}").status_code == 409  # running
-    crud.update_run_status(session, run_id=run_id, status="failed")  # type: ignore[arg-type]
+    run_queries.update_run_status(session, run_id=run_id, status="failed")  # type: ignore[arg-type]
     assert client.delete(f"/api/runs/{run_id}").status_code == 204
     assert client.get(f"/api/runs/{run_id}").status_code == 404
     assert not settings.run_dir(run_id).exists()
-    assert crud.count_points(session, run_id=run_id) == 0  # type: ignore[arg-type]
-    assert crud.events_after(session, run_id=run_id) == []  # type: ignore[arg-type]
+    assert metric_queries.count_points(session, run_id=run_id) == 0  # type: ignore[arg-type]
+    assert event_queries.events_after(session, run_id=run_id) == []  # type: ignore[arg-type]
 
 
 def test_delete_never_touches_directories_outside_runs_dir(
@@ -314,13 +316,13 @@ def test_delete_never_touches_directories_outside_runs_dir(
     precious.mkdir()
     (precious / "keep.txt").write_text("mine")
     # Even if a row pointed elsewhere (a bug or an old database), deletion stays inside runs_dir.
-    crud.update_run_status(session, run_id=run["id"], status="failed", output_dir=str(precious))  # type: ignore[arg-type]
+    run_queries.update_run_status(session, run_id=run["id"], status="failed", output_dir=str(precious))  # type: ignore[arg-type]
     assert client.delete(f"/api/runs/{run['id']}").status_code == 204
     assert (precious / "keep.txt").read_text() == "mine"
 
 
 def test_broker_down_fails_the_run_with_503(settings: Settings) -> None:
-    from server.app import create_app
+    from server.http.app import create_app
 
     down = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
     app = create_app(down)

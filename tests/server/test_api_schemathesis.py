@@ -26,7 +26,9 @@ from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from serverlib import make_run_files
 
-from server import crud
+from server.events import queries as event_queries
+from server.metrics import queries as metric_queries
+from server.runs import queries as run_queries
 from server.settings import Settings
 
 EXAMPLES_PER_OPERATION = 12
@@ -39,17 +41,17 @@ SEMANTIC_CONFIG_OPERATIONS = frozenset(
 def seed_run(app: FastAPI) -> str:
     settings: Settings = app.state.settings
     with app.state.session_factory() as session:
-        run = crud.create_run(
+        run = run_queries.create_run(
             session, kind="pretrain", config={"dataset": "synthetic", "backbone": "resnet5m"}
         )
         run_dir = settings.run_dir(run.id)
-        crud.update_run_status(session, run_id=run.id, status="failed", output_dir=str(run_dir))
-        crud.ingest_metrics(
+        run_queries.update_run_status(session, run_id=run.id, status="failed", output_dir=str(run_dir))
+        metric_queries.ingest_metrics(
             session,
             run_id=run.id,
             records=[{"step": s, "time": s * 0.1, "loss": 1 / s, "knn_top1": s} for s in range(1, 30)],
         )
-        crud.append_log(session, run_id=run.id, lines=["hello", "world"])
+        event_queries.append_log(session, run_id=run.id, lines=["hello", "world"])
     make_run_files(run_dir)
     return run.id
 

@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from server import crud
-from server.chains import queue_owed_evaluations
-from server.models import Run, Sweep
+from server.runs import queries as run_queries
+from server.runs.chains import queue_owed_evaluations
 from server.settings import Settings
+from server.storage.models import Run, Sweep
 
 TINY = {"dataset": "synthetic", "batch_size": 16, "backbone": "resnet5m", "max_steps": 5}
 EVALUATE = {"protocols": ["knn"], "k": 5, "seeds": [0]}
@@ -143,8 +143,8 @@ def test_evaluate_block_is_validated_at_submission(client: TestClient) -> None:
 
 
 def complete(session: Session, run_id: str) -> None:
-    crud.update_run_status(session, run_id=run_id, status="running")
-    crud.update_run_status(session, run_id=run_id, status="completed", exit_code=0)
+    run_queries.update_run_status(session, run_id=run_id, status="running")
+    run_queries.update_run_status(session, run_id=run_id, status="completed", exit_code=0)
 
 
 def test_a_completed_chained_run_gets_exactly_one_linked_evaluation(
@@ -190,11 +190,11 @@ def test_cancelled_or_failed_parents_owe_nothing_until_a_resume_completes(
     client: TestClient, app: FastAPI, session: Session, settings: Settings
 ) -> None:
     parent = client.post("/api/runs", json={"kind": "pretrain", "config": TINY, "evaluate": EVALUATE}).json()
-    crud.update_run_status(session, run_id=parent["id"], status="running")
-    crud.update_run_status(session, run_id=parent["id"], status="failed", error="boom")
+    run_queries.update_run_status(session, run_id=parent["id"], status="running")
+    run_queries.update_run_status(session, run_id=parent["id"], status="failed", error="boom")
     assert queue_owed_evaluations(session, app.state.celery, settings) == []
     # Resumed later (same row, same evaluate block) and completed: now exactly one evaluation.
-    crud.update_run_status(session, run_id=parent["id"], status="queued")
+    run_queries.update_run_status(session, run_id=parent["id"], status="queued")
     complete(session, parent["id"])
     assert len(queue_owed_evaluations(session, app.state.celery, settings)) == 1
     assert queue_owed_evaluations(session, app.state.celery, settings) == []

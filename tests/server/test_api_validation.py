@@ -34,7 +34,7 @@ def test_unknown_kind_and_status_filters_name_the_choices(client: TestClient) ->
 
 def test_openapi_enums_come_from_the_one_definition(client: TestClient) -> None:
     from lowdino.config import CONFIG_MODELS
-    from server.models import RunStatus
+    from server.vocabulary import RunStatus
 
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     assert schemas["RunKind"]["enum"] == list(CONFIG_MODELS)

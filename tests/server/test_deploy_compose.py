@@ -84,12 +84,12 @@ def test_every_service_is_there_with_a_health_check(compose: dict[str, Any]) -> 
     assert set(found) == SERVICES
     assert "redis-cli ping" in health_test(found["redis"])
     assert "pg_isready" in health_test(found["postgres"])
-    assert "server.healthcheck api" in health_test(found["api"])
+    assert "server.http.healthcheck api" in health_test(found["api"])
     assert "/api/health" in health_test(found["api"])
     for name in WORKERS:
         worker = found[name]
         # The health check asks about this very worker's heartbeat.
-        assert f"server.healthcheck worker --name {option(worker['command'], '--name')}" in health_test(
+        assert f"server.http.healthcheck worker --name {option(worker['command'], '--name')}" in health_test(
             worker
         )
     # The one-shot migration has no health check: its exit status is its health, and everything that
@@ -194,11 +194,11 @@ def test_the_wheel_ships_the_dashboard_presets_and_migrations(tmp_path: Path) ->
     )
     (wheel,) = tmp_path.glob("lowdino-*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
-    for folder in ("frontend", "server/migrations", "lowdino/presets"):
+    for folder in ("frontend", "server/storage/migrations", "lowdino/presets"):
         for path in (ROOT / folder).rglob("*"):
             if path.is_file() and "__pycache__" not in path.parts:
                 assert path.relative_to(ROOT).as_posix() in shipped
-    assert "server/alembic.ini" in shipped
+    assert "server/storage/alembic.ini" in shipped
     assert "lowdino/presets/quickstart.yaml" in shipped  # the dashboard's preset cards
 
 
@@ -215,7 +215,7 @@ def migrate_only(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_migrate_service_command_migrates_and_exits(tmp_path: Path) -> None:
-    from server.db import create_db_engine, current_revision
+    from server.storage.engine import create_db_engine, current_revision
 
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     result = migrate_only({"LOWDINO_HOME": str(tmp_path), "LOWDINO_DATABASE_URL": url})

@@ -25,12 +25,15 @@ from serverlib import SseReader, serving
 from services import private_postgres
 from sqlalchemy import Engine, event
 
-from server import crud, event_hub
-from server.app import create_app
-from server.db import create_db_engine, session_scope
-from server.event_hub import EventHub
+from server.events import hub
+from server.events import queries as event_queries
+from server.events.hub import EventHub
+from server.events.sse import event_stream
+from server.http.app import create_app
+from server.metrics import queries as metric_queries
+from server.runs import queries as run_queries
 from server.settings import Settings
-from server.sse import event_stream
+from server.storage.engine import create_db_engine, session_scope
 
 CLIENTS = 30
 STEPS = 12
@@ -86,10 +89,12 @@ def write_steps(engine: Engine, run_id: str, steps: range, *, finish: bool) -> N
     """What the worker does: one committed metrics batch per step (own engine: not counted)."""
     with session_scope(engine) as session:
         for step in steps:
-            crud.ingest_metrics(session, run_id=run_id, records=[{"step": step, "loss": 1.0 / step}])
+            metric_queries.ingest_metrics(
+                session, run_id=run_id, records=[{"step": step, "loss": 1.0 / step}]
+            )
             time.sleep(0.02)
         if finish:
-            crud.update_run_status(session, run_id=run_id, status="completed", exit_code=0)
+            run_queries.update_run_status(session, run_id=run_id, status="completed", exit_code=0)
 
 
 async def watch(
@@ -113,7 +118,7 @@ async def watch(
 
 def test_many_clients_one_reader(app: FastAPI, live_server: str, engine: Engine) -> None:
     with session_scope(engine) as session:
-        run_id = crud.create_run(session, kind="pretrain", config={}).id  # event 1: status queued
+        run_id = run_queries.create_run(session, kind="pretrain", config={}).id  # event 1: status queued
     half = STEPS // 2
     # Phase 1: one client; phase 2: thirty clients (from the first event on, catch-up then live).
     one, statements_one, reads_one = asyncio.run(
@@ -123,7 +128,7 @@ def test_many_clients_one_reader(app: FastAPI, live_server: str, engine: Engine)
         watch(app, live_server, run_id, CLIENTS, engine, range(half + 1, STEPS + 1), expected=2 + STEPS)
     )
     with session_scope(engine) as session:
-        stored = [(item.id, item.type) for item in crud.events_after(session, run_id=run_id)]
+        stored = [(item.id, item.type) for item in event_queries.events_after(session, run_id=run_id)]
     assert len(stored) == 2 + STEPS
     assert [(item[0], item[1]) for item in one[0].events] == stored[: 1 + half]
     for client in many:
@@ -160,13 +165,13 @@ async def _take(stream: AsyncIterator[str], count: int) -> list[int]:
 
 @pytest.fixture
 def small_queues(monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(event_hub, "QUEUE_SIZE", 3)
+    monkeypatch.setattr(hub, "QUEUE_SIZE", 3)
     return 3
 
 
 def test_slow_client_catches_up_from_the_database(app: FastAPI, engine: Engine, small_queues: int) -> None:
     with session_scope(engine) as session:
-        run_id = crud.create_run(session, kind="pretrain", config={}).id
+        run_id = run_queries.create_run(session, kind="pretrain", config={}).id
     total = 1 + 4 * small_queues
 
     async def scenario() -> tuple[list[int], list[int], bool]:
@@ -203,7 +208,7 @@ def test_slow_client_catches_up_from_the_database(app: FastAPI, engine: Engine, 
 
     fast_ids, slow_ids, lagging = asyncio.run(scenario())
     with session_scope(engine) as session:
-        stored = [item.id for item in crud.events_after(session, run_id=run_id)]
+        stored = [item.id for item in event_queries.events_after(session, run_id=run_id)]
     assert lagging, "the slow client's bounded queue should have overflowed"
     assert fast_ids == stored
     assert slow_ids == stored
@@ -223,7 +228,7 @@ def test_streams_go_on_after_a_postgres_restart(tmp_path: Path) -> None:
         writer = create_db_engine(postgres.url)
         try:
             with session_scope(writer) as session:
-                run_id = crud.create_run(session, kind="pretrain", config={}).id
+                run_id = run_queries.create_run(session, kind="pretrain", config={}).id
             with (
                 serving(app) as base,
                 httpx.Client(timeout=httpx.Timeout(30.0)) as http,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from server import crud
-from server.queues import expand_gpu_queues, gpu_capacity, gpus_needed
+from server.workers import queries as worker_queries
+from server.workers.queues import expand_gpu_queues, gpu_capacity, gpus_needed
 
 TINY = {"dataset": "synthetic", "batch_size": 16, "backbone": "resnet5m", "max_steps": 5}
 
@@ -38,8 +38,8 @@ def test_more_gpus_than_the_largest_live_worker_is_refused_at_submission(
     assert queued.json()["queue"] == "gpu4"
     assert "no live worker takes queue 'gpu4'" in queued.json()["warning"]
 
-    crud.upsert_worker(session, name="gpu-box-1", queues=["gpu", "gpu2"], gpus=[0, 1])  # type: ignore[arg-type]
-    crud.upsert_worker(session, name="cpu-box", queues=["cpu"], gpus=[])  # type: ignore[arg-type]
+    worker_queries.upsert_worker(session, name="gpu-box-1", queues=["gpu", "gpu2"], gpus=[0, 1])  # type: ignore[arg-type]
+    worker_queries.upsert_worker(session, name="cpu-box", queues=["cpu"], gpus=[])  # type: ignore[arg-type]
     refused = submit(client, device="cuda", device_ids=[0, 1, 2, 3])
     assert refused.status_code == 422
     body = refused.json()
@@ -56,7 +56,7 @@ def test_more_gpus_than_the_largest_live_worker_is_refused_at_submission(
 
 
 def test_a_gpu_run_is_refused_when_only_cpu_workers_are_live(client: TestClient, session: object) -> None:
-    crud.upsert_worker(session, name="cpu-box", queues=["cpu", "gpu"], gpus=[])  # type: ignore[arg-type]
+    worker_queries.upsert_worker(session, name="cpu-box", queues=["cpu", "gpu"], gpus=[])  # type: ignore[arg-type]
     refused = submit(client, device="cuda")
     assert refused.status_code == 422
     assert "config.device: needs 1 GPU; the largest live worker, cpu-box, has 0" in refused.json()["detail"]

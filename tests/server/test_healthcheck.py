@@ -1,4 +1,4 @@
-"""`python -m server.healthcheck`: the containers' health checks (docker-compose.yml), as real processes."""
+"""`python -m server.http.healthcheck`: the containers' health checks (docker-compose.yml), as real processes."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from server import crud
-from server.app import create_app
-from server.db import create_db_engine, session_scope, upgrade_database
-from server.models import Worker, utcnow
+from server.http.app import create_app
 from server.settings import Settings
+from server.storage.engine import create_db_engine, session_scope, upgrade_database
+from server.storage.models import Worker, utcnow
+from server.workers import queries as worker_queries
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def probe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {key: value for key, value in os.environ.items() if not key.startswith("LOWDINO_")}
     return subprocess.run(
-        [sys.executable, "-m", "server.healthcheck", *args],
+        [sys.executable, "-m", "server.http.healthcheck", *args],
         env={**base, "PYTHONPATH": str(ROOT), **(env or {})},
         capture_output=True,
         text=True,
@@ -48,8 +48,8 @@ def test_worker_check_follows_that_workers_heartbeat(tmp_path: Path) -> None:
     assert missing.stdout.strip() == f"worker {name}: no heartbeat within 30 s"
 
     with session_scope(engine) as session:
-        crud.upsert_worker(session, name=name, queues=["gpu"], gpus=[0])
-        crud.upsert_worker(session, name="gpu1@elsewhere", queues=["gpu"], gpus=[1])
+        worker_queries.upsert_worker(session, name=name, queues=["gpu"], gpus=[0])
+        worker_queries.upsert_worker(session, name="gpu1@elsewhere", queues=["gpu"], gpus=[1])
     alive = probe("worker", "--name", "gpu0", env=env)
     assert alive.returncode == 0, alive.stdout
     assert probe("worker", "--name", "gpu1", env=env).returncode == 1  # another host's gpu1 is not ours

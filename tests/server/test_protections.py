@@ -17,10 +17,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from server.app import create_app
-from server.protections import DASHBOARD_CSP
+from server.http.app import create_app
+from server.http.protections import DASHBOARD_CSP
+from server.http.web import DOCS_CSP
 from server.settings import Settings
-from server.web import DOCS_CSP
 
 RUN = {"kind": "pretrain", "config": {"dataset": "synthetic", "max_steps": 2}}
 

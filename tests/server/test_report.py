@@ -1,4 +1,4 @@
-"""The report (server.report, GET /api/report): measured cells equal the eval runs' results.json means,
+"""The report (server.reporting.report, GET /api/report): measured cells equal the eval runs' results.json means,
 pretraining seeds pool, published rows stay separate and marked, skipped rows carry their reason, and
 the CSV / Markdown exports say the same. Runs and their results.json files are arranged the way the
 worker leaves them (results written by the library's own writer), on SQLite and PostgreSQL."""
@@ -17,12 +17,13 @@ from sqlalchemy.orm import Session
 
 from lowdino.contract.rundir import RESULTS_JSON
 from lowdino.eval.results import EvalResults, ProtocolResult, write_results
-from server import crud
-from server.app import create_app
-from server.models import Run, new_run_id
-from server.report import build_report
-from server.report_export import to_csv, to_markdown
+from server.campaigns import queries as sweep_queries
+from server.http.app import create_app
+from server.reporting.export import to_csv, to_markdown
+from server.reporting.report import build_report
+from server.runs import queries as run_queries
 from server.settings import Settings
+from server.storage.models import Run, new_run_id
 
 PRETRAIN = {
     "dataset": "cifar10",
@@ -46,10 +47,10 @@ def make_run(
     run_id = new_run_id()
     run_dir = settings.run_dir(run_id)
     run_dir.mkdir(parents=True)
-    crud.create_run(
+    run_queries.create_run(
         session, kind=kind, config=config, run_id=run_id, output_dir=str(run_dir), parent_id=parent_id
     )
-    return crud.update_run_status(session, run_id=run_id, status=status, params=params)
+    return run_queries.update_run_status(session, run_id=run_id, status=status, params=params)
 
 
 def write_eval_results(
@@ -366,7 +367,7 @@ def test_export_links_take_the_token_like_other_downloads(settings: Settings) ->
 def test_sweep_report_has_its_runs_and_skipped_rows(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
-    crud.create_sweep(
+    sweep_queries.create_sweep(
         session,
         sweep_id="sw1",
         kind="pretrain",
@@ -384,7 +385,7 @@ def test_sweep_report_has_its_runs_and_skipped_rows(
         parent_id=trained.id,
     )
     for run in (trained, evaluated):
-        crud.update_run_status(session, run_id=run.id, status="completed", sweep_id="sw1")
+        run_queries.update_run_status(session, run_id=run.id, status="completed", sweep_id="sw1")
     written = write_eval_results(settings, evaluated, [("knn", 1.0, [44.4], [0])])
     body = client.get("/api/report", params={"sweep": "sw1"}).json()
     (row,) = [row for row in body["rows"] if row["kind"] == "measured"]

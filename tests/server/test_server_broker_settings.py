@@ -11,10 +11,10 @@ import pytest
 from pydantic import ValidationError
 from services import REDIS_HOST, REDIS_PORT, require_service
 
-from server.broker import make_celery, send_run
 from server.errors import BrokerUnavailableError
-from server.queues import TASK_NAME, queue_for
 from server.settings import Settings
+from server.workers.broker import make_celery, send_run
+from server.workers.queues import TASK_NAME, queue_for
 
 
 def test_defaults_follow_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -8,15 +8,18 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from lowdino.contract.metrics import EVAL_SERIES_FIELD
-from server import crud
-from server.db import session_scope
-from server.models import Metric, Run, utcnow
+from server.events import queries as event_queries
+from server.metrics import queries as metric_queries
+from server.runs import queries as run_queries
+from server.storage.engine import session_scope
+from server.storage.models import Metric, Run, utcnow
+from server.workers import queries as worker_queries
 
 
 @pytest.fixture
 def run_id(engine: Engine) -> str:
     with session_scope(engine) as session:
-        return crud.create_run(session, kind="pretrain", config={"backbone": "resnet5m"}, name="r").id
+        return run_queries.create_run(session, kind="pretrain", config={"backbone": "resnet5m"}, name="r").id
 
 
 def records(steps: range, *, total: int = 100, offset: float = 0.0) -> list[dict]:
@@ -46,12 +49,12 @@ def rows_per_step(engine: Engine, run_id: str, key: str) -> dict[int, int]:
 
 def test_ingest_is_idempotent_and_updates_values(engine: Engine, run_id: str) -> None:
     with session_scope(engine) as session:
-        written = crud.ingest_metrics(session, run_id=run_id, records=records(range(1, 21)))
+        written = metric_queries.ingest_metrics(session, run_id=run_id, records=records(range(1, 21)))
         assert written == 20 * 2 + 2  # loss + lr per step, knn_top1 at steps 10 and 20 (None skipped)
         # A replay (resume from a checkpoint at step 15) rewrites 15-20 and adds 21-30.
-        crud.ingest_metrics(session, run_id=run_id, records=records(range(15, 31), offset=-1.0))
+        metric_queries.ingest_metrics(session, run_id=run_id, records=records(range(15, 31), offset=-1.0))
         # Duplicates inside one batch keep the last value instead of failing the upsert.
-        crud.ingest_metrics(
+        metric_queries.ingest_metrics(
             session, run_id=run_id, records=[{"step": 5, "loss": 9.0}, {"step": 5, "loss": 8.0}]
         )
     counts = rows_per_step(engine, run_id, "loss")
@@ -70,9 +73,9 @@ def test_ingest_is_idempotent_and_updates_values(engine: Engine, run_id: str) ->
 
 def test_ingest_updates_progress_latest_and_best(engine: Engine, run_id: str) -> None:
     with session_scope(engine) as session:
-        crud.ingest_metrics(session, run_id=run_id, records=records(range(1, 41)))
-        crud.ingest_metrics(session, run_id=run_id, records=records(range(41, 51)))
-        run = crud.require_run(session, run_id=run_id)
+        metric_queries.ingest_metrics(session, run_id=run_id, records=records(range(1, 41)))
+        metric_queries.ingest_metrics(session, run_id=run_id, records=records(range(41, 51)))
+        run = run_queries.require_run(session, run_id=run_id)
         assert (run.step, run.total_steps) == (50, 100)
         assert run.fraction == pytest.approx(0.5)
         assert run.eta_seconds == pytest.approx(50 * 0.5)  # 0.5 s per step, 50 steps left
@@ -83,18 +86,20 @@ def test_ingest_updates_progress_latest_and_best(engine: Engine, run_id: str) ->
         assert run.best_metrics["knn_top1"]["value"] == 50.0
         assert run.best_metrics["knn_top1"]["goal"] == "max"
         assert "lr" not in run.best_metrics  # a schedule has no "best"
-        crud.ingest_metrics(session, run_id=run_id, records=[{"step": 51, "knn_top1": 10.0, "loss": 9.0}])
-        run = crud.require_run(session, run_id=run_id)
+        metric_queries.ingest_metrics(
+            session, run_id=run_id, records=[{"step": 51, "knn_top1": 10.0, "loss": 9.0}]
+        )
+        run = run_queries.require_run(session, run_id=run_id)
         assert run.best_metrics["knn_top1"]["value"] == 50.0
         assert run.latest_metrics["knn_top1"] == 10.0
 
 
 def test_ingest_appends_one_metric_event_per_batch(engine: Engine, run_id: str) -> None:
     with session_scope(engine) as session:
-        before = crud.events_after(session, run_id=run_id)
-        crud.ingest_metrics(session, run_id=run_id, records=records(range(1, 6)))
-        crud.ingest_metrics(session, run_id=run_id, records=records(range(6, 8)))
-        events = crud.events_after(session, run_id=run_id, after_id=before[-1].id)
+        before = event_queries.events_after(session, run_id=run_id)
+        metric_queries.ingest_metrics(session, run_id=run_id, records=records(range(1, 6)))
+        metric_queries.ingest_metrics(session, run_id=run_id, records=records(range(6, 8)))
+        events = event_queries.events_after(session, run_id=run_id, after_id=before[-1].id)
     assert [event.type for event in events] == ["metric", "metric"]
     assert events[0].id < events[1].id
     points = events[0].data["points"]
@@ -110,11 +115,11 @@ def test_eval_records_get_a_series_per_protocol(engine: Engine, run_id: str) -> 
         {"step": 3, "total_steps": 3, "protocol": "linear", "label_fraction": 0.3, "seed": 0, "top1": 50.0},
     ]
     with session_scope(engine) as session:
-        crud.ingest_metrics(session, run_id=run_id, records=eval_records)
+        metric_queries.ingest_metrics(session, run_id=run_id, records=eval_records)
         assert {"knn_top1", "linear_10pct_top1", "linear_30pct_top1"} <= set(
-            crud.metric_keys(session, run_id=run_id)
+            metric_queries.metric_keys(session, run_id=run_id)
         )
-        best = crud.require_run(session, run_id=run_id).best_metrics
+        best = run_queries.require_run(session, run_id=run_id).best_metrics
         assert best["linear_10pct_top1"]["value"] == 45.5
 
 
@@ -132,12 +137,12 @@ def test_eval_records_name_their_own_series(engine: Engine, run_id: str) -> None
         {"step": 2, "protocol": "linear", "label_fraction": 0.3, "top1": 50.0},
     ]
     with session_scope(engine) as session:
-        crud.ingest_metrics(session, run_id=run_id, records=records)
-        keys = set(crud.metric_keys(session, run_id=run_id))
+        metric_queries.ingest_metrics(session, run_id=run_id, records=records)
+        keys = set(metric_queries.metric_keys(session, run_id=run_id))
         assert {"probe_top1", "linear_30pct_top1"} <= keys
         assert "linear_10pct_top1" not in keys
         assert EVAL_SERIES_FIELD not in keys
-        best = crud.require_run(session, run_id=run_id).best_metrics
+        best = run_queries.require_run(session, run_id=run_id).best_metrics
         assert best["probe_top1"]["value"] == 45.5
 
 
@@ -145,21 +150,21 @@ def test_ingest_into_unknown_run_raises(engine: Engine) -> None:
     from server.errors import RunNotFoundError
 
     with session_scope(engine) as session, pytest.raises(RunNotFoundError):
-        crud.ingest_metrics(session, run_id="missing", records=[{"step": 1, "loss": 1.0}])
+        metric_queries.ingest_metrics(session, run_id="missing", records=[{"step": 1, "loss": 1.0}])
 
 
 def test_claim_is_exclusive(engine: Engine, run_id: str) -> None:
     with session_scope(engine) as first, session_scope(engine) as second:
-        claimed = crud.claim_run(first, run_id=run_id, worker_name="a")
+        claimed = run_queries.claim_run(first, run_id=run_id, worker_name="a")
         assert claimed is not None
         assert claimed.status == "running"
         assert claimed.worker_name == "a"
         assert claimed.started_at is not None
-        assert crud.claim_run(second, run_id=run_id, worker_name="b") is None
+        assert run_queries.claim_run(second, run_id=run_id, worker_name="b") is None
     with session_scope(engine) as session:
         statuses = [
             event.data["status"]
-            for event in crud.events_after(session, run_id=run_id)
+            for event in event_queries.events_after(session, run_id=run_id)
             if event.type == "status"
         ]
     assert statuses == ["queued", "running"]
@@ -167,73 +172,79 @@ def test_claim_is_exclusive(engine: Engine, run_id: str) -> None:
 
 def test_update_run_status_stamps_times_and_rejects_unknown_fields(engine: Engine, run_id: str) -> None:
     with session_scope(engine) as session:
-        run = crud.update_run_status(session, run_id=run_id, status="running", worker_name="w")
+        run = run_queries.update_run_status(session, run_id=run_id, status="running", worker_name="w")
         assert run.started_at is not None
         assert run.heartbeat_at is not None
-        run = crud.update_run_status(session, run_id=run_id, status="failed", error="boom", exit_code=1)
+        run = run_queries.update_run_status(
+            session, run_id=run_id, status="failed", error="boom", exit_code=1
+        )
         assert run.finished_at is not None
         assert run.finished_at.tzinfo is not None
-        last = crud.events_after(session, run_id=run_id)[-1]
+        last = event_queries.events_after(session, run_id=run_id)[-1]
         assert last.data["status"] == "failed"
         assert last.data["error"] == "boom"
         assert last.data["exit_code"] == 1
         with pytest.raises(ValueError, match="unknown run fields"):
-            crud.update_run_status(session, run_id=run_id, status="failed", colour="red")
+            run_queries.update_run_status(session, run_id=run_id, status="failed", colour="red")
         with pytest.raises(ValueError, match="status"):
-            crud.update_run_status(session, run_id=run_id, status="exploded")
+            run_queries.update_run_status(session, run_id=run_id, status="exploded")
 
 
 def test_reaper_interrupts_only_stale_running_runs(engine: Engine, run_id: str) -> None:
     with session_scope(engine) as session:
-        fresh = crud.create_run(session, kind="pretrain", config={}).id
-        queued = crud.create_run(session, kind="pretrain", config={}).id
-        crud.claim_run(session, run_id=run_id, worker_name="dead")
-        crud.claim_run(session, run_id=fresh, worker_name="alive")
+        fresh = run_queries.create_run(session, kind="pretrain", config={}).id
+        queued = run_queries.create_run(session, kind="pretrain", config={}).id
+        run_queries.claim_run(session, run_id=run_id, worker_name="dead")
+        run_queries.claim_run(session, run_id=fresh, worker_name="alive")
         stale_time = utcnow() - timedelta(seconds=120)
-        crud.update_run_status(session, run_id=run_id, status="running", heartbeat_at=stale_time)
-        crud.heartbeat(session, worker_name="alive", run_id=fresh)
-        changed = crud.mark_interrupted_runs(session, older_than=30)
+        run_queries.update_run_status(session, run_id=run_id, status="running", heartbeat_at=stale_time)
+        worker_queries.heartbeat(session, worker_name="alive", run_id=fresh)
+        changed = run_queries.mark_interrupted_runs(session, older_than=30)
         assert changed == [run_id]
-        assert crud.require_run(session, run_id=run_id).status == "interrupted"
-        assert "heartbeat" in (crud.require_run(session, run_id=run_id).error or "")
-        assert crud.require_run(session, run_id=fresh).status == "running"
-        assert crud.require_run(session, run_id=queued).status == "queued"
-        assert crud.mark_interrupted_runs(session, older_than=30) == []
+        assert run_queries.require_run(session, run_id=run_id).status == "interrupted"
+        assert "heartbeat" in (run_queries.require_run(session, run_id=run_id).error or "")
+        assert run_queries.require_run(session, run_id=fresh).status == "running"
+        assert run_queries.require_run(session, run_id=queued).status == "queued"
+        assert run_queries.mark_interrupted_runs(session, older_than=30) == []
         # A late heartbeat of the dead worker does not revive the run.
-        crud.heartbeat(session, worker_name="dead", run_id=run_id)
-        assert crud.require_run(session, run_id=run_id).status == "interrupted"
+        worker_queries.heartbeat(session, worker_name="dead", run_id=run_id)
+        assert run_queries.require_run(session, run_id=run_id).status == "interrupted"
 
 
 def test_workers_register_beat_and_list(engine: Engine, run_id: str) -> None:
     with session_scope(engine) as session:
-        crud.upsert_worker(session, name="gpu01-1", hostname="gpu01", queues=["gpu"], gpus=[0, 1], pid=123)
-        crud.heartbeat(session, worker_name="gpu01-1", run_id=run_id)
-        crud.heartbeat(session, worker_name="newcomer")
-        workers = {worker.name: worker for worker in crud.list_workers(session, seen_within=30)}
+        worker_queries.upsert_worker(
+            session, name="gpu01-1", hostname="gpu01", queues=["gpu"], gpus=[0, 1], pid=123
+        )
+        worker_queries.heartbeat(session, worker_name="gpu01-1", run_id=run_id)
+        worker_queries.heartbeat(session, worker_name="newcomer")
+        workers = {worker.name: worker for worker in worker_queries.list_workers(session, seen_within=30)}
         assert workers["gpu01-1"].gpus == [0, 1]
         assert workers["gpu01-1"].current_run_id == run_id
         assert "newcomer" in workers
-        crud.remove_worker(session, name="newcomer")
-        assert [w.name for w in crud.list_workers(session)] == ["gpu01-1"]
+        worker_queries.remove_worker(session, name="newcomer")
+        assert [w.name for w in worker_queries.list_workers(session)] == ["gpu01-1"]
 
 
 def test_logs_are_events_with_tail(engine: Engine, run_id: str) -> None:
     with session_scope(engine) as session:
-        crud.append_log(session, run_id=run_id, lines="one\ntwo")
-        crud.append_log(session, run_id=run_id, lines=[f"line {i}" for i in range(450)], stream="stderr")
-        assert crud.log_lines(session, run_id=run_id, tail=3) == ["line 447", "line 448", "line 449"]
-        assert crud.log_lines(session, run_id=run_id, tail=452)[:2] == ["one", "two"]
-        logs = [event for event in crud.events_after(session, run_id=run_id) if event.type == "log"]
+        event_queries.append_log(session, run_id=run_id, lines="one\ntwo")
+        event_queries.append_log(
+            session, run_id=run_id, lines=[f"line {i}" for i in range(450)], stream="stderr"
+        )
+        assert event_queries.log_lines(session, run_id=run_id, tail=3) == ["line 447", "line 448", "line 449"]
+        assert event_queries.log_lines(session, run_id=run_id, tail=452)[:2] == ["one", "two"]
+        logs = [event for event in event_queries.events_after(session, run_id=run_id) if event.type == "log"]
         assert len(logs) == 4  # 2 lines, then 450 split into 200 + 200 + 50
 
 
 def test_deleting_a_run_cascades(engine: Engine, run_id: str) -> None:
     with session_scope(engine) as session:
-        crud.ingest_metrics(session, run_id=run_id, records=records(range(1, 5)))
-        crud.delete_run(session, run_id=run_id)
+        metric_queries.ingest_metrics(session, run_id=run_id, records=records(range(1, 5)))
+        run_queries.delete_run(session, run_id=run_id)
         assert session.scalar(select(func.count()).select_from(Metric)) == 0
         assert session.get(Run, run_id) is None
-        assert crud.events_after(session, run_id=run_id) == []
+        assert event_queries.events_after(session, run_id=run_id) == []
 
 
 def test_only_metrics_the_library_declares_keep_a_best(engine: Engine, run_id: str) -> None:
@@ -244,8 +255,8 @@ def test_only_metrics_the_library_declares_keep_a_best(engine: Engine, run_id: s
         {"step": 2, "loss": 2.0, "val_accuracy_guess": 30.0, "teacher_entropy": 4.0, "knn_top1": 10.0},
     ]
     with session_scope(engine) as session:
-        crud.ingest_metrics(session, run_id=run_id, records=records)
-        best = crud.require_run(session, run_id=run_id).best_metrics
+        metric_queries.ingest_metrics(session, run_id=run_id, records=records)
+        best = run_queries.require_run(session, run_id=run_id).best_metrics
     assert best["loss"] == {"value": 2.0, "step": 2, "goal": METRIC_GOALS["loss"]}
     assert best["knn_top1"] == {"value": 20.0, "step": 1, "goal": "max"}
     # Not declared by the library: no guess from the name, so no "best" either.

@@ -12,8 +12,8 @@ from alembic.script import ScriptDirectory
 from services import temporary_postgres
 from sqlalchemy import Engine, inspect, text
 
-from server.db import alembic_config, create_db_engine, current_revision, upgrade_database
-from server.models import Base
+from server.storage.engine import alembic_config, create_db_engine, current_revision, upgrade_database
+from server.storage.models import Base
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -76,7 +76,7 @@ def test_packaged_alembic_ini_works_from_the_command_line(tmp_path: Path) -> Non
     import subprocess
     import sys
 
-    from server.db import ALEMBIC_INI
+    from server.storage.engine import ALEMBIC_INI
 
     env_db = tmp_path / "cli.db"
     result = subprocess.run(
@@ -97,9 +97,9 @@ def test_packaged_alembic_ini_works_from_the_command_line(tmp_path: Path) -> Non
 def test_0002_backfills_metric_blocks_from_existing_points(empty_engine: Engine) -> None:
     from alembic import command
 
-    from server import crud
-    from server.crud.downsample import downsample_series
-    from server.db import session_scope
+    from server.metrics import queries as metric_queries
+    from server.metrics.downsample import downsample_series
+    from server.storage.engine import session_scope
 
     command.upgrade(alembic_config(empty_engine), "0001")
     values = [((step * 7919) % 1000) / 10 for step in range(1, 3001)]
@@ -126,4 +126,4 @@ def test_0002_backfills_metric_blocks_from_existing_points(empty_engine: Engine)
         series = downsample_series(session, run_id="r1", key="loss", max_points=12)
         assert min(series.values) == min(values)
         assert max(series.values) == max(values)
-        assert crud.count_points(session, run_id="r1") == 3000
+        assert metric_queries.count_points(session, run_id="r1") == 3000

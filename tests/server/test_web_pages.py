@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from server.app import create_app
-from server.security import SESSION_COOKIE
+from server.http.app import create_app
+from server.http.security import SESSION_COOKIE
+from server.http.web import REDOC_REMOTE_LOGO
 from server.settings import Settings
-from server.web import REDOC_REMOTE_LOGO
 
 TOKEN = "page-token"
 EXTERNAL_URL = re.compile(r"""(?:src|href)=["']?(?:https?:)?//""")
@@ -109,7 +109,7 @@ def test_login_sets_an_httponly_strict_cookie_that_rest_and_streams_accept(secur
 
 
 def test_a_session_cookie_for_another_token_is_refused(secured: TestClient, settings: Settings) -> None:
-    from server.security import session_value
+    from server.http.security import session_value
 
     secured.cookies.set(SESSION_COOKIE, session_value("another-token"))
     assert secured.get("/api/runs").status_code == 401

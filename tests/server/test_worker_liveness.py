@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
-from server import crud
-from server.models import Worker, utcnow
+from server.storage.models import Worker, utcnow
+from server.workers import queries as worker_queries
 
 TINY = {"dataset": "synthetic", "batch_size": 16, "backbone": "resnet5m", "max_steps": 5}
 
@@ -27,13 +27,13 @@ def test_health_is_degraded_without_a_live_worker(client: TestClient, session: o
     assert body["broker"]["ok"]
 
     # A worker whose last heartbeat is older than the timeout is not live either.
-    crud.upsert_worker(session, name="old", hostname="box", queues=["cpu"], pid=os.getpid())  # type: ignore[arg-type]
+    worker_queries.upsert_worker(session, name="old", hostname="box", queues=["cpu"], pid=os.getpid())  # type: ignore[arg-type]
     worker = session.get(Worker, "old")  # type: ignore[attr-defined]
     worker.last_seen = utcnow() - timedelta(minutes=5)
     session.commit()  # type: ignore[attr-defined]
     assert client.get("/api/health").json()["status"] == "degraded"
 
-    crud.upsert_worker(session, name="old", hostname="box", queues=["cpu"], pid=os.getpid())  # type: ignore[arg-type]
+    worker_queries.upsert_worker(session, name="old", hostname="box", queues=["cpu"], pid=os.getpid())  # type: ignore[arg-type]
     body = client.get("/api/health").json()
     assert body["status"] == "ok"
     assert body["detail"] is None
@@ -47,9 +47,9 @@ def test_submission_warns_when_no_live_worker_takes_its_queue(client: TestClient
         "start `lowdino worker --queues cpu` (or `lowdino serve`)"
     )
 
-    crud.upsert_worker(session, name="gpu-0", hostname="box", queues=["gpu"], gpus=[0], pid=1)  # type: ignore[arg-type]
+    worker_queries.upsert_worker(session, name="gpu-0", hostname="box", queues=["gpu"], gpus=[0], pid=1)  # type: ignore[arg-type]
     assert "queue 'cpu'" in submit(client)["warning"]
     assert submit(client, device="cuda")["warning"] is None
 
-    crud.upsert_worker(session, name="cpu-0", hostname="box", queues=["cpu"], pid=2)  # type: ignore[arg-type]
+    worker_queries.upsert_worker(session, name="cpu-0", hostname="box", queues=["cpu"], pid=2)  # type: ignore[arg-type]
     assert submit(client)["warning"] is None

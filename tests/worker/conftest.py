@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from server.db import create_db_engine, upgrade_database
+from server.storage.engine import create_db_engine, upgrade_database
 from worker.identity import WorkerIdentity
 
 

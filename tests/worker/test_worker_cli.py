@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from lowdino.errors import ConfigError
-from server.broker import REDIS_VISIBILITY_TIMEOUT_S, broker_transport_options, make_celery
 from server.settings import Settings
+from server.workers.broker import REDIS_VISIBILITY_TIMEOUT_S, broker_transport_options, make_celery
 from worker.cli import celery_argv, register
 from worker.identity import WorkerIdentity, default_name, parse_gpus, parse_queues
 
@@ -99,7 +99,7 @@ def test_celery_app_delivery_settings(tmp_path: Path) -> None:
 
 def test_the_worker_registers_the_task_name_the_api_sends() -> None:
     import worker.tasks  # noqa: F401  (registers the task on the worker's app)
-    from server.queues import TASK_NAME
+    from server.workers.queues import TASK_NAME
     from worker.celery_app import app
 
     assert app.tasks[TASK_NAME].name == TASK_NAME

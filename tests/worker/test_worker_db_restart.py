@@ -22,9 +22,9 @@ from sqlalchemy import Engine, select
 from workerlib import make_run, options_for, wait_for
 
 from lowdino.contract.rundir import RunDir
-from server import crud
-from server.db import create_db_engine, session_scope, upgrade_database
-from server.models import Metric
+from server.runs import queries as run_queries
+from server.storage.engine import create_db_engine, session_scope, upgrade_database
+from server.storage.models import Metric
 from worker.identity import WorkerIdentity
 from worker.supervisor import RunResult, execute_run
 
@@ -86,7 +86,7 @@ def test_postgres_restart_mid_run_loses_no_step(
     (result,) = results
     assert (result.status, result.exit_code) == ("completed", 0), result.message
     with session_scope(engine) as session:
-        run = crud.get_run(session, run_id=run_id)
+        run = run_queries.get_run(session, run_id=run_id)
         assert run is not None
         assert (run.status, run.step) == ("completed", STEPS)
     assert file_steps(run_dir) == list(range(1, STEPS + 1))

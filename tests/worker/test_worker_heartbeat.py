@@ -8,10 +8,10 @@ from pathlib import Path
 from sqlalchemy import Engine
 from workerlib import make_run, wait_for
 
-from server import crud
-from server.crud.worker_ops import reap_interrupted_runs
-from server.db import session_scope
-from server.models import Worker, utcnow
+from server.runs import queries as run_queries
+from server.runs.interruptions import reap_interrupted_runs
+from server.storage.engine import session_scope
+from server.storage.models import Worker, utcnow
 from worker.heartbeat import HeartbeatThread, register_worker, unregister_worker
 from worker.identity import WorkerIdentity, WorkerState
 
@@ -19,7 +19,7 @@ from worker.identity import WorkerIdentity, WorkerState
 def _running(engine: Engine, runs_root: Path, *, silent_for_s: float) -> str:
     run_id = make_run(engine, runs_root)
     with session_scope(engine) as session:
-        crud.claim_run(
+        run_queries.claim_run(
             session,
             run_id=run_id,
             worker_name="gone@host",
@@ -34,8 +34,8 @@ def test_reaper_interrupts_only_silent_runs(any_engine: Engine, runs_root: Path)
     assert reap_interrupted_runs(any_engine, heartbeat_timeout=30) == [silent]
     assert reap_interrupted_runs(any_engine, heartbeat_timeout=30) == []  # idempotent
     with session_scope(any_engine) as session:
-        reaped = crud.get_run(session, run_id=silent)
-        kept = crud.get_run(session, run_id=alive)
+        reaped = run_queries.get_run(session, run_id=silent)
+        kept = run_queries.get_run(session, run_id=alive)
         assert reaped is not None
         assert kept is not None
         assert reaped.status == "interrupted"

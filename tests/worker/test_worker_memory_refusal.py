@@ -9,8 +9,8 @@ from workerlib import make_run
 
 from lowdino.contract.rundir import METRICS_FILE
 from lowdino.train.memory_check import AVAILABLE_MEMORY_ENV
-from server import crud
-from server.db import session_scope
+from server.runs import queries as run_queries
+from server.storage.engine import session_scope
 from worker.identity import WorkerIdentity
 from worker.supervisor import SupervisorOptions, execute_run
 
@@ -29,7 +29,7 @@ def test_a_batch_that_cannot_fit_fails_the_run_with_the_memory_message(
     result = execute_run(sqlite_engine, run_id, identity=identity, options=options)
     assert (result.status, result.exit_code) == ("failed", 2)
     with session_scope(sqlite_engine) as session:
-        run = crud.get_run(session, run_id=run_id)
+        run = run_queries.get_run(session, run_id=run_id)
         assert run is not None
         first_line = (run.error or "").splitlines()[0]
     assert first_line.startswith(

@@ -11,9 +11,9 @@ from sqlalchemy import Engine, select
 from workerlib import make_run, options_for, wait_for
 
 from lowdino.contract.rundir import LOG_FILE
-from server import crud
-from server.db import session_scope
-from server.models import Metric
+from server.runs import queries as run_queries
+from server.storage.engine import session_scope
+from server.storage.models import Metric
 from worker.identity import WorkerIdentity
 from worker.outcome import signal_log_line
 from worker.supervisor import RunResult, execute_run
@@ -63,7 +63,7 @@ def test_a_trainer_killed_by_sigkill_leaves_the_reason_in_train_log(
     assert "ERROR worker: trainer killed by SIGKILL (likely the kernel's out-of-memory killer" in lines[-1]
     assert lines[-1].endswith(" s")
     with session_scope(sqlite_engine) as session:
-        run = crud.get_run(session, run_id=run_id)
+        run = run_queries.get_run(session, run_id=run_id)
         assert run is not None
         assert "killed by SIGKILL" in (run.error or "")
 

@@ -18,16 +18,16 @@ from sqlalchemy import Engine, func, select
 from workerlib import make_run, options_for, wait_for
 
 from lowdino.contract.rundir import RunDir
-from server import crud
-from server.db import session_scope
-from server.models import Event, Metric, Run
+from server.runs import queries as run_queries
+from server.storage.engine import session_scope
+from server.storage.models import Event, Metric, Run
 from worker.identity import WorkerIdentity, WorkerState
 from worker.supervisor import RunResult, _Supervision, execute_run
 
 
 def get_run(engine: Engine, run_id: str) -> Run:
     with session_scope(engine) as session:
-        run = crud.get_run(session, run_id=run_id)
+        run = run_queries.get_run(session, run_id=run_id)
         assert run is not None
         return run
 
@@ -121,7 +121,7 @@ def test_records_are_ingested_in_batches(
     ]
     (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n" + lines[0][:7])
     with session_scope(sqlite_engine) as session:
-        run = crud.claim_run(session, run_id=run_id, worker_name=identity.name)
+        run = run_queries.claim_run(session, run_id=run_id, worker_name=identity.name)
         assert run is not None
         supervision = _Supervision(
             session, run, run_dir, identity=identity, options=options_for(runs_root), state=WorkerState()
@@ -169,7 +169,9 @@ def test_cancel_flag_in_the_database_stops_the_child_with_a_checkpoint(
     thread, results = in_thread(lambda: execute_run(any_engine, run_id, identity=identity, options=options))
     wait_for(lambda: len(loss_steps(any_engine, run_id)) >= 3, "the first metrics")
     with session_scope(any_engine) as session:
-        crud.set_cancel_requested(session, run_id=run_id)  # the DB flag only: the worker must write STOP
+        run_queries.set_cancel_requested(
+            session, run_id=run_id
+        )  # the DB flag only: the worker must write STOP
     thread.join(60)
     assert results[0].status == "cancelled"
     assert results[0].exit_code == 75
@@ -205,7 +207,7 @@ def test_shutdown_interrupts_and_resume_continues_with_each_step_once(
 
     # What POST /resume does: queued again with resume=true (the stale STOP is the worker's to clear).
     with session_scope(sqlite_engine) as session:
-        crud.transition_run(
+        run_queries.transition_run(
             session,
             run_id=run_id,
             from_statuses=("interrupted",),
@@ -234,7 +236,7 @@ def test_resume_without_a_checkpoint_starts_over(
     run_dir.mkdir(parents=True)
     (run_dir / "metrics.jsonl").write_text('{"step": 99, "loss": 1.0}\n')
     with session_scope(sqlite_engine) as session:
-        run = crud.get_run(session, run_id=run_id)
+        run = run_queries.get_run(session, run_id=run_id)
         assert run is not None
         run.config = {**run.config, "resume": True}
         session.commit()
@@ -258,7 +260,7 @@ def test_child_that_ignores_stop_is_killed_after_the_grace_period(
     )
     wait_for(lambda: loss_steps(sqlite_engine, run_id), "the first metrics")
     with session_scope(sqlite_engine) as session:
-        crud.set_cancel_requested(session, run_id=run_id)
+        run_queries.set_cancel_requested(session, run_id=run_id)
     thread.join(60)
     assert results[0].status == "cancelled"
     assert results[0].exit_code == -9
@@ -276,7 +278,7 @@ def test_a_run_taken_away_kills_the_child_and_records_nothing(
     wait_for(lambda: loss_steps(sqlite_engine, run_id), "the first metrics")
     with session_scope(sqlite_engine) as session:
         # What the reaper does when it believes the worker is dead.
-        crud.transition_run(
+        run_queries.transition_run(
             session, run_id=run_id, from_statuses=("running",), status="interrupted", error="reaped"
         )
     thread.join(60)
@@ -291,7 +293,7 @@ def test_stored_config_that_no_longer_validates_fails_without_a_child(
 ) -> None:
     run_id = make_run(sqlite_engine, runs_root)
     with session_scope(sqlite_engine) as session:
-        run = crud.get_run(session, run_id=run_id)
+        run = run_queries.get_run(session, run_id=run_id)
         assert run is not None
         run.config = {**run.config, "batch_size": 0}
         session.commit()
@@ -307,7 +309,7 @@ def test_cancel_requested_before_the_claim_never_starts_a_child(
 ) -> None:
     run_id = make_run(sqlite_engine, runs_root)
     with session_scope(sqlite_engine) as session:
-        run = crud.get_run(session, run_id=run_id)
+        run = run_queries.get_run(session, run_id=run_id)
         assert run is not None
         run.cancel_requested = True
         session.commit()

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from lowdino.config import PretrainConfig
-from server import crud
-from server.db import session_scope
+from server.runs import queries as run_queries
+from server.storage.engine import session_scope
 from worker.command import build_command, guarded
 from worker.supervisor import SupervisorOptions
 
@@ -41,7 +41,7 @@ def make_run(engine: Engine, runs_root: Path, **config_overrides: Any) -> str:
     run_id = uuid.uuid4().hex[:12]
     config = tiny_pretrain_config(**config_overrides)
     with session_scope(engine) as session:
-        crud.create_run(
+        run_queries.create_run(
             session,
             kind="pretrain",
             config=config,

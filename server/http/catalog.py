@@ -1,0 +1,114 @@
+"""What can be run: backbones (with parameter counts), datasets, methods, presets and published results.
+
+Everything comes from the library itself, so the dashboard's choices never drift from what the
+trainer accepts. The catalog is computed once per process (building the backbones to count their
+parameters is the slow part) and then served from memory.
+"""
+
+from __future__ import annotations
+
+import functools
+import typing
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import lowdino
+from lowdino.config import CONFIG_MODELS
+from lowdino.config.base import DatasetName
+from lowdino.config.distill import DistillLossName
+from lowdino.config.pretrain import MethodName
+from server.vocabulary import RunStatus
+
+# Shipped with the library (package data), so a wheel or an image offers the same presets as a checkout,
+# where configs/ links to this folder.
+PACKAGE_PRESETS = Path(lowdino.__file__).resolve().parent / "presets"
+
+
+def preset_dirs() -> list[Path]:
+    """A configs/ folder in the current directory (the user's own recipes), then the packaged presets."""
+    seen: list[Path] = []
+    for folder in (Path.cwd() / "configs", PACKAGE_PRESETS):
+        folder = folder.resolve()
+        if folder.is_dir() and folder not in seen:
+            seen.append(folder)
+    return seen
+
+
+def _preset_kind(values: dict[str, Any]) -> str:
+    """The run kind whose model accepts every key of the preset (pretrain when several do)."""
+    # CONFIG_MODELS order, pretrain first (no key set fits eval and distill without fitting pretrain).
+    for kind, model in CONFIG_MODELS.items():
+        if set(values) <= set(model.model_fields):
+            return kind
+    return next(iter(CONFIG_MODELS))
+
+
+def _purpose(path: Path) -> str:
+    """The first sentence of the preset's header comment: what it is for, shown on its preset card."""
+    lines: list[str] = []
+    for line in path.read_text().splitlines():
+        text = line.strip()
+        if not text.startswith("#") or (lines and not text.lstrip("#").strip()):
+            break
+        if text.lstrip("#").strip():
+            lines.append(text.lstrip("#").strip())
+    paragraph = " ".join(lines)
+    end = paragraph.find(". ")
+    return paragraph[: end + 1] if end >= 0 else paragraph[:200]
+
+
+def load_presets() -> list[dict[str, Any]]:
+    presets: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for folder in preset_dirs():
+        for path in sorted(folder.glob("*.yaml")):
+            if path.stem in names:
+                continue
+            try:
+                values = yaml.safe_load(path.read_text()) or {}
+            except (OSError, yaml.YAMLError):
+                continue  # a broken preset file must not take the catalog down
+            if not isinstance(values, dict):
+                continue
+            values = {str(key).replace("-", "_"): value for key, value in values.items()}
+            names.add(path.stem)
+            presets.append(
+                {
+                    "name": path.stem,
+                    "kind": _preset_kind(values),
+                    "description": _purpose(path),
+                    "config": values,
+                }
+            )
+    return presets
+
+
+def load_backbones() -> list[dict[str, Any]]:
+    from lowdino.backbones import list_backbones
+
+    return [asdict(info) for info in list_backbones()]
+
+
+def load_reference_rows() -> list[dict[str, Any]]:
+    from lowdino.eval.references import load_references
+
+    return [{**asdict(row), "label": row.label} for row in load_references()]
+
+
+@functools.lru_cache(maxsize=1)
+def catalog() -> dict[str, Any]:
+    return {
+        "backbones": load_backbones(),
+        "datasets": list(typing.get_args(DatasetName)),
+        "methods": {
+            "pretrain": list(typing.get_args(MethodName)),
+            "distill": list(typing.get_args(DistillLossName)),
+        },
+        "kinds": list(CONFIG_MODELS),
+        "statuses": [status.value for status in RunStatus],
+        "presets": load_presets(),
+        "references": load_reference_rows(),
+    }

@@ -1,0 +1,41 @@
+"""/api/compare?runs=a,b,c: metrics side by side, differing hyperparameters, Plotly figures."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from server.deps import SessionDep, SettingsDep
+from server.errors import InvalidRequestError
+from server.http.catalog import load_reference_rows
+from server.reporting.compare import compare_runs
+from server.reporting.compare_schemas import ComparePublic
+from server.runs import queries as run_queries
+from server.schemas import Message
+
+router = APIRouter(tags=["compare"])
+MAX_RUNS = 20
+
+
+@router.get(
+    "/compare", response_model=ComparePublic, responses={404: {"model": Message}, 422: {"model": Message}}
+)
+def compare(
+    session: SessionDep,
+    settings: SettingsDep,
+    runs: Annotated[
+        str,
+        Query(
+            max_length=1000,
+            pattern=r"^\s*[^,\s][^,]*(,\s*[^,\s][^,]*){0,19}$",
+            description="Comma-separated run ids (1-20).",
+        ),
+    ],
+) -> ComparePublic:
+    """Final and best metrics per run, config keys that differ, and figures incl. published references."""
+    ids = list(dict.fromkeys(part.strip() for part in runs.split(",") if part.strip()))
+    if not ids or len(ids) > MAX_RUNS:
+        raise InvalidRequestError(f"runs: give 1 to {MAX_RUNS} comma-separated run ids (got {len(ids)})")
+    found = [run_queries.require_run(session, run_id=run_id) for run_id in ids]
+    return ComparePublic.model_validate(compare_runs(session, settings, found, load_reference_rows()))

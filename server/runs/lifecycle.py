@@ -1,0 +1,277 @@
+"""What the run endpoints do: validate and submit, cancel, resume, clone, delete.
+
+Kept apart from the HTTP layer so that the rules (which states allow what, where files live) read
+in one place and are testable without a request.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from lowdino.config import CONFIG_MODELS
+from lowdino.config.loading import describe_validation_error, validation_problems
+from lowdino.contract.rundir import RunDir
+from server.errors import BrokerUnavailableError, InvalidRequestError, RunStateError
+from server.runs import queries as run_queries
+from server.runs.paths import owned_run_dir, resolve_config_paths
+from server.settings import Settings
+from server.storage.models import Run, new_run_id
+from server.vocabulary import ACTIVE_STATUSES, TRAINING_KINDS
+from server.workers.broker import send_run
+from server.workers.liveness import gpu_capacity_refusal
+from server.workers.queues import gpus_needed, queue_for
+
+# Config fields the server owns: clients may not set them on a new run.
+SERVER_OWNED_FIELDS = ("output_dir", "resume")
+# The eval fields a chain sets itself.
+CHAIN_OWNED_FIELDS = ("checkpoint", "backbone", "pretrained", "weights", *SERVER_OWNED_FIELDS)
+# Eval options a chain takes from its training run when the evaluate block leaves them out.
+INHERITED_FIELDS = ("dataset", "dataset_name", "data_path", "synthetic_size", "device")
+
+
+def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The kind's pydantic model applied to `config` (defaults filled), as JSON; 422 naming the field."""
+    model = CONFIG_MODELS[kind]
+    try:
+        return model.model_validate(config).model_dump(mode="json")
+    except ValidationError as exc:
+        raise InvalidRequestError(
+            f"invalid {kind} config: {describe_validation_error(exc)}",
+            field_errors=dict(validation_problems(exc)),
+        ) from exc
+
+
+def check_evaluate_block(
+    kind: str, evaluate: dict[str, Any] | None, config: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The eval options a chain will run with (given ones, the rest inherited from the training config).
+
+    Validated now against the eval model with a stand-in checkpoint, so a chain cannot fail later on
+    an option that was wrong from the start; 422 naming `evaluate.<field>`.
+    """
+    if evaluate is None:
+        return None
+    if kind not in TRAINING_KINDS:
+        raise InvalidRequestError(
+            f"evaluate: only {' and '.join(TRAINING_KINDS)} runs produce a checkpoint to evaluate; "
+            f"submit the {kind} run without it",
+            field_errors={"evaluate": f"not allowed on {kind} runs"},
+        )
+    for field in CHAIN_OWNED_FIELDS:
+        if field in evaluate:
+            message = "is set by the chain (the training run's final checkpoint); leave it out"
+            raise InvalidRequestError(
+                f"evaluate.{field}: {message}", field_errors={f"evaluate.{field}": message}
+            )
+    block = {
+        field: config[field] for field in INHERITED_FIELDS if field in config and config[field] is not None
+    }
+    block.update(evaluate)
+    try:
+        CONFIG_MODELS["eval"].model_validate({**block, "checkpoint": "the-training-run"})
+    except ValidationError as exc:
+        problems = {f"evaluate.{field}": message for field, message in validation_problems(exc)}
+        raise InvalidRequestError(
+            f"invalid evaluate block: {describe_validation_error(exc)}", field_errors=problems
+        ) from exc
+    return block
+
+
+def _run_dir_lookup(session: Session, settings: Settings) -> Callable[[str], Path | None]:
+    def run_dir_of(value: str) -> Path | None:
+        if len(value) > 32 or "/" in value:
+            return None
+        run = run_queries.get_run(session, run_id=value)
+        return owned_run_dir(settings, run.output_dir) if run is not None else None
+
+    return run_dir_of
+
+
+def prepare_config(
+    session: Session, settings: Settings, *, kind: str, config: dict[str, Any], run_id: str
+) -> dict[str, Any]:
+    """Validated config with checked absolute paths and the server-chosen run directory."""
+    for field in SERVER_OWNED_FIELDS:
+        if config.get(field) not in (None, False):
+            fix = (
+                "leave it out"
+                if field == "output_dir"
+                else "use POST /api/runs/{id}/resume on the run to continue"
+            )
+            raise InvalidRequestError.for_field(field, f"is set by the server for REST runs; {fix}")
+    validated = validate_config(kind, config)
+    validated = resolve_config_paths(validated, settings, run_dir_of=_run_dir_lookup(session, settings))
+    validated["output_dir"] = str(settings.run_dir(run_id))
+    return validated
+
+
+def enqueue_run(session: Session, celery_app: Celery, run: Run) -> Run:
+    """Publish the run's task; if the broker is down, the run fails with that reason (then 503)."""
+    try:
+        send_run(celery_app, run_id=run.id, queue=run.queue or queue_for(run.kind, run.config))
+    except BrokerUnavailableError as exc:
+        run_queries.update_run_status(session, run_id=run.id, status="failed", error=str(exc))
+        raise
+    return run
+
+
+def check_gpu_capacity(session: Session, settings: Settings, prepared: dict[str, Any]) -> None:
+    """422 when live workers exist and none has the GPUs the run asks for: queued, it would wait forever."""
+    refusal = gpu_capacity_refusal(session, settings, gpus_needed(prepared))
+    if refusal is not None:
+        raise InvalidRequestError.for_field("device_ids" if prepared.get("device_ids") else "device", refusal)
+
+
+def submit_run(
+    session: Session,
+    celery_app: Celery,
+    settings: Settings,
+    *,
+    kind: str,
+    config: dict[str, Any],
+    name: str | None = None,
+    tags: list[str] | None = None,
+    parent_id: str | None = None,
+    evaluate: dict[str, Any] | None = None,
+) -> Run:
+    """Validate, create the queued row and its run directory, and send "lowdino.run" to its queue.
+
+    `evaluate` (pretrain / distill only): eval options to run on the final checkpoint once the run
+    completes (server.runs.chains queues it). Refused (422) when live workers exist and none has the GPUs the
+    run asks for (server.workers.queues).
+    """
+    run_id = new_run_id()
+    prepared = prepare_config(session, settings, kind=kind, config=config, run_id=run_id)
+    check_gpu_capacity(session, settings, prepared)
+    evaluate = check_evaluate_block(kind, evaluate, prepared)
+    if evaluate is not None:  # paths checked now too: a chain must not fail on a path refused later
+        evaluate = resolve_config_paths(evaluate, settings)
+    settings.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+    run = run_queries.create_run(
+        session,
+        kind=kind,
+        config=prepared,
+        name=name,
+        tags=list(dict.fromkeys(tags or [])),
+        run_id=run_id,
+        output_dir=prepared["output_dir"],
+        queue=queue_for(kind, prepared),
+        parent_id=parent_id,
+        evaluate=evaluate,
+    )
+    return enqueue_run(session, celery_app, run)
+
+
+def cancel_run(session: Session, settings: Settings, *, run_id: str) -> Run:
+    """queued -> cancelled now; running -> STOP file + cancel_requested (the worker finishes the job)."""
+    run = run_queries.require_run(session, run_id=run_id)
+    if run.status == "queued":
+        cancelled = run_queries.transition_run(
+            session,
+            run_id=run_id,
+            from_statuses=("queued",),
+            status="cancelled",
+            error="cancelled before it started",
+        )
+        if cancelled is not None:
+            return cancelled
+        run = run_queries.require_run(
+            session, run_id=run_id
+        )  # a worker claimed it meanwhile: cancel the running run
+        session.refresh(run)
+    if run.status == "running":
+        run_dir = owned_run_dir(settings, run.output_dir)
+        if run_dir is not None:
+            RunDir(run_dir).request_stop()
+        return run_queries.set_cancel_requested(session, run_id=run_id)
+    raise RunStateError(f"run {run_id} is {run.status}; only queued or running runs can be cancelled")
+
+
+def resume_run(session: Session, celery_app: Celery, settings: Settings, *, run_id: str) -> Run:
+    """failed / cancelled / interrupted with a checkpoint -> queued again with resume=True, same directory."""
+    run = run_queries.require_run(session, run_id=run_id)
+    if run.status in ACTIVE_STATUSES:
+        raise RunStateError(f"run {run_id} is {run.status}; only a stopped run can be resumed")
+    if run.status == "completed":
+        raise RunStateError(
+            f"run {run_id} already completed; clone it (POST .../clone) to train again or longer"
+        )
+    if "resume" not in CONFIG_MODELS[run.kind].model_fields:
+        raise RunStateError(f"{run.kind} runs cannot be resumed; clone run {run_id} to run it again")
+    run_dir = owned_run_dir(settings, run.output_dir)
+    if run_dir is None or not RunDir(run_dir).checkpoint.is_file():
+        raise RunStateError(
+            f"run {run_id} has no checkpoint.pth to resume from; clone it (POST .../clone) to start over"
+        )
+    RunDir(run_dir).stop_request.unlink(missing_ok=True)  # else the resumed trainer would stop at once
+    resumed = run_queries.transition_run(
+        session,
+        run_id=run_id,
+        from_statuses=(run.status,),
+        status="queued",
+        config={**run.config, "resume": True},
+        attempt=run.attempt + 1,
+        cancel_requested=False,
+        error=None,
+        exit_code=None,
+        finished_at=None,
+        heartbeat_at=None,
+        worker_name=None,
+        eta_seconds=None,
+    )
+    if resumed is None:
+        raise RunStateError(f"run {run_id} changed state meanwhile; fetch it and try again")
+    return enqueue_run(session, celery_app, resumed)
+
+
+def clone_run(
+    session: Session,
+    celery_app: Celery,
+    settings: Settings,
+    *,
+    run_id: str,
+    overrides: dict[str, Any],
+    name: str | None = None,
+    tags: list[str] | None = None,
+) -> Run:
+    """A new queued run with the original's config updated by `overrides` (parent_id = original)."""
+    parent = run_queries.require_run(session, run_id=run_id)
+    config = {key: value for key, value in parent.config.items() if key not in SERVER_OWNED_FIELDS}
+    config.update(overrides)
+    return submit_run(
+        session,
+        celery_app,
+        settings,
+        kind=parent.kind,
+        config=config,
+        name=name if name is not None else f"{parent.name or parent.id} (copy)",
+        tags=tags if tags is not None else list(parent.tags or []),
+        parent_id=parent.id,
+    )
+
+
+def delete_run(session: Session, settings: Settings, *, run_id: str) -> None:
+    """Delete a run that is not running, with its run directory (only if that lies inside runs_dir)."""
+    run = run_queries.require_run(session, run_id=run_id)
+    if run.status == "running":
+        raise RunStateError(f"run {run_id} is running; cancel it first (POST .../cancel), then delete it")
+    if (
+        run.status == "queued"
+        and run_queries.transition_run(
+            session, run_id=run_id, from_statuses=("queued",), status="cancelled", error="deleted"
+        )
+        is None
+    ):
+        # A worker claimed it between our read and the update.
+        raise RunStateError(f"run {run_id} started meanwhile; cancel it first, then delete it")
+    run_dir = owned_run_dir(settings, run.output_dir)
+    run_queries.delete_run(session, run_id=run_id)
+    if run_dir is not None and run_dir.is_dir():
+        shutil.rmtree(run_dir, ignore_errors=True)
