@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from lowdino.contract.rundir import EXIT_CANCELLED, EXIT_OK, EXIT_USER_ERROR
+from lowdino.contract.rundir import EXIT_CANCELLED, EXIT_OK, EXIT_USER_ERROR, SummaryStatus
 from server.vocabulary import RunStatus
 
 
@@ -70,7 +70,7 @@ def decide_outcome(
     `killed_after_s` is set when the worker killed a child that ignored a stop request for that long.
     """
     summary_status = (summary or {}).get("status")
-    stopped = returncode == EXIT_CANCELLED or (stop_reason is not None and summary_status == "cancelled")
+    stopped = returncode == EXIT_CANCELLED or (stop_reason is not None and summary_status == SummaryStatus.CANCELLED)
     if killed_after_s is not None:
         what = "worker shut down" if stop_reason is StopReason.SHUTDOWN else "cancelled"
         status = RunStatus.INTERRUPTED if stop_reason is StopReason.SHUTDOWN else RunStatus.CANCELLED
@@ -80,7 +80,7 @@ def decide_outcome(
             "killed, so steps after its last checkpoint are lost",
         )
     if returncode == EXIT_OK:
-        return Outcome(RunStatus.COMPLETED, "completed")
+        return Outcome(RunStatus.COMPLETED, "the run completed")
     if stopped:
         if stop_reason is StopReason.SHUTDOWN:
             return Outcome(

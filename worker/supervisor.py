@@ -40,7 +40,7 @@ from typing import Any, cast
 
 from pydantic import BaseModel
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from lowdino.config import CONFIG_MODELS
@@ -60,8 +60,9 @@ from worker.tail import LogTail, MetricsTail
 
 log = logging.getLogger(__name__)
 
-# Database errors that mean "try again later", not "the supervisor is broken".
-TRANSIENT_DB_ERRORS = (OperationalError, DBAPIError)
+# Database errors that mean "try again later" (server restarting, connection lost, SQLite busy), not "the
+# supervisor is broken": an IntegrityError or ProgrammingError is a bug and must surface, not be retried.
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
 # One ingest call carries at most this many records; a replay of a long file is spread over polls.
 MAX_RECORDS_PER_BATCH = 2000
 # Records held while the database is away; beyond this the file, not memory, is the buffer.
@@ -89,9 +90,13 @@ class SupervisorOptions:
 @dataclass(frozen=True)
 class RunResult:
     run_id: str
-    status: str  # a run status, or "refused" when the run was not ours to execute
+    status: RunStatus | None  # None: refused, the run was not ours to execute (see `message`)
     message: str
     exit_code: int | None = None
+
+    @property
+    def refused(self) -> bool:
+        return self.status is None
 
 
 def default_launcher(python: str) -> Launcher:
@@ -228,14 +233,18 @@ class _Supervision:
     def has_pending(self) -> bool:
         return bool(self.pending_records or self.pending_lines or self.replay_needed)
 
-    def _read_flags(self) -> tuple[str, bool, str | None] | None:
-        """(status, cancel_requested, worker_name) of the run; None when the DB did not answer."""
+    def _read_flags(self) -> tuple[RunStatus | None, bool, str | None] | None:
+        """(status, cancel_requested, worker_name) of the run, status None once the row was deleted;
+        None when the database did not answer."""
         try:
             found = run_queries.run_control_flags(self.session, run_id=self.run_id)
         except TRANSIENT_DB_ERRORS as exc:
             _note_db_failure(self.session, f"run {self.run_id}: read run", exc)
             return None
-        return ("deleted", True, None) if found is None else found
+        if found is None:
+            return (None, True, None)
+        status, cancel, owner = found
+        return RunStatus(status), cancel, owner
 
     def _beat(self, now: float) -> None:
         if now - self.last_beat < self.options.heartbeat_interval:
@@ -261,9 +270,10 @@ class _Supervision:
         flags = self._read_flags()
         if flags is not None:
             status, cancel, owner = flags
-            if status != "running" or owner != self.identity.name:
+            if status is not RunStatus.RUNNING or owner != self.identity.name:
                 self.lease_lost = True
-                log.warning("run %s is now %s (worker %s); killing its child", self.run_id, status, owner)
+                now_is = status or "gone from the database"
+                log.warning("run %s is now %s (worker %s); killing its child", self.run_id, now_is, owner)
                 _kill_group(process)
                 return
             if cancel:
@@ -353,7 +363,7 @@ def _finish(
 
     def record() -> None:
         run = run_queries.transition_run(
-            session, run_id=run_id, from_statuses=("running",), status=outcome.status.value, **fields
+            session, run_id=run_id, from_statuses=(RunStatus.RUNNING,), status=outcome.status, **fields
         )
         moved.append(run is not None)
 
@@ -369,9 +379,9 @@ def _finish(
 def _fail_before_start(session: Session, run_id: str, message: str) -> RunResult:
     event_queries.append_log(session, run_id=run_id, lines=[f"[worker] {message}"], stream="worker")
     run_queries.transition_run(
-        session, run_id=run_id, from_statuses=("running",), status="failed", error=message
+        session, run_id=run_id, from_statuses=(RunStatus.RUNNING,), status=RunStatus.FAILED, error=message
     )
-    return RunResult(run_id, "failed", message)
+    return RunResult(run_id, RunStatus.FAILED, message)
 
 
 def execute_run(
@@ -396,7 +406,7 @@ def _execute(
 ) -> RunResult:
     run = run_queries.get_run(session, run_id=run_id)
     if run is None:
-        return RunResult(run_id, "refused", f"run {run_id} does not exist (deleted after it was queued?)")
+        return RunResult(run_id, None, f"run {run_id} does not exist (deleted after it was queued?)")
     run_dir = Path(run.output_dir) if run.output_dir else options.runs_root / run_id
     claimed = run_queries.claim_run(
         session,
@@ -410,15 +420,17 @@ def _execute(
     if claimed is None:
         session.rollback()
         current = run_queries.get_run(session, run_id=run_id)
-        status = current.status if current else "deleted"
-        return RunResult(run_id, "refused", f"run {run_id} is {status}, not queued; not running it again")
+        now_is = current.status if current else "gone from the database"
+        return RunResult(run_id, None, f"run {run_id} is {now_is}, not queued; not running it again")
     run = claimed
     state.current_run_id = run_id
     try:
         worker_queries.heartbeat(session, worker_name=identity.name, run_id=run_id)
         if run.cancel_requested:
-            run_queries.transition_run(session, run_id=run_id, from_statuses=("running",), status="cancelled")
-            return RunResult(run_id, "cancelled", "cancelled before it started")
+            run_queries.transition_run(
+                session, run_id=run_id, from_statuses=(RunStatus.RUNNING,), status=RunStatus.CANCELLED
+            )
+            return RunResult(run_id, RunStatus.CANCELLED, "cancelled before it started")
         return _start_and_follow(session, run, run_dir, identity=identity, options=options, state=state)
     finally:
         state.current_run_id = None
@@ -452,7 +464,7 @@ def _start_and_follow(
         return process
     returncode = _follow(session, run.id, supervision, process)
     if supervision.lease_lost:
-        return RunResult(run.id, "refused", "the run was taken away (interrupted) while it ran", returncode)
+        return RunResult(run.id, None, "the run was taken away (interrupted) while it ran", returncode)
     return _conclude(session, run.id, run_dir, supervision, returncode)
 
 
@@ -521,8 +533,8 @@ def _follow(
             lambda: run_queries.transition_run(
                 session,
                 run_id=run_id,
-                from_statuses=("running",),
-                status="interrupted",
+                from_statuses=(RunStatus.RUNNING,),
+                status=RunStatus.INTERRUPTED,
                 error="the worker stopped supervising this run abruptly; resume it to continue",
             ),
         )
@@ -553,7 +565,7 @@ def _conclude(
     message = (
         outcome.message if recorded else f"{outcome.message} (not recorded: the run was no longer running)"
     )
-    return RunResult(run_id, outcome.status.value, message, returncode)
+    return RunResult(run_id, outcome.status, message, returncode)
 
 
 def _note_signal_in_train_log(run_dir: Path, supervision: _Supervision, returncode: int) -> None:

@@ -19,11 +19,10 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import Reject
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from worker.celery_app import TASK_NAME, app
 from worker.runtime import get_runtime
-from worker.supervisor import execute_run
+from worker.supervisor import TRANSIENT_DB_ERRORS, execute_run
 
 log = logging.getLogger(__name__)
 DB_RETRY_DELAY_S = 10
@@ -46,7 +45,7 @@ def run_task(self: Task, run_id: str) -> dict[str, Any]:
             options=runtime.options,
             state=runtime.state,
         )
-    except (OperationalError, DBAPIError) as exc:
+    except TRANSIENT_DB_ERRORS as exc:
         log.warning(
             "run %s: database unavailable (%s); retrying in %d s",
             run_id,
@@ -54,5 +53,5 @@ def run_task(self: Task, run_id: str) -> dict[str, Any]:
             DB_RETRY_DELAY_S,
         )
         raise self.retry(exc=exc, countdown=DB_RETRY_DELAY_S) from exc
-    log.info("run %s: %s (%s)", result.run_id, result.status, result.message)
+    log.info("run %s: %s (%s)", result.run_id, result.status or "refused", result.message)
     return asdict(result)

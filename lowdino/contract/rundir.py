@@ -22,6 +22,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,13 @@ STOP_FILE = "STOP"
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
 EXIT_CANCELLED = 75
+
+
+class SummaryStatus(StrEnum):
+    """summary.json's `status`: how the process itself ended (the service's RunStatus adds the rest)."""
+
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)

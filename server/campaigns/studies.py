@@ -21,6 +21,7 @@ from server.campaigns.sweeps import SweepEntry, create_sweep
 from server.runs.paths import read_roots
 from server.settings import Settings
 from server.storage.models import Run, Sweep
+from server.vocabulary import RunKind
 
 # Pretrain options whose value the study's evaluations take too (same data for every row).
 SHARED_DATA_FIELDS = ("dataset", "dataset_name", "data_path", "synthetic_size")
@@ -70,7 +71,7 @@ def study_entries(
     evaluate = {**study.evaluate_config(scale), **evaluate_overrides}
     entries = [
         SweepEntry(
-            kind="pretrain",
+            kind=RunKind.PRETRAIN,
             config={**base, "backbone": backbone},
             changes={"backbone": backbone},
             evaluate=evaluate,
@@ -88,7 +89,7 @@ def study_entries(
         config = {**evaluate, **shared, **baseline.evaluate, **source}
         entries.append(
             SweepEntry(
-                kind="eval",
+                kind=RunKind.EVAL,
                 config=config,
                 changes={"baseline": baseline.label},
                 name=f"{baseline.label} (baseline)",
@@ -121,7 +122,7 @@ def submit_study(
         session,
         celery_app,
         settings,
-        kind="pretrain",
+        kind=RunKind.PRETRAIN,
         base=base,
         entries=entries,
         name=name or f"{study.title} ({scale})",

@@ -30,6 +30,7 @@ from server.runs.lifecycle import (
 from server.runs.paths import resolve_config_paths
 from server.settings import Settings
 from server.storage.models import Run, Sweep, new_run_id
+from server.vocabulary import ACTIVE_STATUSES, RunStatus
 from server.workers.queues import queue_for
 
 
@@ -157,7 +158,9 @@ def _send_all(session: Session, celery_app: Celery, runs: list[Run]) -> None:
             enqueue_run(session, celery_app, run)
         except BrokerUnavailableError as exc:
             for unsent in runs[position + 1 :]:
-                run_queries.update_run_status(session, run_id=unsent.id, status="failed", error=str(exc))
+                run_queries.update_run_status(
+                    session, run_id=unsent.id, status=RunStatus.FAILED, error=str(exc)
+                )
             raise
 
 
@@ -182,7 +185,7 @@ def cancel_sweep(session: Session, settings: Settings, *, sweep_id: str) -> list
     sweep_queries.require_sweep(session, sweep_id=sweep_id)
     stopped = []
     for run in sweep_queries.sweep_runs(session, sweep_id=sweep_id):
-        if run.status not in ("queued", "running") or run.cancel_requested:
+        if run.status not in ACTIVE_STATUSES or run.cancel_requested:
             continue
         try:
             cancel_run(session, settings, run_id=run.id)

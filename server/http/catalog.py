@@ -20,7 +20,7 @@ from lowdino.config import CONFIG_MODELS
 from lowdino.config.base import DatasetName
 from lowdino.config.distill import DistillLossName
 from lowdino.config.pretrain import MethodName
-from server.vocabulary import RunStatus
+from server.vocabulary import RunKind, RunStatus
 
 # Shipped with the library (package data), so a wheel or an image offers the same presets as a checkout,
 # where configs/ links to this folder.
@@ -104,8 +104,8 @@ def catalog() -> dict[str, Any]:
         "backbones": load_backbones(),
         "datasets": list(typing.get_args(DatasetName)),
         "methods": {
-            "pretrain": list(typing.get_args(MethodName)),
-            "distill": list(typing.get_args(DistillLossName)),
+            RunKind.PRETRAIN: list(typing.get_args(MethodName)),
+            RunKind.DISTILL: list(typing.get_args(DistillLossName)),
         },
         "kinds": list(CONFIG_MODELS),
         "statuses": [status.value for status in RunStatus],

@@ -33,6 +33,7 @@ from server.reporting.figures import Point, accuracy_vs_params
 from server.runs.paths import owned_run_dir
 from server.settings import Settings
 from server.storage.models import Run
+from server.vocabulary import RunKind
 
 CURVE_KEYS = ("loss", "knn_top1")
 BAR_GROUPS = (("kNN", None), ("10% labels", 0.1), ("30% labels", 0.3))
@@ -95,13 +96,13 @@ class RunFigures:
 
 def _training_image_size(run: Run) -> int | None:
     config = run.config or {}
-    size = config.get("crop_size") if run.kind == "distill" else config.get("global_crop_size")
+    size = config.get("crop_size") if run.kind == RunKind.DISTILL else config.get("global_crop_size")
     return int(size) if isinstance(size, int) else None
 
 
 def _training_labels_used(run: Run) -> float:
     config = run.config or {}
-    return 1.0 if run.kind == "distill" and float(config.get("label_loss_weight") or 0) > 0 else 0.0
+    return 1.0 if run.kind == RunKind.DISTILL and float(config.get("label_loss_weight") or 0) > 0 else 0.0
 
 
 def run_figures(settings: Settings, run: Run) -> RunFigures:

@@ -21,10 +21,10 @@ from server.runs import queries as run_queries
 from server.runs.lifecycle import enqueue_run, prepare_config
 from server.settings import Settings
 from server.storage.models import Run, new_run_id
+from server.vocabulary import RunKind, RunStatus
 from server.workers.queues import queue_for
 
 log = logging.getLogger("lowdino.server.chains")
-EVAL_KIND = "eval"
 
 
 def evaluation_name(parent: Run) -> str:
@@ -37,17 +37,17 @@ def _evaluation_row(session: Session, settings: Settings, parent: Run) -> tuple[
     wanted = {**(parent.evaluate or {}), "checkpoint": parent.id}
     error = None
     try:
-        config = prepare_config(session, settings, kind=EVAL_KIND, config=wanted, run_id=run_id)
+        config = prepare_config(session, settings, kind=RunKind.EVAL, config=wanted, run_id=run_id)
     except InvalidRequestError as exc:  # e.g. a data root removed from the settings since submission
         config, error = {**wanted, "output_dir": str(settings.run_dir(run_id))}, str(exc)
     row = {
         "run_id": run_id,
-        "kind": EVAL_KIND,
+        "kind": RunKind.EVAL,
         "config": config,
         "name": evaluation_name(parent),
         "tags": list(parent.tags or []),
         "output_dir": config["output_dir"],
-        "queue": queue_for(EVAL_KIND, config),
+        "queue": queue_for(RunKind.EVAL, config),
         "sweep_id": parent.sweep_id,
     }
     return row, error
@@ -64,7 +64,7 @@ def queue_owed_evaluations(session: Session, celery_app: Celery, settings: Setti
         settings.run_dir(run.id).mkdir(parents=True, exist_ok=True)
         created.append(run.id)
         if error is not None:
-            run_queries.update_run_status(session, run_id=run.id, status="failed", error=error)
+            run_queries.update_run_status(session, run_id=run.id, status=RunStatus.FAILED, error=error)
             log.warning("run %s: its chained evaluation %s cannot run: %s", parent.id, run.id, error)
             continue
         try:

@@ -23,7 +23,7 @@ from server.runs import queries as run_queries
 from server.runs.paths import owned_run_dir, resolve_config_paths
 from server.settings import Settings
 from server.storage.models import Run, new_run_id
-from server.vocabulary import ACTIVE_STATUSES, TRAINING_KINDS
+from server.vocabulary import RESUMABLE_STATUSES, TRAINING_KINDS, RunKind, RunStatus
 from server.workers.broker import send_run
 from server.workers.liveness import gpu_capacity_refusal
 from server.workers.queues import gpus_needed, queue_for
@@ -75,7 +75,7 @@ def check_evaluate_block(
     }
     block.update(evaluate)
     try:
-        CONFIG_MODELS["eval"].model_validate({**block, "checkpoint": "the-training-run"})
+        CONFIG_MODELS[RunKind.EVAL].model_validate({**block, "checkpoint": "the-training-run"})
     except ValidationError as exc:
         problems = {f"evaluate.{field}": message for field, message in validation_problems(exc)}
         raise InvalidRequestError(
@@ -117,7 +117,7 @@ def enqueue_run(session: Session, celery_app: Celery, run: Run) -> Run:
     try:
         send_run(celery_app, run_id=run.id, queue=run.queue or queue_for(run.kind, run.config))
     except BrokerUnavailableError as exc:
-        run_queries.update_run_status(session, run_id=run.id, status="failed", error=str(exc))
+        run_queries.update_run_status(session, run_id=run.id, status=RunStatus.FAILED, error=str(exc))
         raise
     return run
 
@@ -172,12 +172,12 @@ def submit_run(
 def cancel_run(session: Session, settings: Settings, *, run_id: str) -> Run:
     """queued -> cancelled now; running -> STOP file + cancel_requested (the worker finishes the job)."""
     run = run_queries.require_run(session, run_id=run_id)
-    if run.status == "queued":
+    if run.status == RunStatus.QUEUED:
         cancelled = run_queries.transition_run(
             session,
             run_id=run_id,
-            from_statuses=("queued",),
-            status="cancelled",
+            from_statuses=(RunStatus.QUEUED,),
+            status=RunStatus.CANCELLED,
             error="cancelled before it started",
         )
         if cancelled is not None:
@@ -186,7 +186,7 @@ def cancel_run(session: Session, settings: Settings, *, run_id: str) -> Run:
             session, run_id=run_id
         )  # a worker claimed it meanwhile: cancel the running run
         session.refresh(run)
-    if run.status == "running":
+    if run.status == RunStatus.RUNNING:
         run_dir = owned_run_dir(settings, run.output_dir)
         if run_dir is not None:
             RunDir(run_dir).request_stop()
@@ -197,12 +197,12 @@ def cancel_run(session: Session, settings: Settings, *, run_id: str) -> Run:
 def resume_run(session: Session, celery_app: Celery, settings: Settings, *, run_id: str) -> Run:
     """failed / cancelled / interrupted with a checkpoint -> queued again with resume=True, same directory."""
     run = run_queries.require_run(session, run_id=run_id)
-    if run.status in ACTIVE_STATUSES:
+    if run.status not in RESUMABLE_STATUSES:
+        if run.status == RunStatus.COMPLETED:
+            raise RunStateError(
+                f"run {run_id} already completed; clone it (POST .../clone) to train again or longer"
+            )
         raise RunStateError(f"run {run_id} is {run.status}; only a stopped run can be resumed")
-    if run.status == "completed":
-        raise RunStateError(
-            f"run {run_id} already completed; clone it (POST .../clone) to train again or longer"
-        )
     if "resume" not in CONFIG_MODELS[run.kind].model_fields:
         raise RunStateError(f"{run.kind} runs cannot be resumed; clone run {run_id} to run it again")
     run_dir = owned_run_dir(settings, run.output_dir)
@@ -214,8 +214,8 @@ def resume_run(session: Session, celery_app: Celery, settings: Settings, *, run_
     resumed = run_queries.transition_run(
         session,
         run_id=run_id,
-        from_statuses=(run.status,),
-        status="queued",
+        from_statuses=(RunStatus(run.status),),
+        status=RunStatus.QUEUED,
         config={**run.config, "resume": True},
         attempt=run.attempt + 1,
         cancel_requested=False,
@@ -260,12 +260,16 @@ def clone_run(
 def delete_run(session: Session, settings: Settings, *, run_id: str) -> None:
     """Delete a run that is not running, with its run directory (only if that lies inside runs_dir)."""
     run = run_queries.require_run(session, run_id=run_id)
-    if run.status == "running":
+    if run.status == RunStatus.RUNNING:
         raise RunStateError(f"run {run_id} is running; cancel it first (POST .../cancel), then delete it")
     if (
-        run.status == "queued"
+        run.status == RunStatus.QUEUED
         and run_queries.transition_run(
-            session, run_id=run_id, from_statuses=("queued",), status="cancelled", error="deleted"
+            session,
+            run_id=run_id,
+            from_statuses=(RunStatus.QUEUED,),
+            status=RunStatus.CANCELLED,
+            error="deleted",
         )
         is None
     ):

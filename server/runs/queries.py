@@ -18,7 +18,14 @@ from sqlalchemy.orm import Session
 from server.errors import RunNotFoundError
 from server.events.queries import add_event
 from server.storage.models import Run, utcnow
-from server.vocabulary import FINISHED_STATUSES, RUN_KINDS, RUN_STATUSES, TRAINING_KINDS, EventType, RunStatus
+from server.vocabulary import (
+    FINISHED_STATUSES,
+    RUN_KINDS,
+    TRAINING_KINDS,
+    EventType,
+    RunKind,
+    RunStatus,
+)
 
 SORTABLE_FIELDS = (
     "created_at",
@@ -38,8 +45,8 @@ UPDATABLE_FIELDS = frozenset(Run.__table__.columns.keys()) - {"id", "kind", "sta
 
 def backbone_of(kind: str, config: dict[str, Any]) -> str | None:
     """The model a run trains or evaluates: `backbone`, or the distillation `student`."""
-    value = config.get("student") if kind == "distill" else config.get("backbone")
-    if value is None and kind == "eval":
+    value = config.get("student") if kind == RunKind.DISTILL else config.get("backbone")
+    if value is None and kind == RunKind.EVAL:
         value = config.get("checkpoint")
     return None if value is None else str(value)
 
@@ -70,7 +77,7 @@ def add_run(
         kind=kind,
         name=name,
         tags=list(tags or []),
-        status="queued",
+        status=RunStatus.QUEUED,
         config=config,
         backbone=backbone_of(kind, config),
         output_dir=output_dir,
@@ -89,7 +96,9 @@ def add_run(
         run.id = run_id
     session.add(run)
     session.flush()  # assigns the id for the event below
-    add_event(session, run_id=run.id, type=EventType.STATUS, data={"status": "queued", "attempt": attempt})
+    add_event(
+        session, run_id=run.id, type=EventType.STATUS, data={"status": RunStatus.QUEUED, "attempt": attempt}
+    )
     return run
 
 
@@ -223,26 +232,31 @@ def _status_event_data(run: Run) -> dict[str, Any]:
     return data
 
 
-def update_run_status(session: Session, *, run_id: str, status: str, **fields: Any) -> Run:
-    """Set `status` (and any other run columns given), stamp the matching timestamp, append a status event.
+def _status_fields(status: RunStatus, fields: dict[str, Any], *, caller: str) -> dict[str, Any]:
+    """`fields` checked and completed with the timestamp `status` stamps (unless the caller gave it).
 
-    running -> started_at and heartbeat_at = now (unless given); queued -> queued_at = now;
-    completed / failed / cancelled / interrupted -> finished_at = now. Commits.
+    running -> started_at and heartbeat_at; queued -> queued_at; a finished status -> finished_at.
     """
-    if status not in RUN_STATUSES:
-        raise ValueError(f"run status {status!r} is not one of {RUN_STATUSES}")
     unknown = set(fields) - UPDATABLE_FIELDS
     if unknown:
-        raise ValueError(f"update_run_status got unknown run fields {sorted(unknown)}")
-    run = require_run(session, run_id=run_id)
+        raise ValueError(f"{caller} got unknown run fields {sorted(unknown)}")
     now = utcnow()
-    if status == "running":
-        fields.setdefault("started_at", now)
-        fields.setdefault("heartbeat_at", now)
-    elif status == "queued":
-        fields.setdefault("queued_at", now)
+    stamped = dict(fields)
+    if status is RunStatus.RUNNING:
+        stamped.setdefault("started_at", now)
+        stamped.setdefault("heartbeat_at", now)
+    elif status is RunStatus.QUEUED:
+        stamped.setdefault("queued_at", now)
     elif status in FINISHED_STATUSES:
-        fields.setdefault("finished_at", now)
+        stamped.setdefault("finished_at", now)
+    return stamped
+
+
+def update_run_status(session: Session, *, run_id: str, status: RunStatus, **fields: Any) -> Run:
+    """Set `status` (and any other run columns given), stamp its timestamp, append a status event. Commits."""
+    status = RunStatus(status)
+    fields = _status_fields(status, fields, caller="update_run_status")
+    run = require_run(session, run_id=run_id)
     run.status = status
     for name, value in fields.items():
         setattr(run, name, value)
@@ -252,29 +266,23 @@ def update_run_status(session: Session, *, run_id: str, status: str, **fields: A
 
 
 def transition_run(
-    session: Session, *, run_id: str, from_statuses: Collection[str], status: str, **fields: Any
+    session: Session,
+    *,
+    run_id: str,
+    from_statuses: Collection[RunStatus],
+    status: RunStatus,
+    **fields: Any,
 ) -> Run | None:
     """Atomically move the run to `status` only if it is in `from_statuses` (UPDATE ... WHERE status IN).
 
     Returns the updated run, or None when its status was something else (another process won the race):
     this is how a queued run is claimed by exactly one worker, or cancelled before a worker claims it.
     """
-    if status not in RUN_STATUSES:
-        raise ValueError(f"run status {status!r} is not one of {RUN_STATUSES}")
-    unknown = set(fields) - UPDATABLE_FIELDS
-    if unknown:
-        raise ValueError(f"transition_run got unknown run fields {sorted(unknown)}")
-    now = utcnow()
-    if status == "running":
-        fields.setdefault("started_at", now)
-        fields.setdefault("heartbeat_at", now)
-    elif status == "queued":
-        fields.setdefault("queued_at", now)
-    elif status in FINISHED_STATUSES:
-        fields.setdefault("finished_at", now)
+    status = RunStatus(status)
+    fields = _status_fields(status, fields, caller="transition_run")
     result = session.execute(
         update(Run)
-        .where(Run.id == run_id, Run.status.in_(list(from_statuses)))
+        .where(Run.id == run_id, Run.status.in_([RunStatus(each) for each in from_statuses]))
         .values(status=status, **fields)
         .execution_options(synchronize_session=False)
     )
@@ -291,7 +299,12 @@ def transition_run(
 def claim_run(session: Session, *, run_id: str, worker_name: str, **fields: Any) -> Run | None:
     """queued -> running for `worker_name`, atomically; None if the run is not queued (never runs twice)."""
     return transition_run(
-        session, run_id=run_id, from_statuses=("queued",), status="running", worker_name=worker_name, **fields
+        session,
+        run_id=run_id,
+        from_statuses=(RunStatus.QUEUED,),
+        status=RunStatus.RUNNING,
+        worker_name=worker_name,
+        **fields,
     )
 
 
@@ -335,7 +348,7 @@ def mark_interrupted_runs(session: Session, *, older_than: float | timedelta) ->
     stale = list(
         session.execute(
             select(Run.id, Run.heartbeat_at, Run.worker_name).where(
-                and_(Run.status == "running", last_sign < cutoff)
+                and_(Run.status == RunStatus.RUNNING, last_sign < cutoff)
             )
         )
     )
@@ -347,7 +360,11 @@ def mark_interrupted_runs(session: Session, *, older_than: float | timedelta) ->
             "resume the run (POST /api/runs/{id}/resume) to continue from its last checkpoint"
         ).replace("{id}", run_id)
         if transition_run(
-            session, run_id=run_id, from_statuses=("running",), status="interrupted", error=message
+            session,
+            run_id=run_id,
+            from_statuses=(RunStatus.RUNNING,),
+            status=RunStatus.INTERRUPTED,
+            error=message,
         ):
             changed.append(run_id)
     return changed

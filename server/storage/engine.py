@@ -10,7 +10,7 @@ Typical use (API and worker alike)::
     engine = create_db_engine(settings.database_url)
     upgrade_database(engine)              # alembic upgrade head (idempotent)
     with session_scope(engine) as session:
-        crud.update_run_status(session, run_id=..., status="running")
+        crud.update_run_status(session, run_id=..., status=RunStatus.RUNNING)
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from server.storage.models import Run, Worker, utcnow
+from server.vocabulary import RunStatus
 
 
 def upsert_worker(
@@ -51,7 +52,7 @@ def heartbeat(session: Session, *, worker_name: str, run_id: str | None = None) 
     if run_id is not None:
         session.execute(
             update(Run)
-            .where(Run.id == run_id, Run.status == "running")
+            .where(Run.id == run_id, Run.status == RunStatus.RUNNING)
             .values(heartbeat_at=now, worker_name=worker_name)
         )
     session.commit()
