@@ -16,11 +16,19 @@ from typing import Any
 import yaml
 
 import lowdino
-from lowdino.config import CONFIG_MODELS
 from lowdino.config.base import DatasetName
 from lowdino.config.distill import DistillLossName
 from lowdino.config.pretrain import MethodName
-from server.vocabulary import RunKind, RunStatus
+from server.runs.lifecycle import SERVER_OWNED_FIELDS
+from server.vocabulary import (
+    ACTIVE_STATUSES,
+    RESUMABLE_STATUSES,
+    RUN_KINDS,
+    RUN_STATUSES,
+    TRAINING_KINDS,
+    RunKind,
+    RunStatus,
+)
 
 # Shipped with the library (package data), so a wheel or an image offers the same presets as a checkout,
 # where configs/ links to this folder.
@@ -98,6 +106,10 @@ def load_reference_rows() -> list[dict[str, Any]]:
     return [{**asdict(row), "label": row.label} for row in load_references()]
 
 
+def _in_lifecycle_order(statuses: frozenset[RunStatus]) -> list[RunStatus]:
+    return [status for status in RUN_STATUSES if status in statuses]
+
+
 @functools.lru_cache(maxsize=1)
 def catalog() -> dict[str, Any]:
     return {
@@ -107,8 +119,12 @@ def catalog() -> dict[str, Any]:
             RunKind.PRETRAIN: list(typing.get_args(MethodName)),
             RunKind.DISTILL: list(typing.get_args(DistillLossName)),
         },
-        "kinds": list(CONFIG_MODELS),
-        "statuses": [status.value for status in RunStatus],
+        "kinds": list(RUN_KINDS),
+        "statuses": list(RUN_STATUSES),
+        "active_statuses": _in_lifecycle_order(ACTIVE_STATUSES),
+        "resumable_statuses": _in_lifecycle_order(RESUMABLE_STATUSES),
+        "training_kinds": list(TRAINING_KINDS),
+        "server_owned_fields": list(SERVER_OWNED_FIELDS),
         "presets": load_presets(),
         "references": load_reference_rows(),
     }

@@ -72,5 +72,15 @@ class CatalogPublic(BaseModel):
     methods: MethodsPublic
     kinds: list[RunKind]
     statuses: list[RunStatus] = Field(description="Every run status, in lifecycle order (for filters).")
+    active_statuses: list[RunStatus] = Field(description="Statuses of runs that can still be cancelled.")
+    resumable_statuses: list[RunStatus] = Field(
+        description="Statuses POST /api/runs/{id}/resume accepts (given a checkpoint to continue from)."
+    )
+    training_kinds: list[RunKind] = Field(
+        description="Kinds that leave a checkpoint: the ones an `evaluate` block can be chained on."
+    )
+    server_owned_fields: list[str] = Field(
+        description="Config fields the server sets on REST runs; a client may not send them."
+    )
     presets: list[PresetPublic]
     references: list[ReferenceResult] = Field(description="Published figures, never measured here.")
