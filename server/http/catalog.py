@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 import lowdino
+from lowdino.config import CONFIG_MODELS
 from lowdino.config.base import DatasetName
 from lowdino.config.distill import DistillLossName
 from lowdino.config.pretrain import MethodName
