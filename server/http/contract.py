@@ -9,6 +9,7 @@ token, so the schema never asks a client for credentials the server does not che
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,13 +18,13 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from lowdino.config import CONFIG_MODELS
 from lowdino.errors import LowDinoError
 from server.errors import ServiceError
 
 MESSAGE_REF = {"$ref": "#/components/schemas/Message"}
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def error_body(detail: str, field_errors: dict[str, str] | None = None) -> dict[str, Any]:
@@ -64,12 +65,33 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _methods_of_path(request: Request) -> set[str]:
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match in (Match.FULL, Match.PARTIAL):
-            methods |= set(getattr(route, "methods", None) or ())
+    """The methods the API document lists for the request's path (what a client may send there).
+
+    Read from the OpenAPI document rather than the router: FastAPI wraps included routers, so the first
+    route that partially matches knows only its own method.
+    """
+    path = request.url.path
+    methods = {
+        method
+        for pattern, documented in _documented_paths(request.app)
+        if pattern.fullmatch(path)
+        for method in documented
+    }
     return methods or {"GET"}
+
+
+def _documented_paths(app: FastAPI) -> list[tuple[re.Pattern[str], set[str]]]:
+    cached = getattr(app.state, "documented_paths", None)
+    if cached is None:
+        cached = [
+            (
+                re.compile(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))),
+                {method.upper() for method in operations if method.upper() in HTTP_METHODS},
+            )
+            for template, operations in app.openapi().get("paths", {}).items()
+        ]
+        app.state.documented_paths = cached
+    return cached
 
 
 def install_error_handlers(app: FastAPI) -> None:
