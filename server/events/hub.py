@@ -33,21 +33,29 @@ import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from server.events import queries as event_queries
 from server.events.queries import EVENTS_CHANNEL
 from server.storage.models import Event
 
 log = logging.getLogger("lowdino.server.events")
+_Arg = TypeVar("_Arg")
+_Result = TypeVar("_Result")
 
 QUEUE_SIZE = 1000  # events a client may have pending before it is switched to a database catch-up
 BATCH = 500  # events per hub read; a full batch is followed by another read at once
 RUNS_PER_QUERY = 200  # keeps one statement's OR list (and bound parameters) bounded
 RETRY_SECONDS = 1.0  # after a failed read or a lost LISTEN connection
+# Shutdown waits at most this long for the hub's tasks: a read stuck in the database must not hold the
+# server (or a test's TestClient) forever.
+STOP_TIMEOUT_S = 5.0
+# A hub read waiting on a lock gives up after this (PostgreSQL): it retries, and never blocks shutdown.
+READ_LOCK_TIMEOUT = "5s"
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,7 @@ class EventHub:
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._executor: ThreadPoolExecutor | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -129,20 +138,28 @@ class EventHub:
             return
         self._loop = loop
         self._wake = asyncio.Event()
+        # Its own threads, not the loop's default executor: asyncio.run() joins that one without a time
+        # limit when the loop closes, so one database read that never returns would hang the shutdown.
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="event-hub")
         self._tasks = [asyncio.create_task(self._read_loop(), name="event-hub-read")]
         if self.listens:
             self._tasks.append(asyncio.create_task(self._listen_loop(), name="event-hub-listen"))
 
-    async def stop(self) -> None:
-        for subscribers in list(self._subscribers.values()):
-            for subscription in list(subscribers):
-                subscription.close()
-        for task in self._tasks:
+    async def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """End every stream and the hub's tasks, waiting at most `timeout` seconds for them."""
+        await self.stop_clients()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks = []
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=timeout)
+            for task in stuck:
+                log.warning(
+                    "event hub: task %s did not stop within %.0f s; leaving it", task.get_name(), timeout
+                )
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
     # -- clients -----------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -161,7 +178,7 @@ class EventHub:
                 self._cursors[run_id] = None  # the hub skips the run until its cursor is known
                 latest = 0  # if the database does not answer: from the start (clients skip what they have)
                 try:
-                    latest = await asyncio.to_thread(self._latest, run_id)
+                    latest = await self._in_thread(self._latest, run_id)
                 finally:
                     if run_id in self._cursors and self._cursors[run_id] is None:
                         self._cursors[run_id] = latest
@@ -178,12 +195,24 @@ class EventHub:
         return list(self._subscribers.get(run_id, ()))
 
     # -- reading -----------------------------------------------------------------------------------
+    async def _in_thread(self, function: Callable[[_Arg], _Result], argument: _Arg) -> _Result:
+        executor = self._executor
+        if executor is None:  # stopped: a client's last catch-up still gets an answer
+            return await asyncio.to_thread(function, argument)
+        return await asyncio.get_running_loop().run_in_executor(executor, function, argument)
+
+    def _bounded_session(self) -> Any:
+        session = self.session_factory()
+        if self.listens:  # PostgreSQL: a read queued behind a lock fails (and retries) instead of waiting
+            session.execute(text(f"SET LOCAL lock_timeout = '{READ_LOCK_TIMEOUT}'"))
+        return session
+
     def _latest(self, run_id: str) -> int:
-        with self.session_factory() as session:
+        with self._bounded_session() as session:
             return event_queries.latest_event_id(session, run_id=run_id) or 0
 
     def _read(self, cursors: dict[str, int]) -> list[Event]:
-        with self.session_factory() as session:
+        with self._bounded_session() as session:
             self.reads += 1
             return event_queries.events_of_runs_after(session, cursors=cursors, limit=BATCH)
 
@@ -198,7 +227,7 @@ class EventHub:
         items = list(ready.items())
         for start in range(0, len(items), RUNS_PER_QUERY):
             chunk = dict(items[start : start + RUNS_PER_QUERY])
-            events = await asyncio.to_thread(self._read, chunk)
+            events = await self._in_thread(self._read, chunk)
             full = full or len(events) == BATCH
             for event in events:
                 cursor = self._cursors.get(event.run_id)

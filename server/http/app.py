@@ -9,7 +9,6 @@ queues the evaluation that each completed chained run owes (every chain_poll_int
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -34,6 +33,7 @@ from server.workers.broker import make_celery
 
 log = logging.getLogger("lowdino.server")
 CATALOG_WARMUP_WAIT_S = 30.0
+SHUTDOWN_WAIT_S = 5.0
 
 
 def _reap(app: FastAPI) -> list[str]:
@@ -73,8 +73,8 @@ async def _chainer(app: FastAPI) -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Runs left `running` by a crash of everything (API and workers) are interrupted from the start.
     await run_in_threadpool(_reap, app)
-    task = asyncio.create_task(_reaper(app))
-    chainer = asyncio.create_task(_chainer(app))
+    task = asyncio.create_task(_reaper(app), name="heartbeat-reaper")
+    chainer = asyncio.create_task(_chainer(app), name="chain-loop")
     # Building every backbone to count its parameters takes seconds: do it before a page asks.
     warm_catalog = threading.Thread(target=catalog, name="lowdino-catalog-warmup", daemon=True)
     warm_catalog.start()
@@ -88,8 +88,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(warm_catalog.join, CATALOG_WARMUP_WAIT_S)
         for loop in (task, chainer):
             loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop
+        # A loop inside a database call ends when that call returns: wait a little, never forever.
+        _, stuck = await asyncio.wait((task, chainer), timeout=SHUTDOWN_WAIT_S)
+        for loop in stuck:
+            log.warning(
+                "background loop %s did not stop within %.0f s; leaving it", loop.get_name(), SHUTDOWN_WAIT_S
+            )
         app.state.engine.dispose()
 
 

@@ -246,3 +246,46 @@ def test_streams_go_on_after_a_postgres_restart(tmp_path: Path) -> None:
         finally:
             writer.dispose()
             app.state.engine.dispose()
+
+
+def test_shutdown_is_bounded_when_a_read_never_returns(app: FastAPI, engine: Engine) -> None:
+    """A hub read stuck in the database (a lock that is never released) must not hang the server's stop.
+
+    With reads in the loop's default executor, asyncio.run() joined that thread without a limit when the
+    loop closed: the lifespan shutdown of a TestClient then waited forever with the event loop idle.
+    """
+    with session_scope(engine) as session:
+        run_id = run_queries.create_run(session, kind="pretrain", config={}).id
+    entered, release = threading.Event(), threading.Event()
+
+    class StuckHub(EventHub):
+        def _read(self, cursors: dict[str, int]) -> list[Any]:
+            entered.set()
+            release.wait(60)
+            return []
+
+    async def scenario() -> None:
+        hub = StuckHub(engine, app.state.session_factory, poll_interval=0.01)
+        await hub.start()
+        async with hub.subscribe(run_id):
+            # A new event makes the hub read on either database (SQLite polls; PostgreSQL is notified).
+            await asyncio.to_thread(write_steps, engine, run_id, range(1, 2), finish=False)
+            await asyncio.to_thread(entered.wait, 10)
+            assert entered.is_set(), "the hub never started a read"
+            await hub.stop(timeout=0.5)
+
+    finished = threading.Event()
+
+    def run_loop() -> None:
+        asyncio.run(scenario())
+        finished.set()
+
+    loop_thread = threading.Thread(target=run_loop, daemon=True)
+    started = time.monotonic()
+    loop_thread.start()
+    try:
+        loop_thread.join(15)
+        assert finished.is_set(), "the event loop did not close while a hub read was stuck"
+        assert time.monotonic() - started < 15
+    finally:
+        release.set()
