@@ -74,7 +74,7 @@ def decide_outcome(
         stop_reason is not None and summary_status == SummaryStatus.CANCELLED
     )
     if killed_after_s is not None:
-        what = "worker shut down" if stop_reason is StopReason.SHUTDOWN else "cancelled"
+        what = "worker shut down" if stop_reason is StopReason.SHUTDOWN else str(RunStatus.CANCELLED)
         status = RunStatus.INTERRUPTED if stop_reason is StopReason.SHUTDOWN else RunStatus.CANCELLED
         return Outcome(
             status,

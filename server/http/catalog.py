@@ -20,6 +20,7 @@ from lowdino.config import CONFIG_MODELS
 from lowdino.config.base import DatasetName
 from lowdino.config.distill import DistillLossName
 from lowdino.config.pretrain import MethodName
+from server.reporting.references import load_reference_rows
 from server.runs.lifecycle import SERVER_OWNED_FIELDS
 from server.vocabulary import (
     ACTIVE_STATUSES,
@@ -99,12 +100,6 @@ def load_backbones() -> list[dict[str, Any]]:
     from lowdino.backbones import list_backbones
 
     return [asdict(info) for info in list_backbones()]
-
-
-def load_reference_rows() -> list[dict[str, Any]]:
-    from lowdino.eval.references import load_references
-
-    return [{**asdict(row), "label": row.label} for row in load_references()]
 
 
 def _in_lifecycle_order(statuses: frozenset[RunStatus]) -> list[RunStatus]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from server.campaigns import routes as campaign_routes
-from server.events import routes as event_routes
 from server.http import catalog_routes, health_routes, session_routes
 from server.http.security import require_token, require_token_or_query
 from server.metrics import routes as metric_routes
 from server.reporting import compare_routes
 from server.reporting import routes as report_routes
-from server.runs import artifact_routes, log_routes
+from server.runs import artifact_routes, event_routes, log_routes
 from server.runs import routes as run_routes
 
 api_router = APIRouter(prefix="/api")

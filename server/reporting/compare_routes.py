@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query
 
 from server.deps import SessionDep, SettingsDep
 from server.errors import InvalidRequestError
-from server.http.catalog import load_reference_rows
 from server.reporting.compare import compare_runs
 from server.reporting.compare_schemas import ComparePublic
+from server.reporting.references import load_reference_rows
 from server.runs import queries as run_queries
 from server.schemas import Message
 
