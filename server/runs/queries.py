@@ -232,6 +232,13 @@ def _status_event_data(run: Run) -> dict[str, Any]:
     return data
 
 
+def _known_status(value: str) -> RunStatus:
+    try:
+        return RunStatus(value)
+    except ValueError:
+        raise ValueError(f"run status {value!r} is not one of {', '.join(RUN_STATUSES)}") from None
+
+
 def _status_fields(status: RunStatus, fields: dict[str, Any], *, caller: str) -> dict[str, Any]:
     """`fields` checked and completed with the timestamp `status` stamps (unless the caller gave it).
 
@@ -254,7 +261,7 @@ def _status_fields(status: RunStatus, fields: dict[str, Any], *, caller: str) ->
 
 def update_run_status(session: Session, *, run_id: str, status: RunStatus, **fields: Any) -> Run:
     """Set `status` (and any other run columns given), stamp its timestamp, append a status event. Commits."""
-    status = RunStatus(status)
+    status = _known_status(status)
     fields = _status_fields(status, fields, caller="update_run_status")
     run = require_run(session, run_id=run_id)
     run.status = status
@@ -278,7 +285,7 @@ def transition_run(
     Returns the updated run, or None when its status was something else (another process won the race):
     this is how a queued run is claimed by exactly one worker, or cancelled before a worker claims it.
     """
-    status = RunStatus(status)
+    status = _known_status(status)
     fields = _status_fields(status, fields, caller="transition_run")
     result = session.execute(
         update(Run)

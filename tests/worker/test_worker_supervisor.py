@@ -69,7 +69,7 @@ def test_completed_run_streams_every_step_once(
     assert run.heartbeat_at is not None
     text = log_text(any_engine, run_id)
     assert "step 25/25 line 0" in text
-    assert "[worker] completed" in text
+    assert "[worker] the run completed" in text
     rundir = RunDir(runs_root / run_id)
     assert rundir.checkpoint.is_file()
     assert "dataset: synthetic" in rundir.config.read_text()
