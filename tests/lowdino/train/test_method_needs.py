@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from lowdino.config import DistillConfig, PretrainConfig
-from lowdino.methods import training_needs
 from lowdino.methods.base import CollapseWatch, TemperatureWarmup, TrainingNeeds
-from lowdino.train.kinds import TrainConfig
+from lowdino.train.kinds import TrainConfig, training_needs
 from lowdino.train.optim import build_schedules
 from lowdino.train.trainer import build_collapse_detector
 
@@ -81,6 +80,8 @@ def test_each_method_declares_its_needs() -> None:
         freeze_last_layer_epochs=1,
         collapse=CollapseWatch(loss_metric="dino_loss", out_dim=dino_config.out_dim),
     )
+    # KoLeo compares each image with another of the same crop: one image per process cannot train.
+    assert training_needs(dino_config.model_copy(update={"koleo_weight": 0.1})).min_batch == 2
     byol = training_needs(configs["byol"])
     assert byol.ema_momentum == 0.98
     assert byol.freeze_last_layer_epochs == 0  # no prototype layer
