@@ -1,4 +1,8 @@
-"""DINO projection head and the multi-crop wrapper that runs one backbone forward per resolution."""
+"""DINO projection head: MLP, L2-normalised bottleneck, weight-normalised prototype layer.
+
+The multi-crop wrapper (one backbone forward per run of equal-sized crops, then this head over all
+crops) is `lowdino.methods.multicrop.MultiCropWrapper`, shared with BYOL.
+"""
 
 from __future__ import annotations
 
