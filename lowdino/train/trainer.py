@@ -81,8 +81,9 @@ def train(config: TrainConfig, *, callbacks: Sequence[TrainerCallback] = ()) -> 
     """Train `config` (pretrain or distill) to completion (or until stopped) and return the summary.
 
     Raises a LowDinoError subclass, before anything is written, for bad input: an existing run in
-    the output directory, a missing dataset, a batch larger than the dataset, crops too small for
-    the backbone, CUDA without a GPU, an incompatible checkpoint.
+    the output directory, a missing dataset, a batch larger than the dataset or smaller than the
+    method accepts, crops too small for the backbone, CUDA without a GPU, an incompatible checkpoint,
+    a batch that does not fit in CPU memory.
     """
     ctx = context_from_env()
     device = resolve_device(config.device, local_rank=ctx.local_rank if ctx.distributed else None)

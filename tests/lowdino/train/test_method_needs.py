@@ -10,12 +10,14 @@ import json
 from pathlib import Path
 
 import pytest
+from _train_utils import tiny_config
 
 from lowdino.config import DistillConfig, PretrainConfig
+from lowdino.errors import ConfigError
 from lowdino.methods.base import CollapseWatch, TemperatureWarmup, TrainingNeeds
 from lowdino.train.kinds import TrainConfig, training_needs
 from lowdino.train.optim import build_schedules
-from lowdino.train.trainer import build_collapse_detector
+from lowdino.train.trainer import build_collapse_detector, pretrain
 
 PINNED = json.loads((Path(__file__).parent / "pinned_schedules.json").read_text())
 
@@ -96,3 +98,13 @@ def test_collapse_detector_follows_the_declared_watch() -> None:
     assert detector.loss_metric == "dino_loss"
     assert build_collapse_detector(training_needs(configs["byol"])) is None
     assert build_collapse_detector(training_needs(configs["distill"])) is None
+
+
+def test_a_batch_below_the_methods_smallest_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with pytest.raises(
+        ConfigError,
+        match=r"^dino needs at least 2 images per process and step, got 1; use --batch-size 2 or more$",
+    ):
+        pretrain(tiny_config(out, batch_size=1, koleo_weight=0.1))
+    assert not out.exists()
