@@ -30,7 +30,7 @@ from lowdino.cli.pretrain import config_from_args
 from lowdino.devices import resolve_precision
 from lowdino.train.distributed import DistContext
 from lowdino.train.throughput import model_images_per_sec
-from lowdino.train.trainer import _compile_backbones, prepare
+from lowdino.train.trainer import compile_backbones, prepare
 
 
 def main() -> None:
@@ -58,7 +58,7 @@ def main() -> None:
         run = config.model_copy(update={"output_dir": str(work / mode)})
         prepared[mode] = prepare(run, DistContext(), device, resolve_precision(run.precision, device))
         if mode == "compiled":
-            _compile_backbones(prepared[mode])
+            compile_backbones(prepared[mode])
             started = time.perf_counter()
             model_images_per_sec(prepared[mode], steps=1, warmup=1)  # compiles forward and backward
             compile_seconds = time.perf_counter() - started

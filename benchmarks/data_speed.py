@@ -61,8 +61,9 @@ from lowdino.data.shards import open_shard_source  # noqa: E402
 from lowdino.data.shardwriter import shard_folder  # noqa: E402
 from lowdino.devices import resolve_precision  # noqa: E402
 from lowdino.train.distributed import DistContext  # noqa: E402
+from lowdino.train.state import WARMUP_STEPS  # noqa: E402
 from lowdino.train.throughput import model_images_per_sec  # noqa: E402
-from lowdino.train.trainer import WARMUP_STEPS, prepare, pretrain  # noqa: E402
+from lowdino.train.trainer import prepare, pretrain  # noqa: E402
 
 DEFAULT_ZIP = REPO.parent / "shared" / "datasets" / "cifar10-jpeg.zip"
 FOLDER = REPO / "data" / "imagenet-like"

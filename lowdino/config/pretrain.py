@@ -144,10 +144,10 @@ class TrainOptions(DataOptions, RuntimeOptions):
     )
     memory_check: bool = Field(
         True,
-        description="On a CPU device, before the first step: measure one step's memory on a 4-image probe, "
-        "scale it to the batch and refuse (naming the batch that fits) when it exceeds the memory available, "
-        "instead of being killed by the kernel's out-of-memory killer mid-run. Takes a few seconds; "
-        "LOWDINO_AVAILABLE_MEMORY_GB overrides the available memory it reads.",
+        description="On a CPU device, before the first step: measure the memory of the trainer's step on "
+        "probes of 2 and 4 images, scale it to the batch and refuse (naming the batch that fits) when it "
+        "exceeds the memory available, instead of being killed by the kernel's out-of-memory killer mid-run. "
+        "Takes a few seconds; LOWDINO_AVAILABLE_MEMORY_GB overrides the available memory it reads.",
         json_schema_extra=cli(group="runtime"),
     )
     checkpoint_every_minutes: float | None = Field(

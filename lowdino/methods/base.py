@@ -3,7 +3,8 @@
 Methods are composed from plain modules (backbone, head, loss) rather than derived from a deep base
 class. The trainer only needs: the networks to optimise and to keep in sync, a loss on a list of
 crops, the target (teacher) update, and the backbone to evaluate; and, before any network is
-built, the method's `TrainingNeeds` (its schedules and checks, read from its config).
+built, the method's `TrainingNeeds` (its schedules and checks, read from its config). A method's
+class offers both constructors (`MethodClass`); `lowdino.methods.METHODS` names them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 StudentWrapper = Callable[[nn.Module], nn.Module]
+BackboneFactory = Callable[[], nn.Module]  # a fresh backbone (random, pretrained or loaded) per call
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class TrainingNeeds:
     # Epochs during which `cancel_last_layer_gradients` keeps the head's last layer frozen.
     freeze_last_layer_epochs: float = 0.0
     collapse: CollapseWatch | None = None
+    # Smallest per-process batch the loss accepts (KoLeo compares each image with its nearest other).
+    min_batch: int = 1
 
 
 class Method(Protocol):
@@ -100,6 +104,22 @@ class Method(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> Any: ...
+
+
+class MethodClass(Protocol):
+    """What `lowdino.methods.METHODS` holds per method name: the method's class, built from its config.
+
+    `config` is the config model of the run kind the method trains (PretrainConfig, DistillConfig).
+    """
+
+    def from_config(
+        self, config: Any, backbone_factory: BackboneFactory, *, num_classes: int | None = None
+    ) -> Method:
+        """The method around `backbone_factory()` with every setting read from `config`
+        (`num_classes`: classes of the training set, for methods with a label loss)."""
+
+    def training_needs(self, config: Any) -> TrainingNeeds:
+        """What the trainer schedules and checks for this method, before any network is built."""
 
 
 def split_weight_decay(named_parameters: Iterable[tuple[str, nn.Parameter]]) -> tuple[list, list]:

@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from lowdino.backbones import feature_dim
 from lowdino.config import PretrainConfig
-from lowdino.methods.base import TrainingNeeds, weight_decay_groups
+from lowdino.methods.base import BackboneFactory, TrainingNeeds, weight_decay_groups
 from lowdino.methods.ema import ema_update
 from lowdino.methods.multicrop import MultiCropStudent, MultiCropWrapper, ema_teacher_needs
 
@@ -57,9 +57,20 @@ class BYOL(MultiCropStudent):
         # for DINO, so that both methods' metrics keep the same series (as before the needs were declared).
         return ema_teacher_needs(config)
 
-    def __init__(
-        self, backbone: nn.Module, *, projection_dim: int = 256, hidden_dim: int = 4096, n_crops: int = 2
-    ) -> None:
+    @classmethod
+    def from_config(
+        cls, config: PretrainConfig, backbone_factory: BackboneFactory, *, num_classes: int | None = None
+    ) -> BYOL:
+        """BYOL around `backbone_factory()` (self-supervised: `num_classes` is not used)."""
+        return cls(
+            backbone_factory(),
+            projection_dim=config.byol_projection_dim,
+            hidden_dim=config.byol_hidden_dim,
+            n_crops=config.n_crops,
+        )
+
+    # No defaults: PretrainConfig holds them (from_config), so a module built directly cannot disagree.
+    def __init__(self, backbone: nn.Module, *, projection_dim: int, hidden_dim: int, n_crops: int) -> None:
         projector = MLPHead(feature_dim(backbone), hidden_dim, projection_dim)
         super().__init__(MultiCropWrapper(backbone, projector))
         self.predictor = MLPHead(projection_dim, hidden_dim, projection_dim)

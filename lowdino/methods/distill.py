@@ -15,8 +15,9 @@ from torch.nn import functional as F
 
 from lowdino.backbones import feature_dim
 from lowdino.config.distill import DistillConfig, DistillLossName
-from lowdino.methods.base import StudentWrapper, TrainingNeeds, weight_decay_groups
+from lowdino.methods.base import BackboneFactory, StudentWrapper, TrainingNeeds, weight_decay_groups
 from lowdino.methods.multicrop import set_forward
+from lowdino.methods.teacher import build_teacher
 
 
 def kl_distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -69,16 +70,32 @@ class Distillation(nn.Module):
         """A frozen teacher: no EMA, no temperature schedule, no layer to freeze, no collapse watch."""
         return TrainingNeeds()
 
+    @classmethod
+    def from_config(
+        cls, config: DistillConfig, backbone_factory: BackboneFactory, *, num_classes: int | None = None
+    ) -> Distillation:
+        """The student `backbone_factory()` and the teacher `config.teacher` (`build_teacher`)."""
+        return cls(
+            backbone_factory(),
+            build_teacher(config),
+            loss=config.loss,
+            temperature=config.temperature,
+            label_loss_weight=config.label_loss_weight,
+            num_classes=num_classes,
+            teacher_image_size=config.teacher_image_size,
+        )
+
+    # No defaults: DistillConfig holds them (from_config), so a module built directly cannot disagree.
     def __init__(
         self,
         student_backbone: nn.Module,
         teacher_backbone: nn.Module,
         *,
-        loss: DistillLossName = "kl",
-        temperature: float = 3.0,
-        label_loss_weight: float = 0.0,
-        num_classes: int | None = None,
-        teacher_image_size: int | None = None,
+        loss: DistillLossName,
+        temperature: float,
+        label_loss_weight: float,
+        num_classes: int | None,
+        teacher_image_size: int | None,
     ) -> None:
         super().__init__()
         if label_loss_weight > 0 and not num_classes:

@@ -13,21 +13,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lowdino.augment import EvalTransform, MultiCropAugmentation, ViewAugmentation, to_unit_float
-from lowdino.backbones import check_input_size, create_backbone, get_spec
-from lowdino.config import DistillConfig
+from lowdino.augment import EvalTransform
+from lowdino.backbones import check_input_size, get_spec
 from lowdino.contract.rundir import RunDir
 from lowdino.data import LabeledImages
-from lowdino.data.crops import CropSpec
 from lowdino.data.folderstream import FolderSource
 from lowdino.data.loader import LoaderOptions, StreamingBatches, StreamSource
 from lowdino.data.sources import choose_loading, describe, open_training_data
-from lowdino.data.types import CropBatch
 from lowdino.errors import ConfigError, DataError
-from lowdino.methods import Method, build_method
-from lowdino.methods.distill import Distillation
+from lowdino.methods import Method
+from lowdino.train import kinds
 from lowdino.train.distributed import DistContext
-from lowdino.train.kinds import TrainConfig, eval_image_size, input_sizes, model_name, run_kind
+from lowdino.train.kinds import TrainConfig, eval_image_size, model_name, run_kind
 from lowdino.train.knn_monitor import KnnMonitor
 from lowdino.train.validation import split_validation, validation_indices
 
@@ -51,25 +48,26 @@ def check_run_dir(run_dir: RunDir, *, resume: bool) -> None:
         )
 
 
-def check_per_rank_batch(config: TrainConfig, ctx: DistContext) -> int:
-    """Images each process takes per step: the global batch split evenly over the processes."""
+def check_per_rank_batch(config: TrainConfig, ctx: DistContext, *, min_batch: int = 1) -> int:
+    """Images each process takes per step: the global batch split evenly over the processes, at
+    least the `min_batch` the method's loss accepts (TrainingNeeds.min_batch)."""
     if config.batch_size % ctx.world_size:
         raise ConfigError(
             f"batch_size {config.batch_size} does not split evenly over {ctx.world_size} processes; "
             f"use a multiple of {ctx.world_size}"
         )
-    return config.batch_size // ctx.world_size
+    per_rank = config.batch_size // ctx.world_size
+    if per_rank < min_batch:
+        raise ConfigError(
+            f"{kinds.method_name(config)} needs at least {min_batch} images per process and step, "
+            f"got {per_rank}; use --batch-size {min_batch * ctx.world_size} or more"
+        )
+    return per_rank
 
 
 def check_crop_sizes(config: TrainConfig) -> None:
-    for size in input_sizes(config):
-        check_input_size(model_name(config), size)
-    if (
-        isinstance(config, DistillConfig)
-        and config.teacher_image_size is not None
-        and not _is_checkpoint(config.teacher)
-    ):
-        check_input_size(config.teacher, config.teacher_image_size)
+    for name, size in kinds.network_inputs(config):
+        check_input_size(name, size)
 
 
 @dataclass(frozen=True)
@@ -162,21 +160,7 @@ def build_stream(
 
 
 def build_augmentation(config: TrainConfig, device: torch.device) -> nn.Module:
-    spec = get_spec(model_name(config))
-    if isinstance(config, DistillConfig):
-        return SingleViewAugmentation(config.crop_size, (config.crop_scale_min, 1.0), spec.mean, spec.std).to(
-            device
-        )
-    augmentation = MultiCropAugmentation(
-        global_size=config.global_crop_size,
-        local_size=config.local_crop_size,
-        n_local=config.n_local_crops,
-        global_scale=(config.global_crop_scale_min, 1.0),
-        local_scale=(0.05, config.local_crop_scale_max),
-        mean=spec.mean,
-        std=spec.std,
-    )
-    return augmentation.to(device)
+    return kinds.build_augmentation(config).to(device)
 
 
 def build_knn_monitor(config: TrainConfig, datasets: Datasets, device: torch.device) -> KnnMonitor | None:
@@ -204,62 +188,8 @@ def build_training_method(
     config: TrainConfig, device: torch.device, num_classes: int | None = None
 ) -> Method:
     """The method around a fresh (or pretrained) backbone, on `device`, in train mode."""
-    method: Method
-    if isinstance(config, DistillConfig):
-        method = Distillation(
-            create_backbone(config.student),
-            build_teacher(config),
-            loss=config.loss,
-            temperature=config.temperature,
-            label_loss_weight=config.label_loss_weight,
-            num_classes=num_classes,
-            teacher_image_size=config.teacher_image_size,
-        )
-    else:
-
-        def backbone_factory() -> nn.Module:
-            return create_backbone(config.backbone, pretrained=config.pretrained, weights=config.weights)
-
-        method = build_method(config, backbone_factory)
+    entry = kinds.training_method(config)
+    method = entry.from_config(config, kinds.backbone_factory(config), num_classes=num_classes)
     method.to(device)
     method.train()
     return method
-
-
-def _is_checkpoint(teacher: str) -> bool:
-    return teacher.endswith((".pth", ".pt")) or Path(teacher).is_dir()
-
-
-def build_teacher(config: DistillConfig) -> nn.Module:
-    """A registry backbone (pretrained weights by default) or the evaluated backbone of a run checkpoint."""
-    if _is_checkpoint(config.teacher):
-        from lowdino.eval.model import load_checkpoint_model
-
-        return load_checkpoint_model(config.teacher).backbone
-    if not config.teacher_pretrained and config.teacher_weights is None:
-        raise ConfigError(
-            f"teacher {config.teacher} would be randomly initialised; pass --teacher-pretrained (timm cache) "
-            "or --teacher-weights FILE"
-        )
-    return create_backbone(config.teacher, pretrained=True, weights=config.teacher_weights)
-
-
-class SingleViewAugmentation(nn.Module):
-    """uint8 (B, 3, H, W) -> [one augmented, normalised view]: what a distillation step shows both networks."""
-
-    def __init__(
-        self, size: int, scale: tuple[float, float], mean: tuple[float, ...], std: tuple[float, ...]
-    ) -> None:
-        super().__init__()
-        self.view = ViewAugmentation(size, scale, blur_p=0.5, mean=mean, std=std)
-
-    def specs(self) -> tuple[CropSpec, ...]:
-        return (CropSpec(self.view.size, self.view.scale, 1),)
-
-    @torch.no_grad()
-    def forward(self, images: torch.Tensor | CropBatch) -> list[torch.Tensor]:
-        if isinstance(images, CropBatch):
-            if images.views is not None:
-                return images.views
-            return [self.view.photometric(images.groups[0][:, 0])]
-        return [self.view(to_unit_float(images))]

@@ -5,10 +5,13 @@ error. On the CPU nothing raises: the kernel's out-of-memory killer ends the pro
 before Python can print a word (a distillation at the default batch 1024 / 224 px was killed after
 111 s on a 24 GiB machine with nothing in train.log). So before the first step on a CPU device:
 
-1. measure the peak resident-memory growth of one forward + backward on probe batches of 1 and 3
-   images at the run's real crop sizes (after one unmeasured warm-up step), on a copy of the networks (the run's weights, buffers and
-   RNG streams are untouched). Linux resets the peak (VmHWM) when "5" is written to
-   /proc/self/clear_refs; glibc's malloc_trim first hands freed memory back, so growth is real;
+1. measure the peak resident-memory growth of the trainer's own step (`lowdino.train.step`:
+   augmentation, forward, loss, backward, AdamW step, EMA update) on probe batches of 2 and 4
+   images (`probe_sizes`: every loss accepts them) at the run's real crop sizes, after one
+   unmeasured warm-up step, on a copy of the networks and a fresh optimiser (the run's weights,
+   buffers, optimiser state and RNG streams are untouched). Linux resets the peak (VmHWM) when "5"
+   is written to /proc/self/clear_refs; glibc's malloc_trim first hands freed memory back, so
+   growth is real;
 2. fit growth = fixed + per_image x images through the two probes and scale it to the per-process
    batch, add AdamW's state (two copies of the trained weights, plus one for the update's temporaries),
    times the processes of this run on this machine (torchrun's LOCAL_WORLD_SIZE);
@@ -18,9 +21,11 @@ before Python can print a word (a distillation at the default batch 1024 / 224 p
    to make the check testable).
 
 The estimate errs high: a resnet5m step at batch 32 / 224 px was estimated at 3.2 GiB and grew the
-process by 2.6 GiB. Too big -> InsufficientMemoryError naming needed vs available GiB and the largest batch (and the
-crop size at this batch) that fits. Skipped with `memory_check: false` (--no-memory-check), for
-batches no larger than the probe, when even a generous bound on the step fits easily (obviously_fits), for streamed datasets and where /proc/self/clear_refs is missing.
+process by 2.6 GiB. Too big -> InsufficientMemoryError naming needed vs available GiB and the largest
+batch (and the crop size at this batch) that fits. Skipped with `memory_check: false`
+(--no-memory-check), for batches no larger than the larger probe, when even a generous bound on the
+step fits easily (obviously_fits), for streamed datasets and where /proc/self/clear_refs is missing;
+the run's log says which (`MemoryCheck.note`).
 """
 
 from __future__ import annotations
@@ -33,22 +38,19 @@ import math
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
 
 import torch
-from torch import nn
 
-from lowdino.config import DistillConfig
 from lowdino.data.types import LabeledImages
 from lowdino.errors import DeviceError
-
-if TYPE_CHECKING:
-    from lowdino.train.trainer import Prepared
+from lowdino.train.kinds import step_crops
+from lowdino.train.optim import build_optimizer
+from lowdino.train.state import Prepared
+from lowdino.train.step import train_step, trained_parameters
 
 AVAILABLE_MEMORY_ENV = "LOWDINO_AVAILABLE_MEMORY_GB"
-PROBE_SIZES = (1, 3)
 GIB = 1024**3
 
 
@@ -62,12 +64,23 @@ class InsufficientMemoryError(DeviceError):
     """The run's batch needs more memory than the machine has available."""
 
 
+def probe_sizes(min_batch: int = 1) -> tuple[int, int]:
+    """The two probe batches: 2 and 4 images, or the method's smallest batch and twice it.
+
+    Never 1 image, even where the loss would take it: BatchNorm in training mode refuses a single
+    value per channel, which a 1-image batch gives a backbone whose last feature map is 1 x 1.
+    """
+    small = max(2, min_batch)
+    return small, 2 * small
+
+
 @dataclass(frozen=True)
 class MemoryEstimate:
     """Bytes one training step adds to the process: fixed + per_image x images (from the probes)."""
 
     fixed: int
     per_image: int
+    probes: tuple[int, int] = probe_sizes()  # the batches it was measured at
 
     def needed(self, images: int) -> int:
         return self.fixed + self.per_image * images
@@ -149,20 +162,25 @@ def peak_growth(call: Callable[[], None]) -> int | None:
     return max(peak - before, 0)
 
 
-def estimate_step_memory(step: Callable[[int], None]) -> MemoryEstimate | None:
-    """Fit fixed + per_image from `step(images)` at PROBE_SIZES (after one unmeasured warm-up step,
-    which pays one-off costs: oneDNN primitives, lazily built buffers)."""
-    step(1)
-    small, large = PROBE_SIZES
+def estimate_step_memory(
+    step: Callable[[int], None], probes: tuple[int, int] = probe_sizes()
+) -> MemoryEstimate | None:
+    """Fit fixed + per_image from `step(images)` at the two `probes` (after one unmeasured warm-up
+    step at the smaller, which pays one-off costs: oneDNN primitives, lazily built buffers, AdamW's
+    moments)."""
+    small, large = probes
+    step(small)
     grown = [peak_growth(functools.partial(step, size)) for size in (small, large)]
     if grown[0] is None or grown[1] is None:
         return None
-    # The larger probe bounds the slope from below; a noisy (non-increasing) pair falls back to the
-    # larger probe's growth spread over its images, which over-estimates (refuses rather than dies).
+    # A noisy (non-increasing) pair falls back to the larger probe's growth spread over its images,
+    # which over-estimates (refuses rather than dies).
     slope = (grown[1] - grown[0]) / (large - small)
     if slope <= 0:
-        return MemoryEstimate(fixed=0, per_image=math.ceil(grown[1] / large))
-    return MemoryEstimate(fixed=max(int(grown[1] - slope * large), 0), per_image=math.ceil(slope))
+        return MemoryEstimate(fixed=0, per_image=math.ceil(grown[1] / large), probes=probes)
+    return MemoryEstimate(
+        fixed=max(int(grown[1] - slope * large), 0), per_image=math.ceil(slope), probes=probes
+    )
 
 
 @dataclass(frozen=True)
@@ -173,6 +191,7 @@ class MemoryPlan:
     available: int
     largest_batch: int  # global batch that fits (0: none)
     crop_hint: list[tuple[str, int]]  # (field, largest side that fits at this batch) per crop size
+    probes: tuple[int, int] = probe_sizes()  # the probe batches the estimate was measured at
 
     @property
     def fits(self) -> bool:
@@ -206,6 +225,7 @@ def plan_memory(
         available=available,
         largest_batch=int(fit_per_rank) * world_size,
         crop_hint=crop_hint,
+        probes=estimate.probes,
     )
 
 
@@ -225,56 +245,60 @@ def refusal(plan: MemoryPlan | None, *, batch_size: int) -> InsufficientMemoryEr
         fix = "even one image per step does not fit: free memory, or use a smaller backbone or crops"
     return InsufficientMemoryError(
         f"not enough memory on the CPU: one step at batch {batch_size} needs about "
-        f"{plan.needed / GIB:.1f} GiB (scaled from a {max(PROBE_SIZES)}-image probe), {plan.available / GIB:.1f} GiB "
+        f"{plan.needed / GIB:.1f} GiB ({_scaled(plan)}), {plan.available / GIB:.1f} GiB "
         f"is available; {fix}. --no-memory-check skips this check"
     )
 
 
-def plan_cpu_memory(p: Prepared) -> MemoryPlan | None:
-    """The memory plan of a prepared CPU run; None when the check does not apply (module docstring)."""
+def _scaled(plan: MemoryPlan) -> str:
+    small, large = plan.probes
+    return f"scaled from probes of {small} and {large} images"
+
+
+@dataclass(frozen=True)
+class MemoryCheck:
+    """The outcome of the check on a prepared run: a plan, or why there is none (for the run's log)."""
+
+    plan: MemoryPlan | None
+    note: str  # one line for train.log; "" where the check does not concern the device (GPUs)
+
+    @property
+    def refuses(self) -> bool:
+        return self.plan is not None and not self.plan.fits
+
+
+def check_cpu_memory(p: Prepared) -> MemoryCheck:
+    """The memory plan of a prepared CPU run, or why the check does not apply (module docstring)."""
     c, train = p.config, p.datasets.train
-    if (
-        p.device.type != "cpu"
-        or not c.memory_check
-        or p.per_rank_batch <= max(PROBE_SIZES)
-        or not isinstance(train, LabeledImages)  # streamed sets: batches come from DataLoader workers
-        or len(train) < max(PROBE_SIZES)
-    ):
-        return None
+    probes = probe_sizes(p.needs.min_batch)
+    if p.device.type != "cpu":
+        return MemoryCheck(None, "")
+    if not c.memory_check:
+        return MemoryCheck(None, "memory check: off (memory_check false)")
+    if p.per_rank_batch <= max(probes):
+        return MemoryCheck(
+            None, f"memory check: skipped, {p.per_rank_batch} images per process are no more than its probe"
+        )
+    if not isinstance(train, LabeledImages):  # streamed sets: batches come from DataLoader workers
+        return MemoryCheck(None, "memory check: skipped for a streamed training set")
+    if len(train) < max(probes):
+        return MemoryCheck(None, "memory check: skipped, fewer training images than its probe")
     available = available_memory_bytes()
-    trained = [param for group in p.optimizer.param_groups for param in group["params"]]
-    weight_bytes = sum(param.numel() * param.element_size() for param in trained)
-    crops = (
-        [("crop_size", c.crop_size)] * 2  # the student's view and the teacher's
-        if isinstance(c, DistillConfig)
-        else [("global_crop_size", c.global_crop_size)] * 2
-        + [("local_crop_size", c.local_crop_size)] * c.n_local_crops
-    )
+    if available is None:
+        return MemoryCheck(None, "memory check: skipped, the available memory is unknown")
+    weight_bytes = sum(param.numel() * param.element_size() for param in trained_parameters(p.optimizer))
+    crops = step_crops(c)
     input_bytes = p.per_rank_batch * sum(3 * side * side * 4 for _, side in crops)  # fp32 crops of one step
-    if available is None or obviously_fits(
-        input_bytes=input_bytes, weight_bytes=weight_bytes, available=available
-    ):
-        return None
-    method = cast(nn.Module, copy.deepcopy(p.method))  # the probe leaves the run's weights and buffers alone
-    teacher_temp = float(p.schedules.teacher_temp[0])
-
-    def probe_step(images: int) -> None:
-        with torch.no_grad():
-            views = p.augmentation(train.images[:images].to(p.device))
-            if c.channels_last:
-                views = [view.contiguous(memory_format=torch.channels_last) for view in views]
-        with p.precision.autocast(p.device):
-            loss, _ = method.training_loss(  # type: ignore[operator]
-                views, step=0, teacher_temp=teacher_temp, labels=train.labels[:images].to(p.device)
-            )
-        loss.backward()
-        method.zero_grad(set_to_none=True)
-
-    with torch.random.fork_rng(devices=[]):  # the run's augmentation stream is not advanced
-        estimate = estimate_step_memory(probe_step)
+    if obviously_fits(input_bytes=input_bytes, weight_bytes=weight_bytes, available=available):
+        return MemoryCheck(
+            None,
+            f"memory check: skipped, even {ACTIVATION_FACTOR}x the step's input crops fits easily in "
+            f"the {available / GIB:.1f} GiB available",
+        )
+    estimate = _measure(p, train, probes)
     if estimate is None:
-        return None
-    return plan_memory(
+        return MemoryCheck(None, "memory check: skipped, /proc/self/clear_refs is missing")
+    plan = plan_memory(
         estimate,
         per_rank_batch=p.per_rank_batch,
         world_size=p.ctx.world_size,
@@ -283,3 +307,27 @@ def plan_cpu_memory(p: Prepared) -> MemoryPlan | None:
         available=available,
         crops=list(dict.fromkeys(crops)),
     )
+    return MemoryCheck(
+        plan,
+        f"memory check: one step at batch {c.batch_size} needs about {plan.needed / GIB:.2f} GiB "
+        f"({_scaled(plan)}), {available / GIB:.1f} GiB is available",
+    )
+
+
+def _measure(p: Prepared, train: LabeledImages, probes: tuple[int, int]) -> MemoryEstimate | None:
+    """`estimate_step_memory` of the trainer's step on a copy of the method and a fresh optimiser."""
+    method = copy.deepcopy(p.method)
+    probe = replace(
+        p,
+        method=method,
+        optimizer=build_optimizer(method),
+        scaler=torch.amp.GradScaler(p.device.type, enabled=p.scaler.is_enabled()),
+    )
+
+    def step(images: int) -> None:
+        batch = train.images[:images].to(p.device)
+        # No extra gradients to all-reduce: each rank measures its own copy.
+        train_step(probe, batch, 0, [], train.labels[:images].to(p.device))
+
+    with torch.random.fork_rng(devices=[]):  # the run's augmentation stream is not advanced
+        return estimate_step_memory(step, probes)

@@ -20,7 +20,9 @@ from lowdino.data import LabeledImages
 from lowdino.data.types import CropBatch
 from lowdino.devices import resolve_device, resolve_precision
 from lowdino.train.distributed import DistContext
-from lowdino.train.trainer import Prepared, prepare, train_step
+from lowdino.train.state import Prepared
+from lowdino.train.step import train_step
+from lowdino.train.trainer import prepare
 
 
 class FixedCrops(nn.Module):

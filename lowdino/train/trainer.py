@@ -1,12 +1,11 @@
-"""`pretrain(config)`: the DINO / BYOL training loop, in the spirit of facebookresearch/dino main_dino.py.
+"""`train(config)`: the DINO / BYOL / distillation training loop, in the spirit of facebookresearch/dino
+main_dino.py (`train_dino` prepares and loops over epochs, `train_one_epoch` runs the steps).
 
-Reading order: `pretrain` resolves where the run lives and joins the process group; `prepare`
-runs every builder and check (nothing is written until all of them pass); `_open_outputs` creates
-the run directory files; `_train` is the loop; `train_step` is one optimiser step:
-
-    uint8 batch -> multi-crop on the device -> method.training_loss (teacher under no_grad)
-    -> backward (AMP) -> per-tensor grad clipping -> freeze the head's last layer early on
-    -> AdamW step -> teacher EMA update -> one metrics record
+Reading order: `train` resolves where the run lives and joins the process group; `prepare` runs
+every builder and check (nothing is written until all of them pass, the CPU memory check included);
+`_open_outputs` creates the run directory files; `_train` loops over epochs; `train_one_epoch`
+over the steps of one, each an optimiser step (`lowdino.train.step.train_step`) followed by its
+record, kNN look, checkpoint and stop decisions (`_finish_step`).
 
 Only rank 0 writes (metrics, logs, TensorBoard, checkpoints, summary); every rank takes the same
 decisions (kNN / checkpoint / stop) from the step count and one all-reduce per step.
@@ -16,11 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -36,17 +34,9 @@ from lowdino.contract.callbacks import TrainerCallback
 from lowdino.contract.metrics_log import MetricsWriter, truncate_metrics
 from lowdino.contract.rundir import RunDir, atomic_write_text
 from lowdino.data import LabeledImages, iterate_batches, steps_per_epoch
-from lowdino.data.loader import StreamingBatches
 from lowdino.data.types import CropBatch
-from lowdino.devices import (
-    Precision,
-    out_of_memory_error,
-    resolve_device,
-    resolve_device_ids,
-    resolve_precision,
-)
-from lowdino.errors import LowDinoError
-from lowdino.methods import Method, TrainingNeeds, training_needs
+from lowdino.devices import Precision, resolve_device, resolve_device_ids, resolve_precision
+from lowdino.methods import TrainingNeeds
 from lowdino.train import builders
 from lowdino.train.checkpoint import (
     capture_rng_state,
@@ -72,83 +62,14 @@ from lowdino.train.kinds import (
     method_name,
     model_name,
     run_kind,
+    training_needs,
 )
-from lowdino.train.knn_monitor import KnnMonitor
-from lowdino.train.memory_check import plan_cpu_memory, refusal
-from lowdino.train.optim import (
-    Schedules,
-    apply_schedules,
-    build_optimizer,
-    build_schedules,
-    clip_gradients_per_tensor,
-)
+from lowdino.train.memory_check import check_cpu_memory, refusal
+from lowdino.train.optim import build_optimizer, build_schedules
 from lowdino.train.progress import ProgressBar, close_logging, setup_logging
+from lowdino.train.state import Prepared, Progress, SaveClock
+from lowdino.train.step import parameters_outside_student, train_step, trained_parameters
 from lowdino.train.syncbn import sync_batchnorm_children
-
-# Steps left out of the steady-state images/s (start-up: allocator, kernel selection, caches).
-WARMUP_STEPS = 5
-
-
-class TrainingDivergedError(LowDinoError):
-    """The loss became NaN or infinite."""
-
-
-@dataclass
-class Prepared:
-    """Everything built before the first file is written."""
-
-    config: TrainConfig
-    ctx: DistContext
-    device: torch.device
-    precision: Precision
-    run_dir: RunDir
-    datasets: builders.Datasets
-    per_rank_batch: int
-    needs: TrainingNeeds  # what the method declares: EMA, temperature, frozen last layer, collapse watch
-    schedules: Schedules
-    method: Method
-    optimizer: torch.optim.AdamW
-    scaler: torch.amp.GradScaler
-    augmentation: nn.Module
-    knn: KnnMonitor | None
-    device_ids: list[int] | None
-    checkpoint: dict[str, Any] | None
-    stream: StreamingBatches | None = None  # DataLoader workers of a streamed training set
-
-
-@dataclass
-class Progress:
-    """Counters of the loop; those in CHECKPOINTED carry over to a resumed run."""
-
-    CHECKPOINTED = ("best_knn", "last_knn", "wall_time", "last_loss", "collapse_warning")
-
-    step: int = 0  # optimiser steps done
-    best_knn: float | None = None
-    last_knn: float | None = None
-    wall_time: float = 0.0
-    last_loss: float | None = None
-    collapse_warning: str | None = None
-    # This process only: the steady-state throughput and the last step's rate.
-    timed_images: int = field(default=0, repr=False)
-    timed_seconds: float = field(default=0.0, repr=False)
-    steps_this_run: int = field(default=0, repr=False)
-    last_images_per_sec: float = field(default=0.0, repr=False)
-
-    def count_step(self, loss: float, images: int, seconds: float) -> None:
-        self.step += 1
-        self.last_loss = loss
-        self.steps_this_run += 1
-        self.last_images_per_sec = images / max(seconds, 1e-9)
-        if self.steps_this_run > WARMUP_STEPS:
-            self.timed_images += images
-            self.timed_seconds += seconds
-
-    def state_dict(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in self.CHECKPOINTED}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key in self.CHECKPOINTED:
-            setattr(self, key, state.get(key, getattr(self, key)))
 
 
 def pretrain(config: PretrainConfig, *, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
@@ -160,8 +81,9 @@ def train(config: TrainConfig, *, callbacks: Sequence[TrainerCallback] = ()) -> 
     """Train `config` (pretrain or distill) to completion (or until stopped) and return the summary.
 
     Raises a LowDinoError subclass, before anything is written, for bad input: an existing run in
-    the output directory, a missing dataset, a batch larger than the dataset, crops too small for
-    the backbone, CUDA without a GPU, an incompatible checkpoint.
+    the output directory, a missing dataset, a batch larger than the dataset or smaller than the
+    method accepts, crops too small for the backbone, CUDA without a GPU, an incompatible checkpoint,
+    a batch that does not fit in CPU memory.
     """
     ctx = context_from_env()
     device = resolve_device(config.device, local_rank=ctx.local_rank if ctx.distributed else None)
@@ -170,8 +92,12 @@ def train(config: TrainConfig, *, callbacks: Sequence[TrainerCallback] = ()) -> 
     try:
         config = config.model_copy(update={"output_dir": str(_agree_on_output_dir(config, ctx))})
         prepared = prepare(config, ctx, device, precision)
-        check_cpu_memory(prepared)
-        return _run(prepared, callbacks)
+        memory = check_cpu_memory(prepared)
+        # Every rank refuses together (one rank alone would leave the others waiting at a collective).
+        (refuse,) = any_ranks([memory.refuses], prepared.ctx, prepared.device)
+        if refuse:
+            raise refusal(memory.plan, batch_size=config.batch_size)
+        return _run(prepared, callbacks, memory_note=memory.note)
     finally:
         destroy_process_group()
 
@@ -189,7 +115,8 @@ def prepare(config: TrainConfig, ctx: DistContext, device: torch.device, precisi
     run_dir = RunDir(Path(config.output_dir or "."))
     builders.check_run_dir(run_dir, resume=config.resume)
     builders.check_crop_sizes(config)
-    per_rank_batch = builders.check_per_rank_batch(config, ctx)
+    needs = training_needs(config)
+    per_rank_batch = builders.check_per_rank_batch(config, ctx, min_batch=needs.min_batch)
     device_ids = (
         resolve_device_ids(config.device_ids, device, distributed=ctx.distributed)
         if config.device_ids
@@ -202,7 +129,6 @@ def prepare(config: TrainConfig, ctx: DistContext, device: torch.device, precisi
 
     datasets = builders.load_datasets(config)
     spe = steps_per_epoch(len(datasets.train), config.batch_size, world_size=1, drop_last=True)
-    needs = training_needs(config)
     schedules = build_schedules(config, needs, spe)
 
     # Same seed on every rank for the networks; each rank then draws its own augmentations.
@@ -241,22 +167,13 @@ def prepare(config: TrainConfig, ctx: DistContext, device: torch.device, precisi
     )
 
 
-def check_cpu_memory(p: Prepared) -> None:
-    """Refuse a CPU run whose batch would not fit in memory (lowdino.train.memory_check), before step 1."""
-    plan = plan_cpu_memory(p)
-    # Every rank refuses together (one rank alone would leave the others waiting at a collective).
-    (refuse,) = any_ranks([plan is not None and not plan.fits], p.ctx, p.device)
-    if refuse:
-        raise refusal(plan, batch_size=p.config.batch_size)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
-def _run(p: Prepared, callbacks: Sequence[TrainerCallback]) -> dict[str, Any]:
+def _run(p: Prepared, callbacks: Sequence[TrainerCallback], *, memory_note: str = "") -> dict[str, Any]:
     # Every rank has passed every check: from here on files are written.
     barrier(p.ctx)
     progress = Progress()
@@ -267,7 +184,19 @@ def _run(p: Prepared, callbacks: Sequence[TrainerCallback]) -> dict[str, Any]:
     try:
         _wrap_for_devices(p)
         _log_start(p, progress, logger)
-        status = _train(p, progress, detector, writer, callbacks, logger)
+        if memory_note:
+            logger.info("%s", memory_note)
+        loop = Loop(
+            detector=detector,
+            writer=writer,
+            callbacks=callbacks,
+            logger=logger,
+            extra_sync=parameters_outside_student(p.method, p.optimizer, p.ctx),
+            bar=ProgressBar(total=p.schedules.total_steps, initial=progress.step, enabled=p.ctx.is_main),
+            clock=SaveClock(p.config.checkpoint_every_minutes),
+            started=time.perf_counter() - progress.wall_time,
+        )
+        status = _train(p, progress, loop)
         summary = _summary(p, progress, status)
         if p.ctx.is_main:
             atomic_write_text(p.run_dir.summary, _json(summary))
@@ -337,10 +266,10 @@ def _wrap_for_devices(p: Prepared) -> None:
         ids = p.device_ids or None
         p.method.wrap_backbone(lambda backbone: nn.DataParallel(backbone, device_ids=ids))
     if p.config.compile:
-        _compile_backbones(p)
+        compile_backbones(p)
 
 
-def _compile_backbones(p: Prepared) -> None:
+def compile_backbones(p: Prepared) -> None:
     """torch.compile the backbones' forward (the modules, hence checkpoints, stay as they are)."""
 
     def compiled(module: nn.Module) -> nn.Module:
@@ -375,82 +304,84 @@ def _log_start(p: Prepared, progress: Progress, logger: logging.Logger) -> None:
         logger.info("%s", p.datasets.loading)
 
 
-def _train(
-    p: Prepared,
-    progress: Progress,
-    detector: CollapseDetector | None,
-    writer: MetricsWriter | None,
-    callbacks: Sequence[TrainerCallback],
-    logger: logging.Logger,
-) -> str:
-    """The loop over epochs and steps; returns 'completed' or 'cancelled'."""
-    c, s = p.config, p.schedules
-    spe, total = s.steps_per_epoch, s.total_steps
-    collapse_every = max(1, min(spe * c.logging_freq, total // 10))
-    extra_sync = _parameters_outside_student(p)
-    bar = ProgressBar(total=total, initial=progress.step, enabled=p.ctx.is_main)
-    started = time.perf_counter() - progress.wall_time
-    clock = SaveClock(c.checkpoint_every_minutes)
+@dataclass
+class Loop:
+    """What the loop needs besides the prepared run and its progress: outputs and cadences."""
+
+    detector: CollapseDetector | None
+    writer: MetricsWriter | None  # rank 0 only
+    callbacks: Sequence[TrainerCallback]
+    logger: logging.Logger
+    extra_sync: list[nn.Parameter]  # trained parameters DDP does not cover (parameters_outside_student)
+    bar: ProgressBar
+    clock: SaveClock
+    started: float  # perf_counter() at which this run's wall time would be 0 (resumed runs count on)
+
+
+def _train(p: Prepared, progress: Progress, loop: Loop) -> str:
+    """The loop over epochs; returns 'completed' or 'cancelled'."""
     try:
-        while progress.step < total:
-            epoch = progress.step // spe
-            for images, labels in _epoch_batches(p, epoch, start_batch=progress.step - epoch * spe):
-                tick = time.perf_counter()
-                loss, metrics = train_step(p, images, progress.step, extra_sync, labels)
-                loss = _mean_over_ranks(loss, p)
-                progress.count_step(loss, c.batch_size, time.perf_counter() - tick)
-                done = progress.step
-                periodic = done % spe == 0 and (done // spe) % c.logging_freq == 0
-                last = done == total
-
-                record = _record(p, done, loss, metrics, progress.last_images_per_sec)
-                if p.stream is not None:
-                    record["skipped_images"] = p.stream.skipped  # unreadable files met by this rank
-                if detector is not None:
-                    detector.observe(metrics)
-                    if done % collapse_every == 0 or last:
-                        _check_collapse(detector, record, progress, logger)
-                if p.knn is not None and (periodic or last):
-                    _measure_knn(p, record, progress, logger)
-                progress.wall_time = time.perf_counter() - started
-                if writer is not None:
-                    writer.write(record)  # callbacks see the record before they are asked to stop
-                bar.update(record)
-
-                # Rank 0's clock and STOP file decide for every rank, in one all-reduce.
-                stop, time_due = any_ranks(
-                    [p.ctx.is_main and _stop_requested(p, callbacks), p.ctx.is_main and clock.due()],
-                    p.ctx,
-                    p.device,
-                )
-                every = c.checkpoint_every_steps
-                if periodic or last or stop or time_due or (every and done % every == 0):
-                    _save(p, progress, detector, periodic_epoch=done // spe if periodic else None)
-                    clock.saved()
-                if stop:
-                    logger.info("stop requested: checkpoint saved at step %d", done)
-                    if p.ctx.is_main:
-                        p.run_dir.stop_request.unlink(missing_ok=True)
-                    return "cancelled"
-                if last:
-                    break  # max_steps can end the run mid-epoch
+        while progress.step < p.schedules.total_steps:
+            if train_one_epoch(p, progress.step // p.schedules.steps_per_epoch, progress, loop):
+                return "cancelled"
     finally:
-        bar.close()
+        loop.bar.close()
     return "completed"
 
 
-class SaveClock:
-    """Wall-clock checkpoint cadence: due once `minutes` have passed since the start or the last save."""
+def train_one_epoch(p: Prepared, epoch: int, progress: Progress, loop: Loop) -> bool:
+    """The steps of `epoch` left to do (all, unless resuming mid-epoch), up to the run's last step;
+    True when a stop was requested (the checkpoint is saved)."""
+    spe = p.schedules.steps_per_epoch
+    for images, labels in _epoch_batches(p, epoch, start_batch=progress.step - epoch * spe):
+        tick = time.perf_counter()
+        loss, metrics = train_step(p, images, progress.step, loop.extra_sync, labels)
+        loss = _mean_over_ranks(loss, p)
+        progress.count_step(loss, p.config.batch_size, time.perf_counter() - tick)
+        if _finish_step(p, progress, loss, metrics, loop):
+            return True
+        if progress.step == p.schedules.total_steps:
+            break  # max_steps can end the run mid-epoch
+    return False
 
-    def __init__(self, minutes: float | None) -> None:
-        self.interval = minutes * 60.0 if minutes else None  # 0 / None: off
-        self.last = time.monotonic()
 
-    def due(self) -> bool:
-        return self.interval is not None and time.monotonic() - self.last >= self.interval
+def _finish_step(p: Prepared, progress: Progress, loss: float, metrics: dict[str, float], loop: Loop) -> bool:
+    """Record the step just taken, look at collapse and kNN when due, save when due; True to stop."""
+    c, s = p.config, p.schedules
+    spe, total = s.steps_per_epoch, s.total_steps
+    done = progress.step
+    periodic = done % spe == 0 and (done // spe) % c.logging_freq == 0
+    last = done == total
 
-    def saved(self) -> None:
-        self.last = time.monotonic()
+    record = _record(p, done, loss, metrics, progress.last_images_per_sec)
+    if p.stream is not None:
+        record["skipped_images"] = p.stream.skipped  # unreadable files met by this rank
+    if loop.detector is not None:
+        loop.detector.observe(metrics)
+        if done % max(1, min(spe * c.logging_freq, total // 10)) == 0 or last:
+            _check_collapse(loop.detector, record, progress, loop.logger)
+    if p.knn is not None and (periodic or last):
+        _measure_knn(p, record, progress, loop.logger)
+    progress.wall_time = time.perf_counter() - loop.started
+    if loop.writer is not None:
+        loop.writer.write(record)  # callbacks see the record before they are asked to stop
+    loop.bar.update(record)
+
+    # Rank 0's clock and STOP file decide for every rank, in one all-reduce.
+    stop, time_due = any_ranks(
+        [p.ctx.is_main and _stop_requested(p, loop.callbacks), p.ctx.is_main and loop.clock.due()],
+        p.ctx,
+        p.device,
+    )
+    every = c.checkpoint_every_steps
+    if periodic or last or stop or time_due or (every and done % every == 0):
+        _save(p, progress, loop.detector, periodic_epoch=done // spe if periodic else None)
+        loop.clock.saved()
+    if stop:
+        loop.logger.info("stop requested: checkpoint saved at step %d", done)
+        if p.ctx.is_main:
+            p.run_dir.stop_request.unlink(missing_ok=True)
+    return bool(stop)
 
 
 def _epoch_batches(
@@ -501,71 +432,6 @@ def _measure_knn(p: Prepared, record: dict[str, Any], progress: Progress, logger
         record["loss"],
         knn,
     )
-
-
-def train_step(
-    p: Prepared,
-    images: torch.Tensor | CropBatch,
-    step: int,
-    extra_sync: list[nn.Parameter],
-    labels: torch.Tensor | None = None,
-) -> tuple[float, dict[str, float]]:
-    """One optimiser step at index `step` (0-based); returns this rank's loss and method metrics."""
-    s, c = p.schedules, p.config
-    apply_schedules(p.optimizer, s, step)
-    try:
-        with torch.no_grad():
-            crops = p.augmentation(images)
-            if c.channels_last:
-                crops = [crop.contiguous(memory_format=torch.channels_last) for crop in crops]
-        with p.precision.autocast(p.device):
-            loss, metrics = p.method.training_loss(
-                crops, step=step, teacher_temp=float(s.teacher_temp[step]), labels=labels
-            )
-        loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
-            raise TrainingDivergedError(
-                f"the loss is {loss_value} at step {step + 1}; lower --lr, clip gradients (e.g. --clip-grad 3) "
-                "or use --precision fp32"
-            )
-        p.optimizer.zero_grad(set_to_none=True)
-        p.scaler.scale(loss).backward()
-        _all_reduce_gradients(extra_sync, p.ctx)
-        if c.clip_grad > 0:
-            p.scaler.unscale_(p.optimizer)
-            clip_gradients_per_tensor(_trained_parameters(p.optimizer), c.clip_grad)
-        p.method.cancel_last_layer_gradients(s.schedule_epoch(step), p.needs.freeze_last_layer_epochs)
-        p.scaler.step(p.optimizer)
-        p.scaler.update()
-        p.method.update_target(float(s.momentum[step]))
-    except torch.OutOfMemoryError as exc:
-        raise out_of_memory_error(c.batch_size, p.device) from exc
-    return loss_value, metrics
-
-
-def _trained_parameters(optimizer: torch.optim.Optimizer) -> list[nn.Parameter]:
-    return [param for group in optimizer.param_groups for param in group["params"]]
-
-
-def _parameters_outside_student(p: Prepared) -> list[nn.Parameter]:
-    """Trained parameters DDP does not cover (BYOL's predictor lives beside the student)."""
-    if not p.ctx.distributed:
-        return []
-    in_student = {id(param) for param in p.method.student.parameters()}
-    return [param for param in _trained_parameters(p.optimizer) if id(param) not in in_student]
-
-
-def _all_reduce_gradients(parameters: list[nn.Parameter], ctx: DistContext) -> None:
-    grads = [param.grad for param in parameters if param.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([grad.reshape(-1) for grad in grads])
-    dist.all_reduce(flat)
-    flat /= ctx.world_size
-    offset = 0
-    for grad in grads:
-        grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
-        offset += grad.numel()
 
 
 def _mean_over_ranks(loss: float, p: Prepared) -> float:
@@ -647,7 +513,7 @@ def _summary(p: Prepared, progress: Progress, status: str) -> dict[str, Any]:
         "labels_used": labels_used(p.config),
         "images_per_sec": progress.timed_images / progress.timed_seconds if timed else None,
         "params": count_parameters(backbone),
-        "trainable_params": sum(param.numel() for param in _trained_parameters(p.optimizer)),
+        "trainable_params": sum(param.numel() for param in trained_parameters(p.optimizer)),
         "wall_time_sec": progress.wall_time,
         "collapse_warning": progress.collapse_warning,
         "world_size": p.ctx.world_size,

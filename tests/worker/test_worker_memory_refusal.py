@@ -18,7 +18,7 @@ from worker.supervisor import SupervisorOptions, execute_run
 def test_a_batch_that_cannot_fit_fails_the_run_with_the_memory_message(
     sqlite_engine: Engine, runs_root: Path, identity: WorkerIdentity
 ) -> None:
-    run_id = make_run(sqlite_engine, runs_root)  # batch 16 > the 3-image probe
+    run_id = make_run(sqlite_engine, runs_root)  # batch 16 > the 4-image probe
     # The real trainer, told that 1 MiB is available (the machine's real reading would let it run).
     options = SupervisorOptions(
         runs_root=runs_root,

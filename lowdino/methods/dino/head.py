@@ -1,4 +1,8 @@
-"""DINO projection head and the multi-crop wrapper that runs one backbone forward per resolution."""
+"""DINO projection head: MLP, L2-normalised bottleneck, weight-normalised prototype layer.
+
+The multi-crop wrapper (one backbone forward per run of equal-sized crops, then this head over all
+crops) is `lowdino.methods.multicrop.MultiCropWrapper`, shared with BYOL.
+"""
 
 from __future__ import annotations
 
@@ -26,11 +30,11 @@ class DINOHead(nn.Module):
         in_dim: int,
         out_dim: int,
         *,
-        hidden_dim: int = 2048,
-        bottleneck_dim: int = 256,
-        n_layers: int = 3,
-        use_bn: bool = False,
-        norm_last_layer: bool = True,
+        hidden_dim: int,
+        bottleneck_dim: int,
+        use_bn: bool,
+        norm_last_layer: bool,
+        n_layers: int = 3,  # DINO's depth; not a config setting
     ) -> None:
         super().__init__()
         if n_layers < 1:

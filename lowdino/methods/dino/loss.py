@@ -38,9 +38,9 @@ class DINOLoss(nn.Module):
         out_dim: int,
         *,
         n_crops: int,
-        student_temp: float = 0.1,
-        center_momentum: float = 0.9,
-        centering: Centering = "center",
+        student_temp: float,
+        center_momentum: float,
+        centering: Centering,
     ) -> None:
         super().__init__()
         if n_crops < 2:

@@ -11,7 +11,7 @@ from torch import nn
 
 from lowdino.backbones import feature_dim
 from lowdino.config.pretrain import Centering, PretrainConfig
-from lowdino.methods.base import CollapseWatch, TrainingNeeds, weight_decay_groups
+from lowdino.methods.base import BackboneFactory, CollapseWatch, TrainingNeeds, weight_decay_groups
 from lowdino.methods.dino.head import DINOHead
 from lowdino.methods.dino.koleo import KoLeoLoss
 from lowdino.methods.dino.loss import DINOLoss
@@ -34,22 +34,44 @@ class DINO(MultiCropStudent):
             freeze_last_layer_epochs=config.freeze_last_layer,
             # The cross-entropy alone: a uniform collapse puts it at ln(out_dim), whatever KoLeo adds.
             collapse=CollapseWatch(loss_metric="dino_loss", out_dim=config.out_dim),
+            # KoLeo's nearest neighbour is another image of the same global crop.
+            min_batch=2 if config.koleo_weight > 0 else 1,
         )
 
+    @classmethod
+    def from_config(
+        cls, config: PretrainConfig, backbone_factory: BackboneFactory, *, num_classes: int | None = None
+    ) -> DINO:
+        """DINO around `backbone_factory()` (self-supervised: `num_classes` is not used)."""
+        return cls(
+            backbone_factory(),
+            out_dim=config.out_dim,
+            n_crops=config.n_crops,
+            hidden_dim=config.hidden_dim,
+            bottleneck_dim=config.bottleneck_dim,
+            use_bn_in_head=config.use_bn_in_head,
+            norm_last_layer=config.norm_last_layer,
+            student_temp=config.student_temp,
+            center_momentum=config.center_momentum,
+            centering=config.centering,
+            koleo_weight=config.koleo_weight,
+        )
+
+    # No defaults: PretrainConfig holds them (from_config), so a module built directly cannot disagree.
     def __init__(
         self,
         backbone: nn.Module,
         *,
         out_dim: int,
         n_crops: int,
-        hidden_dim: int = 2048,
-        bottleneck_dim: int = 256,
-        use_bn_in_head: bool = False,
-        norm_last_layer: bool = True,
-        student_temp: float = 0.1,
-        center_momentum: float = 0.9,
-        centering: Centering = "center",
-        koleo_weight: float = 0.0,
+        hidden_dim: int,
+        bottleneck_dim: int,
+        use_bn_in_head: bool,
+        norm_last_layer: bool,
+        student_temp: float,
+        center_momentum: float,
+        centering: Centering,
+        koleo_weight: float,
     ) -> None:
         head = DINOHead(
             feature_dim(backbone),

@@ -12,7 +12,7 @@ from torch import nn
 from lowdino.config import PretrainConfig
 from lowdino.config.loading import build_config
 from lowdino.errors import ConfigError
-from lowdino.methods import DINO, build_method
+from lowdino.methods import DINO, METHODS
 from lowdino.methods.dino.head import DINOHead
 from lowdino.methods.dino.koleo import KoLeoLoss
 from lowdino.methods.dino.loss import DINOLoss, teacher_statistics
@@ -72,7 +72,7 @@ def test_dino_loss_with_sinkhorn_uses_balanced_targets_and_leaves_center_alone()
     generator = torch.Generator().manual_seed(3)
     student = torch.randn(3 * 4, 5, generator=generator)
     teacher = torch.randn(2 * 4, 5, generator=generator)
-    loss_fn = DINOLoss(5, n_crops=3, student_temp=0.1, centering="sinkhorn_knopp")
+    loss_fn = DINOLoss(5, n_crops=3, student_temp=0.1, center_momentum=0.9, centering="sinkhorn_knopp")
     loss, _ = loss_fn(student, teacher, teacher_temp=0.07)
 
     targets = sinkhorn_knopp(teacher, teacher_temp=0.07).chunk(2)
@@ -128,7 +128,9 @@ class _Pool(nn.Module):
 
 
 def test_multicrop_wrapper_returns_backbone_features_in_crop_order() -> None:
-    wrapper = MultiCropWrapper(_Pool(), DINOHead(3, 7, hidden_dim=8, bottleneck_dim=4))
+    wrapper = MultiCropWrapper(
+        _Pool(), DINOHead(3, 7, hidden_dim=8, bottleneck_dim=4, use_bn=False, norm_last_layer=True)
+    )
     crops = [torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8), torch.randn(2, 3, 4, 4)]
     outputs, features = wrapper(crops, return_features=True)
     assert outputs.shape == (6, 7)
@@ -140,8 +142,9 @@ def test_multicrop_wrapper_returns_backbone_features_in_crop_order() -> None:
 def test_dino_adds_weighted_koleo_of_each_global_crop_to_its_loss() -> None:
     torch.manual_seed(5)
     crops = [torch.randn(4, 3, 8, 8) for _ in range(2)] + [torch.randn(4, 3, 4, 4)]
-    plain = DINO(_Pool(), out_dim=16, n_crops=3, hidden_dim=8, bottleneck_dim=4)
-    regularised = DINO(_Pool(), out_dim=16, n_crops=3, hidden_dim=8, bottleneck_dim=4, koleo_weight=0.1)
+    config = PretrainConfig(out_dim=16, n_crops=3, hidden_dim=8, bottleneck_dim=8)
+    plain = DINO.from_config(config, _Pool)
+    regularised = DINO.from_config(config.model_copy(update={"koleo_weight": 0.1}), _Pool)
     regularised.load_state_dict(plain.state_dict())
 
     plain_loss, _ = plain.training_loss(crops, step=0, teacher_temp=0.04)
@@ -155,7 +158,7 @@ def test_dino_adds_weighted_koleo_of_each_global_crop_to_its_loss() -> None:
 
 def test_config_selects_centering_and_koleo_and_rejects_unknown_centering() -> None:
     config = PretrainConfig(centering="sinkhorn_knopp", koleo_weight=0.1, out_dim=32, hidden_dim=16)
-    method = build_method(config, _Pool)
+    method = METHODS[config.method].from_config(config, _Pool)
     assert isinstance(method, DINO)
     assert method.loss.centering == "sinkhorn_knopp"
     assert method.koleo_weight == 0.1

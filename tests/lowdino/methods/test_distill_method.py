@@ -53,7 +53,13 @@ def test_cosine_and_mse_losses() -> None:
 def test_student_learns_teacher_is_frozen_and_resized(loss: str) -> None:
     torch.manual_seed(0)
     method = Distillation(
-        Pool(4), Pool(6), loss=loss, label_loss_weight=1.0, num_classes=3, teacher_image_size=14
+        Pool(4),
+        Pool(6),
+        loss=loss,
+        temperature=3.0,
+        label_loss_weight=1.0,
+        num_classes=3,
+        teacher_image_size=14,
     )
     teacher_before = [p.clone() for p in method.teacher.parameters()]
     images, labels = torch.randn(8, 3, 16, 16), torch.randint(0, 3, (8,))
@@ -75,4 +81,12 @@ def test_student_learns_teacher_is_frozen_and_resized(loss: str) -> None:
 
 def test_label_loss_needs_classes() -> None:
     with pytest.raises(ValueError, match="num_classes"):
-        Distillation(Pool(4), Pool(6), label_loss_weight=0.5)
+        Distillation(
+            Pool(4),
+            Pool(6),
+            loss="kl",
+            temperature=3.0,
+            label_loss_weight=0.5,
+            num_classes=None,
+            teacher_image_size=None,
+        )

@@ -10,13 +10,23 @@ import torch
 from torch import nn
 
 from lowdino.config import PretrainConfig
-from lowdino.methods import BYOL, DINO, build_method
+from lowdino.methods import BYOL, DINO, METHODS
 from lowdino.methods.byol import byol_loss
 from lowdino.methods.dino.head import DINOHead
 from lowdino.methods.dino.loss import DINOLoss, teacher_statistics
 from lowdino.methods.ema import ema_update
 from lowdino.methods.multicrop import MultiCropWrapper, group_by_resolution
 from lowdino.train.schedules import cosine_schedule, linear_warmup_constant
+
+# The modules take every setting explicitly; the values a test does not vary are the config's defaults.
+DEFAULTS = PretrainConfig()
+
+
+def _dino(**overrides: object) -> DINO:
+    config = PretrainConfig.model_validate(
+        {"out_dim": 16, "n_crops": 4, "hidden_dim": 16, "bottleneck_dim": 8, **overrides}
+    )
+    return DINO.from_config(config, TinyBackbone)
 
 
 class TinyBackbone(nn.Module):
@@ -57,14 +67,14 @@ def test_dino_loss_matches_hand_computed_case() -> None:
             pairs += 1
     expected /= pairs
 
-    loss_fn = DINOLoss(3, n_crops=3, student_temp=t_s, center_momentum=0.9)
+    loss_fn = DINOLoss(3, n_crops=3, student_temp=t_s, center_momentum=0.9, centering="center")
     loss, _ = loss_fn(torch.tensor(student), torch.tensor(teacher), teacher_temp=t_t)
     assert pairs == 4
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_dino_center_is_ema_of_teacher_batch_mean_and_shifts_targets() -> None:
-    loss_fn = DINOLoss(2, n_crops=2, student_temp=0.1, center_momentum=0.9)
+    loss_fn = DINOLoss(2, n_crops=2, student_temp=0.1, center_momentum=0.9, centering="center")
     teacher = torch.tensor([[1.0, 3.0], [3.0, 5.0]])
     loss_fn(torch.zeros(2, 2), teacher, teacher_temp=0.04)
     assert torch.allclose(loss_fn.center, torch.tensor([[0.2, 0.4]]))
@@ -74,7 +84,13 @@ def test_dino_center_is_ema_of_teacher_batch_mean_and_shifts_targets() -> None:
 
 def test_uniform_teacher_gives_ln_k_and_constant_teacher_zero_batch_entropy() -> None:
     k = 64
-    loss_fn = DINOLoss(k, n_crops=2)
+    loss_fn = DINOLoss(
+        k,
+        n_crops=2,
+        student_temp=DEFAULTS.student_temp,
+        center_momentum=DEFAULTS.center_momentum,
+        centering=DEFAULTS.centering,
+    )
     loss, stats = loss_fn(torch.zeros(4, k), torch.zeros(4, k), teacher_temp=0.04)
     assert loss.item() == pytest.approx(math.log(k), rel=1e-5)
     assert stats["teacher_entropy"] == pytest.approx(math.log(k), rel=1e-4)
@@ -133,7 +149,7 @@ def test_ema_update_formula() -> None:
 
 @pytest.mark.parametrize("norm_last_layer", [True, False])
 def test_head_shapes_normalised_bottleneck_and_weight_norm(norm_last_layer: bool) -> None:
-    head = DINOHead(6, 32, hidden_dim=16, bottleneck_dim=8, norm_last_layer=norm_last_layer)
+    head = DINOHead(6, 32, hidden_dim=16, bottleneck_dim=8, use_bn=False, norm_last_layer=norm_last_layer)
     out = head(torch.randn(5, 6))
     assert out.shape == (5, 32)
     gain = head.last_layer.parametrizations.weight.original0
@@ -163,7 +179,7 @@ def _crops(batch: int = 4) -> list[torch.Tensor]:
 
 
 def test_dino_teacher_starts_equal_gets_no_gradients_and_follows_by_ema() -> None:
-    method = DINO(TinyBackbone(), out_dim=16, n_crops=4, hidden_dim=16, bottleneck_dim=8)
+    method = _dino()
     for s, t in zip(method.student.parameters(), method.teacher.parameters(), strict=True):
         assert torch.equal(s, t)
     loss, stats = method.training_loss(_crops(), step=0, teacher_temp=0.04)
@@ -183,9 +199,7 @@ def test_dino_teacher_starts_equal_gets_no_gradients_and_follows_by_ema() -> Non
 
 
 def test_dino_freezes_last_layer_only_during_first_epochs() -> None:
-    method = DINO(
-        TinyBackbone(), out_dim=16, n_crops=4, hidden_dim=16, bottleneck_dim=8, norm_last_layer=False
-    )
+    method = _dino(norm_last_layer=False)
     loss, _ = method.training_loss(_crops(), step=0, teacher_temp=0.04)
     loss.backward()
     method.cancel_last_layer_gradients(epoch=0.5, freeze_epochs=1)
@@ -198,7 +212,7 @@ def test_dino_freezes_last_layer_only_during_first_epochs() -> None:
 
 
 def test_parameter_groups_exclude_biases_and_norms_from_weight_decay() -> None:
-    method = DINO(TinyBackbone(), out_dim=16, n_crops=4, hidden_dim=16, bottleneck_dim=8)
+    method = _dino()
     groups = {g["name"]: g for g in method.parameter_groups()}
     assert groups["decayed"]["apply_weight_decay"] is True
     assert all(p.ndim > 1 for p in groups["decayed"]["params"])
@@ -208,7 +222,7 @@ def test_parameter_groups_exclude_biases_and_norms_from_weight_decay() -> None:
 
 
 def test_state_dict_has_no_wrapper_prefixes_after_wrapping() -> None:
-    method = DINO(TinyBackbone(), out_dim=16, n_crops=4, hidden_dim=16, bottleneck_dim=8)
+    method = _dino()
     keys_before = set(method.state_dict())
     method.wrap_student(lambda module: nn.DataParallel(module))
     method.wrap_backbone(lambda module: nn.DataParallel(module))
@@ -240,13 +254,14 @@ def test_byol_symmetric_loss_and_target_excludes_predictor() -> None:
     assert method.predictor.net[0].weight.grad is not None
 
 
-def test_build_method_reads_config() -> None:
+def test_from_config_reads_config() -> None:
     config = PretrainConfig(
         out_dim=32, hidden_dim=16, bottleneck_dim=8, n_crops=3, global_crop_size=16, local_crop_size=8
     )
-    dino = build_method(config, TinyBackbone)
+    dino = METHODS[config.method].from_config(config, TinyBackbone)
     assert isinstance(dino, DINO)
     assert dino.loss.center.shape == (1, 32)
     assert dino.loss.n_crops == 3
-    byol = build_method(config.model_copy(update={"method": "byol"}), TinyBackbone)
+    byol = METHODS["byol"].from_config(config.model_copy(update={"method": "byol"}), TinyBackbone)
     assert isinstance(byol, BYOL)
+    assert byol.predictor.net[0].in_features == config.byol_projection_dim

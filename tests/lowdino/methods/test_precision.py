@@ -27,12 +27,22 @@ def _head_and_loss(head: DINOHead, loss: DINOLoss, student_features, teacher_fea
 
 def test_dino_head_and_loss_under_bf16_autocast_match_fp32() -> None:
     torch.manual_seed(0)
-    head = DINOHead(64, 4096, hidden_dim=256, bottleneck_dim=64)
+    head = DINOHead(64, 4096, hidden_dim=256, bottleneck_dim=64, use_bn=False, norm_last_layer=True)
     student_features, teacher_features = torch.randn(4 * 32, 64), torch.randn(2 * 32, 64)
-    reference = _head_and_loss(head, DINOLoss(4096, n_crops=4), student_features, teacher_features)
+    reference = _head_and_loss(
+        head,
+        DINOLoss(4096, n_crops=4, student_temp=0.1, center_momentum=0.9, centering="center"),
+        student_features,
+        teacher_features,
+    )
     with torch.autocast(**BF16):
         logits = head(student_features)
-        value = _head_and_loss(head, DINOLoss(4096, n_crops=4), student_features, teacher_features)
+        value = _head_and_loss(
+            head,
+            DINOLoss(4096, n_crops=4, student_temp=0.1, center_momentum=0.9, centering="center"),
+            student_features,
+            teacher_features,
+        )
     assert logits.dtype == torch.float32
     assert value.dtype == torch.float32
     torch.testing.assert_close(value, reference, rtol=1e-5, atol=0)

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from lowdino.config import PretrainConfig
-from lowdino.methods import training_needs
 from lowdino.train.builders import build_training_method
 from lowdino.train.collapse import CollapseDetector
+from lowdino.train.kinds import training_needs
 from lowdino.train.trainer import build_collapse_detector
 
 

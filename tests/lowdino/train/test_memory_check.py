@@ -91,7 +91,8 @@ def test_a_batch_beyond_the_available_memory_is_refused_before_anything_is_writt
     monkeypatch.setenv(AVAILABLE_MEMORY_ENV, "0.001")
     out = tmp_path / "run"
     with pytest.raises(
-        InsufficientMemoryError, match=r"one step at batch 8 needs about .* GiB \(scaled from a 3-image"
+        InsufficientMemoryError,
+        match=r"one step at batch 8 needs about .* GiB \(scaled from probes of 2 and 4 images\)",
     ):
         pretrain(tiny_config(out))
     assert not out.exists()
@@ -104,6 +105,23 @@ def test_the_check_can_be_turned_off_and_leaves_a_roomy_run_alone(
     assert pretrain(tiny_config(tmp_path / "off", memory_check=False, max_steps=1))["steps"] == 1
     monkeypatch.setenv(AVAILABLE_MEMORY_ENV, "1000")
     assert pretrain(tiny_config(tmp_path / "roomy", max_steps=1))["steps"] == 1
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"koleo_weight": 0.1}, {"method": "byol"}, {"use_bn_in_head": True}],
+    ids=["dino-koleo", "byol", "dino-bn-head"],
+)
+def test_the_probe_runs_the_trainers_own_step_at_batches_every_loss_accepts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overrides: dict[str, object]
+) -> None:
+    # KoLeo needs 2 images per global crop: a 1-image probe crashed the flagship recipe before step 1.
+    # 1 GiB is below obviously_fits' generous bound for this batch, so the probe does run.
+    monkeypatch.setenv(AVAILABLE_MEMORY_ENV, "1")
+    out = tmp_path / "run"
+    assert pretrain(tiny_config(out, max_steps=1, **overrides))["steps"] == 1
+    log = (out / "train.log").read_text()
+    assert "memory check: one step at batch 8 needs about" in log, log
 
 
 def test_the_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
@@ -134,7 +152,7 @@ def test_under_torchrun_every_rank_refuses_and_none_waits(tmp_path: Path) -> Non
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "lowdino", "pretrain", "--dataset", "synthetic", "--synthetic-size", "40",
         "--backbone", "mobilevit_xxs", "--global-crop-size", "32", "--local-crop-size", "16",
-        "--batch-size", "8", "--max-steps", "1", "--no-knn-monitor", "--device", "cpu",
+        "--batch-size", "16", "--max-steps", "1", "--no-knn-monitor", "--device", "cpu",
         "--output-dir", str(out),
     ]  # fmt: skip
     env = {**os.environ, AVAILABLE_MEMORY_ENV: "0.001", "OMP_NUM_THREADS": "1"}
@@ -142,5 +160,5 @@ def test_under_torchrun_every_rank_refuses_and_none_waits(tmp_path: Path) -> Non
     assert result.returncode != 0
     # Counted in the text, not per line: two ranks writing to one pipe can interleave their lines.
     refusals = result.stderr.count("error: not enough memory on the CPU")
-    assert refusals == 2, result.stderr[-3000:]  # one per rank: 4 images each > the 3-image probe
+    assert refusals == 2, result.stderr[-3000:]  # one per rank: 8 images each > the 4-image probe
     assert not (out / "metrics.jsonl").exists()

@@ -10,13 +10,14 @@ import json
 from pathlib import Path
 
 import pytest
+from _train_utils import tiny_config
 
 from lowdino.config import DistillConfig, PretrainConfig
-from lowdino.methods import training_needs
+from lowdino.errors import ConfigError
 from lowdino.methods.base import CollapseWatch, TemperatureWarmup, TrainingNeeds
-from lowdino.train.kinds import TrainConfig
+from lowdino.train.kinds import TrainConfig, training_needs
 from lowdino.train.optim import build_schedules
-from lowdino.train.trainer import build_collapse_detector
+from lowdino.train.trainer import build_collapse_detector, pretrain
 
 PINNED = json.loads((Path(__file__).parent / "pinned_schedules.json").read_text())
 
@@ -81,6 +82,8 @@ def test_each_method_declares_its_needs() -> None:
         freeze_last_layer_epochs=1,
         collapse=CollapseWatch(loss_metric="dino_loss", out_dim=dino_config.out_dim),
     )
+    # KoLeo compares each image with another of the same crop: one image per process cannot train.
+    assert training_needs(dino_config.model_copy(update={"koleo_weight": 0.1})).min_batch == 2
     byol = training_needs(configs["byol"])
     assert byol.ema_momentum == 0.98
     assert byol.freeze_last_layer_epochs == 0  # no prototype layer
@@ -95,3 +98,13 @@ def test_collapse_detector_follows_the_declared_watch() -> None:
     assert detector.loss_metric == "dino_loss"
     assert build_collapse_detector(training_needs(configs["byol"])) is None
     assert build_collapse_detector(training_needs(configs["distill"])) is None
+
+
+def test_a_batch_below_the_methods_smallest_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with pytest.raises(
+        ConfigError,
+        match=r"^dino needs at least 2 images per process and step, got 1; use --batch-size 2 or more$",
+    ):
+        pretrain(tiny_config(out, batch_size=1, koleo_weight=0.1))
+    assert not out.exists()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lowdino.config import PretrainConfig
-from lowdino.methods import training_needs
+from lowdino.train.kinds import training_needs
 from lowdino.train.optim import build_schedules, clip_gradients_per_tensor
 
 

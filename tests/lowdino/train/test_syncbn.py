@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from lowdino.backbones import backbone_names, create_backbone, get_spec
+from lowdino.config import PretrainConfig
 from lowdino.methods.byol import BYOL
 from lowdino.methods.dino.method import DINO
 from lowdino.methods.distill import Distillation
@@ -76,17 +77,21 @@ def test_every_network_of_a_method_is_converted_and_keeps_its_output(method_name
     torch.manual_seed(0)
     method: nn.Module
     if method_name == "dino":
-        method = DINO(
-            create_backbone("mobilevit_xxs"), out_dim=64, n_crops=2, hidden_dim=64, bottleneck_dim=32
-        )
+        config = PretrainConfig(out_dim=64, n_crops=2, hidden_dim=64, bottleneck_dim=32)
+        method = DINO.from_config(config, lambda: create_backbone("mobilevit_xxs"))
     elif method_name == "byol":
-        method = BYOL(create_backbone("mobilevit_xxs"), projection_dim=32, hidden_dim=64)
+        config = PretrainConfig(method="byol", n_crops=2, byol_projection_dim=32, byol_hidden_dim=64)
+        method = BYOL.from_config(config, lambda: create_backbone("mobilevit_xxs"))
     else:
+        # A randomly initialised teacher: built directly, since from_config insists on teacher weights.
         method = Distillation(
             create_backbone("mobilenetv2_035"),
             create_backbone("resnet5m"),
+            loss="kl",
+            temperature=3.0,
             label_loss_weight=1.0,
             num_classes=10,
+            teacher_image_size=None,
         )
     method.eval()
     x = _input("mobilevit_xxs")
