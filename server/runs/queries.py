@@ -21,6 +21,7 @@ from server.storage.models import Run, utcnow
 from server.vocabulary import (
     FINISHED_STATUSES,
     RUN_KINDS,
+    RUN_STATUSES,
     TRAINING_KINDS,
     EventType,
     RunKind,
