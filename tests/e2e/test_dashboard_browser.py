@@ -198,6 +198,14 @@ def test_kind_picker_and_filters_follow_the_servers_catalog(stack: Stack, page: 
         page.locator(".kinds button[aria-pressed='true']", has_text=kind).wait_for()
         page.locator("#field-dataset").wait_for(state="attached")
         assert page.locator(".kinds button").all_inner_texts() == catalog["kinds"]
+        # "Then evaluate" only where the run leaves a checkpoint to evaluate (catalog.training_kinds).
+        if kind in catalog["training_kinds"]:
+            page.locator("#evaluate-toggle").wait_for(state="attached")
+        else:
+            assert page.locator("#evaluate-toggle").count() == 0
+        # The server-owned fields are never in the form.
+        for field in catalog["server_owned_fields"]:
+            assert page.locator(f"#field-{field}").count() == 0
     page.goto(f"{stack.api_url}/launch?kind=nonsense")
     page.locator(".kinds button[aria-pressed='true']", has_text=catalog["kinds"][0]).wait_for()
     page.goto(f"{stack.api_url}/runs?status=failed&kind=eval")
