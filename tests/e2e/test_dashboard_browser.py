@@ -127,6 +127,50 @@ def test_launch_watch_cancel_resume_clone_from_the_browser(stack: Stack, page: A
     assert watch.unexpected() == []
 
 
+def set_status(stack: Stack, run_id: str, status: str, **fields: Any) -> None:
+    """Writes a run's status straight into the database (a state no tiny run reaches on its own)."""
+    from sqlalchemy import update
+
+    from server.storage.engine import create_db_engine, session_scope
+    from server.storage.models import Run
+
+    engine = create_db_engine(stack.database_url)
+    try:
+        with session_scope(engine) as session:
+            session.execute(update(Run).where(Run.id == run_id).values(status=status, **fields))
+            session.commit()
+    finally:
+        engine.dispose()
+
+
+def test_the_run_pages_actions_follow_the_catalogs_status_sets(stack: Stack, page: Any, shots: Path) -> None:
+    # Resume on catalog.resumable_statuses (the server's one resume rule), Cancel on active_statuses,
+    # Delete on the rest: the page declares none of these sets itself.
+    watch = PageWatch(page)
+    catalog = page.request.get(f"{stack.api_url}/api/catalog").json()
+    assert "failed" in catalog["resumable_statuses"]
+    assert "completed" not in catalog["resumable_statuses"]
+    run_id = stack.submit(tiny_pretrain(), "resumable")
+    assert stack.wait_status(run_id, {"completed"}, deadline_s=300)["status"] == "completed"
+    assert "checkpoint.pth" in stack.artifact_names(run_id)
+    # Only finished statuses: a queued or running row without a worker behind it would be reconciled.
+    finished = [status for status in catalog["statuses"] if status not in catalog["active_statuses"]]
+    for status in [*[s for s in finished if s != "failed"], "failed"]:
+        set_status(stack, run_id, status, error="simulated: stopped after its last checkpoint", exit_code=1)
+        page.goto(f"{stack.api_url}/runs/{run_id}")
+        page.locator(f".page-head .pill[data-status='{status}']").wait_for()
+        page.locator("#delete-run").wait_for()
+        assert page.locator("#resume-run").count() == (status in catalog["resumable_statuses"]), status
+        assert page.locator("#cancel-run").count() == 0, status
+    # The failed run with a checkpoint resumes from it and completes; a completed run offers no Resume.
+    save_screenshot(page, "run-failed", shots)
+    page.locator("#resume-run").click()
+    page.locator(".page-head .pill[data-status='completed']").wait_for(timeout=LIVE_TIMEOUT_MS)
+    assert page.locator("#resume-run").count() == 0
+    assert stack.run(run_id)["attempt"] == 2
+    assert watch.unexpected() == []
+
+
 def test_bad_field_shows_the_api_message_at_that_field(stack: Stack, page: Any, shots: Path) -> None:
     watch = PageWatch(page)
     page.goto(f"{stack.api_url}/launch?kind=pretrain")
@@ -154,6 +198,14 @@ def test_kind_picker_and_filters_follow_the_servers_catalog(stack: Stack, page: 
         page.locator(".kinds button[aria-pressed='true']", has_text=kind).wait_for()
         page.locator("#field-dataset").wait_for(state="attached")
         assert page.locator(".kinds button").all_inner_texts() == catalog["kinds"]
+        # "Then evaluate" only where the run leaves a checkpoint to evaluate (catalog.training_kinds).
+        if kind in catalog["training_kinds"]:
+            page.locator("#evaluate-toggle").wait_for(state="attached")
+        else:
+            assert page.locator("#evaluate-toggle").count() == 0
+        # The server-owned fields are never in the form.
+        for field in catalog["server_owned_fields"]:
+            assert page.locator(f"#field-{field}").count() == 0
     page.goto(f"{stack.api_url}/launch?kind=nonsense")
     page.locator(".kinds button[aria-pressed='true']", has_text=catalog["kinds"][0]).wait_for()
     page.goto(f"{stack.api_url}/runs?status=failed&kind=eval")

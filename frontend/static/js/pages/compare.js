@@ -10,7 +10,6 @@ import { listParam, navigate, params, setParams } from "../url.js";
 
 const CURVES = [["loss", "Training loss", "loss"], ["knn_top1", "kNN top-1 during training", "top-1 (%)"]];
 const DINOV2 = "dinov2_vits14";
-const IGNORED = new Set(["output_dir", "resume"]);
 
 function isBaseline(run) {
   return run.kind === "eval" && !run.config?.checkpoint && Boolean(run.config?.pretrained || run.config?.weights);
@@ -305,7 +304,9 @@ export function mount(root) {
   }
 
   function renderDiff() {
-    const keys = [...new Set(runs.flatMap((run) => Object.keys(run.config || {})))].filter((key) => !IGNORED.has(key)).sort();
+    // The fields the server sets itself (output_dir differs for every run) are no hyperparameters.
+    const ignored = new Set(catalog?.server_owned_fields || []);
+    const keys = [...new Set(runs.flatMap((run) => Object.keys(run.config || {})))].filter((key) => !ignored.has(key)).sort();
     const rows = keys.map((key) => {
       const values = runs.map((run) => JSON.stringify(run.config?.[key] ?? null));
       return { key, values: runs.map((run) => run.config?.[key]), differs: new Set(values).size > 1 };

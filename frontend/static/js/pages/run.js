@@ -9,8 +9,6 @@ import { navigate } from "../url.js";
 
 const MAX_POINTS = 1500;
 const MAX_LOG_LINES = 3000;
-const ACTIVE = new Set(["queued", "running"]);
-const RESUMABLE = new Set(["failed", "cancelled", "interrupted"]);
 
 export function mount(root, runId) {
   let run = null;
@@ -61,14 +59,17 @@ export function mount(root, runId) {
   function renderHeader() {
     const config = run.config || {};
     const actions = [];
-    if (ACTIVE.has(run.status)) {
+    // Which statuses can be cancelled, resumed or deleted is the server's rule (catalog.active_statuses,
+    // catalog.resumable_statuses); until the catalog answers, none of those buttons is offered.
+    const active = catalog ? catalog.active_statuses.includes(run.status) : null;
+    if (active) {
       actions.push(actionButton(run.cancel_requested ? "Cancelling…" : "Cancel", "cancel-run",
         () => act(`/api/runs/${run.id}/cancel`, "POST", "Cancel this run? A running trainer checkpoints first, so it can be resumed."), { danger: true }));
     }
-    if (RESUMABLE.has(run.status)) actions.push(actionButton("Resume", "resume-run", () => act(`/api/runs/${run.id}/resume`, "POST"), { primary: true }));
+    if (catalog?.resumable_statuses.includes(run.status)) actions.push(actionButton("Resume", "resume-run", () => act(`/api/runs/${run.id}/resume`, "POST"), { primary: true }));
     actions.push(h("a", { class: "button", id: "clone-run", href: `/launch?clone=${run.id}`, "data-link": true }, "Clone"));
     actions.push(h("a", { class: "button", href: `/compare?runs=${run.id}`, "data-link": true }, "Compare…"));
-    if (!ACTIVE.has(run.status)) {
+    if (active === false) {
       actions.push(actionButton("Delete", "delete-run", () => act(`/api/runs/${run.id}`, "DELETE", "Delete this run, its metrics, logs and run directory? This cannot be undone."), { danger: true }));
     }
     const latest = run.latest_metrics || {};
@@ -318,10 +319,16 @@ export function mount(root, runId) {
     }
   }
 
+  function retryCatalog() {
+    getCatalog().then((found) => { catalog = found; if (!stopped && run) renderHeader(); })
+      .catch((exc) => showBanner(`Could not load the server's catalog: ${exc.message}`, { retry: retryCatalog }));
+  }
+
   async function start() {
     // Everything the first chart needs is requested at once: the chart library, the log, the run, its series.
     const plotlyPromise = ensurePlotly();
     plotlyPromise.catch(() => {});
+    const catalogPromise = getCatalog().catch(() => null);
     // The log tail before the run: the run's last_event_id then covers every line in that tail, so
     // the stream (which starts after it) never repeats one.
     await loadLogs();
@@ -335,9 +342,11 @@ export function mount(root, runId) {
     const seriesPromise = fetchSeries(null, null);
     seriesPromise.catch(() => {});
     document.title = `${runLabel(run)} · LowDINO`;
+    catalog = await catalogPromise;
+    if (stopped) return;
     renderHeader();
     renderConfig();
-    getCatalog().then((found) => { catalog = found; if (!stopped) renderHeader(); }).catch(() => {});
+    if (!catalog) showBanner("Could not load the server's catalog: Cancel, Resume and Delete appear once it answers.", { retry: retryCatalog });
     try {
       Plotly = await plotlyPromise;
       await loadCharts(seriesPromise);

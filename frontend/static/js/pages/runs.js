@@ -180,7 +180,8 @@ export function mount(root) {
       lastRuns = result.data;
       renderRows(result.data);
       renderPager(result.count);
-      const active = result.data.some((run) => run.status === "queued" || run.status === "running");
+      // Poll fast while a run shown can still change (catalog.active_statuses; without the catalog, always).
+      const active = result.data.some((run) => !catalog || catalog.active_statuses.includes(run.status));
       timer = setTimeout(refresh, active ? 2000 : 10000);
     } catch (exc) {
       if (stopped) return;

@@ -16,6 +16,7 @@ export function mount(root, sweepId) {
   let stopped = false;
   let timer = null;
   let statuses = [];  // the server's RunStatus order (catalog.statuses)
+  let active = new Set();  // the statuses of runs not finished yet, that Cancel still stops (catalog.active_statuses)
   const title = h("h1", {}, "Sweep");
   const counts = h("div", { class: "sweep-counts", id: "sweep-counts", "aria-live": "polite" });
   const bar = h("div", { class: "sweep-progress" });
@@ -35,7 +36,7 @@ export function mount(root, sweepId) {
   );
 
   function render(sweep, runs) {
-    const finished = runs.filter((run) => !["queued", "running"].includes(run.status)).length;
+    const finished = runs.filter((run) => !active.has(run.status)).length;
     title.textContent = sweep.name || `Sweep ${sweep.id}`;
     document.title = `${title.textContent} · LowDINO`;
     meta.textContent = `${sweep.study ? `Study ${sweep.study} · ` : ""}${sweep.kind} · ${describeGrid(sweep)} · created ${new Date(sweep.created_at).toLocaleString()}${sweep.evaluate ? " · each run is evaluated when it completes" : ""}`;
@@ -53,7 +54,7 @@ export function mount(root, sweepId) {
       h("strong", {}, "Not evaluated here: "),
       h("ul", {}, skippedRows.map(([model, reason]) => h("li", {}, h("strong", {}, model), `: ${reason}`)))) : null);
     compareAll.href = `/compare?runs=${runs.map((run) => run.id).join(",")}`;
-    cancelAll.disabled = !runs.some((run) => ["queued", "running"].includes(run.status) && !run.cancel_requested);
+    cancelAll.disabled = !runs.some((run) => active.has(run.status) && !run.cancel_requested);
     const byId = new Map(runs.map((run) => [run.id, run]));
     clear(tbody);
     for (const run of runs) {
@@ -73,7 +74,11 @@ export function mount(root, sweepId) {
   async function refresh() {
     clearTimeout(timer);
     try {
-      if (!statuses.length) statuses = (await getCatalog().catch(() => ({ statuses: [] }))).statuses || [];
+      if (!statuses.length) {
+        const catalog = await getCatalog().catch(() => null);
+        statuses = catalog?.statuses || [];
+        active = new Set(catalog?.active_statuses || []);
+      }
       const [sweep, runs] = await Promise.all([
         api(`/api/sweeps/${encodeURIComponent(sweepId)}`),
         api(`/api/runs?sweep=${encodeURIComponent(sweepId)}&sort=created_at&limit=500`),
