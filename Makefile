@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean-venv
+.PHONY: run test test-fast lint format bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,13 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy lowdino server worker
 	# One OpenMP thread per process: the suite runs several processes at once (server, worker, trainer, DDP
-	# ranks) on small tensors, where extra threads only wait on busy cores.
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
+	# ranks) on small tensors, where extra threads only wait on busy cores. Two pytest workers, whole files
+	# each (module fixtures stay shared): much of the suite waits on subprocesses, heartbeats and browsers.
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# The edit loop: unit tests only (no browser, no end-to-end stack, nothing marked slow or needing services).
+test-fast: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 -m "not slow and not services and not gpu" --ignore=tests/e2e
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy lowdino server worker

@@ -18,6 +18,7 @@ walked here, one Hypothesis run each.)
 
 from __future__ import annotations
 
+import pytest
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
@@ -56,6 +57,7 @@ def seed_run(app: FastAPI) -> str:
     return run.id
 
 
+@pytest.mark.slow
 def test_the_api_conforms_to_its_schema(app: FastAPI) -> None:
     load_all_checks()
     checks = list(CHECKS.get_all())

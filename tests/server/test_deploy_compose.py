@@ -214,6 +214,7 @@ def migrate_only(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_the_migrate_service_command_migrates_and_exits(tmp_path: Path) -> None:
     from server.storage.engine import create_db_engine, current_revision
 

@@ -36,6 +36,7 @@ def probe(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     )
 
 
+@pytest.mark.slow
 def test_worker_check_follows_that_workers_heartbeat(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'lowdino.db'}"
     engine = create_db_engine(url)

@@ -180,6 +180,7 @@ def test_refusals_carry_the_headers_too(make_client) -> None:
     assert response.headers["content-security-policy"] == DASHBOARD_CSP
 
 
+@pytest.mark.slow
 def test_a_malformed_cors_origin_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="is not an origin; write scheme://host"):
         Settings(home=tmp_path, cors_origins="https://notebook.example.com/lab")

@@ -113,6 +113,7 @@ def test_serve_starts_and_stops_its_worker(serve: callable) -> None:
     assert not pid_alive(worker_pid), "the worker outlived `lowdino serve`"
 
 
+@pytest.mark.slow
 def test_port_in_use_is_one_clear_line(serve: callable) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -130,6 +131,7 @@ def test_port_in_use_is_one_clear_line(serve: callable) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_warns_without_token_on_a_public_interface(serve: callable, tmp_path: Path) -> None:
     port = free_port()
     process = subprocess.Popen(

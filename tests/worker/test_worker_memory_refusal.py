@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
 from workerlib import make_run
 
@@ -15,6 +16,7 @@ from worker.identity import WorkerIdentity
 from worker.supervisor import SupervisorOptions, execute_run
 
 
+@pytest.mark.slow
 def test_a_batch_that_cannot_fit_fails_the_run_with_the_memory_message(
     sqlite_engine: Engine, runs_root: Path, identity: WorkerIdentity
 ) -> None:

@@ -143,6 +143,7 @@ def test_default_output_dir_names_backbone_and_time() -> None:
     assert path == Path("runs") / "pretrain-mobilevit_xxs-20250102-030405"
 
 
+@pytest.mark.slow
 def test_python_m_lowdino_pretrain_exit_codes(tmp_path) -> None:
     """Through a real process: 75 when stopped, 0 when resumed to the end, 2 on a second fresh start."""
     recipe = tmp_path / "tiny.yaml"

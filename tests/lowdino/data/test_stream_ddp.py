@@ -50,6 +50,7 @@ def coded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["imagefolder", "webdataset"])
 def test_two_ddp_ranks_with_two_workers_each_see_every_image_once(
     coded: Path, tmp_path: Path, dataset: str

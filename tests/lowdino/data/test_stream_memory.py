@@ -56,6 +56,7 @@ def _peak(folder: Path) -> dict[str, float]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_peak_memory_does_not_grow_with_the_folder(tmp_path: Path) -> None:
     pixels = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(tmp_path / "image.jpg", quality=90)

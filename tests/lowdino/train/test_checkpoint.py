@@ -31,6 +31,7 @@ def _assert_same_tensors(left: dict, right: dict) -> None:
         assert torch.equal(left[key], right[key]), key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["dino", "byol"])
 def test_stop_and_resume_equals_an_uninterrupted_run(tmp_path, method) -> None:
     # 2 epochs x 5 steps; the interruption falls mid-epoch (step 3), so the resumed run must replay
@@ -58,6 +59,7 @@ def test_stop_and_resume_equals_an_uninterrupted_run(tmp_path, method) -> None:
     assert {r["step"]: r["loss"] for r in replayed} == losses
 
 
+@pytest.mark.slow
 def test_resume_truncates_records_past_the_checkpoint(tmp_path) -> None:
     out = tmp_path / "run"
     pretrain(tiny_config(out), callbacks=[StopAtStep(3)])
@@ -74,6 +76,7 @@ def test_resume_truncates_records_past_the_checkpoint(tmp_path) -> None:
     assert summary["steps"] == 6
 
 
+@pytest.mark.slow
 def test_checkpoint_every_steps_bounds_the_loss_of_an_interrupted_run(tmp_path) -> None:
     out = tmp_path / "run"
     pretrain(tiny_config(out, checkpoint_every_steps=2, n_epochs=1), callbacks=[StopAtStep(5)])
@@ -82,6 +85,7 @@ def test_checkpoint_every_steps_bounds_the_loss_of_an_interrupted_run(tmp_path) 
     assert (out / "checkpoint_e0001.pth").is_file()
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_model_is_refused_and_nothing_is_touched(tmp_path) -> None:
     out = tmp_path / "run"
     pretrain(tiny_config(out, max_steps=2))

@@ -30,6 +30,7 @@ class CheckpointSeen:
         return False
 
 
+@pytest.mark.slow
 def test_wall_clock_cadence_saves_before_the_step_cadence_would(tmp_path: Path) -> None:
     out = tmp_path / "run"
     seen = CheckpointSeen(out)
@@ -43,6 +44,7 @@ def test_wall_clock_cadence_saves_before_the_step_cadence_would(tmp_path: Path) 
     assert load_checkpoint(out / rundir.CHECKPOINT_FILE)["step"] == 3
 
 
+@pytest.mark.slow
 def test_without_the_wall_clock_cadence_only_steps_and_epochs_save(tmp_path: Path) -> None:
     out = tmp_path / "run"
     seen = CheckpointSeen(out)

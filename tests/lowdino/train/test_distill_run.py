@@ -36,6 +36,7 @@ def _distill(out: Path, weights: Path, *extra: str) -> int:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["kl", "cosine"])
 def test_two_step_distill_writes_the_run_directory(tmp_path: Path, teacher_weights: Path, loss: str) -> None:
     out = tmp_path / "run"
@@ -77,6 +78,7 @@ class StopAfter:
         return bool(self.seen) and self.seen[-1] >= self.step
 
 
+@pytest.mark.slow
 def test_distill_stop_and_resume_equals_an_uninterrupted_run(tmp_path: Path, teacher_weights: Path) -> None:
     base = {
         "teacher": "resnet18", "teacher_weights": str(teacher_weights), "student": "resnet5m",

@@ -17,6 +17,7 @@ from lowdino.train.checkpoint import load_checkpoint
 from lowdino.train.distributed import context_from_env
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["dino", "byol"])  # BYOL's predictor lies outside the DDP module
 def test_torchrun_two_processes_write_one_run_from_rank_zero(tmp_path, method) -> None:
     recipe = tmp_path / "tiny.yaml"

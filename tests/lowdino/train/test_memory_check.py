@@ -98,6 +98,7 @@ def test_a_batch_beyond_the_available_memory_is_refused_before_anything_is_writt
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_the_check_can_be_turned_off_and_leaves_a_roomy_run_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -124,6 +125,7 @@ def test_the_probe_runs_the_trainers_own_step_at_batches_every_loss_accepts(
     assert "memory check: one step at batch 8 needs about" in log, log
 
 
+@pytest.mark.slow
 def test_the_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     out = tmp_path / "cli"
     command = [
@@ -146,6 +148,7 @@ def test_a_rank_whose_own_plan_fits_still_refuses_with_its_peers() -> None:
     assert message.startswith("not enough memory on the CPU of another process of this run at batch 64")
 
 
+@pytest.mark.slow
 def test_under_torchrun_every_rank_refuses_and_none_waits(tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     command = [

@@ -25,6 +25,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_large_folder_streams_with_knn_monitor(folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     config = tiny_config(
@@ -47,6 +48,7 @@ def test_large_folder_streams_with_knn_monitor(folder: Path, tmp_path: Path) -> 
     assert all(r["skipped_images"] == 0 for r in records)
 
 
+@pytest.mark.slow
 def test_shards_stop_mid_epoch_and_resume(folder: Path, tmp_path: Path) -> None:
     shards = tmp_path / "shards"
     shard_folder(folder, shards, shard_size=7)

@@ -17,6 +17,7 @@ from lowdino.train.trainer import pretrain
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
+@pytest.mark.slow
 def test_pretrain_writes_the_run_directory(tmp_path) -> None:
     out = tmp_path / "run"
     recorder = StopAtStep()  # never stops: records what callbacks receive
@@ -182,6 +183,7 @@ def test_out_of_memory_names_the_batch_size(tmp_path, monkeypatch) -> None:
         pretrain(tiny_config(tmp_path / "run"))
 
 
+@pytest.mark.slow
 def test_channels_last_changes_the_layout_not_the_training(tmp_path, monkeypatch) -> None:
     from lowdino.methods.multicrop import MultiCropWrapper
 
