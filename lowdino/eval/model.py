@@ -52,7 +52,7 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
     return path
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
+def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -71,7 +71,7 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
 def load_checkpoint_model(path: str | Path) -> EvalModel:
     """The evaluated backbone of a pretrain/distill run checkpoint."""
     file = resolve_checkpoint_path(path)
-    payload = _read_checkpoint(file)
+    payload = read_checkpoint(file)
     name = str(payload["backbone_name"])
     get_spec(name)  # unknown names fail here with the list of valid ones
     backbone = create_backbone(name)
