@@ -8,8 +8,10 @@ then measured on), so only ``list_split(root, "train")`` is read here.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -17,7 +19,6 @@ from lowdino.augment import EvalTransform
 from lowdino.backbones import get_spec
 from lowdino.data.imagefolder import decode_files, default_image_size, list_split
 from lowdino.errors import DataError
-from lowdino.eval.subsets import stratified_cap
 
 
 @dataclass(frozen=True)
@@ -27,14 +28,27 @@ class ImageSample:
     count: int
 
 
+def stratified_sample(labels: list[int], count: int, seed: int) -> list[int]:
+    """Sorted indices of min(count, N) images: classes taken in turn, each in one seeded random order,
+    so every class is represented as evenly as the count allows and the same seed gives the same images."""
+    by_class: dict[int, list[int]] = defaultdict(list)
+    for index in np.random.RandomState(seed).permutation(len(labels)).tolist():
+        by_class[labels[index]].append(index)
+    queues = [by_class[label] for label in sorted(by_class)]
+    taken: list[int] = []
+    depth = 0
+    while len(taken) < min(count, len(labels)):
+        taken += [queue[depth] for queue in queues if depth < len(queue)][: count - len(taken)]
+        depth += 1
+    return sorted(taken)
+
+
 def sample_training_images(root: str, count: int, seed: int) -> Tensor:
     """uint8 (n, 3, H, W), n = min(count, split size): a stratified sample of the training split."""
     split = list_split(root, "train")
     if not split.files:
         raise DataError(f"{root} has no training images; pass an image folder with class sub-folders")
-    labels = torch.tensor([entry.label for entry in split.files])
-    index = stratified_cap(labels, count, seed)
-    files = [split.files[int(i)] for i in index]
+    files = [split.files[i] for i in stratified_sample([entry.label for entry in split.files], count, seed)]
     return decode_files(files, default_image_size(split.probe), workers=4)
 
 

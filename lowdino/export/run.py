@@ -30,10 +30,9 @@ from lowdino.config.export import ExportConfig
 from lowdino.config.loading import dump_config
 from lowdino.contract.rundir import RunDir, atomic_write_text
 from lowdino.errors import ConfigError, LowDinoError
-from lowdino.eval.cache import file_hash
 from lowdino.export.availability import require_format
 from lowdino.export.images import image_sample
-from lowdino.export.manifest import manifest_path, runtime_versions, write_manifest
+from lowdino.export.manifest import file_hash, manifest_path, runtime_versions, write_manifest
 from lowdino.export.onnx import INPUT_NAME, export_onnx
 from lowdino.export.parity import compare, reference_features, require_parity
 from lowdino.export.quantize import Int8Settings, quantize_int8

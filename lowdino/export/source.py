@@ -17,11 +17,11 @@ import torch
 from torch import nn
 
 from lowdino.backbones import backbone_names, count_parameters, create_backbone, feature_dim, get_spec
+from lowdino.backbones.runs import read_checkpoint, resolve_checkpoint_path
 from lowdino.backbones.weights import load_backbone_state
 from lowdino.config.export import ExportConfig
 from lowdino.errors import CheckpointError, ConfigError
-from lowdino.eval.cache import file_hash
-from lowdino.eval.model import read_checkpoint, resolve_checkpoint_path
+from lowdino.export.manifest import file_hash
 
 
 @dataclass
