@@ -337,7 +337,7 @@ class _Run:
         from lowdino.eval.latency import artifact_runner, measure_latency, torch_runner
 
         config, model = self.config, self.model
-        common = {
+        common: dict[str, Any] = {
             "image_size": self.image_size,
             "batch_sizes": config.latency_batch_sizes,
             "threads": config.latency_threads,

@@ -8,10 +8,13 @@ depthwise convolutions, whose filters differ in range by orders of magnitude, ac
 Activation ranges come from MinMax calibration on a sample of the TRAINING split: the test split the
 accuracy is then measured on never shapes the scales.
 
-What is left in float, and why: matrix products between two activations (attention's Q·Kᵀ and A·V in
-MobileViT / ViT blocks) would need both operands re-quantized on every call and pull their Softmax into
-int8 (ONNX Runtime fuses DQ→Softmax→Q into QLinearSoftmax, slower than the float one); only
-convolutions and products with a constant weight matrix are quantized.
+What is quantized, and why (measured on this CPU, benchmarks/latency.py and the README): every operator
+ONNX Runtime can run in int8, so that the activations stay int8 from one convolution to the next — with
+only Conv / MatMul / Gemm quantized, MobileNetV2's ReLU6 and residual Adds sit between a Dequantize and
+a Quantize node each and the int8 graph was no faster than fp32 (1.00x; all operators: 1.9x). Left in
+float: Softmax (ONNX Runtime's QLinearSoftmax was the slowest node of the int8 MobileViT, 25 % of its
+time) and the matrix products of two activations (attention's Q·Kᵀ and A·V), whose operands would be
+re-quantized on every call.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-QUANTIZED_OP_TYPES = ("Conv", "MatMul", "Gemm")
+FLOAT_OP_TYPES = ("Softmax",)
 CALIBRATION_BATCH = 16
 
 
@@ -31,22 +34,26 @@ CALIBRATION_BATCH = 16
 class Int8Settings:
     quant_format: str = "QDQ"
     per_channel: bool = True
-    op_types: tuple[str, ...] = QUANTIZED_OP_TYPES
+    float_op_types: tuple[str, ...] = FLOAT_OP_TYPES
     exclude_activation_matmuls: bool = True
 
 
-def activation_matmuls(path: Path) -> list[str]:
-    """Names of the MatMul nodes whose inputs are both activations (no initializer or constant)."""
+def float_nodes(path: Path, settings: Int8Settings) -> list[str]:
+    """Names of the nodes left in float: ``float_op_types`` and, if asked, the MatMuls whose inputs are
+    both activations (neither an initializer nor a Constant node's output)."""
     import onnx
 
     model = onnx.load(str(path))
     constants = {init.name for init in model.graph.initializer}
     constants |= {out for node in model.graph.node if node.op_type == "Constant" for out in node.output}
-    return [
-        node.name
-        for node in model.graph.node
-        if node.op_type == "MatMul" and not any(name in constants for name in node.input)
-    ]
+    names = []
+    for node in model.graph.node:
+        activation_product = node.op_type == "MatMul" and not any(name in constants for name in node.input)
+        if node.op_type in settings.float_op_types or (
+            activation_product and settings.exclude_activation_matmuls
+        ):
+            names.append(node.name)
+    return names
 
 
 class _Batches:
@@ -78,7 +85,7 @@ def quantize_int8(
     with tempfile.TemporaryDirectory(dir=int8_path.parent, prefix=".quantize-") as scratch:
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared))
-        excluded = activation_matmuls(prepared) if settings.exclude_activation_matmuls else []
+        excluded = float_nodes(prepared, settings)
         quantize_static(
             str(prepared),
             str(int8_path),
@@ -87,7 +94,6 @@ def quantize_int8(
             per_channel=settings.per_channel,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            op_types_to_quantize=list(settings.op_types),
             nodes_to_exclude=excluded,
         )
     return {
@@ -96,6 +102,7 @@ def quantize_int8(
         "per_channel": settings.per_channel,
         "activations": "uint8",
         "weights": "int8",
-        "op_types": list(settings.op_types),
-        "excluded_activation_matmuls": len(excluded),
+        "float_op_types": list(settings.float_op_types),
+        "float_activation_matmuls": settings.exclude_activation_matmuls,
+        "nodes_left_in_float": len(excluded),
     }
