@@ -24,7 +24,18 @@ def executorch_problem() -> str | None:
     return None
 
 
+def require_onnx() -> None:
+    """The ONNX packages are an optional extra: say how to get them instead of a traceback."""
+    import importlib.util
+
+    missing = [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"ONNX export and runtime need {', '.join(missing)}: pip install 'lowdino[export]'")
+
+
 def require_format(name: str) -> None:
+    if name == "onnx":
+        require_onnx()
     if name == "executorch":
         problem = executorch_problem()
         if problem is not None:

@@ -92,6 +92,9 @@ def load_runtime(path: str | Path, threads: int | None = None) -> Runtime:
     if not path.is_file():
         raise ConfigError(f"no artifact at {path}; pass a file written by `lowdino export`")
     if path.suffix == ONNX_SUFFIX:
+        from lowdino.export.availability import require_onnx
+
+        require_onnx()
         return _onnx_runtime(path, threads)
     if path.suffix == TORCHSCRIPT_SUFFIX:
         return _torchscript_runtime(path, threads)
