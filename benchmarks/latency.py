@@ -135,6 +135,12 @@ def main() -> None:
     parser.add_argument("--int8", type=_csv, default=["mobilenetv2_100", "mobilevit_xxs"])
     parser.add_argument("--calibration-images", type=int, default=100)
     parser.add_argument("--zip", type=Path, default=DEFAULT_ZIP)
+    parser.add_argument(
+        "--progress",
+        type=Path,
+        default=None,
+        help="Also append each row as one JSON line here, as it is measured.",
+    )
     args = parser.parse_args()
     load_before = os.getloadavg()
     rows: list[tuple[str, LatencyRow]] = []
@@ -148,7 +154,13 @@ def main() -> None:
                 size = usable_size(name, requested)
                 print(f"{name} at {size} px ...", file=sys.stderr, flush=True)
                 for row in bench_backbone(name, size, args, calibration, scratch):
-                    rows.append((f"{name}@{size}px/t{row.threads}", row))
+                    key = f"{name}@{size}px/t{row.threads}"
+                    rows.append((key, row))
+                    if args.progress is not None:
+                        with args.progress.open("a") as handle:
+                            handle.write(
+                                json.dumps({"key": key, "load": os.getloadavg(), **row.as_dict()}) + "\n"
+                            )
     result = {
         "machine": {
             "cpu_model": cpu_model(),
