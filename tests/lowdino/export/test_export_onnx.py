@@ -213,3 +213,17 @@ def test_calibration_and_parity_samples_are_stratified_training_images(cifar_fol
     images = sample_training_images(str(cifar_folder), 20, seed=0)
     assert images.shape == (20, 3, 32, 32)
     assert images.dtype == torch.uint8
+
+
+def test_the_service_command_line_exports_from_a_config_file(tmp_path):
+    """What the worker runs for a kind: `python -m lowdino export --config RUN/config.yaml --output-dir RUN`."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("source: resnet5m\nimage_size: 32\nparity_images: 2\n")
+    assert main(["export", "--config", str(run / "config.yaml"), "--output-dir", str(run)]) == 0
+    summary = RunDir(run).read_summary()
+    assert (summary["status"], summary["artifact"]) == ("completed", "resnet5m.onnx")
+    manifest = json.loads((run / summary["manifest"]).read_text())
+    assert manifest["parity_images_are_random"] is True
+    assert "random normal batch" in manifest["parity"]["image_source"]
+    assert build_config(ExportConfig, file=run / "config.yaml").output_dir == str(run)
