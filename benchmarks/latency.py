@@ -6,7 +6,8 @@ flow, so their latency does not depend on the weights' values. The fp32 ONNX gra
 against PyTorch before it is timed; the int8 graph is calibrated on CIFAR-10 TRAINING images taken
 from the JPEG zip. Prints one JSON object: the machine (CPU model, cores, load average before and
 after), one row per measurement (`lowdino.eval.latency.LatencyRow`), and per backbone and size
-``onnxruntime_speedup_vs_torch`` and ``int8_speedup_vs_onnxruntime_fp32`` at each thread count.
+``onnxruntime_speedup_vs_torch`` and ``int8_speedup_vs_onnxruntime_fp32`` at each thread count, and
+``int8_paired``: int8 against fp32 called alternately (robust to load from other processes).
 
     .venv/bin/python benchmarks/latency.py [--backbones mobilevit_xxs,resnet5m] [--sizes 32,224]
         [--threads 1,0] [--repetitions 50] [--int8 mobilenetv2_100,mobilevit_xxs] [--zip cifar10-jpeg.zip]
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import zipfile
@@ -34,6 +36,8 @@ from lowdino.eval.latency import (
     artifact_runner,
     cpu_model,
     measure_latency,
+    thread_counts,
+    time_calls,
     torch_runner,
 )
 from lowdino.export.images import image_sample
@@ -78,8 +82,35 @@ def usable_size(name: str, size: int) -> int:
         return max(multiple, size // multiple * multiple)
 
 
+def paired_int8_speedup(fp32: Path, int8: Path, size: int, threads: int, args: argparse.Namespace) -> dict:
+    """fp32 and int8 called alternately on the same image, so that both see the same load from other
+    processes: on a busy machine two separate runs of 50 calls can differ by 2x on their own."""
+    batch = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0)).numpy()
+    calls = {path.name: artifact_runner(path)(threads, batch) for path in (fp32, int8)}
+    seconds: dict[str, list[float]] = {name: [] for name in calls}
+    for call in calls.values():
+        time_calls(call, warmup=args.warmup, repetitions=0)
+    for _ in range(args.repetitions):
+        for name, call in calls.items():
+            seconds[name] += time_calls(call, warmup=0, repetitions=1)
+    fp32_s, int8_s = seconds[fp32.name], seconds[int8.name]
+    ratios = [a / b for a, b in zip(fp32_s, int8_s, strict=True)]
+    return {
+        "threads": threads,
+        "fp32_median_ms": round(statistics.median(fp32_s) * 1000, 4),
+        "int8_median_ms": round(statistics.median(int8_s) * 1000, 4),
+        "int8_speedup_paired": round(statistics.median(ratios), 3),
+        "pairs": args.repetitions,
+    }
+
+
 def bench_backbone(
-    name: str, size: int, args: argparse.Namespace, calibration: Path | None, scratch: Path
+    name: str,
+    size: int,
+    args: argparse.Namespace,
+    calibration: Path | None,
+    scratch: Path,
+    paired: list[dict],
 ) -> list[LatencyRow]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -104,6 +135,15 @@ def bench_backbone(
         images = image_sample(str(calibration), args.calibration_images, 0, name, size).batch.numpy()
         quantize_int8(fp32, int8, images, INPUT_NAME, Int8Settings())
         rows += measure_latency(artifact_runner(int8), runtime="onnxruntime", precision="int8", **common)
+        for threads in thread_counts(args.threads):
+            pair = {
+                "key": f"{name}@{size}px/t{threads}",
+                **paired_int8_speedup(fp32, int8, size, threads, args),
+            }
+            paired.append(pair)
+            if args.progress is not None:
+                with args.progress.open("a") as handle:
+                    handle.write(json.dumps({"paired": pair, "load": os.getloadavg()}) + "\n")
     return rows
 
 
@@ -144,6 +184,7 @@ def main() -> None:
     args = parser.parse_args()
     load_before = os.getloadavg()
     rows: list[tuple[str, LatencyRow]] = []
+    paired: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="lowdino-latency-") as tmp:
         scratch = Path(tmp)
         calibration = None
@@ -153,7 +194,7 @@ def main() -> None:
             for requested in args.sizes:
                 size = usable_size(name, requested)
                 print(f"{name} at {size} px ...", file=sys.stderr, flush=True)
-                for row in bench_backbone(name, size, args, calibration, scratch):
+                for row in bench_backbone(name, size, args, calibration, scratch, paired):
                     key = f"{name}@{size}px/t{row.threads}"
                     rows.append((key, row))
                     if args.progress is not None:
@@ -174,6 +215,7 @@ def main() -> None:
         "batch_size": 1,
         "repetitions": args.repetitions,
         "summary": speedups(rows),
+        "int8_paired": paired,
         "rows": [{"key": key, **row.as_dict()} for key, row in rows],
     }
     print(json.dumps(result, indent=2))
