@@ -9,7 +9,7 @@
 #
 # Steps, each printed as one JSON line (and appended to DIR/results.jsonl):
 #   install     a venv in DIR/venv, `pip install torch==2.14.1 torchvision==0.29.1` (wheels already on
-#               disk), then `pip install -e .[server,dev]`
+#               disk), then `pip install -e .[server,dev,export]`
 #   gpu-tests   pytest -m gpu (tests that need CUDA; they skip without it)
 #   bf16        lowdino pretrain --device cuda --precision bf16 (autocast); train.log must say bf16
 #   dataparallel lowdino pretrain --device cuda --device-ids 0 (nn.DataParallel over the one device)
@@ -81,7 +81,7 @@ if [ "$DRY_RUN" = 1 ]; then
     # backbone global local batch, for the "32 px" and "224 px" rows
     SPEED_ROWS=("32:16:8:8" "224:32:16:8")
     SPEED_STEPS=(--max-steps 8 --model-steps 2 --synthetic-size 64)
-    emit "{\"step\": \"install\", \"skipped\": \"dry run: would run pip install torch==2.14.1 torchvision==0.29.1, then pip install -e .[server,dev]\"}"
+    emit "{\"step\": \"install\", \"skipped\": \"dry run: would run pip install torch==2.14.1 torchvision==0.29.1, then pip install -e .[server,dev,export]\"}"
 else
     DEVICE=cuda
     TINY=(--synthetic-size 1024 -b 64 --global-crop-size 32 --local-crop-size 16 --max-steps 20)
@@ -89,7 +89,7 @@ else
     SPEED_STEPS=(--max-steps 30 --model-steps 15 --synthetic-size 4096)
     if [ -z "$PY" ]; then
         python3 -m venv "$OUT/venv" && PY="$OUT/venv/bin/python"
-        step install 300 bash -c "'$PY' -m pip install -q torch==2.14.1 torchvision==0.29.1 && '$PY' -m pip install -q -e '.[server,dev]'"
+        step install 300 bash -c "'$PY' -m pip install -q torch==2.14.1 torchvision==0.29.1 && '$PY' -m pip install -q -e '.[server,dev,export]'"
     fi
     emit "{\"gpu\": \"$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -1)\"}"
 fi

@@ -20,13 +20,15 @@ EXAMPLES = """examples:
   lowdino eval --backbone resnet5m --dataset synthetic --protocols knn,linear,finetune --seeds 0
   lowdino eval --backbone dinov2_vits14 --pretrained --image-size 224 --knn-protocol both
   lowdino eval --backbone mobilevit_xxs --weights my_weights.pth --label-fractions 0.01,0.1 --seeds 0,1,2
+  lowdino eval --artifact xxs.int8.onnx --dataset imagefolder --data-path data/cifar10 --protocols knn,latency
+  lowdino eval --backbone dinov2_vits14 --pretrained --protocols latency --image-size 224
 """
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "eval",
-        help="evaluate a backbone: weighted kNN, linear probe, fine-tuning at label fractions",
+        help="evaluate a backbone: weighted kNN, linear probe, fine-tuning at label fractions, latency",
         description="Evaluate a run checkpoint (--checkpoint) or a registry backbone (--backbone) on a "
         "labelled dataset: weighted kNN (DINO) or 1-NN (original LowDINO), linear probe and fine-tuning "
         "on class-stratified label fractions, mean ± std over seeds. Published figures are listed "
@@ -57,7 +59,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     # Imported here so that `lowdino --help` and the other subcommands do not pay for torch.
-    from lowdino.eval.results import format_table
+    from lowdino.eval.results import format_latency, format_table
     from lowdino.eval.runner import EvalCancelled, evaluate
 
     try:
@@ -68,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_CANCELLED
     references = results.references if args.show_references else []
-    print(format_table([results], references))
+    if results.results:
+        print(format_table([results], references))
+    if results.latency:
+        print(format_latency(results))
     print(f"\nresults: {results.output_dir}/results.json, results.csv")
     return EXIT_OK

@@ -20,6 +20,7 @@ LIBRARY_COMMANDS = (
     "lowdino.cli.pretrain",
     "lowdino.cli.eval",
     "lowdino.cli.distill",
+    "lowdino.cli.export",
     "lowdino.cli.backbones",
     "lowdino.cli.data",
 )

@@ -9,25 +9,25 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from lowdino.config.base import DataOptions, RuntimeOptions, cli
 from lowdino.config.names import BackboneName
 
-ProtocolName = Literal["knn", "linear", "finetune"]
+ProtocolName = Literal["knn", "linear", "finetune", "latency"]
 KnnProtocolName = Literal["dino", "seed", "both"]
+LatencyRuntimeName = Literal["torch", "onnxruntime"]
 
 
 def declare_model_source(schema: dict[str, Any]) -> None:
     """`_check_model_source` in JSON Schema, so that the REST API's schema (GET /api/schema/eval, the
-    OpenAPI document) refuses what the model refuses: exactly one of checkpoint / backbone is a string
-    (the other absent or null), and a checkpoint comes without pretrained / weights (it carries its own).
+    OpenAPI document) refuses what the model refuses: exactly one of checkpoint / backbone / artifact is
+    a string (the others absent or null), and a checkpoint or an artifact comes without pretrained /
+    weights (it carries its own).
     """
+    no_weights = {"pretrained": {"const": False}, "weights": {"type": "null"}}
     schema["oneOf"] = [
         {
             "required": ["checkpoint"],
-            "properties": {
-                "checkpoint": {"type": "string"},
-                "pretrained": {"const": False},
-                "weights": {"type": "null"},
-            },
+            "properties": {"checkpoint": {"type": "string"}, **no_weights},
         },
         {"required": ["backbone"], "properties": {"backbone": {"type": "string"}}},
+        {"required": ["artifact"], "properties": {"artifact": {"type": "string"}, **no_weights}},
     ]
 
 
@@ -52,6 +52,12 @@ class EvalConfig(DataOptions, RuntimeOptions):
         description="A registry backbone to evaluate instead of a checkpoint, e.g. dinov2_vits14.",
         json_schema_extra=cli(group="model"),
     )
+    artifact: str | None = Field(
+        None,
+        description="An exported model (.onnx or TorchScript .pt from `lowdino export`, with its manifest) "
+        "to evaluate in its own runtime instead of PyTorch: what int8 costs in accuracy and gains in speed.",
+        json_schema_extra=cli(group="model"),
+    )
     pretrained: bool = Field(
         False,
         description="Load the backbone's pretrained weights (timm cache or --weights).",
@@ -63,7 +69,8 @@ class EvalConfig(DataOptions, RuntimeOptions):
     protocols: list[ProtocolName] = Field(
         ["knn", "linear"],
         description="Comma-separated protocols: knn (frozen features), linear (probe on frozen features), "
-        "finetune (end to end).",
+        "finetune (end to end), latency (milliseconds per image at each --latency-batch-sizes and "
+        "--latency-threads, in each runtime).",
         json_schema_extra=cli(group="protocol"),
     )
     label_fractions: list[float] = Field(
@@ -103,13 +110,47 @@ class EvalConfig(DataOptions, RuntimeOptions):
     max_test_samples: int | None = Field(
         None, ge=10, description="Cap the evaluation set, stratified; unset uses all."
     )
+    latency_batch_sizes: list[int] = Field(
+        [1, 32], description="Batch sizes the latency protocol times.", json_schema_extra=cli(group="latency")
+    )
+    latency_threads: list[int] = Field(
+        [1, 0],
+        description="Intra-op thread counts the latency protocol times; 0 means every core.",
+        json_schema_extra=cli(group="latency"),
+    )
+    latency_repetitions: int = Field(
+        50,
+        ge=50,
+        le=100_000,
+        description="Timed calls per latency row.",
+        json_schema_extra=cli(group="latency"),
+    )
+    latency_warmup: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description="Untimed calls before each latency row.",
+        json_schema_extra=cli(group="latency"),
+    )
+    latency_runtimes: list[LatencyRuntimeName] = Field(
+        ["torch", "onnxruntime"],
+        description="Runtimes timed for a checkpoint or backbone: torch (eager) and onnxruntime (an fp32 "
+        "export made for the measurement). An --artifact is timed in its own runtime.",
+        json_schema_extra=cli(group="latency"),
+    )
     cache_dir: str | None = Field(
         None, description="Feature cache directory. Default: $LOWDINO_HOME/cache/features."
     )
 
-    _csv = field_validator("protocols", "label_fractions", "seeds", mode="before")(
-        classmethod(lambda cls, v: _split_csv(v))
-    )
+    _csv = field_validator(
+        "protocols",
+        "label_fractions",
+        "seeds",
+        "latency_batch_sizes",
+        "latency_threads",
+        "latency_runtimes",
+        mode="before",
+    )(classmethod(lambda cls, v: _split_csv(v)))
 
     @field_validator("label_fractions")
     @classmethod
@@ -121,10 +162,23 @@ class EvalConfig(DataOptions, RuntimeOptions):
 
     @model_validator(mode="after")
     def _check_model_source(self) -> EvalConfig:
-        if (self.checkpoint is None) == (self.backbone is None):
-            raise ValueError("give exactly one of --checkpoint RUN_OR_FILE or --backbone NAME")
-        if self.checkpoint is not None and (self.pretrained or self.weights is not None):
+        given = [value for value in (self.checkpoint, self.backbone, self.artifact) if value is not None]
+        if len(given) != 1:
             raise ValueError(
-                "--pretrained and --weights go with --backbone; a --checkpoint carries its own weights"
+                "give exactly one of --checkpoint RUN_OR_FILE, --backbone NAME or --artifact FILE.onnx"
             )
+        if self.backbone is None and (self.pretrained or self.weights is not None):
+            raise ValueError(
+                "--pretrained and --weights go with --backbone; a --checkpoint or --artifact carries its own weights"
+            )
+        if self.artifact is not None and "finetune" in self.protocols:
+            raise ValueError(
+                "an --artifact cannot be fine-tuned (its graph has no gradients); drop finetune from --protocols"
+            )
+        for value in self.latency_batch_sizes:
+            if value < 1:
+                raise ValueError(f"latency batch sizes must be >= 1, got {value}")
+        for value in self.latency_threads:
+            if value < 0:
+                raise ValueError(f"latency thread counts must be >= 0 (0: every core), got {value}")
         return self

@@ -29,6 +29,7 @@ METRIC_GOALS: dict[str, Goal] = {
 EVAL_METRIC_SUFFIX = "_top1"
 # The field of an eval metrics record naming the series its "top1" belongs to (`eval_metric_key`).
 EVAL_SERIES_FIELD = "series"
+LATENCY_METRIC_SUFFIX = "_median_ms"
 
 
 def eval_metric_key(protocol: str, label_fraction: float | None) -> str:
@@ -36,6 +37,15 @@ def eval_metric_key(protocol: str, label_fraction: float | None) -> str:
     if label_fraction is None or label_fraction >= 1.0:
         return f"{protocol}{EVAL_METRIC_SUFFIX}"
     return f"{protocol}_{label_fraction * 100:g}pct{EVAL_METRIC_SUFFIX}".replace(".", "_")
+
+
+def latency_metric_key(runtime: str, batch_size: int, threads: int, precision: str = "fp32") -> str:
+    """'latency_onnxruntime_int8_b1_t1_median_ms': one series per runtime, precision, batch and threads.
+
+    A latency record (protocol "latency") carries it as ``key`` with the median milliseconds per image
+    as ``value``, and under `EVAL_SERIES_FIELD`; lower is better, and no "best" is kept for it.
+    """
+    return f"latency_{runtime}_{precision}_b{batch_size}_t{threads}{LATENCY_METRIC_SUFFIX}"
 
 
 def metric_goal(key: str) -> Goal | None:

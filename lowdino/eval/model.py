@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from lowdino.backbones import count_parameters, create_backbone, feature_dim, get_spec
+from lowdino.backbones.runs import read_checkpoint, resolve_checkpoint_path
 from lowdino.backbones.weights import load_backbone_state
 from lowdino.config import EvalConfig
-from lowdino.contract.rundir import CHECKPOINT_FILE
-from lowdino.errors import CheckpointError
+from lowdino.errors import WeightsNotFoundError
 from lowdino.eval.cache import state_dict_hash
 
 
@@ -29,7 +29,7 @@ class EvalModel:
     name: str  # shown in tables: "resnet5m (random init)", "mobilevit_xxs (runs/x/checkpoint.pth)"
     backbone_name: str
     backbone: nn.Module
-    source: str  # "checkpoint", "pretrained", "weights", "random-init"
+    source: str  # "checkpoint", "pretrained", "weights", "random-init", "artifact"
     source_path: str | None
     params: int
     feature_dim: int
@@ -37,41 +37,16 @@ class EvalModel:
     # Fraction of the training labels the checkpoint's run learned from (distillation with a label
     # loss: 1.0); a label-fraction result of such a model is not a low-label result.
     labels_used: float = 0.0
-
-
-def resolve_checkpoint_path(path: str | Path) -> Path:
-    """A checkpoint file, or the checkpoint.pth inside a run directory."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        path = path / CHECKPOINT_FILE
-    if not path.is_file():
-        raise CheckpointError(
-            f"no checkpoint at {path}; pass a run directory holding {CHECKPOINT_FILE} or the file itself "
-            "to --checkpoint"
-        )
-    return path
-
-
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(
-            f"checkpoint {path} cannot be read ({exc.__class__.__name__}); it is corrupt or not a LowDINO "
-            "checkpoint: pass a run's checkpoint.pth or use --backbone NAME --weights FILE"
-        ) from exc
-    if not isinstance(payload, dict) or "backbone_name" not in payload or "backbone" not in payload:
-        raise CheckpointError(
-            f"{path} is not a LowDINO run checkpoint (no backbone_name/backbone entries); pass the "
-            "checkpoint.pth of a pretrain or distill run, or a plain state dict with --backbone NAME --weights FILE"
-        )
-    return payload
+    runtime: str = "torch"  # what computes the features: torch, onnxruntime, torchscript
+    precision: str = "fp32"  # of the weights: int8 for a quantized artifact
+    image_size: int | None = None  # fixed by an artifact
+    note: str | None = None  # e.g. "random weights: latency only"
 
 
 def load_checkpoint_model(path: str | Path) -> EvalModel:
     """The evaluated backbone of a pretrain/distill run checkpoint."""
     file = resolve_checkpoint_path(path)
-    payload = _read_checkpoint(file)
+    payload = read_checkpoint(file)
     name = str(payload["backbone_name"])
     get_spec(name)  # unknown names fail here with the list of valid ones
     backbone = create_backbone(name)
@@ -102,13 +77,47 @@ def load_registry_model(name: str, *, pretrained: bool, weights: str | None, see
     return _describe(backbone, name, "random-init", None, f"{name} (random init)")
 
 
+def load_artifact_model(path: str, image_size: int | None) -> EvalModel:
+    """An exported artifact (`lowdino export`), run by its own runtime; its manifest names the backbone."""
+    from lowdino.eval.artifact import artifact_hash, artifact_precision, check_artifact_size, load_artifact
+
+    backbone, manifest = load_artifact(path)
+    precision = artifact_precision(manifest)
+    name = str(manifest["backbone"])
+    get_spec(name)
+    return EvalModel(
+        name=f"{name} ({Path(path).name}, {backbone.runtime.name} {precision})",
+        backbone_name=name,
+        backbone=backbone,
+        source="artifact",
+        source_path=str(path),
+        params=int(manifest["params"]),
+        feature_dim=int(manifest["feature_dim"]),
+        weights_hash=artifact_hash(path),
+        runtime=backbone.runtime.name,
+        precision=precision,
+        image_size=check_artifact_size(manifest, image_size, path),
+    )
+
+
 def load_eval_model(config: EvalConfig) -> EvalModel:
     if config.checkpoint is not None:
         return load_checkpoint_model(config.checkpoint)
-    assert config.backbone is not None  # the config validator demands one of the two
-    return load_registry_model(
-        config.backbone, pretrained=config.pretrained, weights=config.weights, seed=config.seed
-    )
+    if config.artifact is not None:
+        return load_artifact_model(config.artifact, config.image_size)
+    assert config.backbone is not None  # the config validator demands one of the three
+    latency_only = config.protocols == ["latency"]
+    try:
+        return load_registry_model(
+            config.backbone, pretrained=config.pretrained, weights=config.weights, seed=config.seed
+        )
+    except WeightsNotFoundError:
+        if not latency_only:
+            raise
+    # Latency does not depend on the weights' values: a baseline whose weights are not here is still timed.
+    model = load_registry_model(config.backbone, pretrained=False, weights=None, seed=config.seed)
+    model.note = "random weights: latency only"
+    return model
 
 
 def _describe(backbone: nn.Module, name: str, source: str, path: str | None, label: str) -> EvalModel:

@@ -67,6 +67,13 @@ class EvalResults:
     references: list[ReferenceResult] = field(default_factory=list)
     output_dir: str | None = None
     wall_time_s: float = 0.0
+    runtime: str = "torch"  # what computed the features: torch, onnxruntime, torchscript
+    precision: str = "fp32"
+    artifact: str | None = None  # the exported file evaluated (`lowdino eval --artifact`)
+    note: str | None = None  # e.g. "random weights: latency only"
+    # Rows of the latency protocol (`lowdino.eval.latency.LatencyRow.as_dict`, "protocol": "latency"),
+    # apart from ``results`` whose cells are all top-1.
+    latency: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -146,6 +153,35 @@ def format_table(measured: list[EvalResults], references: list[ReferenceResult] 
     lines = ["  ".join(name.ljust(widths[name]) for name in header)]
     lines.append("  ".join("-" * widths[name] for name in header))
     lines += ["  ".join(row.get(name, "-").ljust(widths[name]) for name in header) for row in rows]
+    return "\n".join(lines)
+
+
+def format_latency(results: EvalResults) -> str:
+    """Plain-text table of the latency rows (empty when the protocol did not run)."""
+    if not results.latency:
+        return ""
+    header = ["runtime", "precision", "batch", "threads", "median ms/img", "p90 ms/img", "img/s", "peak MB"]
+    rows = [
+        [
+            row["runtime"],
+            row["precision"],
+            str(row["batch_size"]),
+            str(row["threads"]),
+            f"{row['median_ms']:.3f}",
+            f"{row['p90_ms']:.3f}",
+            f"{row['images_per_s']:.1f}",
+            f"{row['peak_memory_mb']:.0f}",
+        ]
+        for row in results.latency
+    ]
+    widths = [max(len(name), *(len(row[i]) for row in rows)) for i, name in enumerate(header)]
+    lines = ["  ".join(name.ljust(width) for name, width in zip(header, widths, strict=True))]
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+    first = results.latency[0]
+    lines.append(
+        f"{results.image_size} px, {first['device']} ({first['cpu_model']})"
+        + (f"; {results.note}" if results.note else "")
+    )
     return "\n".join(lines)
 
 

@@ -12,15 +12,18 @@ a STOP file cancels between units (`EvalCancelled`, exit status 75).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -30,7 +33,7 @@ from lowdino.augment import EvalTransform
 from lowdino.backbones import check_input_size, get_spec
 from lowdino.config import EvalConfig
 from lowdino.config.loading import dump_config
-from lowdino.contract.metrics import EVAL_SERIES_FIELD, eval_metric_key
+from lowdino.contract.metrics import EVAL_SERIES_FIELD, eval_metric_key, latency_metric_key
 from lowdino.contract.metrics_log import MetricsWriter
 from lowdino.contract.rundir import RunDir, atomic_write_text
 from lowdino.data.loading import load_dataset
@@ -41,6 +44,7 @@ from lowdino.eval.cache import FeatureCache, FeatureKey, indices_hash
 from lowdino.eval.features import extract_features
 from lowdino.eval.finetune import finetune_top1
 from lowdino.eval.knn import nearest_neighbour_top1, weighted_knn_top1
+from lowdino.eval.latency import LatencyRow, thread_counts
 from lowdino.eval.linear import linear_probe_top1
 from lowdino.eval.model import load_eval_model
 from lowdino.eval.references import load_references
@@ -57,6 +61,8 @@ def default_output_dir(config: EvalConfig, now: datetime | None = None) -> Path:
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
     if config.backbone is not None:
         model = config.backbone
+    elif config.artifact is not None:
+        model = Path(config.artifact).name.replace(".", "-")
     else:
         path = Path(str(config.checkpoint)).resolve()
         model = path.parent.name if path.suffix == ".pth" else path.name
@@ -166,6 +172,18 @@ def _plan(config: EvalConfig) -> list[tuple[str, float, int]]:
     return units
 
 
+def latency_runtimes(config: EvalConfig, model_runtime: str) -> list[str]:
+    """An artifact is timed in its own runtime; a PyTorch model in each of --latency-runtimes."""
+    if "latency" not in config.protocols:
+        return []
+    return [model_runtime] if config.artifact is not None else list(config.latency_runtimes)
+
+
+def latency_row_count(config: EvalConfig, model_runtime: str) -> int:
+    runtimes = latency_runtimes(config, model_runtime)
+    return len(runtimes) * len(thread_counts(config.latency_threads)) * len(config.latency_batch_sizes)
+
+
 class _Run:
     """One evaluation: the model, the data, the transform and the run directory it writes."""
 
@@ -179,23 +197,38 @@ class _Run:
         if config.backbone is not None and config.image_size is not None:
             check_input_size(config.backbone, config.image_size)  # before paying for weights and data
         self.model = load_eval_model(config)
+        if self.model.note:
+            self.log(f"{self.model.name}: {self.model.note}")
         if config.channels_last:
             # Convolutions follow their weights' layout, so feature extraction and fine-tuning (a copy
             # of this backbone) both run channels-last without touching their inputs.
             self.model.backbone.to(memory_format=torch.channels_last)
-        self.data = _load_splits(config)
-        self.image_size = resolve_image_size(
-            config.image_size,
-            max(self.data.train.image_size),
-            self.model.backbone_name,
-            pretrained=self.model.source == "pretrained",
-        )
+        # Latency alone needs no dataset: it times a fixed batch.
+        self.data = _load_splits(config) if _plan(config) else None
+        if self.model.image_size is not None:
+            self.image_size = self.model.image_size  # an artifact's input size is fixed at export
+        elif self.data is None:
+            self.image_size = config.image_size or get_spec(self.model.backbone_name).default_eval_size
+            check_input_size(self.model.backbone_name, self.image_size)
+        else:
+            self.image_size = resolve_image_size(
+                config.image_size,
+                max(self.data.train.image_size),
+                self.model.backbone_name,
+                pretrained=self.model.source == "pretrained",
+            )
         spec = get_spec(self.model.backbone_name)
         self.transform = EvalTransform(self.image_size, spec.mean, spec.std).to(self.device)
         self.model.backbone.to(self.device)
         self.output_dir = Path(config.output_dir) if config.output_dir else default_output_dir(config)
         self.run_dir = RunDir(self.output_dir)
         self.features: dict[str, Tensor] = {}
+        self.latency: list[LatencyRow] = []
+
+    @property
+    def splits(self) -> _Splits:
+        assert self.data is not None, "top-1 protocols load the dataset"
+        return self.data
 
     def log(self, message: str) -> None:
         tqdm.write(f"[lowdino eval] {message}", file=sys.stderr)
@@ -207,7 +240,7 @@ class _Run:
     def extract(self) -> None:
         """Features of both (capped) splits, from the cache or extracted and cached."""
         cache = FeatureCache(self.config.cache_dir)
-        data = self.data
+        data = self.splits
         for split, pool, index, dataset_id in (
             ("train", data.train, data.train_index, data.train_id),
             ("test", data.test, data.test_index, data.test_id),
@@ -221,7 +254,8 @@ class _Run:
                 image_size=self.image_size,
                 subset=indices_hash(index),
                 # Autocast (bf16 on CUDA) changes the low bits of the features.
-                extra=f"device={self.device.type};precision={self.config.precision};channels_last={self.config.channels_last}",
+                extra=f"device={self.device.type};precision={self.config.precision};channels_last={self.config.channels_last}"
+                + (f";runtime={self.model.runtime}" if self.model.runtime != "torch" else ""),
             )
 
             def compute(pool: LabeledImages = pool) -> tuple[Tensor, Tensor]:
@@ -251,7 +285,7 @@ class _Run:
 
     def measure(self, protocol: str, fraction: float, seed: int) -> float:
         """Top-1 (percent) of one unit of work."""
-        config, train, test = self.config, self.data.train, self.data.test
+        config, train, test = self.config, self.splits.train, self.splits.test
         if protocol == "knn":
             return weighted_knn_top1(
                 self.features["train"].to(self.device),
@@ -298,6 +332,57 @@ class _Run:
             progress=self.progress,
         )
 
+    def measure_latency(self, on_row: Callable[[LatencyRow], None]) -> None:
+        """The latency protocol (`lowdino.eval.latency`): every runtime, thread count and batch size, on the CPU."""
+        from lowdino.eval.latency import artifact_runner, measure_latency, torch_runner
+
+        config, model = self.config, self.model
+        common: dict[str, Any] = {
+            "image_size": self.image_size,
+            "batch_sizes": config.latency_batch_sizes,
+            "threads": config.latency_threads,
+            "warmup": config.latency_warmup,
+            "repetitions": config.latency_repetitions,
+            "precision": model.precision,
+            "note": model.note,
+            "seed": config.seed,
+            "on_row": on_row,
+        }
+        for runtime in latency_runtimes(config, model.runtime):
+            self.check_stop()
+            if config.artifact is not None:
+                rows = measure_latency(
+                    artifact_runner(config.artifact), runtime=runtime, artifact=config.artifact, **common
+                )
+            elif runtime == "torch":
+                # On the CPU, where these backbones are deployed; a copy when evaluation runs on a GPU.
+                backbone = (
+                    model.backbone if self.device.type == "cpu" else copy.deepcopy(model.backbone).cpu()
+                )
+                rows = measure_latency(torch_runner(backbone), runtime=runtime, **common)
+            else:
+                rows = self._onnxruntime_latency(common)
+            self.latency += rows
+
+    def _onnxruntime_latency(self, common: dict[str, Any]) -> list[LatencyRow]:
+        """Time an fp32 ONNX export of the model made for the measurement (parity-checked like any export)."""
+        from lowdino.eval.latency import artifact_runner, measure_latency
+        from lowdino.export.onnx import export_onnx
+        from lowdino.export.parity import compare, reference_features, require_parity
+        from lowdino.export.runtime import load_runtime
+
+        backbone = copy.deepcopy(self.model.backbone).cpu().eval()
+        size = self.image_size
+        example = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(self.config.seed))
+        with tempfile.TemporaryDirectory(prefix="lowdino-latency-") as scratch:
+            path = Path(scratch) / "model.onnx"
+            export_onnx(backbone, example, path, opset=18, dynamic=True)
+            parity = compare(
+                reference_features(backbone, example), load_runtime(path)(example.numpy()), "random"
+            )
+            require_parity(parity, 1e-4, f"the ONNX export of {self.model.backbone_name} timed for latency")
+            return measure_latency(artifact_runner(path), runtime="onnxruntime", **common)
+
     def finish(self, cells: Sequence[ProtocolResult], status: str) -> EvalResults:
         """results.json, results.csv and summary.json (status completed or cancelled)."""
         model, data = self.model, self.data
@@ -307,16 +392,21 @@ class _Run:
             source=model.source,
             params=model.params,
             feature_dim=model.feature_dim,
-            dataset=self.config.dataset_identity,
+            dataset=self.config.dataset_identity if data is not None else "none (latency only)",
             image_size=self.image_size,
-            train_size=len(data.train),
-            test_size=len(data.test),
-            num_classes=data.train.num_classes,
+            train_size=len(data.train) if data is not None else 0,
+            test_size=len(data.test) if data is not None else 0,
+            num_classes=data.train.num_classes if data is not None else 0,
             labels_used=model.labels_used,
             results=list(cells),
-            references=load_references(dataset=self.config.dataset_identity),
+            references=load_references(dataset=self.config.dataset_identity) if data is not None else [],
             output_dir=str(self.output_dir),
             wall_time_s=time.perf_counter() - self.started,
+            runtime=model.runtime,
+            precision=model.precision,
+            artifact=self.config.artifact,
+            note=model.note,
+            latency=[row.as_dict() for row in self.latency],
         )
         write_results(results, self.output_dir)
         summary = {
@@ -328,6 +418,10 @@ class _Run:
             "dataset": self.config.dataset_identity,
             "image_size": self.image_size,
             "labels_used": model.labels_used,
+            "runtime": model.runtime,
+            "precision": model.precision,
+            "artifact": self.config.artifact,
+            "latency_rows": len(self.latency),
             "results": {
                 cell.column: {"mean": cell.mean, "std": cell.std, "values": cell.values} for cell in cells
             },
@@ -344,12 +438,17 @@ def evaluate(config: EvalConfig, *, progress: bool = True) -> EvalResults:
     run.output_dir.mkdir(parents=True, exist_ok=True)
     resolved = config.model_copy(update={"output_dir": str(run.output_dir)})
     atomic_write_text(run.run_dir.config, dump_config(resolved))
+    data = (
+        f"{config.dataset} {len(run.data.train)} train / {len(run.data.test)} test images"
+        if run.data is not None
+        else "no dataset (latency only)"
+    )
     run.log(
         f"{run.model.name}: {run.model.params / 1e6:.2f} M params, {run.model.feature_dim}-d features; "
-        f"{config.dataset} {len(run.data.train)} train / {len(run.data.test)} test images at "
-        f"{run.image_size} px on {run.device}"
+        f"{data} at {run.image_size} px on {run.device}"
     )
     units = _plan(config)
+    total = len(units) + latency_row_count(config, run.model.runtime)
     cells: dict[tuple[str, float], ProtocolResult] = {}
     # An evaluation has no resume: a rerun into the same folder starts its records afresh, so that
     # every step appears once (the run-directory contract).
@@ -370,7 +469,7 @@ def evaluate(config: EvalConfig, *, progress: bool = True) -> EvalResults:
             cell.seeds.append(seed)
             record = {
                 "step": step,
-                "total_steps": len(units),
+                "total_steps": total,
                 "epoch": 0,
                 "time": time.time(),
                 "protocol": protocol,
@@ -382,6 +481,32 @@ def evaluate(config: EvalConfig, *, progress: bool = True) -> EvalResults:
             }
             writer.write(record)
             run.log(f"{cell.column} seed {seed}: top-1 {value:.2f} %")
+        if "latency" in config.protocols:
+
+            def record_latency(row: LatencyRow) -> None:
+                key = latency_metric_key(row.runtime, row.batch_size, row.threads, row.precision)
+                timed.append(row)
+                step = len(units) + len(timed)
+                # key / value: the one series this record feeds (median ms per image; lower is better).
+                writer.write(
+                    {
+                        "step": step,
+                        "total_steps": total,
+                        "epoch": 0,
+                        "time": time.time(),
+                        "key": key,
+                        "value": row.median_ms,
+                        EVAL_SERIES_FIELD: key,
+                        **{name: value for name, value in row.as_dict().items() if value is not None},
+                    }
+                )
+                run.log(
+                    f"latency {row.runtime} {row.precision} batch {row.batch_size} x {row.threads} threads: "
+                    f"{row.median_ms:.3f} ms/img (p90 {row.p90_ms:.3f}), {row.images_per_s:.1f} img/s"
+                )
+
+            timed: list[LatencyRow] = []
+            run.measure_latency(record_latency)
     except EvalCancelled:
         run.finish(list(cells.values()), "cancelled")
         raise

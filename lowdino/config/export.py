@@ -1,0 +1,116 @@
+"""`ExportConfig`: options of `lowdino export` (a backbone as an ONNX / TorchScript artifact, optionally int8)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from lowdino.config.base import StrictModel, cli
+
+ExportFormat = Literal["onnx", "torchscript", "executorch"]
+QuantizeName = Literal["none", "int8"]
+WhichNetwork = Literal["teacher", "student"]
+
+
+class ExportConfig(StrictModel):
+    """Export a run's backbone, a checkpoint or a registry backbone for deployment, with a parity check."""
+
+    source: str = Field(
+        description="What to export: a run directory, a checkpoint file (checkpoint.pth) or a registry "
+        "backbone name (random init unless --pretrained or --weights).",
+        json_schema_extra=cli(group="model"),
+    )
+    which: WhichNetwork = Field(
+        "teacher",
+        description="Which network of a DINO/BYOL checkpoint: teacher (the EMA network evaluation uses) or "
+        "student. A distill run trains only its student.",
+        json_schema_extra=cli(group="model"),
+    )
+    pretrained: bool = Field(
+        False,
+        description="With a backbone name: load its pretrained weights (timm's local cache).",
+        json_schema_extra=cli(group="model"),
+    )
+    weights: str | None = Field(
+        None,
+        description="With a backbone name: a weights file to load.",
+        json_schema_extra=cli(group="model"),
+    )
+    format: ExportFormat = Field(
+        "onnx",
+        description="onnx (ONNX Runtime), torchscript (torch.jit), executorch (XNNPACK; only where the "
+        "executorch package is installed and works with this torch).",
+        json_schema_extra=cli(group="export"),
+    )
+    image_size: int | None = Field(
+        None,
+        ge=8,
+        le=1024,
+        description="Input side of the artifact (fixed; the batch axis is dynamic). Default: the run's "
+        "evaluation size (its global crop size), else the backbone's declared resolution.",
+        json_schema_extra=cli(group="export"),
+    )
+    opset: int = Field(18, ge=13, le=23, description="ONNX opset.", json_schema_extra=cli(group="export"))
+    dynamic_batch: bool = Field(
+        True,
+        description="Leave the batch axis dynamic (else the artifact takes exactly the parity batch size).",
+        json_schema_extra=cli(group="export"),
+    )
+    quantize: QuantizeName = Field(
+        "none",
+        description="int8: ONNX Runtime static quantization (QDQ, per-channel weights), calibrated on "
+        "training images (--calibration-data). ONNX only.",
+        json_schema_extra=cli(group="quantization"),
+    )
+    calibration_data: str | None = Field(
+        None,
+        description="Image folder whose TRAINING split calibrates int8 activations (root with train/, or "
+        "one folder of class sub-folders). Default: a run checkpoint's own image folder. Never test images.",
+        json_schema_extra=cli(group="quantization"),
+    )
+    calibration_images: int = Field(
+        128,
+        ge=1,
+        le=100_000,
+        description="Training images (class-stratified, seeded) used to calibrate int8 activations.",
+        json_schema_extra=cli(group="quantization"),
+    )
+    parity_data: str | None = Field(
+        None,
+        description="Image folder whose images check the artifact against PyTorch. Default: the "
+        "calibration data, else a run checkpoint's image folder, else a fixed-seed random batch (said so "
+        "in the manifest).",
+        json_schema_extra=cli(group="parity"),
+    )
+    parity_images: int = Field(
+        16, ge=1, le=4096, description="Images in the parity batch.", json_schema_extra=cli(group="parity")
+    )
+    parity_tolerance: float = Field(
+        1e-4,
+        gt=0,
+        description="Largest max-absolute feature difference an fp32 artifact may show against PyTorch; "
+        "above it the export fails and nothing is written.",
+        json_schema_extra=cli(group="parity"),
+    )
+    output: str | None = Field(
+        None,
+        description="Artifact file for a one-off export (its manifest is written beside it as "
+        "FILE.manifest.json). Without it the artifact goes into --output-dir.",
+        json_schema_extra=cli(group="runtime"),
+    )
+    output_dir: str | None = Field(
+        None,
+        description="Run directory (config.yaml, train.log, summary.json naming the artifact, the artifact "
+        "and its manifest). Default: runs/export-<model>-<timestamp>, unless --output is given.",
+        json_schema_extra=cli(group="runtime"),
+    )
+    seed: int = Field(0, ge=0, description="Seed of a random-init backbone and of the image samples.")
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> ExportConfig:
+        if self.quantize == "int8" and self.format != "onnx":
+            raise ValueError(f"--quantize int8 needs --format onnx (got {self.format}); drop one of the two")
+        if self.output is not None and self.output_dir is not None:
+            raise ValueError("give --output FILE (one-off export) or --output-dir RUNDIR, not both")
+        return self
