@@ -13,9 +13,9 @@ import torch
 from torch import Tensor, nn
 
 from lowdino.errors import ConfigError
-from lowdino.eval.cache import file_hash
 from lowdino.export.manifest import read_manifest
 from lowdino.export.runtime import Runtime, load_runtime
+from lowdino.hashing import file_hash
 
 
 class ArtifactBackbone(nn.Module):

@@ -23,7 +23,6 @@ from torch import Tensor, nn
 from lowdino.contract.rundir import atomic_write_bytes
 
 CACHE_FORMAT = 1
-_HASH_CHUNK = 1 << 24
 
 
 def lowdino_home() -> Path:
@@ -44,15 +43,6 @@ def state_dict_hash(source: nn.Module | Mapping[str, Tensor]) -> str:
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         flat = tensor.detach().cpu().contiguous().reshape(-1)
         digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
-    return digest.hexdigest()
-
-
-def file_hash(path: str | Path) -> str:
-    """SHA-256 (hex) of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
     return digest.hexdigest()
 
 

@@ -7,7 +7,6 @@ the runtime versions it was checked with, the parity figures, and for int8 how i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from pathlib import Path
@@ -18,16 +17,6 @@ from lowdino.errors import ConfigError
 
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_FORMAT = 1
-_HASH_CHUNK = 1 << 24
-
-
-def file_hash(path: str | Path) -> str:
-    """SHA-256 (hex) of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def manifest_path(artifact: Path) -> Path:

@@ -32,13 +32,14 @@ from lowdino.contract.rundir import RunDir, atomic_write_text
 from lowdino.errors import ConfigError, LowDinoError
 from lowdino.export.availability import require_format
 from lowdino.export.images import image_sample
-from lowdino.export.manifest import file_hash, manifest_path, runtime_versions, write_manifest
+from lowdino.export.manifest import manifest_path, runtime_versions, write_manifest
 from lowdino.export.onnx import INPUT_NAME, export_onnx
 from lowdino.export.parity import compare, reference_features, require_parity
 from lowdino.export.quantize import Int8Settings, quantize_int8
 from lowdino.export.runtime import ONNX_SUFFIX, TORCHSCRIPT_SUFFIX, load_runtime
 from lowdino.export.source import ExportSource, load_source
 from lowdino.export.torchscript import export_torchscript
+from lowdino.hashing import file_hash
 
 log = logging.getLogger("lowdino.export")
 SUFFIXES = {"onnx": ONNX_SUFFIX, "torchscript": TORCHSCRIPT_SUFFIX}

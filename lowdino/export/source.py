@@ -21,7 +21,7 @@ from lowdino.backbones.runs import read_checkpoint, resolve_checkpoint_path
 from lowdino.backbones.weights import load_backbone_state
 from lowdino.config.export import ExportConfig
 from lowdino.errors import CheckpointError, ConfigError
-from lowdino.export.manifest import file_hash
+from lowdino.hashing import file_hash
 
 
 @dataclass

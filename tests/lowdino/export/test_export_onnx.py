@@ -19,9 +19,9 @@ from lowdino.config.export import ExportConfig
 from lowdino.config.loading import build_config
 from lowdino.contract.rundir import RunDir
 from lowdino.export.images import preprocess, sample_training_images, stratified_sample
-from lowdino.export.manifest import file_hash
 from lowdino.export.parity import ParityError
 from lowdino.export.run import export
+from lowdino.hashing import file_hash
 from lowdino.train.trainer import pretrain
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
