@@ -36,8 +36,8 @@ RESUMABLE_STATUSES = frozenset({RunStatus.FAILED, RunStatus.CANCELLED, RunStatus
 
 RUN_KINDS: tuple[RunKind, ...] = tuple(RunKind)
 # Kinds that train a backbone and leave a checkpoint: what an `evaluate` block chains on and what the
-# report's rows are made of (their evaluations are the cells).
-TRAINING_KINDS: tuple[RunKind, ...] = tuple(kind for kind in RUN_KINDS if kind is not RunKind.EVAL)
+# report's rows are made of (their evaluations are the cells). eval and export only read a model.
+TRAINING_KINDS: tuple[RunKind, ...] = (RunKind.PRETRAIN, RunKind.DISTILL)
 
 
 class EventType(StrEnum):

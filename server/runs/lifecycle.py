@@ -28,8 +28,9 @@ from server.workers.broker import send_run
 from server.workers.liveness import gpu_capacity_refusal
 from server.workers.queues import gpus_needed, queue_for
 
-# Config fields the server owns: clients may not set them on a new run.
-SERVER_OWNED_FIELDS = ("output_dir", "resume")
+# Config fields the server owns: clients may not set them on a new run (an export's one-off `output`
+# file too: a REST export writes its artifact into its run directory).
+SERVER_OWNED_FIELDS = ("output_dir", "resume", "output")
 # The eval fields a chain sets itself.
 CHAIN_OWNED_FIELDS = ("checkpoint", "backbone", "pretrained", "weights", *SERVER_OWNED_FIELDS)
 # Eval options a chain takes from its training run when the evaluate block leaves them out.

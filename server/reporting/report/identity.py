@@ -131,14 +131,7 @@ def baseline_identity(source: Source) -> tuple[str, dict[str, Any]]:
 def run_of_checkpoint(session: Session, value: str) -> Run | None:
     """The run a `checkpoint` value names: a run id, or (as the server stores it) that run's directory
     or its checkpoint.pth."""
-    if "/" not in value and "\\" not in value:
-        return run_queries.get_run(session, run_id=value) if len(value) <= 32 else None
-    path = Path(value)
-    folder = path.parent if path.suffix == ".pth" else path
-    run = run_queries.get_run(session, run_id=folder.name) if len(folder.name) <= 32 else None
-    if run is None or not run.output_dir or Path(run.output_dir).resolve() != folder.resolve():
-        return None
-    return run
+    return run_queries.run_of_path(session, value)
 
 
 def training_parent(session: Session, run: Run) -> Run | None:
