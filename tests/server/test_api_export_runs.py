@@ -94,9 +94,7 @@ def test_server_owned_and_invalid_export_fields(client: TestClient) -> None:
     int8_torchscript = export(client, {"source": "resnet5m", "format": "torchscript", "quantize": "int8"})
     assert int8_torchscript.status_code == 422
     assert "format onnx" in int8_torchscript.json()["detail"]
-    calibration = export(
-        client, {"source": "resnet5m", "quantize": "int8", "calibration_data": "/etc"}
-    )
+    calibration = export(client, {"source": "resnet5m", "quantize": "int8", "calibration_data": "/etc"})
     assert calibration.status_code == 422
     assert "config.calibration_data" in calibration.json()["detail"]
     chained = export(client, {"source": "resnet5m"}, evaluate={"protocols": ["knn"]})
