@@ -4,6 +4,7 @@ import { showBanner } from "../banner.js";
 import { getCatalog, paramsOf } from "../catalog.js";
 import { COLLAPSE_KEY, CONFIG, ensurePlotly, groupFor, groupKeys, layout, markerShapes, traceType } from "../charts.js";
 import { clear, fill, h } from "../dom.js";
+import { exportForm, renderManifest } from "../export.js";
 import { duration, knnOf, number, params as fmtParams, pct, progressBar, rate, relativeTime, runColor, runLabel, statusPill } from "../format.js";
 import { navigate } from "../url.js";
 
@@ -26,9 +27,11 @@ export function mount(root, runId) {
   const configTable = h("tbody");
   const artifactList = h("ul", { id: "artifacts" });
   const resultsBox = h("div", { id: "results" });
+  const exportPanel = h("div", { id: "export-panel" });
+  const manifestBox = h("div", { id: "manifest" });
 
   root.append(
-    header, notice,
+    header, notice, exportPanel, manifestBox,
     h("div", { class: "chart-head" }, h("h2", {}, "Metrics"), streamState,
       h("label", { for: "follow" }, follow, " follow the latest points when zoomed"),
       h("a", { href: `/api/runs/${encodeURIComponent(runId)}/metrics.csv`, download: true }, "all points as CSV")),
@@ -67,6 +70,10 @@ export function mount(root, runId) {
         () => act(`/api/runs/${run.id}/cancel`, "POST", "Cancel this run? A running trainer checkpoints first, so it can be resumed."), { danger: true }));
     }
     if (catalog?.resumable_statuses.includes(run.status)) actions.push(actionButton("Resume", "resume-run", () => act(`/api/runs/${run.id}/resume`, "POST"), { primary: true }));
+    // A completed run that left a checkpoint (catalog.training_kinds) can be exported for deployment.
+    if (run.status === "completed" && catalog?.training_kinds.includes(run.kind)) {
+      actions.push(actionButton("Export…", "export-run", toggleExport, { primary: !exportPanel.firstChild }));
+    }
     actions.push(h("a", { class: "button", id: "clone-run", href: `/launch?clone=${run.id}`, "data-link": true }, "Clone"));
     actions.push(h("a", { class: "button", href: `/compare?runs=${run.id}`, "data-link": true }, "Compare…"));
     if (active === false) {
@@ -74,7 +81,7 @@ export function mount(root, runId) {
     }
     const latest = run.latest_metrics || {};
     const facts = [
-      ["Kind", run.kind], ["Method", config.method || config.loss || (config.protocols || []).join(", ") || "–"],
+      ["Kind", run.kind], ["Method", config.method || config.loss || (config.protocols || []).join(", ") || (config.format ? `export: ${config.format}${config.quantize === "int8" ? " int8" : ""}` : "–")],
       ["Backbone", run.backbone || "–"], ["Parameters", fmtParams(paramsOf(run, catalog))], ["Dataset", config.dataset || "–"],
       [run.kind === "eval" ? "kNN top-1" : "kNN top-1 (validation, latest)", pct(knnOf(run))], ["Step", run.progress.step != null ? `${run.progress.step}${run.progress.total_steps ? ` / ${run.progress.total_steps}` : ""}` : "–"],
       ["Throughput", rate(latest.images_per_sec)], ["Loss (latest)", number(latest.loss)],
@@ -101,6 +108,16 @@ export function mount(root, runId) {
     if (run.status === "queued") notice.append(h("div", { class: "notice", id: "queued-note" }, "Queued: waiting for a worker. The light in the top bar says whether one is alive."));
   }
 
+  function toggleExport() {
+    if (exportPanel.firstChild) {
+      clear(exportPanel);
+    } else {
+      fill(exportPanel, exportForm(run, { onClose: () => { clear(exportPanel); renderHeader(); } }));
+      exportPanel.querySelector("select")?.focus();
+    }
+    renderHeader();
+  }
+
   function renderConfig() {
     clear(configTable);
     for (const [key, value] of Object.entries(run.config || {})) {
@@ -118,6 +135,8 @@ export function mount(root, runId) {
           h("span", { class: "muted" }, ` ${(item.size / 1024).toFixed(1)} KiB`)));
       }
       if (artifacts.data.some((item) => item.name === "results.json")) renderResults();
+      const manifest = artifacts.data.find((item) => item.name.endsWith(".manifest.json"));
+      if (manifest) renderManifest(manifestBox, runId, manifest.name).catch(() => {});
     } catch (exc) {
       fill(artifactList, h("li", { class: "field-error" }, `Could not list artifacts: ${exc.message}`));
     }
