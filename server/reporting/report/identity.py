@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from lowdino.config.base import DataOptions, RuntimeOptions
 from server.reporting.compare import config_dataset
+from server.reporting.latency import latency_rows
 from server.reporting.schemas import (
     ExcludedRun,
 )
@@ -43,6 +44,15 @@ class Source:
     @property
     def rows(self) -> list[dict[str, Any]]:
         return [row for row in self.results.get("results") or [] if isinstance(row, dict)]
+
+    @property
+    def latency(self) -> list[dict[str, Any]]:
+        return latency_rows(self.results)
+
+    @property
+    def measured(self) -> bool:
+        """Whether it has written figures yet: top-1 rows, latency rows or both."""
+        return bool(self.rows or self.latency)
 
     @property
     def image_size(self) -> int | None:
