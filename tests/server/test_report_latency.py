@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
+from serverlib import latency_row
 from sqlalchemy.orm import Session
 
-from lowdino.eval.latency import LatencyRow
 from lowdino.eval.results import EvalResults, ProtocolResult, write_results
 from server.runs import queries as run_queries
 from server.settings import Settings
@@ -39,27 +39,6 @@ def make_run(
         parent_id=parent_id,
     )
     return run_queries.update_run_status(session, run_id=run_id, status="completed")
-
-
-def timing(runtime: str, batch: int, threads: int, ms: float, size: int, **extra: Any) -> dict[str, Any]:
-    row = LatencyRow(
-        runtime=runtime,
-        batch_size=batch,
-        threads=threads,
-        median_ms=ms,
-        p90_ms=ms * 1.1,
-        images_per_s=1000 / ms,
-        batch_median_ms=ms * batch,
-        peak_memory_mb=100.0,
-        peak_memory_kind="rss",
-        image_size=size,
-        device="cpu",
-        cpu_model="Test CPU @ 2.0GHz",
-        repetitions=50,
-        warmup=10,
-        **extra,
-    )
-    return row.as_dict()
 
 
 def write(
@@ -104,10 +83,10 @@ def test_report_latency_column_published_rows_and_latency_figures(
         size=32,
         cells=[("knn", 1.0, [40.0]), ("knn_seed", 1.0, [33.0])],
         latency=[
-            timing("torch", 1, 1, 16.0, 32),
-            timing("onnxruntime", 1, 1, 0.7, 32),
-            timing("onnxruntime", 32, 1, 0.2, 32),  # batch 32: not the deployment figure
-            timing("onnxruntime", 1, 2, 0.5, 32),  # two threads: not the figure either
+            latency_row("torch", 1, 1, 16.0, 32),
+            latency_row("onnxruntime", 1, 1, 0.7, 32),
+            latency_row("onnxruntime", 32, 1, 0.2, 32),  # batch 32: not the deployment figure
+            latency_row("onnxruntime", 1, 2, 0.5, 32),  # two threads: not the figure either
         ],
     )
     # DINOv2 timed with random weights (latency only): no accuracy of ours, a latency for the published row.
@@ -130,8 +109,8 @@ def test_report_latency_column_published_rows_and_latency_figures(
         size=28,
         cells=[],
         latency=[
-            timing("torch", 1, 1, 17.7, 28, note="random weights: latency only"),
-            timing("onnxruntime", 1, 1, 9.3, 28),
+            latency_row("torch", 1, 1, 17.7, 28, note="random weights: latency only"),
+            latency_row("onnxruntime", 1, 1, 9.3, 28),
         ],
     )
     response = client.get("/api/report", params={"runs": f"{trained.id},{reference.id}"})
@@ -203,7 +182,7 @@ def test_pareto_front_of_latency_is_the_fastest_for_its_accuracy(
             params=params,
             size=32,
             cells=[("knn", 1.0, [knn])],
-            latency=[timing("onnxruntime", 1, 1, ms, 32)],
+            latency=[latency_row("onnxruntime", 1, 1, ms, 32)],
         )
         ids.append(run.id)
     body = client.get("/api/report", params={"runs": ",".join(ids)}).json()
@@ -219,7 +198,7 @@ def test_pareto_front_of_latency_is_the_fastest_for_its_accuracy(
         params=23_500_000,
         size=32,
         cells=[("knn", 1.0, [60.0])],
-        latency=[timing("onnxruntime", 1, 1, 7.4, 32)],
+        latency=[latency_row("onnxruntime", 1, 1, 7.4, 32)],
     )
     body = client.get("/api/report", params={"runs": ",".join(ids)}).json()
     front = next(
