@@ -172,6 +172,7 @@ def reference_scores(references: list[dict[str, Any]], dataset: str) -> dict[str
             and (scores["kNN"] is None or protocol == "knn_weighted")
         ):
             scores["kNN"] = top1
+            entry["knn_protocol"] = protocol
         for group, wanted in BAR_GROUPS[1:]:
             if protocol in PROBE_PROTOCOLS and fraction == wanted and scores[group] is None:
                 scores[group] = top1
@@ -206,7 +207,7 @@ def _points(difference: float) -> str:
 def versus_reference(
     runs: list[Run],
     latencies: dict[str, ReportLatency | None],
-    scores: dict[str, dict[str, float | None]],
+    figures_of: dict[str, RunFigures],
     published: dict[str, dict[str, Any]],
 ) -> list[str]:
     """One sentence per small model timed here against DINOv2 ViT-S/14 timed here: how many times faster
@@ -218,6 +219,7 @@ def versus_reference(
     reference = min(timed_reference, key=lambda run: latencies[run.id].median_ms)  # type: ignore[union-attr]
     reference_latency = latencies[reference.id]
     assert reference_latency is not None
+    scores = {run_id: figures.scores for run_id, figures in figures_of.items()}
     measured_knn = next(
         (
             scores[run.id]["kNN"]
@@ -247,14 +249,17 @@ def versus_reference(
             f"{run.name or run.backbone} ({run.id[:6]}) is {speed} than {REFERENCE_NAME} {where} at batch 1"
         )
         knn = scores[run.id]["kNN"]
+        ours = f"{knn:.2f} % measured, {figures_of[run.id].protocols['kNN']}" if knn is not None else ""
         if knn is not None and measured_knn is not None:
-            sentence += f", {_points(knn - measured_knn)} kNN points (both measured here)"
+            sentence += (
+                f", {_points(knn - measured_knn)} kNN points ({ours}; DINOv2 {measured_knn:.2f} % measured)"
+            )
         elif knn is not None and published_knn is not None:
             model, entry = published_knn
             difference = knn - float(entry["scores"]["kNN"])
             sentence += (
-                f", {_points(difference)} kNN points against {model}'s published {entry['scores']['kNN']:.2f} % "
-                f"({entry['source']}: published, not measured here)"
+                f", {_points(difference)} kNN points ({ours}; {model}: {entry['scores']['kNN']:.2f} % "
+                f"{entry.get('knn_protocol')}, published by {entry['source']}, not measured here)"
             )
         else:
             sentence += " (no kNN figure on both sides to compare accuracy)"
@@ -430,7 +435,7 @@ def compare_runs(
         "dataset": dataset,
         "runs": rows,
         "references": reference_rows,
-        "versus_dinov2": versus_reference(runs, latencies, scores, published),
+        "versus_dinov2": versus_reference(runs, latencies, figures_of, published),
         "differing_config": differing_config(runs),
         "figures": figures,
     }

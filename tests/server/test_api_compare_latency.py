@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
-from serverlib import latency_row
+from services import latency_row
 from sqlalchemy.orm import Session
 
 from lowdino.eval.results import EvalResults, ProtocolResult, write_results
@@ -111,6 +111,8 @@ def test_compare_latency_and_the_dinov2_sentence(
     assert "−15.0 kNN points" in small  # 40.00 measured against the published 55.04 (1-NN, LowDINO README)
     assert "published" in small
     assert "not measured here" in small
+    assert "knn_1nn_euclidean" in small  # the published figure's protocol is named beside ours
+    assert "40.00 % measured" in small
     slower = next(sentence for sentence in sentences if baseline.id[:6] in sentence)
     assert "1.2× faster" in slower
     assert "−25.0 kNN points" in slower

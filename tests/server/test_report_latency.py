@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
-from serverlib import latency_row
+from services import latency_row
 from sqlalchemy.orm import Session
 
 from lowdino.eval.results import EvalResults, ProtocolResult, write_results

@@ -230,7 +230,7 @@ export function mount(root, runId) {
     clear(chartGrid);
     charts.clear();
     if (!groups.length) {
-      chartGrid.append(h("p", { class: "muted", id: "no-metrics" }, run.status === "queued" ? "Curves appear here as soon as the run starts training." : "No metrics recorded."));
+      chartGrid.append(h("p", { class: "muted", id: "no-metrics" }, run.kind === "export" ? "An export records no curves: its result is the artifact and its parity, above." : run.status === "queued" ? "Curves appear here as soon as the run starts training." : "No metrics recorded."));
     }
     for (const group of groups) {
       const chart = createChart(group);
