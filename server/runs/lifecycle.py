@@ -144,6 +144,7 @@ def submit_run(
 ) -> Run:
     """Validate, create the queued row and its run directory, and send "lowdino.run" to its queue.
 
+    An export's `parent_id` is the run its `source` names, if any.
     `evaluate` (pretrain / distill only): eval options to run on the final checkpoint once the run
     completes (server.runs.chains queues it). Refused (422) when live workers exist and none has the GPUs the
     run asks for (server.workers.queues).
@@ -152,6 +153,11 @@ def submit_run(
     prepared = prepare_config(session, settings, kind=kind, config=config, run_id=run_id)
     check_gpu_capacity(session, settings, prepared)
     evaluate = check_evaluate_block(kind, evaluate, prepared)
+    if kind == RunKind.EXPORT:
+        # An export's parent is the run it exports (its clones' too), so that run's exports are
+        # GET /api/runs?parent=<id> and the export's page links back to it.
+        named = run_queries.run_of_path(session, str(prepared.get("source") or ""))
+        parent_id = named.id if named is not None else None
     if evaluate is not None:  # paths checked now too: a chain must not fail on a path refused later
         evaluate = resolve_config_paths(evaluate, settings)
     settings.run_dir(run_id).mkdir(parents=True, exist_ok=True)

@@ -86,6 +86,9 @@ def test_export_from_the_run_page(stack: Stack, browser: Any, tmp_path: Path) ->
     assert response.content == (stack.home / "runs" / export_id / "resnet5m.onnx").read_bytes()
     assert page.locator("#artifacts").inner_text().count("resnet5m.onnx") == 2  # the file and its manifest
     assert "export: onnx" in page.locator("#summary").inner_text()
+    assert (
+        page.locator("#summary a", has_text=trained).get_attribute("href") == f"/runs/{trained}"
+    )  # "Exports"
     save_screenshot(page, "export-run", tmp_path)
     assert watch.unexpected() == []
     context.close()

@@ -40,6 +40,7 @@ def test_export_of_a_completed_run_names_its_directory_and_backbone(
     # The run id became the run's directory (as eval's checkpoint does), and the row shows its backbone.
     assert run["config"]["source"] == str(settings.run_dir(trained["id"]).resolve())
     assert run["backbone"] == "resnet5m"
+    assert run["parent_id"] == trained["id"]  # the run it exports: GET /api/runs?parent=<id> lists them
     assert run["config"]["output_dir"] == str(settings.run_dir(run["id"]))
     assert run["config"]["quantize"] == "none"
     # The checkpoint file itself names the run too.
@@ -47,6 +48,10 @@ def test_export_of_a_completed_run_names_its_directory_and_backbone(
     assert by_file.status_code == 201, by_file.text
     assert by_file.json()["backbone"] == "resnet5m"
     assert client.get("/api/runs", params={"kind": "export"}).json()["count"] == 2
+    assert client.get("/api/runs", params={"parent": trained["id"], "kind": "export"}).json()["count"] == 2
+    clone = client.post(f"/api/runs/{run['id']}/clone", json={"config": {"quantize": "int8"}})
+    assert clone.status_code == 201, clone.text
+    assert clone.json()["parent_id"] == trained["id"]
 
 
 def test_export_of_a_backbone_name(client: TestClient) -> None:
@@ -113,7 +118,7 @@ def test_export_is_cloned_not_resumed(client: TestClient, session: object, setti
     assert clone.status_code == 201, clone.text
     assert clone.json()["kind"] == "export"
     assert clone.json()["config"]["opset"] == 17
-    assert clone.json()["parent_id"] == run["id"]
+    assert clone.json()["parent_id"] is None  # a backbone name names no run
 
 
 def test_chained_evaluation_may_time_latency(client: TestClient) -> None:

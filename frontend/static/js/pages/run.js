@@ -89,7 +89,7 @@ export function mount(root, runId) {
     ];
     // The chain, both ways: a training run links its evaluation, an evaluation the run it measures.
     const link = (id, text) => h("a", { href: `/runs/${id}`, "data-link": true }, text);
-    if (run.parent_id) facts.push([run.kind === "eval" ? "Evaluates" : "Cloned from", link(run.parent_id, run.parent_id)]);
+    if (run.parent_id) facts.push([{ eval: "Evaluates", export: "Exports" }[run.kind] || "Cloned from", link(run.parent_id, run.parent_id)]);
     if (run.evaluation_id) facts.push(["Evaluation", link(run.evaluation_id, run.evaluation_id)]);
     else if (run.evaluate) facts.push(["Evaluation", h("span", { class: "muted" }, run.status === "completed" ? "being queued…" : "queued when this run completes")]);
     if (run.sweep_id) facts.push(["Sweep", h("a", { href: `/sweeps/${run.sweep_id}`, "data-link": true }, run.sweep_id)]);
