@@ -23,7 +23,7 @@ from server.runs import queries as run_queries
 from server.runs.paths import owned_run_dir, resolve_config_paths
 from server.settings import Settings
 from server.storage.models import Run, new_run_id
-from server.vocabulary import RESUMABLE_STATUSES, TRAINING_KINDS, RunKind, RunStatus
+from server.vocabulary import RESUMABLE_KINDS, RESUMABLE_STATUSES, TRAINING_KINDS, RunKind, RunStatus
 from server.workers.broker import send_run
 from server.workers.liveness import gpu_capacity_refusal
 from server.workers.queues import gpus_needed, queue_for
@@ -210,7 +210,7 @@ def resume_run(session: Session, celery_app: Celery, settings: Settings, *, run_
                 f"run {run_id} already completed; clone it (POST .../clone) to train again or longer"
             )
         raise RunStateError(f"run {run_id} is {run.status}; only a stopped run can be resumed")
-    if "resume" not in CONFIG_MODELS[run.kind].model_fields:
+    if run.kind not in RESUMABLE_KINDS:
         raise RunStateError(f"{run.kind} runs cannot be resumed; clone run {run_id} to run it again")
     run_dir = owned_run_dir(settings, run.output_dir)
     if run_dir is None or not RunDir(run_dir).checkpoint.is_file():

@@ -69,7 +69,9 @@ export function mount(root, runId) {
       actions.push(actionButton(run.cancel_requested ? "Cancelling…" : "Cancel", "cancel-run",
         () => act(`/api/runs/${run.id}/cancel`, "POST", "Cancel this run? A running trainer checkpoints first, so it can be resumed."), { danger: true }));
     }
-    if (catalog?.resumable_statuses.includes(run.status)) actions.push(actionButton("Resume", "resume-run", () => act(`/api/runs/${run.id}/resume`, "POST"), { primary: true }));
+    // Resume where both the status and the kind allow it (catalog.resumable_kinds: eval and export are cloned).
+    const resumable = catalog?.resumable_statuses.includes(run.status) && (catalog.resumable_kinds || []).includes(run.kind);
+    if (resumable) actions.push(actionButton("Resume", "resume-run", () => act(`/api/runs/${run.id}/resume`, "POST"), { primary: true }));
     // A completed run that left a checkpoint (catalog.training_kinds) can be exported for deployment.
     if (run.status === "completed" && catalog?.training_kinds.includes(run.kind)) {
       actions.push(actionButton("Export…", "export-run", toggleExport, { primary: !exportPanel.firstChild }));
@@ -102,7 +104,7 @@ export function mount(root, runId) {
       h("div", { class: "summary-grid", id: "summary" }, facts.map(([label, value]) => h("div", {}, h("span", {}, label), value))),
     );
     clear(notice);
-    if (run.status === "failed") notice.append(h("div", { class: "error-box", id: "run-error" }, h("strong", {}, "This run failed. "), run.error || `exit code ${run.exit_code}`, h("br"), "Fix the cause, then Resume (continues from the last checkpoint) or Clone (starts again)."));
+    if (run.status === "failed") notice.append(h("div", { class: "error-box", id: "run-error" }, h("strong", {}, "This run failed. "), run.error || `exit code ${run.exit_code}`, h("br"), resumable === false ? "Fix the cause, then Clone (runs it again)." : "Fix the cause, then Resume (continues from the last checkpoint) or Clone (starts again)."));
     if (run.status === "interrupted") notice.append(h("div", { class: "error-box", id: "run-error" }, h("strong", {}, "This run was interrupted. "), run.error || "Its worker stopped sending heartbeats.", h("br"), "Resume continues from its last checkpoint."));
     if (run.status === "cancelled") notice.append(h("div", { class: "notice" }, `Cancelled${run.progress.step ? ` at step ${run.progress.step}` : ""}. Resume continues from the last checkpoint.`));
     if (run.status === "queued") notice.append(h("div", { class: "notice", id: "queued-note" }, "Queued: waiting for a worker. The light in the top bar says whether one is alive."));
