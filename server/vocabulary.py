@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from lowdino.config import RunKind
+from lowdino.config import CONFIG_MODELS, RunKind
 
 
 class RunStatus(StrEnum):
@@ -36,8 +36,13 @@ RESUMABLE_STATUSES = frozenset({RunStatus.FAILED, RunStatus.CANCELLED, RunStatus
 
 RUN_KINDS: tuple[RunKind, ...] = tuple(RunKind)
 # Kinds that train a backbone and leave a checkpoint: what an `evaluate` block chains on and what the
-# report's rows are made of (their evaluations are the cells).
-TRAINING_KINDS: tuple[RunKind, ...] = tuple(kind for kind in RUN_KINDS if kind is not RunKind.EVAL)
+# report's rows are made of (their evaluations are the cells). eval and export only read a model.
+TRAINING_KINDS: tuple[RunKind, ...] = (RunKind.PRETRAIN, RunKind.DISTILL)
+# Kinds that continue from their checkpoint on resume (their config model has `resume`); the others
+# (eval, export) are cloned to run again.
+RESUMABLE_KINDS: tuple[RunKind, ...] = tuple(
+    kind for kind in RUN_KINDS if "resume" in CONFIG_MODELS[kind].model_fields
+)
 
 
 class EventType(StrEnum):
@@ -51,6 +56,7 @@ class EventType(StrEnum):
 __all__ = [
     "ACTIVE_STATUSES",
     "FINISHED_STATUSES",
+    "RESUMABLE_KINDS",
     "RESUMABLE_STATUSES",
     "RUN_KINDS",
     "RUN_STATUSES",

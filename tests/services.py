@@ -227,3 +227,26 @@ def private_redis() -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.stop()
+
+
+def latency_row(runtime: str, batch: int, threads: int, ms: float, size: int, **extra: object) -> dict:
+    """One results.json `latency` row as `lowdino eval --protocols latency` writes it."""
+    from lowdino.eval.latency import LatencyRow
+
+    return LatencyRow(
+        runtime=runtime,
+        batch_size=batch,
+        threads=threads,
+        median_ms=ms,
+        p90_ms=ms * 1.1,
+        images_per_s=1000 / ms,
+        batch_median_ms=ms * batch,
+        peak_memory_mb=100.0,
+        peak_memory_kind="rss",
+        image_size=size,
+        device="cpu",
+        cpu_model="Test CPU @ 2.0GHz",
+        repetitions=50,
+        warmup=10,
+        **extra,  # type: ignore[arg-type]
+    ).as_dict()

@@ -25,7 +25,7 @@ from typing import Any
 
 from lowdino.contract.rundir import CONFIG_FILE
 from lowdino.errors import ConfigError
-from server.vocabulary import RUN_KINDS, RunKind
+from server.vocabulary import RUN_KINDS, TRAINING_KINDS
 
 
 def build_command(
@@ -78,9 +78,11 @@ class LaunchPlan:
 
 
 def plan_launch(kind: str, config: Mapping[str, Any], worker_gpus: Sequence[int] | None) -> LaunchPlan:
-    """Single process, or one DDP rank per GPU in the config's `device_ids` (see the module docstring)."""
+    """Single process, or one DDP rank per GPU in the config's `device_ids` (see the module docstring).
+
+    Only training kinds run as several ranks; an eval or an export is always one process."""
     device_ids = [int(index) for index in config.get("device_ids") or []]
-    if kind == RunKind.EVAL or config.get("device") == "cpu" or len(device_ids) < 2:
+    if kind not in TRAINING_KINDS or config.get("device") == "cpu" or len(device_ids) < 2:
         return LaunchPlan(visible_gpus=list(worker_gpus) if worker_gpus is not None else None)
     if worker_gpus is not None:
         outside = [index for index in device_ids if not 0 <= index < len(worker_gpus)]

@@ -5,6 +5,7 @@ from pydantic import BaseModel
 from lowdino.config.base import DataOptions, RuntimeOptions
 from lowdino.config.distill import DistillConfig
 from lowdino.config.eval import EvalConfig
+from lowdino.config.export import ExportConfig
 from lowdino.config.kinds import RunKind
 from lowdino.config.pretrain import PretrainConfig, TrainOptions
 
@@ -13,6 +14,7 @@ CONFIG_MODELS: dict[str, type[BaseModel]] = {
     RunKind.PRETRAIN: PretrainConfig,
     RunKind.EVAL: EvalConfig,
     RunKind.DISTILL: DistillConfig,
+    RunKind.EXPORT: ExportConfig,
 }
 # A kind without a model would be offered by the API and fail in the worker: refuse to import instead.
 assert set(CONFIG_MODELS) == set(RunKind), "every RunKind needs its config model in CONFIG_MODELS"
@@ -22,6 +24,7 @@ __all__ = [
     "DataOptions",
     "DistillConfig",
     "EvalConfig",
+    "ExportConfig",
     "PretrainConfig",
     "RunKind",
     "RuntimeOptions",

@@ -14,3 +14,4 @@ class RunKind(StrEnum):
     PRETRAIN = "pretrain"
     EVAL = "eval"
     DISTILL = "distill"
+    EXPORT = "export"

@@ -24,6 +24,7 @@ from server.reporting.references import load_reference_rows
 from server.runs.lifecycle import SERVER_OWNED_FIELDS
 from server.vocabulary import (
     ACTIVE_STATUSES,
+    RESUMABLE_KINDS,
     RESUMABLE_STATUSES,
     RUN_KINDS,
     RUN_STATUSES,
@@ -120,6 +121,7 @@ def catalog() -> dict[str, Any]:
         "active_statuses": _in_lifecycle_order(ACTIVE_STATUSES),
         "resumable_statuses": _in_lifecycle_order(RESUMABLE_STATUSES),
         "training_kinds": list(TRAINING_KINDS),
+        "resumable_kinds": list(RESUMABLE_KINDS),
         "server_owned_fields": list(SERVER_OWNED_FIELDS),
         "presets": load_presets(),
         "references": load_reference_rows(),

@@ -79,6 +79,9 @@ class CatalogPublic(BaseModel):
     training_kinds: list[RunKind] = Field(
         description="Kinds that leave a checkpoint: the ones an `evaluate` block can be chained on."
     )
+    resumable_kinds: list[RunKind] = Field(
+        default_factory=list, description="Kinds that resume from their checkpoint; the others are cloned."
+    )
     server_owned_fields: list[str] = Field(
         description="Config fields the server sets on REST runs; a client may not send them."
     )

@@ -30,12 +30,18 @@ from sqlalchemy.orm import Session
 from lowdino.contract.rundir import RESULTS_JSON
 from server.metrics.downsample import downsample_series
 from server.reporting.figures import Point, accuracy_vs_params
+from server.reporting.latency import deploy_latency, latency_text
+from server.reporting.schemas import ReportLatency
+from server.runs import queries as run_queries
 from server.runs.paths import owned_run_dir
 from server.settings import Settings
 from server.storage.models import Run
-from server.vocabulary import RunKind
+from server.vocabulary import TRAINING_KINDS, RunKind, RunStatus
 
 CURVE_KEYS = ("loss", "knn_top1")
+# The reference model every small backbone is set against (README, /compare?vs=dinov2).
+REFERENCE_BACKBONE = "dinov2_vits14"
+REFERENCE_NAME = "DINOv2 ViT-S/14"
 BAR_GROUPS = (("kNN", None), ("10% labels", 0.1), ("30% labels", 0.3))
 # Preference order when a run measured several protocols at one label fraction.
 PROBE_PROTOCOLS = ("linear", "mlp_probe", "linear_online", "finetune")
@@ -153,6 +159,7 @@ def reference_scores(references: list[dict[str, Any]], dataset: str) -> dict[str
             {
                 "params": row.get("params_millions"),
                 "source": row.get("source"),
+                "backbone": row.get("backbone"),
                 "scores": {g: None for g, _ in BAR_GROUPS},
             },
         )
@@ -165,10 +172,100 @@ def reference_scores(references: list[dict[str, Any]], dataset: str) -> dict[str
             and (scores["kNN"] is None or protocol == "knn_weighted")
         ):
             scores["kNN"] = top1
+            entry["knn_protocol"] = protocol
         for group, wanted in BAR_GROUPS[1:]:
             if protocol in PROBE_PROTOCOLS and fraction == wanted and scores[group] is None:
                 scores[group] = top1
     return models
+
+
+def run_latency(session: Session, settings: Settings, run: Run) -> ReportLatency | None:
+    """An eval run's own latency rows; a training run's from its newest completed evaluation that has them."""
+    own = deploy_latency([(run.id, read_results(settings, run))])
+    if own is not None or run.kind not in TRAINING_KINDS:
+        return own
+    children = run_queries.list_children(session, parent_ids=[run.id], kind=RunKind.EVAL)
+    for child in reversed(children):
+        if child.status == RunStatus.COMPLETED:
+            found = deploy_latency([(child.id, read_results(settings, child))])
+            if found is not None:
+                return found
+    return None
+
+
+def _timing(latency: ReportLatency) -> str:
+    """'0.70 ms (onnxruntime fp32, 1 thread, 32 px)'."""
+    size = f", {latency.image_size} px" if latency.image_size else ""
+    return f"{latency.median_ms:.2f} ms ({latency.runtime} {latency.precision}, 1 thread{size})"
+
+
+def _points(difference: float) -> str:
+    """'−21.0' / '+3.2', with a real minus sign."""
+    return f"{'−' if difference < 0 else '+'}{abs(difference):.1f}"
+
+
+def versus_reference(
+    runs: list[Run],
+    latencies: dict[str, ReportLatency | None],
+    figures_of: dict[str, RunFigures],
+    published: dict[str, dict[str, Any]],
+) -> list[str]:
+    """One sentence per small model timed here against DINOv2 ViT-S/14 timed here: how many times faster
+    at batch 1 on this CPU, and the kNN difference (DINOv2's own kNN when measured, else the published
+    figure, said so)."""
+    timed_reference = [run for run in runs if run.backbone == REFERENCE_BACKBONE and latencies.get(run.id)]
+    if not timed_reference:
+        return []
+    reference = min(timed_reference, key=lambda run: latencies[run.id].median_ms)  # type: ignore[union-attr]
+    reference_latency = latencies[reference.id]
+    assert reference_latency is not None
+    scores = {run_id: figures.scores for run_id, figures in figures_of.items()}
+    measured_knn = next(
+        (
+            scores[run.id]["kNN"]
+            for run in runs
+            if run.backbone == REFERENCE_BACKBONE and scores[run.id]["kNN"]
+        ),
+        None,
+    )
+    published_knn = next(
+        (
+            (model, entry)
+            for model, entry in published.items()
+            if entry.get("backbone") == REFERENCE_BACKBONE and entry["scores"].get("kNN") is not None
+        ),
+        None,
+    )
+    sentences = []
+    for run in runs:
+        latency = latencies.get(run.id)
+        if run.backbone == REFERENCE_BACKBONE or latency is None:
+            continue
+        ratio = reference_latency.median_ms / latency.median_ms
+        speed = f"{ratio:.1f}× faster" if ratio >= 1 else f"{1 / ratio:.1f}× slower"
+        same_cpu = latency.cpu_model == reference_latency.cpu_model or not latency.cpu_model
+        where = "on this CPU" if same_cpu else f"({latency.cpu_model} against {reference_latency.cpu_model})"
+        sentence = (
+            f"{run.name or run.backbone} ({run.id[:6]}) is {speed} than {REFERENCE_NAME} {where} at batch 1"
+        )
+        knn = scores[run.id]["kNN"]
+        ours = f"{knn:.2f} % measured, {figures_of[run.id].protocols['kNN']}" if knn is not None else ""
+        if knn is not None and measured_knn is not None:
+            sentence += (
+                f", {_points(knn - measured_knn)} kNN points ({ours}; DINOv2 {measured_knn:.2f} % measured)"
+            )
+        elif knn is not None and published_knn is not None:
+            model, entry = published_knn
+            difference = knn - float(entry["scores"]["kNN"])
+            sentence += (
+                f", {_points(difference)} kNN points ({ours}; {model}: {entry['scores']['kNN']:.2f} % "
+                f"{entry.get('knn_protocol')}, published by {entry['source']}, not measured here)"
+            )
+        else:
+            sentence += " (no kNN figure on both sides to compare accuracy)"
+        sentence += f"; {_timing(latency)} per image against {_timing(reference_latency)}"
+        sentences.append(sentence + ".")
+    return sentences
 
 
 def differing_config(runs: list[Run]) -> dict[str, dict[str, Any]]:
@@ -220,6 +317,14 @@ def compare_runs(
     scores = {run_id: figures.scores for run_id, figures in figures_of.items()}
     chart_labels = {run.id: _chart_label(run, figures_of[run.id]) for run in runs}
     published = reference_scores(references, dataset)
+    latencies = {run.id: run_latency(session, settings, run) for run in runs}
+    # A published model takes the latency measured here for its backbone (its accuracy stays published).
+    timed_backbones: dict[str, ReportLatency] = {}
+    for run in runs:
+        latency = latencies[run.id]
+        known = timed_backbones.get(run.backbone or "")
+        if run.backbone and latency is not None and (known is None or latency.median_ms < known.median_ms):
+            timed_backbones[run.backbone] = latency
 
     rows = [
         {
@@ -238,6 +343,7 @@ def compare_runs(
             "best_val_knn_top1": figures_of[run.id].best_val_knn_top1,
             "image_size": figures_of[run.id].image_size,
             "labels_used": figures_of[run.id].labels_used,
+            "latency": latencies[run.id],
             "published": False,
         }
         for run in runs
@@ -248,6 +354,8 @@ def compare_runs(
             "params_millions": entry["params"],
             "source": entry["source"],
             "scores": entry["scores"],
+            "backbone": entry["backbone"],
+            "latency": timed_backbones.get(entry["backbone"] or ""),
             "published": True,
         }
         for model, entry in published.items()
@@ -296,11 +404,38 @@ def compare_runs(
     }
     figures = {f"curves_{key}": _curve_figure(session, runs, key, max_points) for key in CURVE_KEYS}
     figures["accuracy_vs_params"] = scatter
+    figures["accuracy_vs_latency"] = accuracy_vs_params(
+        [
+            Point(
+                latency.median_ms,
+                float(scores[run.id]["kNN"] or 0),
+                chart_labels[run.id],
+                latency_text(latency),
+            )
+            for run in runs
+            if (latency := latencies[run.id]) is not None and scores[run.id]["kNN"] is not None
+        ],
+        [
+            Point(
+                row["latency"].median_ms,
+                row["scores"]["kNN"],
+                f"{row['model']} [published]",
+                f"published accuracy ({row['source']}); latency measured here: {latency_text(row['latency'])}",
+            )
+            for row in reference_rows
+            if row["latency"] is not None and row["scores"]["kNN"] is not None
+        ],
+        title=f"kNN top-1 vs latency ({dataset})",
+        x_title="ms per image (batch 1, 1 thread, measured here)",
+        published_name="published accuracy, latency measured here",
+        with_front=True,
+    )
     figures["label_fractions"] = bars
     return {
         "dataset": dataset,
         "runs": rows,
         "references": reference_rows,
+        "versus_dinov2": versus_reference(runs, latencies, figures_of, published),
         "differing_config": differing_config(runs),
         "figures": figures,
     }

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from server.reporting.schemas import ReportLatency
 from server.schemas import PlotlyFigure
 from server.vocabulary import RunKind, RunStatus
 
@@ -28,6 +29,10 @@ class CompareRunPublic(BaseModel):
     best_val_knn_top1: float | None = Field(description="Best kNN of the training monitor, on validation.")
     image_size: int | None = Field(description="Resolution the figures were measured at (px).")
     labels_used: float = Field(description="Fraction of the training labels the run itself learned from.")
+    latency: ReportLatency | None = Field(
+        None,
+        description="ms per image at batch 1, one thread (an eval run's, or a training run's evaluation's).",
+    )
     published: Literal[False]
 
 
@@ -38,6 +43,11 @@ class CompareReferencePublic(BaseModel):
     params_millions: float | None
     source: str | None
     scores: dict[str, float | None]
+    backbone: str | None = None
+    latency: ReportLatency | None = Field(
+        None,
+        description="Measured here for the same backbone by a compared run (the accuracy stays published).",
+    )
     published: Literal[True]
 
 
@@ -47,5 +57,10 @@ class ComparePublic(BaseModel):
     references: list[CompareReferencePublic]
     differing_config: dict[str, dict[str, Any]] = Field(
         description="option -> {run id: value}, differing only."
+    )
+    versus_dinov2: list[str] = Field(
+        default_factory=list,
+        description="Per small model timed here, against DINOv2 ViT-S/14 timed here: the speed ratio at batch 1 "
+        "on this CPU and the kNN difference (published DINOv2 accuracy said so).",
     )
     figures: dict[str, PlotlyFigure]

@@ -1,5 +1,6 @@
 """The report as CSV (every figure at full precision, one row per model) and as Markdown (the
-original work's table: models with parameters, then kNN, 1-NN, 10 % and 30 % labels).
+original work's table: models with parameters, then kNN, 1-NN, 10 % and 30 % labels, and latency at
+batch 1 on one thread where it was measured).
 
 Published cells read "53.05 (published)" in Markdown and carry `published=true` with their source
 in CSV; skipped models get a row with empty cells and a footnote with the reason.
@@ -58,6 +59,14 @@ def _source(row: ReportRow) -> str:
     return (f"measured: {', '.join(runs)}" if runs else "measured") + _other(row)
 
 
+def _latency_text(row: ReportRow) -> str:
+    """ "0.70 (onnxruntime fp32, 32 px)": measured here, also on a published row (whose accuracy is not)."""
+    if row.latency is None:
+        return "–"
+    size = f", {row.latency.image_size} px" if row.latency.image_size else ""
+    return f"{row.latency.median_ms:.2f} ({row.latency.runtime} {row.latency.precision}{size})"
+
+
 def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -84,9 +93,20 @@ def to_markdown(report: ReportPublic) -> str:
         'Cells marked "(published)" are copied from their source, never measured here.',
         "",
     ]
-    header = ["model", "params", "image size", *(column.label for column in report.columns), "source"]
+    timed = any(row.latency is not None for row in report.rows)
+    latency_header = ["latency (ms, batch 1, 1 thread)"] if timed else []
+    header = [
+        "model",
+        "params",
+        "image size",
+        *(column.label for column in report.columns),
+        *latency_header,
+        "source",
+    ]
     lines.append("| " + " | ".join(header) + " |")
-    lines.append("| --- | ---: | ---: | " + " | ".join("---:" for _ in report.columns) + " | --- |")
+    lines.append(
+        "| --- | ---: | ---: | " + " | ".join("---:" for _ in [*report.columns, *latency_header]) + " | --- |"
+    )
     footnotes: list[str] = []
     for row in report.rows:
         model = row.model
@@ -94,6 +114,8 @@ def to_markdown(report: ReportPublic) -> str:
             footnotes.append(f"[^{len(footnotes) + 1}]: {row.model} was not evaluated: {row.reason}")
             model = f"{row.model} (skipped)[^{len(footnotes)}]"
         cells = [_cell_text(row.cells.get(column.key), column.protocols[0]) for column in report.columns]
+        if timed:
+            cells.append(_latency_text(row))
         lines.append(
             "| "
             + " | ".join(
@@ -123,6 +145,7 @@ def to_csv(report: ReportPublic) -> str:
         header += [
             f"{column.label} {part}" for part in ("mean", "std", "n", "protocol", "image_size", "runs")
         ]
+    header += ["latency_ms", "latency_runtime", "latency_precision", "latency_image_size", "latency_runs"]
     header += ["training_runs", "eval_runs", "reason", "notes"]
     writer.writerow(header)
     for row in report.rows:
@@ -148,6 +171,18 @@ def to_csv(report: ReportPublic) -> str:
                     cell.image_size or "",
                     " ".join(cell.run_ids),
                 ]
+        latency = row.latency
+        line += (
+            [""] * 5
+            if latency is None
+            else [
+                repr(latency.median_ms),
+                latency.runtime,
+                latency.precision,
+                latency.image_size or "",
+                " ".join(latency.run_ids),
+            ]
+        )
         line += [
             " ".join(row.training_run_ids),
             " ".join(row.eval_run_ids),

@@ -41,6 +41,25 @@ class ReportCell(BaseModel):
     note: str | None = Field(None, description="What a reader must know, e.g. a fallback protocol.")
 
 
+class ReportLatency(BaseModel):
+    """Milliseconds per image of a row's model at batch 1 on one thread, measured here (eval runs'
+    results.json `latency` rows), in the runtime that was fastest; every measured runtime in `runtimes`."""
+
+    median_ms: float = Field(description="Median milliseconds per image (median over runs when several).")
+    runtime: str = Field(description="torch, onnxruntime or torchscript.")
+    precision: str = Field(description="fp32, or int8 for a quantized artifact.")
+    batch_size: int = 1
+    threads: int = 1
+    image_size: int | None = Field(description="Side of the timed images (px).")
+    cpu_model: str | None = Field(None, description="The CPU the figure was measured on.")
+    run_ids: list[str] = Field(description="Eval runs whose latency rows give the figure.")
+    runtimes: dict[str, float] = Field(
+        default_factory=dict,
+        description="'<runtime> <precision>' -> median ms per image, every one measured.",
+    )
+    note: str | None = Field(None, description="e.g. timed with random weights (latency only).")
+
+
 class ReportRow(BaseModel):
     key: str = Field(description="Stable identifier of the row within the report.")
     model: str = Field(description="Display name of the model.")
@@ -61,6 +80,11 @@ class ReportRow(BaseModel):
     pending_run_ids: list[str] = Field(description="Runs of the row still without results.")
     cells: dict[str, ReportCell | None] = Field(description="Column key -> cell (None: no figure).")
     other: list[ReportCell] = Field(description="Figures outside the four columns (e.g. 100 % labels).")
+    latency: ReportLatency | None = Field(
+        None,
+        description="Measured here at batch 1, one thread (published rows too: their latency is ours, "
+        "their accuracy the source's).",
+    )
     notes: list[str]
 
 
@@ -86,7 +110,8 @@ class ReportPublic(BaseModel):
     rows: list[ReportRow] = Field(description="Measured rows, then published rows, then skipped rows.")
     protocols: list[ProtocolNote]
     figures: dict[str, PlotlyFigure] = Field(
-        description="Column key -> top-1 against parameters (log x), Pareto front over measured rows."
+        description="Column key -> top-1 against parameters (log x), Pareto front over measured rows; "
+        "'<column key>:latency' -> top-1 against measured latency (ms per image, batch 1, one thread)."
     )
     chart_column: str | None = Field(description="The column the report's chart shows first.")
     run_ids: list[str] = Field(description="The runs the report was asked for.")

@@ -23,13 +23,14 @@ from server.runs import queries as run_queries
 from server.runs.paths import owned_run_dir, resolve_config_paths
 from server.settings import Settings
 from server.storage.models import Run, new_run_id
-from server.vocabulary import RESUMABLE_STATUSES, TRAINING_KINDS, RunKind, RunStatus
+from server.vocabulary import RESUMABLE_KINDS, RESUMABLE_STATUSES, TRAINING_KINDS, RunKind, RunStatus
 from server.workers.broker import send_run
 from server.workers.liveness import gpu_capacity_refusal
 from server.workers.queues import gpus_needed, queue_for
 
-# Config fields the server owns: clients may not set them on a new run.
-SERVER_OWNED_FIELDS = ("output_dir", "resume")
+# Config fields the server owns: clients may not set them on a new run (an export's one-off `output`
+# file too: a REST export writes its artifact into its run directory).
+SERVER_OWNED_FIELDS = ("output_dir", "resume", "output")
 # The eval fields a chain sets itself.
 CHAIN_OWNED_FIELDS = ("checkpoint", "backbone", "pretrained", "weights", *SERVER_OWNED_FIELDS)
 # Eval options a chain takes from its training run when the evaluate block leaves them out.
@@ -143,6 +144,7 @@ def submit_run(
 ) -> Run:
     """Validate, create the queued row and its run directory, and send "lowdino.run" to its queue.
 
+    An export's `parent_id` is the run its `source` names, if any.
     `evaluate` (pretrain / distill only): eval options to run on the final checkpoint once the run
     completes (server.runs.chains queues it). Refused (422) when live workers exist and none has the GPUs the
     run asks for (server.workers.queues).
@@ -151,6 +153,11 @@ def submit_run(
     prepared = prepare_config(session, settings, kind=kind, config=config, run_id=run_id)
     check_gpu_capacity(session, settings, prepared)
     evaluate = check_evaluate_block(kind, evaluate, prepared)
+    if kind == RunKind.EXPORT:
+        # An export's parent is the run it exports (its clones' too), so that run's exports are
+        # GET /api/runs?parent=<id> and the export's page links back to it.
+        named = run_queries.run_of_path(session, str(prepared.get("source") or ""))
+        parent_id = named.id if named is not None else None
     if evaluate is not None:  # paths checked now too: a chain must not fail on a path refused later
         evaluate = resolve_config_paths(evaluate, settings)
     settings.run_dir(run_id).mkdir(parents=True, exist_ok=True)
@@ -203,7 +210,7 @@ def resume_run(session: Session, celery_app: Celery, settings: Settings, *, run_
                 f"run {run_id} already completed; clone it (POST .../clone) to train again or longer"
             )
         raise RunStateError(f"run {run_id} is {run.status}; only a stopped run can be resumed")
-    if "resume" not in CONFIG_MODELS[run.kind].model_fields:
+    if run.kind not in RESUMABLE_KINDS:
         raise RunStateError(f"{run.kind} runs cannot be resumed; clone run {run_id} to run it again")
     run_dir = owned_run_dir(settings, run.output_dir)
     if run_dir is None or not RunDir(run_dir).checkpoint.is_file():

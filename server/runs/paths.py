@@ -70,13 +70,17 @@ def read_roots(settings: Settings) -> list[Path]:
 
 
 # field -> what it is. "data": read-only input; "cache": written, must stay in LOWDINO_HOME;
-# "inside_run": relative to the run directory; "model_or_path": a registry name or a file.
+# "inside_run": relative to the run directory; "model_or_path": a registry name or a file;
+# "source": what an export reads now (a run, a run directory, a checkpoint or a registry name): it must exist.
 PATH_FIELDS: dict[str, str] = {
     "data_path": "data",
     "weights": "data",
     "teacher_weights": "data",
+    "calibration_data": "data",
+    "parity_data": "data",
     "checkpoint": "checkpoint",
     "teacher": "model_or_path",
+    "source": "source",
     "cache_dir": "cache",
     "tensorboard_dir": "inside_run",
 }
@@ -116,6 +120,9 @@ def resolve_config_paths(
         if kind == "cache":
             config[field] = resolve_under(value, [settings.home], field=field, env_hint="LOWDINO_HOME")
             continue
+        if kind == "source":
+            config[field] = _resolve_source(value, roots, run_dir_of)
+            continue
         if kind in ("checkpoint", "model_or_path"):
             run_dir = run_dir_of(value)
             if run_dir is not None:
@@ -125,6 +132,46 @@ def resolve_config_paths(
                 continue  # a registry backbone name
         config[field] = resolve_under(value, roots, field=field, env_hint=hint)
     return config
+
+
+def _backbone_names() -> list[str]:
+    from lowdino.backbones import backbone_names  # torch: imported only when an export is submitted
+
+    return backbone_names()
+
+
+def _resolve_source(value: str, roots: Sequence[Path], run_dir_of: Callable[[str], Path | None]) -> str:
+    """An export's `source`: a run id -> its directory (which must hold a checkpoint), a registry name
+    as given, else a run directory or checkpoint file under the allowed roots that exists now."""
+    run_dir = run_dir_of(value)
+    if run_dir is not None:
+        if not (run_dir / CHECKPOINT_FILE).is_file():
+            raise InvalidRequestError.for_field(
+                "source",
+                f"run {value} has no {CHECKPOINT_FILE} yet; export it once it has completed "
+                "(or name a checkpoint file)",
+            )
+        return str(run_dir)
+    if not _looks_like_path(value):
+        names = _backbone_names()
+        if value in names:
+            return value
+        raise InvalidRequestError.for_field(
+            "source",
+            f"{value!r} is neither a run id, a run directory, a checkpoint file nor a backbone name; "
+            f"give one of those (backbones: {', '.join(names)})",
+        )
+    path = Path(resolve_under(value, roots, field="source", env_hint="LOWDINO_DATA_ROOTS"))
+    if path.is_dir() and not (path / CHECKPOINT_FILE).is_file():
+        raise InvalidRequestError.for_field(
+            "source",
+            f"{value} is a directory without {CHECKPOINT_FILE}; give a run directory or a checkpoint file",
+        )
+    if not path.exists():
+        raise InvalidRequestError.for_field(
+            "source", f"{value} does not exist ({path}); give an existing run directory or checkpoint file"
+        )
+    return str(path)
 
 
 def owned_run_dir(settings: Settings, output_dir: str | None) -> Path | None:

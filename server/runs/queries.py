@@ -8,8 +8,9 @@ unit of work, so the API and the worker call them the same way. A status change 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, text, update
@@ -44,12 +45,33 @@ SORTABLE_FIELDS = (
 UPDATABLE_FIELDS = frozenset(Run.__table__.columns.keys()) - {"id", "kind", "status", "created_at"}
 
 
-def backbone_of(kind: str, config: dict[str, Any]) -> str | None:
-    """The model a run trains or evaluates: `backbone`, or the distillation `student`."""
+def backbone_of(
+    kind: str, config: dict[str, Any], *, run_of_source: Callable[[str], Run | None] | None = None
+) -> str | None:
+    """The model a run trains, evaluates or exports: `backbone`, the distillation `student`, or what an
+    export's `source` names (that run's backbone when `run_of_source` finds the run, else the name)."""
+    if kind == RunKind.EXPORT:
+        source = config.get("source")
+        named = run_of_source(str(source)) if run_of_source is not None and source else None
+        value = named.backbone if named is not None else source
+        return None if value is None else str(value)
     value = config.get("student") if kind == RunKind.DISTILL else config.get("backbone")
     if value is None and kind == RunKind.EVAL:
         value = config.get("checkpoint")
     return None if value is None else str(value)
+
+
+def run_of_path(session: Session, value: str) -> Run | None:
+    """The run a `checkpoint` / `source` value names: a run id, or (as the server stores it) that run's
+    directory or its checkpoint.pth."""
+    if "/" not in value and "\\" not in value:
+        return session.get(Run, value) if len(value) <= 32 else None
+    path = Path(value)
+    folder = path.parent if path.suffix == ".pth" else path
+    run = session.get(Run, folder.name) if len(folder.name) <= 32 else None
+    if run is None or not run.output_dir or Path(run.output_dir).resolve() != folder.resolve():
+        return None
+    return run
 
 
 def add_run(
@@ -80,7 +102,7 @@ def add_run(
         tags=list(tags or []),
         status=RunStatus.QUEUED,
         config=config,
-        backbone=backbone_of(kind, config),
+        backbone=backbone_of(kind, config, run_of_source=lambda value: run_of_path(session, value)),
         output_dir=output_dir,
         queue=queue,
         created_at=now,

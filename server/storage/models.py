@@ -109,7 +109,8 @@ class Run(Base):
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
-    # A clone's original (same kind), or the training run a chained evaluation measures (kind eval).
+    # A clone's original (same kind), the training run a chained evaluation measures (kind eval), or the
+    # run an export exports (kind export, clones included).
     parent_id: Mapped[str | None] = mapped_column(
         String(32), ForeignKey("runs.id", ondelete="SET NULL"), nullable=True, index=True
     )

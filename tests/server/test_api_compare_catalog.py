@@ -145,6 +145,10 @@ def test_catalog(client: TestClient) -> None:
     assert body["methods"]["pretrain"] == ["dino", "byol"]
     # The dashboard's kind and status choices come from here: one definition each, on the server.
     assert body["kinds"] == list(CONFIG_MODELS)
+    # Export is a kind, but it leaves no checkpoint and is cloned rather than resumed.
+    assert "export" in body["kinds"]
+    assert body["training_kinds"] == ["pretrain", "distill"]
+    assert body["resumable_kinds"] == ["pretrain", "distill"]
     assert body["statuses"] == [status.value for status in RunStatus]
     assert body["references"]
     assert all(row["published"] for row in body["references"])

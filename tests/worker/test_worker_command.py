@@ -48,8 +48,9 @@ def test_plan_single_process_by_default() -> None:
     plan = plan_launch("pretrain", {"device": "auto", "device_ids": None}, worker_gpus=(2, 3))
     assert (plan.nproc, plan.visible_gpus, plan.config_overrides) == (1, [2, 3], {})
     assert plan_launch("pretrain", {}, worker_gpus=None).visible_gpus is None
-    # eval never runs distributed; neither does a CPU run.
+    # eval and export never run distributed; neither does a CPU run.
     assert plan_launch("eval", {"device_ids": [0, 1]}, worker_gpus=None).nproc == 1
+    assert plan_launch("export", {"device_ids": [0, 1]}, worker_gpus=None).nproc == 1
     assert plan_launch("pretrain", {"device": "cpu", "device_ids": [0, 1]}, worker_gpus=None).nproc == 1
 
 

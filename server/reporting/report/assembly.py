@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from lowdino.eval.references import load_references
 from server.reporting.compare import config_dataset, read_results
 from server.reporting.figures import Point, accuracy_vs_params
+from server.reporting.latency import latency_text
 from server.reporting.report.columns import CHART_PREFERENCE, COLUMNS
 from server.reporting.report.identity import (
     ModelRow,
@@ -104,6 +105,75 @@ def report_figures(rows: list[ReportRow], dataset: str) -> tuple[dict[str, dict[
     return figures, chart
 
 
+def published_latency(published: list[ReportRow], measured: list[ReportRow]) -> None:
+    """A published row takes the latency measured here for its backbone (at its image size when both are
+    known); its accuracy stays the source's."""
+    for row in published:
+        if row.backbone is None:
+            continue
+        timed = [
+            other
+            for other in measured
+            if other.backbone == row.backbone
+            and other.latency is not None
+            and (row.image_size is None or other.latency.image_size in (None, row.image_size))
+        ]
+        if timed:
+            latency = min(
+                (other.latency for other in timed if other.latency), key=lambda item: item.median_ms
+            )
+            row.latency = latency
+            row.notes.append(
+                f"latency measured here ({latency_text(latency)}, runs {', '.join(latency.run_ids)}); "
+                "accuracy published"
+            )
+
+
+def latency_figures(rows: list[ReportRow], dataset: str) -> dict[str, dict[str, Any]]:
+    """'<column>:latency' -> top-1 against measured ms per image (log x), Pareto front over measured rows."""
+    figures: dict[str, dict[str, Any]] = {}
+    for column in COLUMNS:
+        measured: list[Point] = []
+        published: list[Point] = []
+        for row in rows:
+            cell = row.cells.get(column.key)
+            if cell is None or row.latency is None:
+                continue
+            timing = latency_text(row.latency)
+            if row.published:
+                published.append(
+                    Point(
+                        row.latency.median_ms,
+                        cell.mean,
+                        f"{row.model} [published]",
+                        f"published accuracy: {row.source}; latency measured here: {timing}",
+                    )
+                )
+            elif row.kind == "measured":
+                size = f" @{cell.image_size}px" if cell.image_size else ""
+                measured.append(
+                    Point(
+                        row.latency.median_ms,
+                        cell.mean,
+                        f"{short_label(row)}{size}",
+                        f"{cell.protocol}, n = {cell.n}; {timing}",
+                        error=cell.std if cell.n > 1 else None,
+                    )
+                )
+        if not measured and not published:
+            continue
+        figures[f"{column.key}:latency"] = accuracy_vs_params(
+            measured,
+            published,
+            title=f"{column.label} top-1 vs latency ({dataset})",
+            x_title="ms per image (batch 1, 1 thread, measured here)",
+            measured_name="measured",
+            published_name="published accuracy, latency measured here",
+            with_front=True,
+        )
+    return figures
+
+
 def build_report(
     session: Session,
     settings: Settings,
@@ -118,7 +188,7 @@ def build_report(
     for source in sources:
         source.results = read_results(settings, source.run)
         source.trained_by = training_parent(session, source.run)
-    with_results = [s for s in sources if s.rows]
+    with_results = [s for s in sources if s.measured]
     if dataset is None:
         counted = Counter(s.dataset for s in with_results) or Counter(
             config_dataset(run) for run in [*training, *(s.run for s in sources)]
@@ -164,7 +234,7 @@ def build_report(
                 )
             )
             continue
-        if not source.rows:
+        if not source.measured:
             pending_sources.append(source)
             continue
         model_key, info, label = identity(source)
@@ -206,13 +276,21 @@ def build_report(
     references = [r for r in load_references(dataset=dataset) if r.citation in PUBLISHED_CITATIONS]
     # Rows with a figure in one of the four columns first; the rest only have figures beside the table.
     published = sorted(published_rows(references), key=lambda r: all(c is None for c in r.cells.values()))
+    published_latency(published, measured)
     skipped_rows = [skipped_row(model, reason) for model, reason in (skipped or {}).items()]
     all_rows = [*measured, *published, *skipped_rows]
     figures, chart = report_figures(all_rows, dataset)
+    figures.update(latency_figures(all_rows, dataset))
     notes = [
         "Measured cells: mean ± sample standard deviation over seeds (n values); published cells are copied "
         "from their source, never measured here, and never pooled into a measured mean."
     ]
+    if any(row.latency is not None for row in all_rows):
+        notes.append(
+            "Latency: median milliseconds per image at batch 1 on one thread, measured here by eval runs' "
+            "latency protocol, in the fastest runtime measured (named); published rows show their source's "
+            "accuracy beside our own timing of the same backbone."
+        )
     if any(cell is not None and cell.pooled for row in measured for cell in row.cells.values()):
         notes.append("Cells marked pooled combine the per-seed values of several eval runs of one model.")
     return ReportPublic(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from lowdino.config.base import DataOptions, RuntimeOptions
 from server.reporting.compare import config_dataset
+from server.reporting.latency import latency_rows
 from server.reporting.schemas import (
     ExcludedRun,
 )
@@ -43,6 +44,15 @@ class Source:
     @property
     def rows(self) -> list[dict[str, Any]]:
         return [row for row in self.results.get("results") or [] if isinstance(row, dict)]
+
+    @property
+    def latency(self) -> list[dict[str, Any]]:
+        return latency_rows(self.results)
+
+    @property
+    def measured(self) -> bool:
+        """Whether it has written figures yet: top-1 rows, latency rows or both."""
+        return bool(self.rows or self.latency)
 
     @property
     def image_size(self) -> int | None:
@@ -131,14 +141,7 @@ def baseline_identity(source: Source) -> tuple[str, dict[str, Any]]:
 def run_of_checkpoint(session: Session, value: str) -> Run | None:
     """The run a `checkpoint` value names: a run id, or (as the server stores it) that run's directory
     or its checkpoint.pth."""
-    if "/" not in value and "\\" not in value:
-        return run_queries.get_run(session, run_id=value) if len(value) <= 32 else None
-    path = Path(value)
-    folder = path.parent if path.suffix == ".pth" else path
-    run = run_queries.get_run(session, run_id=folder.name) if len(folder.name) <= 32 else None
-    if run is None or not run.output_dir or Path(run.output_dir).resolve() != folder.resolve():
-        return None
-    return run
+    return run_queries.run_of_path(session, value)
 
 
 def training_parent(session: Session, run: Run) -> Run | None:

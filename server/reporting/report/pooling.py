@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from server.reporting.latency import deploy_latency
 from server.reporting.report.columns import COLUMNS, EVAL_SETTING_KEYS, PROTOCOL_TEXT, Column
 from server.reporting.report.identity import ModelRow, Source, canonical
 from server.reporting.schemas import (
@@ -136,6 +137,7 @@ def measured_row(row: ModelRow) -> ReportRow:
         pending_run_ids=[run.id for run in row.pending],
         cells=cells,
         other=other,
+        latency=deploy_latency((source.run.id, source.results) for source in row.sources),
         notes=notes,
     )
 

@@ -38,6 +38,7 @@ export function mount(root) {
   const summaryGrid = h("div", { class: "charts" });
   const diffTable = h("table", { class: "data", id: "diff-table" });
   const scoreTable = h("table", { class: "data", id: "score-table" });
+  const versus = h("div", { id: "versus-dinov2" });
   const body = h("div", { id: "compare-body" });
 
   root.append(
@@ -136,14 +137,16 @@ export function mount(root) {
     const [lossBox, lossDiv] = chartBox("curve-loss", "Training loss");
     const [knnBox, knnDiv] = chartBox("curve-knn", "kNN top-1 during training");
     const [scatterBox, scatterDiv] = chartBox("accuracy-vs-params", "Accuracy against parameters (log scale) · Pareto front");
+    const [latencyBox, latencyDiv] = chartBox("accuracy-vs-latency", "Accuracy against latency (ms per image, batch 1, 1 thread) · Pareto front");
     const [barsBox, barsDiv] = chartBox("label-bars", "Top-1 by labels used");
     fill(curveGrid, lossBox, knnBox);
-    fill(summaryGrid, scatterBox, barsBox);
+    fill(summaryGrid, scatterBox, latencyBox, barsBox);
     fill(body, 
       h("div", { class: "chart-head" },
         h("label", { for: "x-axis" }, "x axis ", xSelect),
         h("label", { for: "smoothing" }, "smoothing ", smoothing, " ", smoothingValue)),
       curveGrid,
+      versus,
       h("h2", {}, "Results"), scoreTable,
       summaryGrid,
       h("div", { class: "chart-head" }, h("h2", {}, "Hyperparameters"), h("label", { for: "hide-same" }, hideSame, " hide identical rows")),
@@ -151,7 +154,9 @@ export function mount(root) {
     );
     drawCurves({ loss: lossDiv, knn_top1: knnDiv });
     drawScatter(scatterDiv);
+    drawLatency(latencyDiv);
     drawBars(barsDiv);
+    renderVersus();
     renderScores();
     renderDiff();
   }
@@ -252,6 +257,47 @@ export function mount(root) {
     Plotly.react(div, traces, layout({ title: "", xTitle: "parameters (millions, log scale)", yTitle: "kNN top-1 (%)", logX: true, extra }), CONFIG);
   }
 
+  // The DINOv2 sentence(s): measured speed ratio and kNN difference, written by the server, shown
+  // whenever DINOv2 and a small model were both timed here (always on /compare?vs=dinov2).
+  function renderVersus() {
+    const sentences = data?.versus_dinov2 || [];
+    if (!sentences.length) {
+      fill(versus, params().get("vs") === "dinov2"
+        ? h("p", { class: "muted", id: "versus-missing" }, "No speed comparison yet: evaluate DINOv2 ViT-S/14 and a small backbone with the latency protocol (protocols: latency) on this machine.")
+        : null);
+      return;
+    }
+    fill(versus, h("h2", {}, "Against DINOv2 ViT-S/14"),
+      h("ul", { class: "versus" }, sentences.map((sentence) => h("li", {}, sentence))));
+  }
+
+  function drawLatency(div) {
+    const figure = data?.figures?.accuracy_vs_latency;
+    const hasPoints = figure && figure.data.some((trace) => trace.mode !== "lines" && trace.x.length);
+    const xTitle = "ms per image (batch 1, 1 thread, measured here; log scale)";
+    if (!hasPoints) {
+      Plotly.react(div, [], layout({ title: "", xTitle, yTitle: "kNN top-1 (%)", extra: emptyNote("no run has both a kNN figure and a latency measured here: evaluate with protocols knn,latency") }), CONFIG);
+      return;
+    }
+    const traces = figure.data.map((trace) => {
+      if (trace.mode === "lines") return { ...trace, line: { ...trace.line, color: "#0072B2", width: 1.5 } };
+      if (trace.name.startsWith("published")) {
+        return { ...trace, textposition: "bottom center", marker: { size: 12, symbol: trace.text.map((t) => (/dinov2/i.test(t) ? "star-open" : "diamond-open")), color: "#5b636e", line: { width: 2 } },
+          hovertemplate: "%{text}<br>%{x:.2f} ms per image<br>top-1 %{y:.2f} % (published)<br>%{customdata}<extra>published accuracy</extra>" };
+      }
+      return { ...trace, textposition: "top center", marker: { size: 12, color: "#0072B2", line: { width: 1, color: "#333" } },
+        hovertemplate: "%{text}<br>%{x:.2f} ms per image<br>kNN top-1 %{y:.2f} %<br>%{customdata}<extra>measured</extra>" };
+    });
+    const chartLayout = layout({ title: "", xTitle, yTitle: "kNN top-1 (%)", logX: true });
+    const ticks = [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
+    chartLayout.xaxis = { ...chartLayout.xaxis, tickvals: ticks, ticktext: ticks.map(String) };
+    Plotly.react(div, traces, chartLayout, CONFIG);
+  }
+
+  function latencyText(latency) {
+    return latency ? `${latency.median_ms.toFixed(2)} ms` : "–";
+  }
+
   function drawBars(div) {
     const groups = scoreGroups();
     const traces = measuredPoints().map(({ row, run }) => ({
@@ -279,13 +325,20 @@ export function mount(root) {
     return typeof row.image_size === "number" ? `${row.image_size} px` : "–";
   }
 
+  function latencyCell(row) {
+    const latency = row.latency;
+    return h("td", { class: "num", "data-column": "latency", title: latency ? `${latency.runtime} ${latency.precision}, batch 1, 1 thread${latency.cpu_model ? `, ${latency.cpu_model}` : ""}` : "" },
+      latencyText(latency),
+      latency ? h("div", { class: "muted protocol" }, `${latency.runtime} ${latency.precision}${latency.image_size ? ` · ${latency.image_size} px` : ""}${row.published ? " · timed here" : ""}`) : null);
+  }
+
   function renderScores() {
     const groups = scoreGroups();
     const cell = (value, protocol) => h("td", { class: "num", title: protocol ? `protocol: ${protocol}` : "" }, pct(value),
       protocol ? h("div", { class: "muted protocol" }, protocol) : null);
     fill(scoreTable, 
       h("thead", {}, h("tr", {}, h("th", {}, "model"), h("th", {}, "source"), h("th", { class: "num" }, "params"), h("th", { class: "num" }, "image size"),
-        groups.map((g) => h("th", { class: "num" }, g)))),
+        groups.map((g) => h("th", { class: "num" }, g)), h("th", { class: "num", title: "median ms per image at batch 1, one thread, measured here" }, "latency (batch 1, 1 thread)"))),
       h("tbody", {},
         measuredPoints().map(({ row, run }) => h("tr", { "data-run": run.id },
           h("td", {}, h("span", { class: "swatch", style: `background:${runColor(run.id)}` }), h("a", { href: `/runs/${run.id}`, "data-link": true }, runLabel(run)), " ", statusPill(run.status),
@@ -296,10 +349,10 @@ export function mount(root) {
             // The monitor's best is shown beside the final figure, labelled: it is a best of many looks.
             if (g === "kNN" && typeof row.best_val_knn_top1 === "number") td.append(h("div", { class: "muted protocol" }, `best on validation: ${pct(row.best_val_knn_top1)}`));
             return td;
-          }))),
+          }), latencyCell(row))),
         (data?.references || []).map((row) => h("tr", { class: "published" }, h("td", {}, `${row.model} [published]`), h("td", { title: row.source || "" }, "published"),
           h("td", { class: "num" }, row.params_millions ? `${row.params_millions} M` : "–"), h("td", { class: "num" }, sizeText(row)),
-          groups.map((g) => cell(row.scores?.[g], protocolOf(row, g)))))),
+          groups.map((g) => cell(row.scores?.[g], protocolOf(row, g))), latencyCell(row)))),
     );
   }
 

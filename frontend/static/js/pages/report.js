@@ -1,7 +1,8 @@
 // Report: the original work's table regenerated from runs (/report?runs=a,b) or a sweep (/report/<id>,
 // /report?sweep=ID): models with parameters, kNN / 1-NN / 10 % / 30 % labels as mean ± std over seeds,
 // measured cells linked to their runs, published rows marked and never mixed in, skipped rows with
-// their reason, the protocol and resolution of every number, and accuracy against parameters.
+// their reason, the protocol and resolution of every number, latency at batch 1 on one thread where it
+// was measured here, and accuracy against parameters and against latency.
 import { api } from "../api.js";
 import { showBanner } from "../banner.js";
 import { CONFIG, emptyNote, ensurePlotly, layout } from "../charts.js";
@@ -39,6 +40,7 @@ export function mount(root, sweepFromPath) {
   const body = h("div", { id: "report-body" });
   const columnSelect = h("select", { id: "chart-column" });
   const chartDiv = h("div", { class: "chart tall", id: "report-chart", role: "img", "aria-label": "Top-1 against parameters, Pareto front over measured models" });
+  const latencyDiv = h("div", { class: "chart tall", id: "report-latency-chart", role: "img", "aria-label": "Top-1 against latency (ms per image, batch 1, one thread), Pareto front over measured models" });
 
   root.append(
     h("div", { class: "page-head" },
@@ -106,6 +108,20 @@ export function mount(root, sweepFromPath) {
     return h("td", {}, parts);
   }
 
+  // Latency is always measured here, also on a published row (whose accuracy is the source's).
+  function latencyCell(row) {
+    const latency = row.latency;
+    if (!latency) return h("td", { class: "num", "data-column": "latency" }, h("span", { class: "muted" }, "–"));
+    const runs = latency.run_ids;
+    const value = `${fixed(latency.median_ms)} ms`;
+    const others = Object.entries(latency.runtimes || {}).map(([name, ms]) => `${name}: ${fixed(ms)} ms`).join(", ");
+    return h("td", { class: "num", "data-column": "latency", title: `median per image, batch 1, 1 thread${latency.cpu_model ? ` on ${latency.cpu_model}` : ""}; measured: ${others}` },
+      runs.length === 1 ? h("a", { href: `/runs/${runs[0]}`, "data-link": true, class: "value" }, value) : h("span", { class: "value" }, value),
+      row.published ? h("span", { class: "badge", title: "the accuracy is published; this latency was measured here" }, "timed here") : null,
+      h("div", { class: "cell-meta" }, [`${latency.runtime} ${latency.precision}`, latency.image_size ? `${latency.image_size} px` : null].filter(Boolean).join(" · ")),
+      latency.note ? h("div", { class: "cell-meta" }, latency.note) : null);
+  }
+
   function sourceCell(row) {
     if (row.kind === "published") return h("td", { title: row.source || "" }, row.citation || row.source);
     if (row.kind === "skipped") return h("td", {}, "skipped");
@@ -114,20 +130,22 @@ export function mount(root, sweepFromPath) {
 
   function renderTable() {
     const columns = report.columns;
+    const timed = report.rows.some((row) => row.latency);
     const head = h("thead", {}, h("tr", {},
       h("th", {}, "model"), h("th", { class: "num" }, "params"), h("th", { class: "num" }, "image size"),
       columns.map((column) => h("th", { class: "num", title: column.protocols.join(" / ") }, column.label)),
+      timed ? h("th", { class: "num", id: "latency-column", title: "median milliseconds per image at batch 1 on one thread, measured here, in the fastest runtime measured (named)" }, "latency (batch 1, 1 thread)") : null,
       h("th", {}, "source")));
     const rows = report.rows.map((row) => {
       const size = row.image_size ? `${row.image_size} px` : row.published ? "see source" : "–";
       const attrs = { class: row.kind, "data-row": row.key, "data-kind": row.kind };
       if (row.kind === "skipped") {
         return h("tr", attrs, modelCell(row), h("td", { class: "num" }, "–"), h("td", { class: "num" }, "–"),
-          h("td", { colspan: columns.length, class: "reason" }, `not evaluated: ${row.reason}`), sourceCell(row));
+          h("td", { colspan: columns.length + (timed ? 1 : 0), class: "reason" }, `not evaluated: ${row.reason}`), sourceCell(row));
       }
       return h("tr", attrs, modelCell(row), h("td", { class: "num" }, fmtParams(row.params)), h("td", { class: "num" }, size),
         columns.map((column) => h("td", { class: "num", "data-column": column.key }, cellContent(row.cells[column.key], column, row))),
-        sourceCell(row));
+        timed ? latencyCell(row) : null, sourceCell(row));
     });
     fill(table, head, h("tbody", {}, rows));
   }
@@ -169,10 +187,35 @@ export function mount(root, sweepFromPath) {
     const chartLayout = layout({ title: "", xTitle: "parameters (millions, log scale)", yTitle: `${label} top-1 (%)`, logX: true });
     chartLayout.margin = { ...chartLayout.margin, l: 70, r: 90, t: 40 }; // room for labels at the edges
     Plotly.react(chartDiv, traces, chartLayout, CONFIG);
+    drawLatencyChart(Plotly, key, label);
+  }
+
+  // The same column against measured latency: the server's figure `<column>:latency`, x in ms per image.
+  function drawLatencyChart(Plotly, key, label) {
+    const figure = report.figures[`${key}:latency`];
+    const xTitle = "ms per image (batch 1, 1 thread, measured here; log scale)";
+    if (!figure) {
+      Plotly.react(latencyDiv, [], layout({ title: "", xTitle, yTitle: "top-1 (%)", extra: emptyNote("no model has both a latency measured here and this figure: evaluate with the latency protocol") }), CONFIG);
+      return;
+    }
+    const traces = figure.data.map((trace) => {
+      if (trace.mode === "lines") return { ...trace, line: { ...trace.line, color: "#0072B2", width: 1.5 } };
+      if (trace.name !== "measured") {
+        return { ...trace, textposition: "bottom center", cliponaxis: false, textfont: { size: 10 }, marker: { size: 12, symbol: "diamond-open", color: "#5b636e", line: { width: 2 } },
+          hovertemplate: "%{text}<br>%{x:.2f} ms per image<br>top-1 %{y:.2f} % (published)<br>%{customdata}<extra>published accuracy</extra>" };
+      }
+      return { ...trace, textposition: "top center", cliponaxis: false, textfont: { size: 10 }, marker: { size: 12, color: "#0072B2", line: { width: 1, color: "#333" } },
+        hovertemplate: "%{text}<br>%{x:.2f} ms per image<br>top-1 %{y:.2f} %<br>%{customdata}<extra>measured</extra>" };
+    });
+    const chartLayout = layout({ title: "", xTitle, yTitle: `${label} top-1 (%)`, logX: true });
+    chartLayout.margin = { ...chartLayout.margin, l: 70, r: 90, t: 40 };
+    const ticks = [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
+    chartLayout.xaxis = { ...chartLayout.xaxis, tickvals: ticks, ticktext: ticks.map(String) };
+    Plotly.react(latencyDiv, traces, chartLayout, CONFIG);
   }
 
   async function renderChart() {
-    const keys = Object.keys(report.figures);
+    const keys = Object.keys(report.figures).filter((key) => !key.endsWith(":latency"));
     fill(columnSelect, report.columns.filter((column) => keys.includes(column.key)).map((column) => h("option", { value: column.key }, column.label)));
     const wanted = params().get("chart");
     columnSelect.value = keys.includes(wanted) ? wanted : report.chart_column || keys[0] || "";
@@ -192,10 +235,12 @@ export function mount(root, sweepFromPath) {
         sweep || ids.length ? "None of these runs has evaluation results yet: the table fills in as their eval runs finish."
           : "No runs chosen: select runs on the Runs page (or on Compare) and press Report. The published figures are shown below.",
         h("br"), h("a", { href: "/runs", "data-link": true, class: "button" }, "Go to runs")),
-      h("h2", {}, "Accuracy against parameters"),
+      h("h2", {}, "Accuracy against parameters and against latency"),
       h("div", { class: "chart-head" }, h("label", { for: "chart-column" }, "figure ", columnSelect),
-        h("span", { class: "muted" }, "Pareto front over measured models only; published models are hollow grey diamonds.")),
-      chartDiv,
+        h("span", { class: "muted" }, "Pareto fronts over measured models only; published models are hollow grey diamonds (on the latency chart: published accuracy, latency measured here).")),
+      h("div", { class: "charts" },
+        h("div", {}, h("h3", {}, "Against parameters"), chartDiv),
+        h("div", {}, h("h3", {}, "Against latency"), latencyDiv)),
       renderNotes(),
     );
     renderChart();

@@ -4,6 +4,7 @@ import { showBanner } from "../banner.js";
 import { getCatalog, paramsOf } from "../catalog.js";
 import { COLLAPSE_KEY, CONFIG, ensurePlotly, groupFor, groupKeys, layout, markerShapes, traceType } from "../charts.js";
 import { clear, fill, h } from "../dom.js";
+import { exportForm, renderManifest } from "../export.js";
 import { duration, knnOf, number, params as fmtParams, pct, progressBar, rate, relativeTime, runColor, runLabel, statusPill } from "../format.js";
 import { navigate } from "../url.js";
 
@@ -26,9 +27,11 @@ export function mount(root, runId) {
   const configTable = h("tbody");
   const artifactList = h("ul", { id: "artifacts" });
   const resultsBox = h("div", { id: "results" });
+  const exportPanel = h("div", { id: "export-panel" });
+  const manifestBox = h("div", { id: "manifest" });
 
   root.append(
-    header, notice,
+    header, notice, exportPanel, manifestBox,
     h("div", { class: "chart-head" }, h("h2", {}, "Metrics"), streamState,
       h("label", { for: "follow" }, follow, " follow the latest points when zoomed"),
       h("a", { href: `/api/runs/${encodeURIComponent(runId)}/metrics.csv`, download: true }, "all points as CSV")),
@@ -66,7 +69,13 @@ export function mount(root, runId) {
       actions.push(actionButton(run.cancel_requested ? "Cancelling…" : "Cancel", "cancel-run",
         () => act(`/api/runs/${run.id}/cancel`, "POST", "Cancel this run? A running trainer checkpoints first, so it can be resumed."), { danger: true }));
     }
-    if (catalog?.resumable_statuses.includes(run.status)) actions.push(actionButton("Resume", "resume-run", () => act(`/api/runs/${run.id}/resume`, "POST"), { primary: true }));
+    // Resume where both the status and the kind allow it (catalog.resumable_kinds: eval and export are cloned).
+    const resumable = catalog?.resumable_statuses.includes(run.status) && (catalog.resumable_kinds || []).includes(run.kind);
+    if (resumable) actions.push(actionButton("Resume", "resume-run", () => act(`/api/runs/${run.id}/resume`, "POST"), { primary: true }));
+    // A completed run that left a checkpoint (catalog.training_kinds) can be exported for deployment.
+    if (run.status === "completed" && catalog?.training_kinds.includes(run.kind)) {
+      actions.push(actionButton("Export…", "export-run", toggleExport, { primary: !exportPanel.firstChild }));
+    }
     actions.push(h("a", { class: "button", id: "clone-run", href: `/launch?clone=${run.id}`, "data-link": true }, "Clone"));
     actions.push(h("a", { class: "button", href: `/compare?runs=${run.id}`, "data-link": true }, "Compare…"));
     if (active === false) {
@@ -74,7 +83,7 @@ export function mount(root, runId) {
     }
     const latest = run.latest_metrics || {};
     const facts = [
-      ["Kind", run.kind], ["Method", config.method || config.loss || (config.protocols || []).join(", ") || "–"],
+      ["Kind", run.kind], ["Method", config.method || config.loss || (config.protocols || []).join(", ") || (config.format ? `export: ${config.format}${config.quantize === "int8" ? " int8" : ""}` : "–")],
       ["Backbone", run.backbone || "–"], ["Parameters", fmtParams(paramsOf(run, catalog))], ["Dataset", config.dataset || "–"],
       [run.kind === "eval" ? "kNN top-1" : "kNN top-1 (validation, latest)", pct(knnOf(run))], ["Step", run.progress.step != null ? `${run.progress.step}${run.progress.total_steps ? ` / ${run.progress.total_steps}` : ""}` : "–"],
       ["Throughput", rate(latest.images_per_sec)], ["Loss (latest)", number(latest.loss)],
@@ -82,7 +91,7 @@ export function mount(root, runId) {
     ];
     // The chain, both ways: a training run links its evaluation, an evaluation the run it measures.
     const link = (id, text) => h("a", { href: `/runs/${id}`, "data-link": true }, text);
-    if (run.parent_id) facts.push([run.kind === "eval" ? "Evaluates" : "Cloned from", link(run.parent_id, run.parent_id)]);
+    if (run.parent_id) facts.push([{ eval: "Evaluates", export: "Exports" }[run.kind] || "Cloned from", link(run.parent_id, run.parent_id)]);
     if (run.evaluation_id) facts.push(["Evaluation", link(run.evaluation_id, run.evaluation_id)]);
     else if (run.evaluate) facts.push(["Evaluation", h("span", { class: "muted" }, run.status === "completed" ? "being queued…" : "queued when this run completes")]);
     if (run.sweep_id) facts.push(["Sweep", h("a", { href: `/sweeps/${run.sweep_id}`, "data-link": true }, run.sweep_id)]);
@@ -95,10 +104,20 @@ export function mount(root, runId) {
       h("div", { class: "summary-grid", id: "summary" }, facts.map(([label, value]) => h("div", {}, h("span", {}, label), value))),
     );
     clear(notice);
-    if (run.status === "failed") notice.append(h("div", { class: "error-box", id: "run-error" }, h("strong", {}, "This run failed. "), run.error || `exit code ${run.exit_code}`, h("br"), "Fix the cause, then Resume (continues from the last checkpoint) or Clone (starts again)."));
+    if (run.status === "failed") notice.append(h("div", { class: "error-box", id: "run-error" }, h("strong", {}, "This run failed. "), run.error || `exit code ${run.exit_code}`, h("br"), resumable === false ? "Fix the cause, then Clone (runs it again)." : "Fix the cause, then Resume (continues from the last checkpoint) or Clone (starts again)."));
     if (run.status === "interrupted") notice.append(h("div", { class: "error-box", id: "run-error" }, h("strong", {}, "This run was interrupted. "), run.error || "Its worker stopped sending heartbeats.", h("br"), "Resume continues from its last checkpoint."));
     if (run.status === "cancelled") notice.append(h("div", { class: "notice" }, `Cancelled${run.progress.step ? ` at step ${run.progress.step}` : ""}. Resume continues from the last checkpoint.`));
     if (run.status === "queued") notice.append(h("div", { class: "notice", id: "queued-note" }, "Queued: waiting for a worker. The light in the top bar says whether one is alive."));
+  }
+
+  function toggleExport() {
+    if (exportPanel.firstChild) {
+      clear(exportPanel);
+    } else {
+      fill(exportPanel, exportForm(run, { onClose: () => { clear(exportPanel); renderHeader(); } }));
+      exportPanel.querySelector("select")?.focus();
+    }
+    renderHeader();
   }
 
   function renderConfig() {
@@ -118,6 +137,8 @@ export function mount(root, runId) {
           h("span", { class: "muted" }, ` ${(item.size / 1024).toFixed(1)} KiB`)));
       }
       if (artifacts.data.some((item) => item.name === "results.json")) renderResults();
+      const manifest = artifacts.data.find((item) => item.name.endsWith(".manifest.json"));
+      if (manifest) renderManifest(manifestBox, runId, manifest.name).catch(() => {});
     } catch (exc) {
       fill(artifactList, h("li", { class: "field-error" }, `Could not list artifacts: ${exc.message}`));
     }
@@ -211,7 +232,7 @@ export function mount(root, runId) {
     clear(chartGrid);
     charts.clear();
     if (!groups.length) {
-      chartGrid.append(h("p", { class: "muted", id: "no-metrics" }, run.status === "queued" ? "Curves appear here as soon as the run starts training." : "No metrics recorded."));
+      chartGrid.append(h("p", { class: "muted", id: "no-metrics" }, run.kind === "export" ? "An export records no curves: its result is the artifact and its parity, above." : run.status === "queued" ? "Curves appear here as soon as the run starts training." : "No metrics recorded."));
     }
     for (const group of groups) {
       const chart = createChart(group);
