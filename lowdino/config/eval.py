@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from lowdino.config.base import DataOptions, RuntimeOptions, cli
+from lowdino.config.base import INTEGERS_TEXT, DataOptions, RuntimeOptions, TextForm, cli, split_text
 from lowdino.config.names import BackboneName
 
 ProtocolName = Literal["knn", "linear", "finetune"]
@@ -31,9 +31,29 @@ def declare_model_source(schema: dict[str, Any]) -> None:
     ]
 
 
-def _split_csv(value: object) -> object:
+PROTOCOLS_TEXT = r"^ *(knn|linear|finetune) *(, *(knn|linear|finetune) *)*$"
+# Decimals from 0.01 to 1 (0.01-0.09..., 0.1-0.9..., 1, 1.0...): the range is in the pattern.
+_FRACTION = r"(0\.(0[1-9]|[1-9])[0-9]*|1(\.0*)?)"
+FRACTIONS_TEXT = rf"^ *{_FRACTION} *(, *{_FRACTION} *)*$"
+LabelFraction = Annotated[float, Field(ge=0.01, le=1.0)]
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise ValueError(f"label fraction {text!r} is not a number; pass e.g. 0.1,0.3") from exc
+    if not 0.01 <= value <= 1.0:
+        raise ValueError(f"label fraction {value} is outside 0.01-1.0; pass e.g. 0.1,0.3")
+    return value
+
+
+def _fractions(value: object) -> object:
     if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
+        for part in value.split(","):  # each checked first, for a message naming it
+            if part.strip():
+                _fraction(part.strip())
+        return split_text(value, FRACTIONS_TEXT, float, "write label fractions as decimals like 0.1,0.3")
     return value
 
 
@@ -60,13 +80,13 @@ class EvalConfig(DataOptions, RuntimeOptions):
     weights: str | None = Field(
         None, description="Weights file for --backbone.", json_schema_extra=cli(group="model")
     )
-    protocols: list[ProtocolName] = Field(
+    protocols: Annotated[list[ProtocolName], TextForm(PROTOCOLS_TEXT)] = Field(
         ["knn", "linear"],
         description="Comma-separated protocols: knn (frozen features), linear (probe on frozen features), "
         "finetune (end to end).",
         json_schema_extra=cli(group="protocol"),
     )
-    label_fractions: list[float] = Field(
+    label_fractions: Annotated[list[LabelFraction], TextForm(FRACTIONS_TEXT)] = Field(
         [0.1, 0.3],
         description="Fractions of the training labels for linear / finetune (each in 0.01-1.0); subsets "
         "are class-stratified, seeded and identical for every model.",
@@ -89,7 +109,9 @@ class EvalConfig(DataOptions, RuntimeOptions):
         "both: report the two side by side.",
         json_schema_extra=cli(group="protocol"),
     )
-    seeds: list[int] = Field([0, 1, 2], description="Seeds for label subsets and probe initialisation.")
+    seeds: Annotated[list[int], TextForm(INTEGERS_TEXT)] = Field(
+        [0, 1, 2], description="Seeds for label subsets and probe initialisation."
+    )
     batch_size: int = Field(256, ge=1, le=65536, description="Batch size for feature extraction and probes.")
     linear_epochs: int = Field(100, ge=1, le=10000, description="Epochs of the linear probe.")
     linear_lr: float = Field(1e-3, gt=0, description="Learning rate of the linear probe (Adam).")
@@ -107,24 +129,28 @@ class EvalConfig(DataOptions, RuntimeOptions):
         None, description="Feature cache directory. Default: $LOWDINO_HOME/cache/features."
     )
 
-    _csv = field_validator("protocols", "label_fractions", "seeds", mode="before")(
-        classmethod(lambda cls, v: _split_csv(v))
-    )
-
-    @field_validator("label_fractions")
+    @field_validator("protocols", mode="before")
     @classmethod
-    def _check_fractions(cls, values: list[float]) -> list[float]:
-        for fraction in values:
-            if not 0.01 <= fraction <= 1.0:
-                raise ValueError(f"label fraction {fraction} is outside 0.01-1.0; pass e.g. 0.1,0.3")
-        return values
+    def _parse_protocols(cls, value: Any) -> Any:
+        return split_text(value, PROTOCOLS_TEXT, str, "must be a list or comma-separated protocols like knn,linear")
+
+    @field_validator("label_fractions", mode="before")
+    @classmethod
+    def _parse_fractions(cls, value: Any) -> Any:
+        return _fractions(value)
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _parse_seeds(cls, value: Any) -> Any:
+        return split_text(value, INTEGERS_TEXT, int, "must be a list or comma-separated integers like 0,1,2")
 
     @model_validator(mode="after")
     def _check_model_source(self) -> EvalConfig:
         if (self.checkpoint is None) == (self.backbone is None):
-            raise ValueError("give exactly one of --checkpoint RUN_OR_FILE or --backbone NAME")
-        if self.checkpoint is not None and (self.pretrained or self.weights is not None):
             raise ValueError(
-                "--pretrained and --weights go with --backbone; a --checkpoint carries its own weights"
+                "give exactly one of checkpoint (a run id, run directory or checkpoint file) or backbone "
+                "(a registry name)"
             )
+        if self.checkpoint is not None and (self.pretrained or self.weights is not None):
+            raise ValueError("pretrained and weights go with backbone; a checkpoint carries its own weights")
         return self

@@ -6,19 +6,27 @@ in one place and are testable without a request.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from lowdino.config import CONFIG_MODELS
+from lowdino.config.base import OPTIONS_CONFLICT
 from lowdino.config.loading import describe_validation_error, validation_problems
 from lowdino.contract.rundir import RunDir
-from server.errors import BrokerUnavailableError, InvalidRequestError, RunStateError
+from server.errors import (
+    BrokerUnavailableError,
+    InvalidRequestError,
+    OptionsConflictError,
+    RunStateError,
+    ServerStateError,
+)
 from server.runs import queries as run_queries
 from server.runs.paths import owned_run_dir, resolve_config_paths
 from server.settings import Settings
@@ -36,13 +44,33 @@ CHAIN_OWNED_FIELDS = ("checkpoint", "backbone", "pretrained", "weights", *SERVER
 INHERITED_FIELDS = ("dataset", "dataset_name", "data_path", "synthetic_size", "device")
 
 
-def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
-    """The kind's pydantic model applied to `config` (defaults filled), as JSON; 422 naming the field."""
-    model = CONFIG_MODELS[kind]
+def strict_validate(kind: str, config: dict[str, Any]) -> BaseModel:
+    """The kind's model from a JSON config, in pydantic's strict JSON mode: a value of the wrong JSON type
+    ("5" for an integer, 1 for a boolean) is refused as the published JSON schema says, instead of being
+    coerced; the text forms that the schema declares (e.g. "0.1,0.3") are still parsed."""
+    return CONFIG_MODELS[kind].model_validate_json(json.dumps(config), strict=True)
+
+
+def _refusal_class(exc: ValidationError, *, merged: bool) -> type[InvalidRequestError]:
+    """409 when only rules between options failed that the API schema cannot state (every rule of a
+    config merged from parts, comparisons of two values in any config); else 422."""
+    errors = exc.errors()
+    between = all(not error["loc"] for error in errors)
+    if between and (merged or all(error["type"] == OPTIONS_CONFLICT for error in errors)):
+        return OptionsConflictError
+    return InvalidRequestError
+
+
+def validate_config(kind: str, config: dict[str, Any], *, merged: bool = False) -> dict[str, Any]:
+    """The kind's pydantic model applied to `config` (defaults filled), as JSON; 422 naming the field.
+
+    `merged`: the config was merged from parts that the API schema states one by one (a sweep's base,
+    grid and overrides; clone or study overrides), so a rule between options is the parts' conflict (409).
+    """
     try:
-        return model.model_validate(config).model_dump(mode="json")
+        return strict_validate(kind, config).model_dump(mode="json")
     except ValidationError as exc:
-        raise InvalidRequestError(
+        raise _refusal_class(exc, merged=merged)(
             f"invalid {kind} config: {describe_validation_error(exc)}",
             field_errors=dict(validation_problems(exc)),
         ) from exc
@@ -75,10 +103,10 @@ def check_evaluate_block(
     }
     block.update(evaluate)
     try:
-        CONFIG_MODELS[RunKind.EVAL].model_validate({**block, "checkpoint": "the-training-run"})
+        strict_validate(RunKind.EVAL, {**block, "checkpoint": "the-training-run"})
     except ValidationError as exc:
         problems = {f"evaluate.{field}": message for field, message in validation_problems(exc)}
-        raise InvalidRequestError(
+        raise _refusal_class(exc, merged=True)(
             f"invalid evaluate block: {describe_validation_error(exc)}", field_errors=problems
         ) from exc
     return block
@@ -95,18 +123,25 @@ def _run_dir_lookup(session: Session, settings: Settings) -> Callable[[str], Pat
 
 
 def prepare_config(
-    session: Session, settings: Settings, *, kind: str, config: dict[str, Any], run_id: str
+    session: Session,
+    settings: Settings,
+    *,
+    kind: str,
+    config: dict[str, Any],
+    run_id: str,
+    merged: bool = False,
 ) -> dict[str, Any]:
-    """Validated config with checked absolute paths and the server-chosen run directory."""
+    """Validated config with checked absolute paths and the server-chosen run directory (`merged`: see
+    validate_config)."""
     for field in SERVER_OWNED_FIELDS:
-        if config.get(field) not in (None, False):
+        if field in config:
             fix = (
                 "leave it out"
                 if field == "output_dir"
                 else "use POST /api/runs/{id}/resume on the run to continue"
             )
             raise InvalidRequestError.for_field(field, f"is set by the server for REST runs; {fix}")
-    validated = validate_config(kind, config)
+    validated = validate_config(kind, config, merged=merged)
     validated = resolve_config_paths(validated, settings, run_dir_of=_run_dir_lookup(session, settings))
     validated["output_dir"] = str(settings.run_dir(run_id))
     return validated
@@ -123,10 +158,10 @@ def enqueue_run(session: Session, celery_app: Celery, run: Run) -> Run:
 
 
 def check_gpu_capacity(session: Session, settings: Settings, prepared: dict[str, Any]) -> None:
-    """422 when live workers exist and none has the GPUs the run asks for: queued, it would wait forever."""
+    """409 when live workers exist and none has the GPUs the run asks for: queued, it would wait forever."""
     refusal = gpu_capacity_refusal(session, settings, gpus_needed(prepared))
     if refusal is not None:
-        raise InvalidRequestError.for_field("device_ids" if prepared.get("device_ids") else "device", refusal)
+        raise ServerStateError.for_field("device_ids" if prepared.get("device_ids") else "device", refusal)
 
 
 def submit_run(
@@ -140,6 +175,7 @@ def submit_run(
     tags: list[str] | None = None,
     parent_id: str | None = None,
     evaluate: dict[str, Any] | None = None,
+    merged: bool = False,
 ) -> Run:
     """Validate, create the queued row and its run directory, and send "lowdino.run" to its queue.
 
@@ -148,7 +184,7 @@ def submit_run(
     run asks for (server.workers.queues).
     """
     run_id = new_run_id()
-    prepared = prepare_config(session, settings, kind=kind, config=config, run_id=run_id)
+    prepared = prepare_config(session, settings, kind=kind, config=config, run_id=run_id, merged=merged)
     check_gpu_capacity(session, settings, prepared)
     evaluate = check_evaluate_block(kind, evaluate, prepared)
     if evaluate is not None:  # paths checked now too: a chain must not fail on a path refused later
@@ -243,6 +279,19 @@ def clone_run(
 ) -> Run:
     """A new queued run with the original's config updated by `overrides` (parent_id = original)."""
     parent = run_queries.require_run(session, run_id=run_id)
+    options = CONFIG_MODELS[parent.kind].model_fields
+    elsewhere = [
+        key
+        for key in overrides
+        if key not in options and any(key in model.model_fields for model in CONFIG_MODELS.values())
+    ]
+    if (
+        elsewhere
+    ):  # an option of another kind: the original's kind refuses it (the schema allows every kind's)
+        message = f"is not an option of {parent.kind} runs (run {parent.id} is one)"
+        raise ServerStateError(
+            f"config.{elsewhere[0]}: {message}", field_errors=dict.fromkeys(elsewhere, message)
+        )
     config = {key: value for key, value in parent.config.items() if key not in SERVER_OWNED_FIELDS}
     config.update(overrides)
     return submit_run(
@@ -254,6 +303,7 @@ def clone_run(
         name=name if name is not None else f"{parent.name or parent.id} (copy)",
         tags=tags if tags is not None else list(parent.tags or []),
         parent_id=parent.id,
+        merged=True,
     )
 
 

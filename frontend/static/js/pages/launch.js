@@ -355,7 +355,7 @@ export function mount(root) {
     const evalSchema = await schemaFor("eval");
     const props = evalSchema.properties;
     const toggle = h("input", { type: "checkbox", id: "evaluate-toggle" });
-    const protocols = props.protocols.items.enum.map((choice) => h("input", { type: "checkbox", value: choice, id: `evaluate-protocol-${choice}` }));
+    const protocols = baseSchema(props.protocols).schema.items.enum.map((choice) => h("input", { type: "checkbox", value: choice, id: `evaluate-protocol-${choice}` }));
     const knnProtocol = h("select", { id: "evaluate-knn-protocol" }, props.knn_protocol.enum.map((choice) => h("option", { value: choice }, choice)));
     const fractions = h("input", { type: "text", id: "evaluate-label-fractions" });
     const seeds = h("input", { type: "text", id: "evaluate-seeds" });
@@ -499,16 +499,17 @@ export function mount(root) {
 
   function collect() {
     const config = {};
+    const grid = swept.size ? sweepGrid() : null;
     for (const [name, entry] of inputs) {
-      if (swept.has(name)) continue;
-      const value = entry.read();
-      if (!same(value, state.defaults[name])) config[name] = value;
+      // A swept option's first value stands in the base config, which must be valid by itself (the API's schema).
+      const value = swept.has(name) ? grid[name][0] : entry.read();
+      if (value !== undefined && !same(value, state.defaults[name])) config[name] = value;
     }
     const tags = tagsInput.value.split(",").map((tag) => tag.trim()).filter(Boolean);
     const body = { kind: state.kind, name: nameInput.value.trim() || null, tags, config };
     const evaluate = evaluateRoot.read?.() ?? null;
     if (evaluate) body.evaluate = evaluate;
-    if (swept.size) body.grid = sweepGrid();
+    if (grid) body.grid = grid;
     return body;
   }
 
