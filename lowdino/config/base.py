@@ -42,8 +42,8 @@ class TextForm:
     """JSON-schema marker of a list option that also takes one comma-separated string (the CLI's form).
 
     The schema becomes ``anyOf: [<the list>, ...also, {"type": "string", "pattern": pattern}]``, so that the
-    REST API's schema accepts exactly what `split_text` accepts. Patterns are matched like JSON Schema
-    does (`re.search`, anchored with ^ and $), here and by every client that validates against the schema.
+    REST API's schema accepts exactly what `split_text` accepts. Patterns are anchored with ^ and $ and
+    matched as JSON Schema does (`matches_pattern`), here and by every client that validates with the schema.
     """
 
     def __init__(self, pattern: str, *also: dict[str, Any]) -> None:
@@ -60,6 +60,14 @@ class TextForm:
         return {"anyOf": [*real, *self.also, {"type": "string", "pattern": self.pattern}, *nulls]}
 
 
+def matches_pattern(pattern: str, value: str) -> bool:
+    """`value` matches the JSON-schema `pattern` as JSON Schema (ECMA-262) reads it: searched, and a final
+    `$` is the end of the string (Python's `$` would also match before a final newline)."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.search(pattern, value) is not None
+
+
 def split_text(value: Any, pattern: str, convert: Callable[[str], Any], refusal: str) -> Any:
     """A comma-separated string as a list of converted items (other values pass through unchanged).
 
@@ -68,7 +76,7 @@ def split_text(value: Any, pattern: str, convert: Callable[[str], Any], refusal:
     """
     if not isinstance(value, str):
         return value
-    if re.search(pattern, value) is None:
+    if not matches_pattern(pattern, value):
         raise ValueError(refusal)
     return [convert(part.strip()) for part in value.split(",") if part.strip()]
 
@@ -212,5 +220,8 @@ class RuntimeOptions(StrictModel):
         if isinstance(value, int) and not isinstance(value, bool):
             return [value]
         if isinstance(value, str):  # "" (an unset form field) means none
-            return split_text(value, GPU_IDS_TEXT, int, "device_ids must be comma-separated integers like 0,1") or None
+            return (
+                split_text(value, GPU_IDS_TEXT, int, "device_ids must be comma-separated integers like 0,1")
+                or None
+            )
         return value

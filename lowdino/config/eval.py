@@ -132,7 +132,9 @@ class EvalConfig(DataOptions, RuntimeOptions):
     @field_validator("protocols", mode="before")
     @classmethod
     def _parse_protocols(cls, value: Any) -> Any:
-        return split_text(value, PROTOCOLS_TEXT, str, "must be a list or comma-separated protocols like knn,linear")
+        return split_text(
+            value, PROTOCOLS_TEXT, str, "must be a list or comma-separated protocols like knn,linear"
+        )
 
     @field_validator("label_fractions", mode="before")
     @classmethod

@@ -12,18 +12,18 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from lowdino.config.base import matches_pattern
 from lowdino.contract.rundir import CHECKPOINT_FILE
 from server.errors import ArtifactNotFoundError, InvalidRequestError, ServerStateError, ServiceError
 from server.settings import Settings
 
-# JSON Schema patterns (matched with re.search, as JSON Schema validators do), checked here and
+# JSON Schema patterns (matched as JSON Schema validators do: `matches_pattern`), checked here and
 # published for the path fields of request configs (server.http.request_schemas).
-USABLE_PATH = r"^[^\x00]*[^\s\x00][^\x00]*$"  # not blank, no NUL
+USABLE_PATH = r"^[^\x00]*[^\x00 \t\n\r\f\v][^\x00]*$"  # not blank, no NUL
 _PART = r"([^/\\.\x00][^/\\\x00]*|\.([^/\\.\x00][^/\\\x00]*)?|\.\.[^/\\\x00]+)"  # not ".."
 INSIDE_RUN_PATH = rf"^{_PART}([/\\]+{_PART})*[/\\]*$"  # relative, no ".." part, no NUL
 
@@ -52,7 +52,7 @@ def resolve_under(raw: str, roots: Sequence[Path], *, field: str, env_hint: str)
     A relative path is taken against the current directory first, then against each root, preferring
     one that exists (a dataset may also be a folder that is yet to be downloaded into).
     """
-    if re.search(USABLE_PATH, raw) is None:
+    if not matches_pattern(USABLE_PATH, raw):
         raise InvalidRequestError.for_field(
             field, f"{raw!r} is not a usable path; give a path under {_roots_text(roots)}"
         )
@@ -115,12 +115,12 @@ def resolve_config_paths(
         if value is None or not isinstance(value, str):
             continue
         if kind == "inside_run":
-            if re.search(INSIDE_RUN_PATH, value) is None:
+            if not matches_pattern(INSIDE_RUN_PATH, value):
                 raise InvalidRequestError.for_field(
                     field, f"{value!r} must be a relative path inside the run directory, e.g. 'logs'"
                 )
             continue
-        if re.search(USABLE_PATH, value) is None:
+        if not matches_pattern(USABLE_PATH, value):
             raise InvalidRequestError.for_field(
                 field, f"{value!r} is not a usable path; give a file or folder"
             )
