@@ -6,7 +6,6 @@ in one place and are testable without a request.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -45,10 +44,11 @@ INHERITED_FIELDS = ("dataset", "dataset_name", "data_path", "synthetic_size", "d
 
 
 def strict_validate(kind: str, config: dict[str, Any]) -> BaseModel:
-    """The kind's model from a JSON config, in pydantic's strict JSON mode: a value of the wrong JSON type
-    ("5" for an integer, 1 for a boolean) is refused as the published JSON schema says, instead of being
-    coerced; the text forms that the schema declares (e.g. "0.1,0.3") are still parsed."""
-    return CONFIG_MODELS[kind].model_validate_json(json.dumps(config), strict=True)
+    """The kind's model from a config parsed from JSON, in pydantic's strict mode: a value of the wrong JSON
+    type ("5" for an integer, 1 for a boolean) is refused as the published JSON schema says, instead of
+    being coerced; the text forms that the schema declares (e.g. "0.1,0.3") are still parsed. (The
+    models have only JSON types, so strict Python mode is strict JSON mode without a re-encoding.)"""
+    return CONFIG_MODELS[kind].model_validate(config, strict=True)
 
 
 def _refusal_class(exc: ValidationError, *, merged: bool) -> type[InvalidRequestError]:
@@ -267,6 +267,16 @@ def resume_run(session: Session, celery_app: Celery, settings: Settings, *, run_
     return enqueue_run(session, celery_app, resumed)
 
 
+def _invalid_options(kind: str, options: dict[str, Any]) -> list[str]:
+    """The options that are not valid for `kind` on their own (rules between options aside): what the
+    `<Model>Options` schema of the API document refuses."""
+    try:
+        strict_validate(kind, options)
+    except ValidationError as exc:
+        return list(dict.fromkeys(str(error["loc"][0]) for error in exc.errors() if error["loc"]))
+    return []
+
+
 def clone_run(
     session: Session,
     celery_app: Celery,
@@ -279,18 +289,12 @@ def clone_run(
 ) -> Run:
     """A new queued run with the original's config updated by `overrides` (parent_id = original)."""
     parent = run_queries.require_run(session, run_id=run_id)
-    options = CONFIG_MODELS[parent.kind].model_fields
-    elsewhere = [
-        key
-        for key in overrides
-        if key not in options and any(key in model.model_fields for model in CONFIG_MODELS.values())
-    ]
-    if (
-        elsewhere
-    ):  # an option of another kind: the original's kind refuses it (the schema allows every kind's)
-        message = f"is not an option of {parent.kind} runs (run {parent.id} is one)"
+    invalid = _invalid_options(parent.kind, overrides)
+    others = [kind for kind in CONFIG_MODELS if kind != parent.kind and not _invalid_options(kind, overrides)]
+    if invalid and others:  # the document allows every kind's options: the original's kind is its state
+        message = f"run {parent.id} is a {parent.kind} run; this is an option of {' or '.join(others)} runs"
         raise ServerStateError(
-            f"config.{elsewhere[0]}: {message}", field_errors=dict.fromkeys(elsewhere, message)
+            f"config.{invalid[0]}: {message}", field_errors=dict.fromkeys(invalid, message)
         )
     config = {key: value for key, value in parent.config.items() if key not in SERVER_OWNED_FIELDS}
     config.update(overrides)

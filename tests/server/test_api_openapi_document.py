@@ -148,6 +148,8 @@ def test_a_clone_option_of_another_kind_is_a_conflict_with_the_original(client: 
     other_kind = client.post(f"/api/runs/{run['id']}/clone", json={"config": {"protocols": ["knn"]}})
     assert other_kind.status_code == 409
     assert "protocols" in other_kind.json()["field_errors"]
+    eval_form = client.post(f"/api/runs/{run['id']}/clone", json={"config": {"backbone": None}})
+    assert eval_form.status_code == 409  # null is an eval backbone, not a pretrain one
     nowhere = client.post(f"/api/runs/{run['id']}/clone", json={"config": {"Ô": [True]}})
     assert nowhere.status_code == 422
     crops = client.post(f"/api/runs/{run['id']}/clone", json={"config": {"local_crop_size": 1024}})
