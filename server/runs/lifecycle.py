@@ -48,7 +48,19 @@ def strict_validate(kind: str, config: dict[str, Any]) -> BaseModel:
     type ("5" for an integer, 1 for a boolean) is refused as the published JSON schema says, instead of
     being coerced; the text forms that the schema declares (e.g. "0.1,0.3") are still parsed. (The
     models have only JSON types, so strict Python mode is strict JSON mode without a re-encoding.)"""
-    return CONFIG_MODELS[kind].model_validate(config, strict=True)
+    return CONFIG_MODELS[kind].model_validate(_integral_floats_as_ints(config), strict=True)
+
+
+def _integral_floats_as_ints(value: Any) -> Any:
+    """5.0 as 5: JSON Schema's integers include it, and strict pydantic would refuse it for an int (a
+    float option takes the int all the same)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral_floats_as_ints(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integral_floats_as_ints(item) for key, item in value.items()}
+    return value
 
 
 def _refusal_class(exc: ValidationError, *, merged: bool) -> type[InvalidRequestError]:

@@ -160,12 +160,16 @@ def artifact_path(run_dir: Path, name: str) -> Path:
         raise PathEscapeError(
             f"artifact name {name!r} leaves the run directory; use a name from GET .../artifacts"
         )
+    missing = ArtifactNotFoundError(f"run has no artifact {name!r}; list them with GET .../artifacts")
     root = _real(run_dir)
-    path = _real(root / pure)
-    if not _inside(path, root) or path == root:
-        raise PathEscapeError(f"artifact {name!r} points outside the run directory; it cannot be served")
-    if not path.is_file():
-        raise ArtifactNotFoundError(f"run has no artifact {name!r}; list them with GET .../artifacts")
+    try:
+        path = _real(root / pure)
+        if not _inside(path, root) or path == root:
+            raise PathEscapeError(f"artifact {name!r} points outside the run directory; it cannot be served")
+        if not path.is_file():
+            raise missing
+    except OSError as exc:  # e.g. a name longer than the filesystem allows: no such file either
+        raise missing from exc
     return path
 
 

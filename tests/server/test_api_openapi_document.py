@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 from lowdino.config import EvalConfig
 from lowdino.config.base import GPU_IDS_TEXT, INTEGERS_TEXT, matches_pattern
 from lowdino.config.eval import FRACTIONS_TEXT, PROTOCOLS_TEXT
-from server.runs.paths import INSIDE_RUN_PATH, USABLE_PATH
+from server.errors import ArtifactNotFoundError
+from server.runs.paths import INSIDE_RUN_PATH, USABLE_PATH, artifact_path
 from server.vocabulary import RunKind
 
 SYNTHETIC = {"dataset": "synthetic", "synthetic_size": 20}
@@ -118,6 +119,7 @@ def test_documented_request_schemas_agree_with_the_server(client: TestClient) ->
     runs = validator(client, "RunCreate")
     for body, status in (
         ({"kind": "pretrain", "config": {**SYNTHETIC, "n_epochs": 1}}, 201),
+        ({"kind": "pretrain", "config": {**SYNTHETIC, "n_epochs": 2.0}}, 201),  # a JSON Schema integer
         ({"kind": "eval", "config": {**SYNTHETIC, "backbone": "resnet5m", "seeds": "0,1"}}, 201),
         ({"kind": "eval"}, 422),
         ({"kind": "eval", "config": {"backbone": "resnet5m"}, "evaluate": {}}, 422),
@@ -154,3 +156,8 @@ def test_a_clone_option_of_another_kind_is_a_conflict_with_the_original(client: 
     assert nowhere.status_code == 422
     crops = client.post(f"/api/runs/{run['id']}/clone", json={"config": {"local_crop_size": 1024}})
     assert crops.status_code == 409  # above the original's global_crop_size: no schema can state it
+
+
+def test_an_artifact_name_too_long_for_the_filesystem_is_not_found(tmp_path) -> None:
+    with pytest.raises(ArtifactNotFoundError):
+        artifact_path(tmp_path, "x" * 5000)
