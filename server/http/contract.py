@@ -4,7 +4,8 @@ Every error answers ``{"detail": "<one line: cause and fix>", "field_errors": {f
 (`server.schemas.Message`), request-validation errors included (FastAPI's default is a list, which a
 client generated from the schema could not parse). A body that cannot be read (not UTF-8: FastAPI's
 400 "There was an error parsing the body") is a 422 like malformed JSON. A 405 names in `Allow` every
-method the path has, not only those of the first route that matched it. Bearer auth is declared only
+method the path has, not only those of the first route that matched it. Operations with a body document
+the 413 of bodies above LOWDINO_MAX_BODY_BYTES. Bearer auth is declared only
 when the server has a token, so the schema never asks a client for credentials the server does not check.
 
 Run configs are stated per kind (`server.http.request_schemas`): a config the document allows is
@@ -134,6 +135,14 @@ def install_openapi(app: FastAPI, *, auth_enabled: bool) -> None:
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():
                 responses = operation.get("responses", {})
+                if "requestBody" in operation:  # server.http.security.BodySizeLimit
+                    responses.setdefault(
+                        "413",
+                        {
+                            "description": "The body is larger than the server allows (LOWDINO_MAX_BODY_BYTES).",
+                            "content": {"application/json": {"schema": MESSAGE_REF}},
+                        },
+                    )
                 if "422" in responses:
                     responses["422"] = {
                         "description": responses["422"].get("description", "Invalid request"),
