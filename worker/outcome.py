@@ -70,9 +70,7 @@ def decide_outcome(
     `killed_after_s` is set when the worker killed a child that ignored a stop request for that long.
     """
     summary_status = (summary or {}).get("status")
-    stopped = returncode == EXIT_CANCELLED or (
-        stop_reason is not None and summary_status == SummaryStatus.CANCELLED
-    )
+    stopped = returncode == EXIT_CANCELLED or (stop_reason is not None and summary_status == SummaryStatus.CANCELLED)
     if killed_after_s is not None:
         what = "worker shut down" if stop_reason is StopReason.SHUTDOWN else "cancelled"
         status = RunStatus.INTERRUPTED if stop_reason is StopReason.SHUTDOWN else RunStatus.CANCELLED
