@@ -43,6 +43,26 @@ class InvalidRequestError(ServiceError):
         return cls(f"config.{field}: {message}", field_errors={field: message})
 
 
+class ServerStateError(InvalidRequestError):
+    """A request the schema allows that this server refuses because of what it has or how it is set up:
+    a path outside its data roots, a sweep above its run limit, GPUs that no live worker has.
+
+    No static schema can state these, so they answer 409 (the request conflicts with the server's
+    state), not 422 (the request itself is invalid); the body names the field and the fix as usual.
+    """
+
+    status_code = 409
+
+
+class OptionsConflictError(InvalidRequestError):
+    """Options valid one by one that a rule between them refuses, where the API's schema cannot state
+    the rule: a comparison of two values (local_crop_size above global_crop_size), or a config merged
+    from parts (a sweep's grid and overrides over its base, clone and study overrides over the
+    original's or the preset's options). 409: the schema allowed the request."""
+
+    status_code = 409
+
+
 class ArtifactNotFoundError(ServiceError):
     status_code = 404
 

@@ -8,9 +8,23 @@ aliases. The help text (``description``) is what `lowdino <kind> --help` and the
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, field_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
+
+# The error type of a rule between options that the model's JSON schema cannot state (it compares two
+# values); the REST API answers these 409 rather than 422, as its schema cannot refuse them beforehand.
+OPTIONS_CONFLICT = "options_conflict"
+
+
+def options_conflict(message: str) -> PydanticCustomError:
+    """A model validator's error for options that are valid one by one but not together."""
+    return PydanticCustomError(OPTIONS_CONFLICT, message)
+
 
 DatasetName = Literal["cifar10", "cifar100", "stl10", "imagefolder", "webdataset", "synthetic"]
 DataLoadingName = Literal["auto", "memory", "stream"]
@@ -22,6 +36,53 @@ PrecisionName = Literal["auto", "fp32", "bf16", "fp16"]
 def cli(*flags: str, **extra: Any) -> dict[str, Any]:
     """`json_schema_extra` payload: short CLI aliases plus any UI hints (e.g. group)."""
     return {"cli_flags": list(flags), **extra}
+
+
+class TextForm:
+    """JSON-schema marker of a list option that also takes one comma-separated string (the CLI's form).
+
+    The schema becomes ``anyOf: [<the list>, ...also, {"type": "string", "pattern": pattern}]``, so that the
+    REST API's schema accepts exactly what `split_text` accepts. Patterns are anchored with ^ and $ and
+    matched as JSON Schema does (`matches_pattern`), here and by every client that validates with the schema.
+    """
+
+    def __init__(self, pattern: str, *also: dict[str, Any]) -> None:
+        self.pattern = pattern
+        self.also = list(also)
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        variants = schema.pop("anyOf", None) or [schema]
+        real = [variant for variant in variants if variant.get("type") != "null"]
+        nulls = [variant for variant in variants if variant.get("type") == "null"]
+        return {"anyOf": [*real, *self.also, {"type": "string", "pattern": self.pattern}, *nulls]}
+
+
+def matches_pattern(pattern: str, value: str) -> bool:
+    """`value` matches the JSON-schema `pattern` as JSON Schema (ECMA-262) reads it: searched, and a final
+    `$` is the end of the string (Python's `$` would also match before a final newline)."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.search(pattern, value) is not None
+
+
+def split_text(value: Any, pattern: str, convert: Callable[[str], Any], refusal: str) -> Any:
+    """A comma-separated string as a list of converted items (other values pass through unchanged).
+
+    Refuses (ValueError with `refusal`) a string that does not match `pattern`, the string form its
+    schema declares.
+    """
+    if not isinstance(value, str):
+        return value
+    if not matches_pattern(pattern, value):
+        raise ValueError(refusal)
+    return [convert(part.strip()) for part in value.split(",") if part.strip()]
+
+
+INTEGERS_TEXT = r"^ *-?[0-9]+ *(, *-?[0-9]+ *)*$"
+GPU_IDS_TEXT = r"^ *([0-9]+ *(, *[0-9]+ *)*)?$"
 
 
 class StrictModel(BaseModel):
@@ -125,7 +186,7 @@ class RuntimeOptions(StrictModel):
         description="auto picks CUDA when available, else CPU. Asking for cuda where there is none is an error.",
         json_schema_extra=cli(group="runtime"),
     )
-    device_ids: list[int] | None = Field(
+    device_ids: Annotated[list[int] | None, TextForm(GPU_IDS_TEXT, {"type": "integer"})] = Field(
         None,
         description="GPU ids for nn.DataParallel, e.g. 0,1. For several machines or processes prefer "
         "`torchrun --nproc_per_node N -m lowdino ...` (DistributedDataParallel).",
@@ -156,16 +217,11 @@ class RuntimeOptions(StrictModel):
     @field_validator("device_ids", mode="before")
     @classmethod
     def _parse_device_ids(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.strip()
-            if not value:
-                return None
-            try:
-                return [int(part) for part in value.split(",") if part.strip()]
-            except ValueError as exc:
-                raise ValueError(
-                    f"device_ids must be comma-separated integers like 0,1, got {value!r}"
-                ) from exc
-        if isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool):
             return [value]
+        if isinstance(value, str):  # "" (an unset form field) means none
+            return (
+                split_text(value, GPU_IDS_TEXT, int, "device_ids must be comma-separated integers like 0,1")
+                or None
+            )
         return value

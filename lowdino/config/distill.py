@@ -2,22 +2,49 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from lowdino.config.base import cli
-from lowdino.config.names import BackboneName
+from lowdino.config.names import BackboneName, registered_backbones
 from lowdino.config.pretrain import TrainOptions
 
 DistillLossName = Literal["kl", "cosine", "mse"]
+DEFAULT_TEACHER = "dinov2_vits14"
+DEFAULT_STUDENT = "mobilevit_s"
+
+
+def declare_distinct_models(schema: dict[str, Any]) -> None:
+    """`_check_models` in JSON Schema: teacher and student (given or default) are not the same backbone."""
+    schema["allOf"] = [
+        {
+            "not": {
+                "required": ["teacher", "student"],
+                "anyOf": [
+                    {"properties": {"teacher": {"const": name}, "student": {"const": name}}}
+                    for name in registered_backbones()
+                ],
+            }
+        },
+        {
+            "if": {"not": {"required": ["student"]}},
+            "then": {"properties": {"teacher": {"not": {"const": DEFAULT_STUDENT}}}},
+        },
+        {
+            "if": {"not": {"required": ["teacher"]}},
+            "then": {"properties": {"student": {"not": {"const": DEFAULT_TEACHER}}}},
+        },
+    ]
 
 
 class DistillConfig(TrainOptions):
     """Distil a frozen teacher (registry backbone or checkpoint) into a small student backbone."""
 
+    model_config = ConfigDict(json_schema_extra=declare_distinct_models)
+
     teacher: str = Field(
-        "dinov2_vits14",
+        DEFAULT_TEACHER,
         description="Teacher: a registry backbone (dinov2_vits14, resnet50, ...) or a run checkpoint path.",
         json_schema_extra=cli(group="model"),
     )
@@ -32,7 +59,7 @@ class DistillConfig(TrainOptions):
         description="Resize the view to this size for the teacher only (patch-14 ViTs need a multiple of 14).",
     )
     student: BackboneName = Field(
-        "mobilevit_s", description="Student backbone name.", json_schema_extra=cli(group="model")
+        DEFAULT_STUDENT, description="Student backbone name.", json_schema_extra=cli(group="model")
     )
     loss: DistillLossName = Field(
         "kl",
@@ -52,5 +79,5 @@ class DistillConfig(TrainOptions):
     @model_validator(mode="after")
     def _check_models(self) -> DistillConfig:
         if self.teacher == self.student and not self.teacher.endswith(".pth"):
-            raise ValueError("teacher and student are the same backbone; pick a smaller --student")
+            raise ValueError("teacher and student are the same backbone; pick a smaller student")
         return self

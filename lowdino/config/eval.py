@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from lowdino.config.base import DataOptions, RuntimeOptions, cli
+from lowdino.config.base import INTEGERS_TEXT, DataOptions, RuntimeOptions, TextForm, cli, split_text
 from lowdino.config.names import BackboneName
 
 ProtocolName = Literal["knn", "linear", "finetune", "latency"]
@@ -31,9 +31,30 @@ def declare_model_source(schema: dict[str, Any]) -> None:
     ]
 
 
-def _split_csv(value: object) -> object:
+PROTOCOLS_TEXT = r"^ *(knn|linear|finetune|latency) *(, *(knn|linear|finetune|latency) *)*$"
+RUNTIMES_TEXT = r"^ *(torch|onnxruntime) *(, *(torch|onnxruntime) *)*$"
+# Decimals from 0.01 to 1 (0.01-0.09..., 0.1-0.9..., 1, 1.0...): the range is in the pattern.
+_FRACTION = r"(0\.(0[1-9]|[1-9])[0-9]*|1(\.0*)?)"
+FRACTIONS_TEXT = rf"^ *{_FRACTION} *(, *{_FRACTION} *)*$"
+LabelFraction = Annotated[float, Field(ge=0.01, le=1.0)]
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise ValueError(f"label fraction {text!r} is not a number; pass e.g. 0.1,0.3") from exc
+    if not 0.01 <= value <= 1.0:
+        raise ValueError(f"label fraction {value} is outside 0.01-1.0; pass e.g. 0.1,0.3")
+    return value
+
+
+def _fractions(value: object) -> object:
     if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
+        for part in value.split(","):  # each checked first, for a message naming it
+            if part.strip():
+                _fraction(part.strip())
+        return split_text(value, FRACTIONS_TEXT, float, "write label fractions as decimals like 0.1,0.3")
     return value
 
 
@@ -66,14 +87,14 @@ class EvalConfig(DataOptions, RuntimeOptions):
     weights: str | None = Field(
         None, description="Weights file for --backbone.", json_schema_extra=cli(group="model")
     )
-    protocols: list[ProtocolName] = Field(
+    protocols: Annotated[list[ProtocolName], TextForm(PROTOCOLS_TEXT)] = Field(
         ["knn", "linear"],
         description="Comma-separated protocols: knn (frozen features), linear (probe on frozen features), "
         "finetune (end to end), latency (milliseconds per image at each --latency-batch-sizes and "
         "--latency-threads, in each runtime).",
         json_schema_extra=cli(group="protocol"),
     )
-    label_fractions: list[float] = Field(
+    label_fractions: Annotated[list[LabelFraction], TextForm(FRACTIONS_TEXT)] = Field(
         [0.1, 0.3],
         description="Fractions of the training labels for linear / finetune (each in 0.01-1.0); subsets "
         "are class-stratified, seeded and identical for every model.",
@@ -96,7 +117,9 @@ class EvalConfig(DataOptions, RuntimeOptions):
         "both: report the two side by side.",
         json_schema_extra=cli(group="protocol"),
     )
-    seeds: list[int] = Field([0, 1, 2], description="Seeds for label subsets and probe initialisation.")
+    seeds: Annotated[list[int], TextForm(INTEGERS_TEXT)] = Field(
+        [0, 1, 2], description="Seeds for label subsets and probe initialisation."
+    )
     batch_size: int = Field(256, ge=1, le=65536, description="Batch size for feature extraction and probes.")
     linear_epochs: int = Field(100, ge=1, le=10000, description="Epochs of the linear probe.")
     linear_lr: float = Field(1e-3, gt=0, description="Learning rate of the linear probe (Adam).")
@@ -110,10 +133,10 @@ class EvalConfig(DataOptions, RuntimeOptions):
     max_test_samples: int | None = Field(
         None, ge=10, description="Cap the evaluation set, stratified; unset uses all."
     )
-    latency_batch_sizes: list[int] = Field(
+    latency_batch_sizes: Annotated[list[int], TextForm(INTEGERS_TEXT)] = Field(
         [1, 32], description="Batch sizes the latency protocol times.", json_schema_extra=cli(group="latency")
     )
-    latency_threads: list[int] = Field(
+    latency_threads: Annotated[list[int], TextForm(INTEGERS_TEXT)] = Field(
         [1, 0],
         description="Intra-op thread counts the latency protocol times; 0 means every core.",
         json_schema_extra=cli(group="latency"),
@@ -132,7 +155,7 @@ class EvalConfig(DataOptions, RuntimeOptions):
         description="Untimed calls before each latency row.",
         json_schema_extra=cli(group="latency"),
     )
-    latency_runtimes: list[LatencyRuntimeName] = Field(
+    latency_runtimes: Annotated[list[LatencyRuntimeName], TextForm(RUNTIMES_TEXT)] = Field(
         ["torch", "onnxruntime"],
         description="Runtimes timed for a checkpoint or backbone: torch (eager) and onnxruntime (an fp32 "
         "export made for the measurement). An --artifact is timed in its own runtime.",
@@ -142,38 +165,45 @@ class EvalConfig(DataOptions, RuntimeOptions):
         None, description="Feature cache directory. Default: $LOWDINO_HOME/cache/features."
     )
 
-    _csv = field_validator(
-        "protocols",
-        "label_fractions",
-        "seeds",
-        "latency_batch_sizes",
-        "latency_threads",
-        "latency_runtimes",
-        mode="before",
-    )(classmethod(lambda cls, v: _split_csv(v)))
-
-    @field_validator("label_fractions")
+    @field_validator("protocols", mode="before")
     @classmethod
-    def _check_fractions(cls, values: list[float]) -> list[float]:
-        for fraction in values:
-            if not 0.01 <= fraction <= 1.0:
-                raise ValueError(f"label fraction {fraction} is outside 0.01-1.0; pass e.g. 0.1,0.3")
-        return values
+    def _parse_protocols(cls, value: Any) -> Any:
+        return split_text(
+            value, PROTOCOLS_TEXT, str, "must be a list or comma-separated protocols like knn,linear"
+        )
+
+    @field_validator("label_fractions", mode="before")
+    @classmethod
+    def _parse_fractions(cls, value: Any) -> Any:
+        return _fractions(value)
+
+    @field_validator("seeds", "latency_batch_sizes", "latency_threads", mode="before")
+    @classmethod
+    def _parse_integers(cls, value: Any) -> Any:
+        return split_text(value, INTEGERS_TEXT, int, "must be a list or comma-separated integers like 0,1,2")
+
+    @field_validator("latency_runtimes", mode="before")
+    @classmethod
+    def _parse_runtimes(cls, value: Any) -> Any:
+        return split_text(
+            value, RUNTIMES_TEXT, str, "must be a list or comma-separated runtimes like torch,onnxruntime"
+        )
 
     @model_validator(mode="after")
     def _check_model_source(self) -> EvalConfig:
         given = [value for value in (self.checkpoint, self.backbone, self.artifact) if value is not None]
         if len(given) != 1:
             raise ValueError(
-                "give exactly one of --checkpoint RUN_OR_FILE, --backbone NAME or --artifact FILE.onnx"
+                "give exactly one of checkpoint (a run id, run directory or checkpoint file), backbone "
+                "(a registry name) or artifact (an exported .onnx / .pt file)"
             )
         if self.backbone is None and (self.pretrained or self.weights is not None):
             raise ValueError(
-                "--pretrained and --weights go with --backbone; a --checkpoint or --artifact carries its own weights"
+                "pretrained and weights go with backbone; a checkpoint or artifact carries its own weights"
             )
         if self.artifact is not None and "finetune" in self.protocols:
             raise ValueError(
-                "an --artifact cannot be fine-tuned (its graph has no gradients); drop finetune from --protocols"
+                "an artifact cannot be fine-tuned (its graph has no gradients); drop finetune from protocols"
             )
         for value in self.latency_batch_sizes:
             if value < 1:

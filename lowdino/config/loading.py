@@ -37,7 +37,7 @@ def validation_problems(error: ValidationError) -> list[tuple[str, str]]:
         elif kind == "literal_error":
             message = f"must be one of {ctx.get('expected')}"
         elif kind == "extra_forbidden":
-            message = "is not an option (check the spelling; `--help` lists them)"
+            message = "is not an option (check the spelling)"
         else:
             message = str(item["msg"]).removeprefix("Value error, ")
         got = item.get("input")

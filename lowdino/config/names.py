@@ -6,19 +6,35 @@ file alike, with the valid names in the message, instead of failing later inside
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 
-def _registered_backbone(name: str) -> str:
+def registered_backbones() -> list[str]:
     # Imported here, not at module level: the registry needs torch, and reading a config must not.
     from lowdino.backbones import backbone_names
 
-    names = backbone_names()
+    return list(backbone_names())
+
+
+def _registered_backbone(name: str) -> str:
+    names = registered_backbones()
     if name not in names:
         raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(names)} (`lowdino backbones`)")
     return name
 
 
-BackboneName = Annotated[str, AfterValidator(_registered_backbone)]
+class _RegistryNames:
+    """The registry's names as the field's JSON-schema `enum` (so the schema refuses what the validator does)."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema: dict[str, Any] = handler(core_schema)
+        return {**schema, "enum": registered_backbones()}
+
+
+BackboneName = Annotated[str, AfterValidator(_registered_backbone), _RegistryNames()]

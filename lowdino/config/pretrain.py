@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from lowdino.config.base import DataOptions, RuntimeOptions, cli
+from lowdino.config.base import DataOptions, RuntimeOptions, cli, options_conflict
 from lowdino.config.names import BackboneName
 
 MethodName = Literal["dino", "byol"]
@@ -286,13 +286,14 @@ class PretrainConfig(TrainOptions):
 
     @model_validator(mode="after")
     def _check_crops(self) -> PretrainConfig:
+        # Comparisons between two options, which JSON Schema cannot state: `options_conflict` errors.
         if self.local_crop_size > self.global_crop_size:
-            raise ValueError(
+            raise options_conflict(
                 f"local_crop_size ({self.local_crop_size}) must not exceed global_crop_size "
                 f"({self.global_crop_size})"
             )
         if self.warmup_teacher_temp_epochs > self.n_epochs:
-            raise ValueError(
+            raise options_conflict(
                 f"warmup_teacher_temp_epochs ({self.warmup_teacher_temp_epochs}) must not exceed "
                 f"n_epochs ({self.n_epochs})"
             )

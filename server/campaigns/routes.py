@@ -22,10 +22,11 @@ from server.campaigns.schemas import (
     SweepPublic,
     SweepsPublic,
 )
-from server.campaigns.studies import baseline_source, submit_study
+from server.campaigns.studies import STUDY_OWNED_PRETRAIN_FIELDS, baseline_source, submit_study
 from server.deps import CeleryDep, SessionDep, SettingsDep
 from server.errors import InvalidRequestError
-from server.schemas import Message
+from server.runs.lifecycle import validate_config
+from server.schemas import CONFLICT_DESCRIPTION, Message
 from server.settings import Settings
 from server.storage.models import Sweep
 from server.vocabulary import FINISHED_STATUSES
@@ -35,6 +36,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Message, "description": "No sweep with this id."}
 }
 INVALID: dict[int | str, dict[str, Any]] = {
+    409: {"model": Message, "description": CONFLICT_DESCRIPTION},
     422: {
         "model": Message,
         "description": "A run of it is invalid (the message names which, and the field).",
@@ -73,6 +75,7 @@ def create_sweep(
     body: SweepCreate, session: SessionDep, settings: SettingsDep, celery_app: CeleryDep
 ) -> SweepPublic:
     """Expand the grid / overrides, validate every run, then create and queue them all (or none)."""
+    validate_config(body.kind, body.config)  # the base is a valid config by itself (as the schema says)
     grid = {key: list(values) for key, values in (body.grid or {}).items()}
     entries = sweeps.grid_entries(
         body.kind,
@@ -176,6 +179,12 @@ def create_study(
         message = f"no study preset {body.study!r}; use one of {', '.join(presets)} (GET /api/studies)"
         raise InvalidRequestError(message, field_errors={"study": message})
     study = presets[body.study]
+    for field in STUDY_OWNED_PRETRAIN_FIELDS:
+        if field in body.pretrain:
+            message = "is set by the study (each of its backbones, the server's run directory); leave it out"
+            raise InvalidRequestError(
+                f"pretrain.{field}: {message}", field_errors={f"pretrain.{field}": message}
+            )
     try:
         study.scale(body.scale)
     except ConfigError as exc:

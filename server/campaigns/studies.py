@@ -23,6 +23,8 @@ from server.settings import Settings
 from server.storage.models import Run, Sweep
 from server.vocabulary import RunKind
 
+# Pretrain options a study sets itself: one run per backbone, in the server's run directory.
+STUDY_OWNED_PRETRAIN_FIELDS = ("backbone", "output_dir", "resume")
 # Pretrain options whose value the study's evaluations take too (same data for every row).
 SHARED_DATA_FIELDS = ("dataset", "dataset_name", "data_path", "synthetic_size")
 

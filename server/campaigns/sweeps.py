@@ -18,7 +18,7 @@ from celery import Celery
 from sqlalchemy.orm import Session
 
 from server.campaigns import queries as sweep_queries
-from server.errors import BrokerUnavailableError, InvalidRequestError, RunStateError
+from server.errors import BrokerUnavailableError, InvalidRequestError, RunStateError, ServerStateError
 from server.runs import queries as run_queries
 from server.runs.lifecycle import (
     cancel_run,
@@ -67,7 +67,7 @@ def expand(
     size = len(override_list) * math.prod(len(values) for values in grid.values())
     if size > max_runs:
         shape = " x ".join([str(len(override_list))] * bool(overrides) + [str(len(v)) for v in grid.values()])
-        raise InvalidRequestError(
+        raise ServerStateError(
             f"the sweep expands to {size} runs ({shape}), above the limit of {max_runs}; "
             "split it into smaller sweeps or raise LOWDINO_MAX_SWEEP_RUNS"
         )
@@ -80,14 +80,16 @@ def _prepared(
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The entry's validated config and evaluate block, or a 422 naming the combination and field."""
     try:
-        config = prepare_config(session, settings, kind=entry.kind, config=entry.config, run_id=run_id)
+        config = prepare_config(
+            session, settings, kind=entry.kind, config=entry.config, run_id=run_id, merged=True
+        )
         check_gpu_capacity(session, settings, config)
         evaluate = check_evaluate_block(entry.kind, entry.evaluate, config)
         if evaluate is not None:
             evaluate = resolve_config_paths(evaluate, settings)
     except InvalidRequestError as exc:
         where = f"run {index + 1} of {total} ({describe_changes(entry.changes)})"
-        raise InvalidRequestError(f"{where}: {exc}", field_errors=exc.field_errors) from exc
+        raise type(exc)(f"{where}: {exc}", field_errors=exc.field_errors) from exc
     return config, evaluate
 
 

@@ -2,9 +2,23 @@
 
 Every error answers ``{"detail": "<one line: cause and fix>", "field_errors": {field: message} | null}``
 (`server.schemas.Message`), request-validation errors included (FastAPI's default is a list, which a
-client generated from the schema could not parse). A 405 names in `Allow` every method the path has,
-not only those of the first route that matched it. Bearer auth is declared only when the server has a
-token, so the schema never asks a client for credentials the server does not check.
+client generated from the schema could not parse). A body that cannot be read (not UTF-8: FastAPI's
+400 "There was an error parsing the body") is a 422 like malformed JSON. A 405 names in `Allow` every
+method the path has, not only those of the first route that matched it. Operations with a body document
+the 413 of bodies above LOWDINO_MAX_BODY_BYTES. Bearer auth is declared only
+when the server has a token, so the schema never asks a client for credentials the server does not check.
+
+Run configs are stated per kind (`server.http.request_schemas`): a config the document allows is
+accepted, one it refuses is a 422, with two kinds of exception, each a 409 documented on the operation
+(`server.schemas.CONFLICT_DESCRIPTION`) because no static schema can state it:
+
+* this server's state (`server.errors.ServerStateError`): a path that leads outside its data roots
+  (they are settings; symlinks are resolved), GPUs that no live worker has, a sweep above its
+  run limit, a clone option that the original run's kind lacks;
+* rules between options that JSON Schema cannot express (`server.errors.OptionsConflictError`):
+  comparisons of two values (`local_crop_size <= global_crop_size`, `warmup_teacher_temp_epochs <=
+  n_epochs`), and the model's rules on a config merged from parts the document states one by one
+  (a sweep's base, grid and overrides; clone and study overrides over the original's or the preset's).
 """
 
 from __future__ import annotations
@@ -16,12 +30,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lowdino.config import CONFIG_MODELS
 from lowdino.errors import LowDinoError
 from server.errors import ServiceError
+from server.http.request_schemas import rewrite_request_bodies
 
 MESSAGE_REF = {"$ref": "#/components/schemas/Message"}
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -57,6 +70,11 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.__cause__ is not None:  # FastAPI could not read the body
+        message = f"not a JSON body ({type(exc.__cause__).__name__}); send UTF-8 JSON"
+        return JSONResponse(
+            error_body(f"invalid request: body: {message}", {"body": message}), status_code=422
+        )
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = ", ".join(sorted(_methods_of_path(request)))
@@ -100,20 +118,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
 
 
-def config_schemas() -> dict[str, Any]:
-    """The run kinds' config models as OpenAPI components (PretrainConfig, EvalConfig, DistillConfig), with
-    every constraint their JSON schema declares (e.g. EvalConfig: exactly one of checkpoint / backbone).
-
-    `RunCreate.config` stays a plain object in the document: which model applies depends on `kind`, and
-    the models coerce ("0.1,0.3" for a list), so a schema-invalid config may still be accepted.
-    """
-    _, top = models_json_schema(
-        [(model, "validation") for model in CONFIG_MODELS.values()],
-        ref_template="#/components/schemas/{model}",
-    )
-    return dict(top["$defs"])
-
-
 def install_openapi(app: FastAPI, *, auth_enabled: bool) -> None:
     """`app.openapi()` rewritten to the contract above (built once, then cached like FastAPI's own)."""
 
@@ -127,10 +131,18 @@ def install_openapi(app: FastAPI, *, auth_enabled: bool) -> None:
         schemas = components.setdefault("schemas", {})
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
-        schemas.update(config_schemas())
+        rewrite_request_bodies(schemas)
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():
                 responses = operation.get("responses", {})
+                if "requestBody" in operation:  # server.http.security.BodySizeLimit
+                    responses.setdefault(
+                        "413",
+                        {
+                            "description": "The body is larger than the server allows (LOWDINO_MAX_BODY_BYTES).",
+                            "content": {"application/json": {"schema": MESSAGE_REF}},
+                        },
+                    )
                 if "422" in responses:
                     responses["422"] = {
                         "description": responses["422"].get("description", "Invalid request"),

@@ -135,7 +135,7 @@ class BodySizeLimit:
         body = (
             b'{"detail":"request body is larger than the server allows (LOWDINO_MAX_BODY_BYTES='
             + str(self.max_bytes).encode()
-            + b'); send a smaller body"}'
+            + b'); send a smaller body","field_errors":null}'
         )
         headers: list[Any] = [
             (b"content-type", b"application/json"),

@@ -18,7 +18,9 @@ from server.schemas import Message
 
 router = APIRouter(tags=["report"])
 MAX_RUNS = 200
-RUNS_PATTERN = r"^\s*[^,\s][^,]*(,\s*[^,\s][^,]*){0,199}$"
+# Run ids (ASCII), at most 200, 4000 characters in all: even refused values stay far below the HTTP
+# server's limit on a request line (about 64 KiB: a URL-encoded character takes up to 12 bytes).
+RUNS_PATTERN = r"^ ?[A-Za-z0-9_-]{1,32} ?(, ?[A-Za-z0-9_-]{1,32} ?){0,199}$"
 MEDIA_TYPES = {"csv": "text/csv", "md": "text/markdown"}
 
 
@@ -53,7 +55,7 @@ def report(
     runs: Annotated[
         str | None,
         Query(
-            max_length=8000,
+            max_length=4000,
             pattern=RUNS_PATTERN,
             description="Comma-separated run ids (1-200): eval runs, and pretrain/distill runs (their "
             "eval runs are included).",

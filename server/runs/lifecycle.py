@@ -12,13 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from lowdino.config import CONFIG_MODELS
+from lowdino.config.base import OPTIONS_CONFLICT
 from lowdino.config.loading import describe_validation_error, validation_problems
 from lowdino.contract.rundir import RunDir
-from server.errors import BrokerUnavailableError, InvalidRequestError, RunStateError
+from server.errors import (
+    BrokerUnavailableError,
+    InvalidRequestError,
+    OptionsConflictError,
+    RunStateError,
+    ServerStateError,
+)
 from server.runs import queries as run_queries
 from server.runs.paths import owned_run_dir, resolve_config_paths
 from server.settings import Settings
@@ -37,13 +44,46 @@ CHAIN_OWNED_FIELDS = ("checkpoint", "backbone", "pretrained", "weights", *SERVER
 INHERITED_FIELDS = ("dataset", "dataset_name", "data_path", "synthetic_size", "device")
 
 
-def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
-    """The kind's pydantic model applied to `config` (defaults filled), as JSON; 422 naming the field."""
-    model = CONFIG_MODELS[kind]
+def strict_validate(kind: str, config: dict[str, Any]) -> BaseModel:
+    """The kind's model from a config parsed from JSON, in pydantic's strict mode: a value of the wrong JSON
+    type ("5" for an integer, 1 for a boolean) is refused as the published JSON schema says, instead of
+    being coerced; the text forms that the schema declares (e.g. "0.1,0.3") are still parsed. (The
+    models have only JSON types, so strict Python mode is strict JSON mode without a re-encoding.)"""
+    return CONFIG_MODELS[kind].model_validate(_integral_floats_as_ints(config), strict=True)
+
+
+def _integral_floats_as_ints(value: Any) -> Any:
+    """5.0 as 5: JSON Schema's integers include it, and strict pydantic would refuse it for an int (a
+    float option takes the int all the same)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral_floats_as_ints(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integral_floats_as_ints(item) for key, item in value.items()}
+    return value
+
+
+def _refusal_class(exc: ValidationError, *, merged: bool) -> type[InvalidRequestError]:
+    """409 when only rules between options failed that the API schema cannot state (every rule of a
+    config merged from parts, comparisons of two values in any config); else 422."""
+    errors = exc.errors()
+    between = all(not error["loc"] for error in errors)
+    if between and (merged or all(error["type"] == OPTIONS_CONFLICT for error in errors)):
+        return OptionsConflictError
+    return InvalidRequestError
+
+
+def validate_config(kind: str, config: dict[str, Any], *, merged: bool = False) -> dict[str, Any]:
+    """The kind's pydantic model applied to `config` (defaults filled), as JSON; 422 naming the field.
+
+    `merged`: the config was merged from parts that the API schema states one by one (a sweep's base,
+    grid and overrides; clone or study overrides), so a rule between options is the parts' conflict (409).
+    """
     try:
-        return model.model_validate(config).model_dump(mode="json")
+        return strict_validate(kind, config).model_dump(mode="json")
     except ValidationError as exc:
-        raise InvalidRequestError(
+        raise _refusal_class(exc, merged=merged)(
             f"invalid {kind} config: {describe_validation_error(exc)}",
             field_errors=dict(validation_problems(exc)),
         ) from exc
@@ -76,10 +116,10 @@ def check_evaluate_block(
     }
     block.update(evaluate)
     try:
-        CONFIG_MODELS[RunKind.EVAL].model_validate({**block, "checkpoint": "the-training-run"})
+        strict_validate(RunKind.EVAL, {**block, "checkpoint": "the-training-run"})
     except ValidationError as exc:
         problems = {f"evaluate.{field}": message for field, message in validation_problems(exc)}
-        raise InvalidRequestError(
+        raise _refusal_class(exc, merged=True)(
             f"invalid evaluate block: {describe_validation_error(exc)}", field_errors=problems
         ) from exc
     return block
@@ -96,18 +136,25 @@ def _run_dir_lookup(session: Session, settings: Settings) -> Callable[[str], Pat
 
 
 def prepare_config(
-    session: Session, settings: Settings, *, kind: str, config: dict[str, Any], run_id: str
+    session: Session,
+    settings: Settings,
+    *,
+    kind: str,
+    config: dict[str, Any],
+    run_id: str,
+    merged: bool = False,
 ) -> dict[str, Any]:
-    """Validated config with checked absolute paths and the server-chosen run directory."""
+    """Validated config with checked absolute paths and the server-chosen run directory (`merged`: see
+    validate_config)."""
     for field in SERVER_OWNED_FIELDS:
-        if config.get(field) not in (None, False):
+        if field in config:
             fix = (
                 "leave it out"
                 if field == "output_dir"
                 else "use POST /api/runs/{id}/resume on the run to continue"
             )
             raise InvalidRequestError.for_field(field, f"is set by the server for REST runs; {fix}")
-    validated = validate_config(kind, config)
+    validated = validate_config(kind, config, merged=merged)
     validated = resolve_config_paths(validated, settings, run_dir_of=_run_dir_lookup(session, settings))
     validated["output_dir"] = str(settings.run_dir(run_id))
     return validated
@@ -124,10 +171,10 @@ def enqueue_run(session: Session, celery_app: Celery, run: Run) -> Run:
 
 
 def check_gpu_capacity(session: Session, settings: Settings, prepared: dict[str, Any]) -> None:
-    """422 when live workers exist and none has the GPUs the run asks for: queued, it would wait forever."""
+    """409 when live workers exist and none has the GPUs the run asks for: queued, it would wait forever."""
     refusal = gpu_capacity_refusal(session, settings, gpus_needed(prepared))
     if refusal is not None:
-        raise InvalidRequestError.for_field("device_ids" if prepared.get("device_ids") else "device", refusal)
+        raise ServerStateError.for_field("device_ids" if prepared.get("device_ids") else "device", refusal)
 
 
 def submit_run(
@@ -141,6 +188,7 @@ def submit_run(
     tags: list[str] | None = None,
     parent_id: str | None = None,
     evaluate: dict[str, Any] | None = None,
+    merged: bool = False,
 ) -> Run:
     """Validate, create the queued row and its run directory, and send "lowdino.run" to its queue.
 
@@ -150,7 +198,7 @@ def submit_run(
     run asks for (server.workers.queues).
     """
     run_id = new_run_id()
-    prepared = prepare_config(session, settings, kind=kind, config=config, run_id=run_id)
+    prepared = prepare_config(session, settings, kind=kind, config=config, run_id=run_id, merged=merged)
     check_gpu_capacity(session, settings, prepared)
     evaluate = check_evaluate_block(kind, evaluate, prepared)
     if kind == RunKind.EXPORT:
@@ -238,6 +286,16 @@ def resume_run(session: Session, celery_app: Celery, settings: Settings, *, run_
     return enqueue_run(session, celery_app, resumed)
 
 
+def _invalid_options(kind: str, options: dict[str, Any]) -> list[str]:
+    """The options that are not valid for `kind` on their own (rules between options aside): what the
+    `<Model>Options` schema of the API document refuses."""
+    try:
+        strict_validate(kind, options)
+    except ValidationError as exc:
+        return list(dict.fromkeys(str(error["loc"][0]) for error in exc.errors() if error["loc"]))
+    return []
+
+
 def clone_run(
     session: Session,
     celery_app: Celery,
@@ -250,6 +308,13 @@ def clone_run(
 ) -> Run:
     """A new queued run with the original's config updated by `overrides` (parent_id = original)."""
     parent = run_queries.require_run(session, run_id=run_id)
+    invalid = _invalid_options(parent.kind, overrides)
+    others = [kind for kind in CONFIG_MODELS if kind != parent.kind and not _invalid_options(kind, overrides)]
+    if invalid and others:  # the document allows every kind's options: the original's kind is its state
+        message = f"run {parent.id} is a {parent.kind} run; this is an option of {' or '.join(others)} runs"
+        raise ServerStateError(
+            f"config.{invalid[0]}: {message}", field_errors=dict.fromkeys(invalid, message)
+        )
     config = {key: value for key, value in parent.config.items() if key not in SERVER_OWNED_FIELDS}
     config.update(overrides)
     return submit_run(
@@ -261,6 +326,7 @@ def clone_run(
         name=name if name is not None else f"{parent.name or parent.id} (copy)",
         tags=tags if tags is not None else list(parent.tags or []),
         parent_id=parent.id,
+        merged=True,
     )
 
 

@@ -2,7 +2,9 @@
 
 * Paths inside submitted configs (dataset, weights, checkpoints, caches) are resolved — symlinks
   included — and must lie under an allowed root; they are stored absolute, so the worker reads
-  exactly what was checked.
+  exactly what was checked. What a path must look like is in the API's schema (`USABLE_PATH`,
+  `INSIDE_RUN_PATH`: 422 when it does not); where it leads depends on this server's roots and files,
+  which no schema states (`ServerStateError`, 409).
 * Artifact names are relative paths that must resolve inside the run directory.
 * A run directory is only ever created or deleted when it resolves inside `runs_dir`.
 """
@@ -14,9 +16,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from lowdino.config.base import matches_pattern
 from lowdino.contract.rundir import CHECKPOINT_FILE
-from server.errors import ArtifactNotFoundError, InvalidRequestError, ServiceError
+from server.errors import ArtifactNotFoundError, InvalidRequestError, ServerStateError, ServiceError
 from server.settings import Settings
+
+# JSON Schema patterns (matched as JSON Schema validators do: `matches_pattern`), checked here and
+# published for the path fields of request configs (server.http.request_schemas).
+USABLE_PATH = r"^[^\x00]*[^\x00 \t\n\r\f\v][^\x00]*$"  # not blank, no NUL
+_PART = r"([^/\\.\x00][^/\\\x00]*|\.([^/\\.\x00][^/\\\x00]*)?|\.\.[^/\\\x00]+)"  # not ".."
+INSIDE_RUN_PATH = rf"^{_PART}([/\\]+{_PART})*[/\\]*$"  # relative, no ".." part, no NUL
 
 
 class PathEscapeError(ServiceError):
@@ -43,7 +52,7 @@ def resolve_under(raw: str, roots: Sequence[Path], *, field: str, env_hint: str)
     A relative path is taken against the current directory first, then against each root, preferring
     one that exists (a dataset may also be a folder that is yet to be downloaded into).
     """
-    if "\x00" in raw or not raw.strip():
+    if not matches_pattern(USABLE_PATH, raw):
         raise InvalidRequestError.for_field(
             field, f"{raw!r} is not a usable path; give a path under {_roots_text(roots)}"
         )
@@ -57,7 +66,7 @@ def resolve_under(raw: str, roots: Sequence[Path], *, field: str, env_hint: str)
     existing = [path for path in allowed if path.exists()]
     if existing or allowed:
         return str((existing or allowed)[0])
-    raise InvalidRequestError.for_field(
+    raise ServerStateError.for_field(
         field,
         f"{raw} resolves to {resolved[0]}, outside the allowed directories "
         f"({_roots_text(real_roots)}); move it under one of them or add its folder to {env_hint}",
@@ -99,7 +108,8 @@ def resolve_config_paths(
     """A copy of a validated config (JSON dict) with every path field checked and made absolute.
 
     `run_dir_of(value)` maps a run id to its directory, so `checkpoint` / `teacher` may name a run.
-    Raises InvalidRequestError (422) naming the field and the fix.
+    Raises InvalidRequestError (422) for a path of the wrong form, ServerStateError (409) for one
+    that leads outside this server's roots, each naming the field and the fix.
     """
     config = dict(config)
     roots = read_roots(settings)
@@ -108,15 +118,18 @@ def resolve_config_paths(
         value = config.get(field)
         if value is None or not isinstance(value, str):
             continue
-        if field == "data_path" and config.get("dataset") == "synthetic":
-            continue  # generated in memory: the path is never read
         if kind == "inside_run":
-            parts = PurePosixPath(value.replace("\\", "/")).parts
-            if Path(value).is_absolute() or ".." in parts:
+            if not matches_pattern(INSIDE_RUN_PATH, value):
                 raise InvalidRequestError.for_field(
                     field, f"{value!r} must be a relative path inside the run directory, e.g. 'logs'"
                 )
             continue
+        if not matches_pattern(USABLE_PATH, value):
+            raise InvalidRequestError.for_field(
+                field, f"{value!r} is not a usable path; give a file or folder"
+            )
+        if field == "data_path" and config.get("dataset") == "synthetic":
+            continue  # generated in memory: the path is never read
         if kind == "cache":
             config[field] = resolve_under(value, [settings.home], field=field, env_hint="LOWDINO_HOME")
             continue
@@ -194,12 +207,16 @@ def artifact_path(run_dir: Path, name: str) -> Path:
         raise PathEscapeError(
             f"artifact name {name!r} leaves the run directory; use a name from GET .../artifacts"
         )
+    missing = ArtifactNotFoundError(f"run has no artifact {name!r}; list them with GET .../artifacts")
     root = _real(run_dir)
-    path = _real(root / pure)
-    if not _inside(path, root) or path == root:
-        raise PathEscapeError(f"artifact {name!r} points outside the run directory; it cannot be served")
-    if not path.is_file():
-        raise ArtifactNotFoundError(f"run has no artifact {name!r}; list them with GET .../artifacts")
+    try:
+        path = _real(root / pure)
+        if not _inside(path, root) or path == root:
+            raise PathEscapeError(f"artifact {name!r} points outside the run directory; it cannot be served")
+        if not path.is_file():
+            raise missing
+    except OSError as exc:  # e.g. a name longer than the filesystem allows: no such file either
+        raise missing from exc
     return path
 
 

@@ -12,7 +12,7 @@ from server.runs import lifecycle
 from server.runs import queries as run_queries
 from server.runs.queries import SORTABLE_FIELDS
 from server.runs.schemas import RunClone, RunCreate, RunPublic, RunsPublic
-from server.schemas import Message
+from server.schemas import CONFLICT_DESCRIPTION, Message
 from server.vocabulary import RunKind, RunStatus
 from server.workers.liveness import queue_warning
 
@@ -22,7 +22,8 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": Message, "description": "The run's state does not allow this."}
 }
 INVALID: dict[int | str, dict[str, Any]] = {
-    422: {"model": Message, "description": "Invalid config (the message names the field)."}
+    409: {"model": Message, "description": CONFLICT_DESCRIPTION},
+    422: {"model": Message, "description": "Invalid config (the message names the field)."},
 }
 # Filters reach SQL as text: control characters (NUL above all) are refused before they reach the database.
 PRINTABLE = r"^[^\x00-\x1f]*$"
@@ -114,7 +115,7 @@ def resume_run(run_id: str, session: SessionDep, settings: SettingsDep, celery_a
     "/{run_id}/clone",
     response_model=RunPublic,
     status_code=status.HTTP_201_CREATED,
-    responses={**NOT_FOUND, **INVALID},
+    responses={**NOT_FOUND, **INVALID, 503: {"model": Message}},
 )
 def clone_run(
     run_id: str,

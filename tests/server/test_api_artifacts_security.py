@@ -128,6 +128,8 @@ def test_body_limit(settings: Settings) -> None:
         response = client.post("/api/runs", json=big)
         assert response.status_code == 413
         assert "LOWDINO_MAX_BODY_BYTES" in response.json()["detail"]
+        assert response.json()["field_errors"] is None  # the one error body
+        assert "413" in client.get("/openapi.json").json()["paths"]["/api/runs"]["post"]["responses"]
 
         def chunks() -> Iterator[bytes]:  # no Content-Length: the limit counts streamed bytes
             yield b'{"kind": "pretrain", "name": "'

@@ -2,10 +2,11 @@
 5xx, and status codes, content types, headers (Allow on 405 included), bodies, rejection of invalid data
 and acceptance of valid data all match what the schema declares.
 
-One exemption, stated where it applies: a run's config names files and runs that must exist on this
-server (data paths under LOWDINO_DATA_ROOTS, checkpoints of real runs), which no schema can express, so
-schema-valid configs may still be refused (422, naming the field) by POST /runs, /clone, /sweeps and
-/studies (whose configs are the same models, per run).
+One exemption, stated where it applies: positive-data acceptance is off for POST /runs, /clone, /sweeps
+and /studies, whose configs the document states per kind; what it cannot state (this server's data
+roots, rules between options) answers the documented 409, which schemathesis accepts. The CLI run in
+test_api_schemathesis_cli.py checks them without exemption; here the seeded runs make clone reach
+real originals, whose config may refuse an override in combination (409 too).
 
 The SSE endpoint is excluded (it streams until the client leaves); every other operation goes
 through the real app on both databases. Random run ids would only ever reach the 404 branch, so in

@@ -41,7 +41,7 @@ def test_more_gpus_than_the_largest_live_worker_is_refused_at_submission(
     worker_queries.upsert_worker(session, name="gpu-box-1", queues=["gpu", "gpu2"], gpus=[0, 1])  # type: ignore[arg-type]
     worker_queries.upsert_worker(session, name="cpu-box", queues=["cpu"], gpus=[])  # type: ignore[arg-type]
     refused = submit(client, device="cuda", device_ids=[0, 1, 2, 3])
-    assert refused.status_code == 422
+    assert refused.status_code == 409  # the live workers (server state): documented 409
     body = refused.json()
     assert body["detail"].startswith(
         "config.device_ids: needs 4 GPUs; the largest live worker, gpu-box-1, has 2: ask for at most 2"
@@ -58,6 +58,6 @@ def test_more_gpus_than_the_largest_live_worker_is_refused_at_submission(
 def test_a_gpu_run_is_refused_when_only_cpu_workers_are_live(client: TestClient, session: object) -> None:
     worker_queries.upsert_worker(session, name="cpu-box", queues=["cpu", "gpu"], gpus=[])  # type: ignore[arg-type]
     refused = submit(client, device="cuda")
-    assert refused.status_code == 422
+    assert refused.status_code == 409
     assert "config.device: needs 1 GPU; the largest live worker, cpu-box, has 0" in refused.json()["detail"]
     assert submit(client, device="cpu").status_code == 201

@@ -131,7 +131,7 @@ def test_a_bad_path_is_reported_at_its_field(client: TestClient) -> None:
     response = client.post(
         "/api/runs", json={"kind": "pretrain", "config": {"dataset": "cifar10", "data_path": "/etc"}}
     )
-    assert response.status_code == 422
+    assert response.status_code == 409
     assert "outside the allowed directories" in response.json()["field_errors"]["data_path"]
 
 

@@ -173,3 +173,13 @@ def test_python_m_lowdino_pretrain_exit_codes(tmp_path) -> None:
         f"lowdino pretrain: error: {out} already holds a run; pass --resume to continue it or choose another "
         "--output-dir"
     ]
+
+
+def test_eval_without_a_model_source_names_the_options_in_one_line(capsys) -> None:
+    # The library's message names the options (the REST API shows it too); the flags are --<option>.
+    assert main(["eval", "--dataset", "synthetic"]) == rundir.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "exactly one of checkpoint" in err
+    assert "backbone" in err
+    assert "--checkpoint" not in err

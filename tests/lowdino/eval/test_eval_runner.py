@@ -213,7 +213,7 @@ def test_fraction_outside_range_is_a_config_error(capsys):
 
 
 def test_checkpoint_with_pretrained_is_a_config_error():
-    with pytest.raises(ConfigError, match="--pretrained and --weights go with --backbone"):
+    with pytest.raises(ConfigError, match="pretrained and weights go with backbone"):
         build_config(EvalConfig, overrides={"checkpoint": "runs/x", "pretrained": True})
 
 

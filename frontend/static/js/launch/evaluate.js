@@ -1,13 +1,14 @@
 // "Then evaluate": a training run can carry an `evaluate` block, queued as a linked eval run when it
 // completes. The block's fields come from the eval kind's schema.
 import { clear, h } from "../dom.js";
+import { baseSchema } from "./form.js";
 
 /** Renders the block into `root` from eval's schema; returns read(): the block, or null when it is off. */
 export function renderEvaluate(root, evalSchema) {
   clear(root);
   const props = evalSchema.properties;
   const toggle = h("input", { type: "checkbox", id: "evaluate-toggle" });
-  const protocols = props.protocols.items.enum.map((choice) => h("input", { type: "checkbox", value: choice, id: `evaluate-protocol-${choice}` }));
+  const protocols = baseSchema(props.protocols).schema.items.enum.map((choice) => h("input", { type: "checkbox", value: choice, id: `evaluate-protocol-${choice}` }));
   const knnProtocol = h("select", { id: "evaluate-knn-protocol" }, props.knn_protocol.enum.map((choice) => h("option", { value: choice }, choice)));
   const fractions = h("input", { type: "text", id: "evaluate-label-fractions" });
   const seeds = h("input", { type: "text", id: "evaluate-seeds" });

@@ -14,7 +14,7 @@ const BACKBONE_FIELDS = new Set(["backbone", "student", "teacher"]);
 // Fields that take a run id or a path; a datalist offers recent training runs (and, for a teacher, backbones).
 const RUN_FIELDS = ["teacher", "checkpoint"];
 
-function baseSchema(prop) {
+export function baseSchema(prop) {
   if (Array.isArray(prop.anyOf)) {
     const real = prop.anyOf.filter((item) => item.type !== "null");
     return { schema: { ...real[0], ...prop, anyOf: undefined }, nullable: real.length < prop.anyOf.length };
@@ -188,12 +188,13 @@ async function fillChoiceLists(catalog) {
 }
 
 /** The fields that differ from their defaults, leaving out those `skip(name)` claims (the swept ones). */
-export function readConfig(inputs, defaults, skip) {
+/** The options that differ from the defaults; a swept option's first value stands in the base config,
+ * which must be valid by itself (the API's schema says so). */
+export function readConfig(inputs, defaults, grid = null) {
   const config = {};
   for (const [name, entry] of inputs) {
-    if (skip(name)) continue;
-    const value = entry.read();
-    if (!same(value, defaults[name])) config[name] = value;
+    const value = grid && name in grid ? grid[name][0] : entry.read();
+    if (value !== undefined && !same(value, defaults[name])) config[name] = value;
   }
   return config;
 }

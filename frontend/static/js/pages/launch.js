@@ -204,12 +204,13 @@ export function mount(root) {
 
   /** The request body the form stands for: POST /api/runs, or /api/sweeps when a field is swept. */
   function collect() {
-    const config = readConfig(inputs, state.defaults, sweep.has);
+    const grid = sweep.size ? sweep.grid(inputs) : null;
+    const config = readConfig(inputs, state.defaults, grid);
     const tags = tagsInput.value.split(",").map((tag) => tag.trim()).filter(Boolean);
     const body = { kind: state.kind, name: nameInput.value.trim() || null, tags, config };
     const evaluate = readEvaluate();
     if (evaluate) body.evaluate = evaluate;
-    if (sweep.size) body.grid = sweep.grid(inputs);
+    if (grid) body.grid = grid;
     return body;
   }
 
