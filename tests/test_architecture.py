@@ -176,10 +176,15 @@ def bare_vocabulary(path: Path) -> list[str]:
         and isinstance(node.body[0], ast.Expr)
         and isinstance(node.body[0].value, ast.Constant)
     }
+    # A subscript key names a field of a document (StudyCreate's "pretrain" options), not a kind.
+    keys = {id(node.slice) for node in ast.walk(tree) if isinstance(node, ast.Subscript)}
     return [
         f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}"
         for node in ast.walk(tree)
-        if isinstance(node, ast.Constant) and node.value in words and id(node) not in docstrings
+        if isinstance(node, ast.Constant)
+        and node.value in words
+        and id(node) not in docstrings
+        and id(node) not in keys
     ]
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from lowdino.config.base import StrictModel, cli
 
@@ -13,8 +13,18 @@ QuantizeName = Literal["none", "int8"]
 WhichNetwork = Literal["teacher", "student"]
 
 
+def declare_int8_needs_onnx(schema: dict[str, Any]) -> None:
+    """`_check_combinations`' first rule in JSON Schema, so the REST API's document refuses it too."""
+    schema["anyOf"] = [
+        {"properties": {"quantize": {"const": "none"}}},
+        {"properties": {"format": {"const": "onnx"}}},
+    ]
+
+
 class ExportConfig(StrictModel):
     """Export a run's backbone, a checkpoint or a registry backbone for deployment, with a parity check."""
+
+    model_config = ConfigDict(json_schema_extra=declare_int8_needs_onnx)
 
     source: str = Field(
         description="What to export: a run directory, a checkpoint file (checkpoint.pth) or a registry "
@@ -110,7 +120,7 @@ class ExportConfig(StrictModel):
     @model_validator(mode="after")
     def _check_combinations(self) -> ExportConfig:
         if self.quantize == "int8" and self.format != "onnx":
-            raise ValueError(f"--quantize int8 needs --format onnx (got {self.format}); drop one of the two")
+            raise ValueError(f"quantize int8 needs format onnx (got {self.format}); drop one of the two")
         if self.output is not None and self.output_dir is not None:
-            raise ValueError("give --output FILE (one-off export) or --output-dir RUNDIR, not both")
+            raise ValueError("give output (a file, one-off export) or output_dir (a run directory), not both")
         return self

@@ -149,9 +149,9 @@ def prepare_config(
     for field in SERVER_OWNED_FIELDS:
         if field in config:
             fix = (
-                "leave it out"
-                if field == "output_dir"
-                else "use POST /api/runs/{id}/resume on the run to continue"
+                "use POST /api/runs/{id}/resume on the run to continue"
+                if field == "resume"
+                else "leave it out (the run writes into its own directory)"
             )
             raise InvalidRequestError.for_field(field, f"is set by the server for REST runs; {fix}")
     validated = validate_config(kind, config, merged=merged)

@@ -155,11 +155,14 @@ def _backbone_names() -> list[str]:
 
 def _resolve_source(value: str, roots: Sequence[Path], run_dir_of: Callable[[str], Path | None]) -> str:
     """An export's `source`: a run id -> its directory (which must hold a checkpoint), a registry name
-    as given, else a run directory or checkpoint file under the allowed roots that exists now."""
+    as given, else a run directory or checkpoint file under the allowed roots that exists now.
+
+    Every refusal here depends on what this server holds (its runs, its files, its registry), which the
+    field's schema (one string for all three forms) cannot state: 409, like a path outside the roots."""
     run_dir = run_dir_of(value)
     if run_dir is not None:
         if not (run_dir / CHECKPOINT_FILE).is_file():
-            raise InvalidRequestError.for_field(
+            raise ServerStateError.for_field(
                 "source",
                 f"run {value} has no {CHECKPOINT_FILE} yet; export it once it has completed "
                 "(or name a checkpoint file)",
@@ -169,19 +172,19 @@ def _resolve_source(value: str, roots: Sequence[Path], run_dir_of: Callable[[str
         names = _backbone_names()
         if value in names:
             return value
-        raise InvalidRequestError.for_field(
+        raise ServerStateError.for_field(
             "source",
             f"{value!r} is neither a run id, a run directory, a checkpoint file nor a backbone name; "
             f"give one of those (backbones: {', '.join(names)})",
         )
     path = Path(resolve_under(value, roots, field="source", env_hint="LOWDINO_DATA_ROOTS"))
     if path.is_dir() and not (path / CHECKPOINT_FILE).is_file():
-        raise InvalidRequestError.for_field(
+        raise ServerStateError.for_field(
             "source",
             f"{value} is a directory without {CHECKPOINT_FILE}; give a run directory or a checkpoint file",
         )
     if not path.exists():
-        raise InvalidRequestError.for_field(
+        raise ServerStateError.for_field(
             "source", f"{value} does not exist ({path}); give an existing run directory or checkpoint file"
         )
     return str(path)
