@@ -33,6 +33,9 @@ def declare_model_source(schema: dict[str, Any]) -> None:
 
 PROTOCOLS_TEXT = r"^ *(knn|linear|finetune|latency) *(, *(knn|linear|finetune|latency) *)*$"
 RUNTIMES_TEXT = r"^ *(torch|onnxruntime) *(, *(torch|onnxruntime) *)*$"
+POSITIVE_INTEGERS_TEXT = r"^ *[1-9][0-9]* *(, *[1-9][0-9]* *)*$"
+# Thread counts: 0 means every core.
+NATURAL_INTEGERS_TEXT = r"^ *[0-9]+ *(, *[0-9]+ *)*$"
 # Decimals from 0.01 to 1 (0.01-0.09..., 0.1-0.9..., 1, 1.0...): the range is in the pattern.
 _FRACTION = r"(0\.(0[1-9]|[1-9])[0-9]*|1(\.0*)?)"
 FRACTIONS_TEXT = rf"^ *{_FRACTION} *(, *{_FRACTION} *)*$"
@@ -133,10 +136,14 @@ class EvalConfig(DataOptions, RuntimeOptions):
     max_test_samples: int | None = Field(
         None, ge=10, description="Cap the evaluation set, stratified; unset uses all."
     )
-    latency_batch_sizes: Annotated[list[int], TextForm(INTEGERS_TEXT)] = Field(
-        [1, 32], description="Batch sizes the latency protocol times.", json_schema_extra=cli(group="latency")
+    latency_batch_sizes: Annotated[list[Annotated[int, Field(ge=1)]], TextForm(POSITIVE_INTEGERS_TEXT)] = (
+        Field(
+            [1, 32],
+            description="Batch sizes the latency protocol times.",
+            json_schema_extra=cli(group="latency"),
+        )
     )
-    latency_threads: Annotated[list[int], TextForm(INTEGERS_TEXT)] = Field(
+    latency_threads: Annotated[list[Annotated[int, Field(ge=0)]], TextForm(NATURAL_INTEGERS_TEXT)] = Field(
         [1, 0],
         description="Intra-op thread counts the latency protocol times; 0 means every core.",
         json_schema_extra=cli(group="latency"),
@@ -177,10 +184,24 @@ class EvalConfig(DataOptions, RuntimeOptions):
     def _parse_fractions(cls, value: Any) -> Any:
         return _fractions(value)
 
-    @field_validator("seeds", "latency_batch_sizes", "latency_threads", mode="before")
+    @field_validator("seeds", mode="before")
     @classmethod
     def _parse_integers(cls, value: Any) -> Any:
         return split_text(value, INTEGERS_TEXT, int, "must be a list or comma-separated integers like 0,1,2")
+
+    @field_validator("latency_batch_sizes", mode="before")
+    @classmethod
+    def _parse_batch_sizes(cls, value: Any) -> Any:
+        return split_text(
+            value, POSITIVE_INTEGERS_TEXT, int, "must be a list or comma-separated sizes like 1,32"
+        )
+
+    @field_validator("latency_threads", mode="before")
+    @classmethod
+    def _parse_threads(cls, value: Any) -> Any:
+        return split_text(
+            value, NATURAL_INTEGERS_TEXT, int, "must be a list or comma-separated counts like 1,0"
+        )
 
     @field_validator("latency_runtimes", mode="before")
     @classmethod
@@ -205,10 +226,4 @@ class EvalConfig(DataOptions, RuntimeOptions):
             raise ValueError(
                 "an artifact cannot be fine-tuned (its graph has no gradients); drop finetune from protocols"
             )
-        for value in self.latency_batch_sizes:
-            if value < 1:
-                raise ValueError(f"latency batch sizes must be >= 1, got {value}")
-        for value in self.latency_threads:
-            if value < 0:
-                raise ValueError(f"latency thread counts must be >= 0 (0: every core), got {value}")
         return self

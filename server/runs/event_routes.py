@@ -11,6 +11,9 @@ from server.events.sse import event_stream
 from server.runs import queries as run_queries
 from server.schemas import Message
 
+# Event ids are 64-bit integers in the database; a larger cursor would overflow the query mid-stream.
+MAX_EVENT_ID = 2**63 - 1
+
 router = APIRouter(prefix="/runs/{run_id}", tags=["events"])
 EventType = ("metric", "status", "log")
 
@@ -27,7 +30,9 @@ def run_events(
     run_id: str,
     request: Request,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
-    last_event_id: Annotated[int | None, Query(ge=0, description="Resume after this event id.")] = None,
+    last_event_id: Annotated[
+        int | None, Query(ge=0, le=MAX_EVENT_ID, description="Resume after this event id.")
+    ] = None,
     types: Annotated[
         str | None, Query(max_length=40, description="Comma-separated subset of metric,status,log.")
     ] = None,
@@ -38,7 +43,7 @@ def run_events(
         run_queries.require_run(session, run_id=run_id)
     after = last_event_id or 0
     if last_event_id_header and last_event_id_header.strip().isdigit():
-        after = max(after, int(last_event_id_header.strip()))
+        after = max(after, min(int(last_event_id_header.strip()), MAX_EVENT_ID))
     wanted = [item for item in (types or "").split(",") if item in EventType] or None
     stream = event_stream(
         request,

@@ -292,7 +292,9 @@ def _invalid_options(kind: str, options: dict[str, Any]) -> list[str]:
     try:
         strict_validate(kind, options)
     except ValidationError as exc:
-        return list(dict.fromkeys(str(error["loc"][0]) for error in exc.errors() if error["loc"]))
+        # A required option left out is not the options' fault: they are a partial set over the original.
+        wrong = [error for error in exc.errors() if error["loc"] and error["type"] != "missing"]
+        return list(dict.fromkeys(str(error["loc"][0]) for error in wrong))
     return []
 
 

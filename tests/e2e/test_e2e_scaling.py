@@ -63,7 +63,7 @@ def test_a_run_needing_more_gpus_than_any_live_worker_is_refused(stack: Stack) -
         json={"kind": "pretrain", "config": tiny_pretrain(device="cuda", device_ids=[0, 1, 2, 3])},
         timeout=10,
     )
-    assert response.status_code == 422, response.text
+    assert response.status_code == 409, response.text  # server state: the live workers' GPUs
     assert response.json()["detail"].startswith(
         "config.device_ids: needs 4 GPUs; the largest live worker, gpuw@"
     )

@@ -14,10 +14,10 @@ from lowdino.eval.cache import (
     FeatureCache,
     FeatureKey,
     default_cache_dir,
-    file_hash,
     indices_hash,
     state_dict_hash,
 )
+from lowdino.hashing import file_hash
 
 
 def key(**changes) -> FeatureKey:
