@@ -104,8 +104,10 @@ def test_a_baseline_without_its_weights_is_timed_with_random_weights_and_says_so
 def test_latency_options_are_checked():
     with pytest.raises(ConfigError, match="latency_repetitions"):
         build_config(EvalConfig, overrides={"backbone": "resnet5m", "latency_repetitions": 10})
-    with pytest.raises(ConfigError, match="thread counts must be >= 0"):
+    with pytest.raises(ConfigError, match="latency_threads: must be a list or comma-separated counts"):
         build_config(EvalConfig, overrides={"backbone": "resnet5m", "latency_threads": "-1"})
+    with pytest.raises(ConfigError, match="latency_batch_sizes"):
+        build_config(EvalConfig, overrides={"backbone": "resnet5m", "latency_batch_sizes": [0]})
     with pytest.raises(ConfigError, match="cannot be fine-tuned"):
         build_config(EvalConfig, overrides={"artifact": "m.onnx", "protocols": "knn,finetune"})
     with pytest.raises(ConfigError, match="exactly one of"):
