@@ -26,6 +26,8 @@ def _strip_optional(annotation: Any) -> Any:
 
 def _help(info: FieldInfo) -> str:
     text = (info.description or "").replace("%", "%%")
+    if info.is_required():
+        return text + " [required]"
     default = info.default
     if default is not None and not isinstance(default, bool):
         if isinstance(default, list):

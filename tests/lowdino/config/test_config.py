@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lowdino.cli.args import add_model_arguments
-from lowdino.config import DistillConfig, EvalConfig, PretrainConfig
+from lowdino.config import CONFIG_MODELS, DistillConfig, EvalConfig, PretrainConfig, RunKind
 from lowdino.config.loading import build_config, dump_config
 from lowdino.errors import ConfigError
 
@@ -125,3 +125,13 @@ def test_an_unknown_backbone_is_a_one_line_config_error_listing_the_names() -> N
     assert "\n" not in message
     assert "unknown backbone 'resnet9000'" in message
     assert "resnet5m" in message
+
+
+@pytest.mark.parametrize("kind", list(RunKind))
+def test_help_marks_required_fields_and_never_prints_pydantics_sentinel(kind: RunKind) -> None:
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser, CONFIG_MODELS[kind])
+    assert "PydanticUndefined" not in parser.format_help()
+    helps = {action.dest: action.help or "" for action in parser._actions}
+    for name, info in CONFIG_MODELS[kind].model_fields.items():
+        assert helps[name].endswith("[required]") == info.is_required(), name
