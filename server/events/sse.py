@@ -41,10 +41,13 @@ async def event_stream(
     run_id: str,
     last_event_id: int,
     types: Sequence[str] | None = None,
+    max_seconds: float | None = None,
 ) -> AsyncIterator[str]:
-    """Events of `run_id` after `last_event_id`, until the client goes away or `stopping` is set.
+    """Events of `run_id` after `last_event_id`, until the client goes away, `stopping` is set or the
+    stream has lived `max_seconds` (after the catch-up it owes the client).
 
-    The client's EventSource reconnects by itself after a server restart, with Last-Event-ID.
+    The client's EventSource reconnects by itself after a server restart or a stream's end, with
+    Last-Event-ID, so no event is lost either way.
     """
 
     def fetch(after: int) -> list[tuple[int, str]]:
@@ -56,7 +59,7 @@ async def event_stream(
 
     yield f"retry: {RETRY_MS}\n\n"
     cursor = last_event_id
-    quiet_since = time.monotonic()
+    started = quiet_since = time.monotonic()
     async with hub.subscribe(run_id) as subscription:
         catch_up = True  # the first read, and again whenever the hub marks this client lagging
         while True:
@@ -74,6 +77,8 @@ async def event_stream(
                     if len(batch) < BATCH:
                         break
                 quiet_since = time.monotonic()
+            if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                return
             try:
                 item = await asyncio.wait_for(subscription.queue.get(), timeout=IDLE_CHECK_SECONDS)
             except TimeoutError:

@@ -10,19 +10,24 @@ from fastapi.responses import StreamingResponse
 from server.events.sse import event_stream
 from server.runs import queries as run_queries
 from server.schemas import Message
+from server.vocabulary import EventType
 
 # Event ids are 64-bit integers in the database; a larger cursor would overflow the query mid-stream.
 MAX_EVENT_ID = 2**63 - 1
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["events"])
-EventType = ("metric", "status", "log")
+EVENT_TYPES = frozenset(EventType)
 
 
 @router.get(
     "/events",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "id / event / data records, forever"},
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "id / event / data records, until the client leaves "
+            "(or `sse_max_stream_seconds` pass: the client reconnects with Last-Event-ID)",
+        },
         404: {"model": Message, "description": "No run with this id."},
     },
 )
@@ -44,7 +49,7 @@ def run_events(
     after = last_event_id or 0
     if last_event_id_header and last_event_id_header.strip().isdigit():
         after = max(after, min(int(last_event_id_header.strip()), MAX_EVENT_ID))
-    wanted = [item for item in (types or "").split(",") if item in EventType] or None
+    wanted = [item for item in (types or "").split(",") if item in EVENT_TYPES] or None
     stream = event_stream(
         request,
         request.app.state.session_factory,
@@ -53,6 +58,7 @@ def run_events(
         run_id=run_id,
         last_event_id=after,
         types=wanted,
+        max_seconds=request.app.state.settings.sse_max_stream_seconds,
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream, media_type="text/event-stream", headers=headers)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from fastapi import FastAPI
-from serverlib import SseEvent, SseReader
+from serverlib import SseEvent, SseReader, serving
 
 from server.events import queries as event_queries
+from server.http.app import create_app
 from server.metrics import queries as metric_queries
 from server.runs import queries as run_queries
+from server.settings import Settings
 from server.storage.engine import session_scope
 
 
@@ -78,3 +82,31 @@ def test_events_of_other_runs_are_not_mixed_in(app: FastAPI, live_server: str) -
         events = read_events(response, 2)
     assert {event.data["run_id"] for event in events} == {mine}
     assert events[1].data["points"][0]["value"] == 9.0
+
+
+def test_a_stream_past_its_lifetime_ends_and_the_reconnect_misses_nothing(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"sse_max_stream_seconds": 1.0}))
+    try:
+        with session_scope(app.state.engine) as session:
+            run_id = run_queries.create_run(session, kind="pretrain", config={}).id  # event 1: queued
+            metric_queries.ingest_metrics(session, run_id=run_id, records=[{"step": 1, "loss": 2.5}])
+        with serving(app) as base, httpx.Client(timeout=httpx.Timeout(10.0)) as client:
+            url = f"{base}/api/runs/{run_id}/events"
+            started = time.monotonic()
+            with client.stream("GET", url) as response:
+                reader = SseReader(response)
+                first = reader.take(2)  # the catch-up is always owed, whatever the lifetime
+                rest = list(reader.lines)  # ends only because the server ends the stream
+            lifetime = time.monotonic() - started
+            assert [event.type for event in first] == ["status", "metric"]
+            assert not [line for line in rest if line.startswith("id:")]
+            assert lifetime < 8  # ended by the server, not by the client's 10 s read timeout
+
+            with session_scope(app.state.engine) as session:
+                event_queries.append_log(session, run_id=run_id, lines=["after the first stream"])
+            with client.stream("GET", url, headers={"Last-Event-ID": str(first[-1].id)}) as response:
+                (missed,) = SseReader(response).take(1)
+            assert missed.type == "log"
+            assert missed.id > first[-1].id
+    finally:
+        app.state.engine.dispose()
