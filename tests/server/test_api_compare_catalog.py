@@ -132,6 +132,11 @@ def test_compare_rejects_bad_lists(client: TestClient) -> None:
     missing = client.get("/api/compare", params={"runs": "nope"})
     assert missing.status_code == 404
     assert "nope" in missing.json()["detail"]
+    assert client.get("/api/compare", params={"runs": " , a"}).status_code == 422
+    # Blank is ASCII whitespace, as the schema's pattern says to every client: NEL and no-break space
+    # are characters of an (unknown) run id, not a 422.
+    for unusual in ("\x85", " \r \f\n\f\v\n\x85", "\u00a0"):
+        assert client.get("/api/compare", params={"runs": unusual}).status_code == 404, repr(unusual)
 
 
 @pytest.mark.slow
