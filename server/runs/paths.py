@@ -57,7 +57,16 @@ def resolve_under(raw: str, roots: Sequence[Path], *, field: str, env_hint: str)
             field, f"{raw!r} is not a usable path; give a path under {_roots_text(roots)}"
         )
     real_roots = [_real(root) for root in roots]
-    given = Path(raw).expanduser()
+    try:
+        given = Path(raw).expanduser()
+    except (
+        RuntimeError
+    ):  # "~name/..." where this server has no user `name`: its state, not the request's form
+        raise ServerStateError.for_field(
+            field,
+            f"{raw}: this server has no user {raw[1:].split('/', 1)[0]!r} whose home '~' could mean; "
+            f"give a path under {_roots_text(roots)}",
+        ) from None
     candidates = (
         [given] if given.is_absolute() else [Path.cwd() / given] + [root / given for root in real_roots]
     )

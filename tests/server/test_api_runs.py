@@ -137,6 +137,15 @@ def test_data_paths_must_lie_under_data_roots(client: TestClient, data_root: Pat
         assert "config.data_path" in detail
         assert "LOWDINO_DATA_ROOTS" in detail
 
+    # "~name" of a user this server does not have: a 409 naming the field, not a 500 from expanduser.
+    no_user = client.post(
+        "/api/runs",
+        json={"kind": "eval", "config": {"dataset": "synthetic", "checkpoint": "~nosuchuser9/c.pth"}},
+    )
+    assert no_user.status_code == 409, no_user.text
+    assert "config.checkpoint" in no_user.json()["detail"]
+    assert "nosuchuser9" in no_user.json()["detail"]
+
 
 def test_relative_data_path_resolves_inside_a_root(client: TestClient, data_root: Path) -> None:
     extract_cifar(data_root, per_class=1)
