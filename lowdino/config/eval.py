@@ -6,7 +6,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from lowdino.config.base import INTEGERS_TEXT, DataOptions, RuntimeOptions, TextForm, cli, split_text
+from lowdino.config.base import (
+    INTEGERS_TEXT,
+    DataOptions,
+    RuntimeOptions,
+    TextForm,
+    cli,
+    options_conflict,
+    split_text,
+)
 from lowdino.config.names import BackboneName
 
 ProtocolName = Literal["knn", "linear", "finetune", "latency"]
@@ -223,7 +231,7 @@ class EvalConfig(DataOptions, RuntimeOptions):
                 "pretrained and weights go with backbone; a checkpoint or artifact carries its own weights"
             )
         if self.artifact is not None and "finetune" in self.protocols:
-            raise ValueError(
+            raise options_conflict(  # a rule between two options, which the JSON Schema does not state
                 "an artifact cannot be fine-tuned (its graph has no gradients); drop finetune from protocols"
             )
         return self

@@ -132,6 +132,12 @@ def test_documented_request_schemas_agree_with_the_server(client: TestClient) ->
         assert runs.is_valid(body) == (status != 422), body
         response = client.post("/api/runs", json=body)
         assert response.status_code == status, (body, response.text)
+    # A rule between two options that the schema leaves unstated is the documented 409, never a 422.
+    finetuned_artifact = {"kind": "eval", "config": {"artifact": "a.onnx", "protocols": "knn,finetune"}}
+    assert runs.is_valid(finetuned_artifact)
+    response = client.post("/api/runs", json=finetuned_artifact)
+    assert response.status_code == 409
+    assert "cannot be fine-tuned" in response.json()["detail"]
 
 
 def test_study_overrides_are_the_models_options(client: TestClient) -> None:
