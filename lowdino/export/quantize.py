@@ -19,6 +19,8 @@ re-quantized on every call.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,6 +74,24 @@ class _Batches:
         raise NotImplementedError
 
 
+class _PerTensorFallback(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is out-of-range for weight" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_per_tensor_fallback_warnings() -> Iterator[None]:
+    """ONNX Runtime warns once per 1-D weight (every LayerNorm scale) that per-channel has no axis 1 and
+    quantizes it per tensor, which is what it should do: dozens of lines a user can do nothing about."""
+    root = logging.getLogger()
+    quiet = _PerTensorFallback()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
+
+
 def quantize_int8(
     fp32_path: Path, int8_path: Path, calibration: np.ndarray, input_name: str, settings: Int8Settings
 ) -> dict[str, object]:
@@ -82,7 +102,10 @@ def quantize_int8(
     class Reader(_Batches, CalibrationDataReader):
         pass
 
-    with tempfile.TemporaryDirectory(dir=int8_path.parent, prefix=".quantize-") as scratch:
+    with (
+        tempfile.TemporaryDirectory(dir=int8_path.parent, prefix=".quantize-") as scratch,
+        _without_per_tensor_fallback_warnings(),
+    ):
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared))
         excluded = float_nodes(prepared, settings)

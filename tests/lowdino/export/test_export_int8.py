@@ -75,3 +75,14 @@ def test_int8_export_is_quantized_calibrated_on_training_images_and_its_knn_meas
     # int8 costs at most 10 points of kNN (100 test images: one image is one point) on this network.
     for column in ("kNN", "1-NN"):
         assert abs(top1["int8"][column] - top1["fp32"][column]) <= 10.0, top1
+
+
+def test_int8_export_of_a_transformer_prints_no_per_tensor_fallback_noise(
+    cifar_folder, tmp_path, caplog, capfd
+):
+    argv = ["export", "mobilevit_xxs", "--image-size", "32", "--parity-data", str(cifar_folder), "--quantize"]
+    argv += ["int8", "--calibration-data", str(cifar_folder), "--calibration-images", "16"]
+    assert main([*argv, "--output", str(tmp_path / "x.int8.onnx")]) == 0
+    printed = caplog.text + "".join(capfd.readouterr())
+    assert "int8 vs PyTorch" in printed  # the export's own report is still there
+    assert "is out-of-range for weight" not in printed  # ONNX Runtime's per-LayerNorm-scale warnings are not
