@@ -19,13 +19,12 @@ import httpx
 import pytest
 from browserlib import PageWatch, launched_browser, save_screenshot
 from e2elib import Stack, running_stack, tiny_pretrain
+from seeding import completed_run, write_eval_results
 from services import latency_row
 
-from lowdino.eval.results import EvalResults, ProtocolResult, write_results
 from server.runs import queries as run_queries
 from server.settings import Settings
 from server.storage.engine import create_db_engine, session_scope
-from server.storage.models import new_run_id
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -111,36 +110,11 @@ def seed_timed_runs(stack: Stack) -> dict[str, str]:
     ids: dict[str, str] = {}
 
     def make(session: Any, kind: str, config: dict[str, Any], parent_id: str | None = None) -> str:
-        run_id = new_run_id()
-        settings.run_dir(run_id).mkdir(parents=True)
-        run_queries.create_run(
-            session,
-            kind=kind,
-            config=config,
-            run_id=run_id,
-            output_dir=str(settings.run_dir(run_id)),
-            parent_id=parent_id,
-        )
-        run_queries.update_run_status(session, run_id=run_id, status="completed")
-        return run_id
+        return completed_run(session, settings, kind=kind, config=config, parent_id=parent_id).id
 
     def results(run_id: str, backbone: str, params: int, size: int, cells: list, latency: list) -> None:
-        write_results(
-            EvalResults(
-                model=backbone,
-                backbone=backbone,
-                source="checkpoint",
-                params=params,
-                feature_dim=320,
-                dataset="cifar10",
-                image_size=size,
-                train_size=500,
-                test_size=100,
-                num_classes=10,
-                results=[ProtocolResult(p, f, v, list(range(len(v)))) for p, f, v in cells],
-                latency=latency,
-            ),
-            settings.run_dir(run_id),
+        write_eval_results(
+            settings, run_id, backbone=backbone, params=params, image_size=size, cells=cells, latency=latency
         )
 
     with session_scope(engine) as session:

@@ -18,12 +18,10 @@ from typing import Any
 import pytest
 from browserlib import PageWatch, launched_browser, save_screenshot
 from e2elib import Stack, running_stack
+from seeding import completed_run, write_eval_results
 
-from lowdino.eval.results import EvalResults, ProtocolResult, write_results
-from server.runs import queries as run_queries
 from server.settings import Settings
 from server.storage.engine import create_db_engine, session_scope
-from server.storage.models import new_run_id
 
 pytestmark = [pytest.mark.slow]
 PRETRAIN = {
@@ -48,37 +46,11 @@ def seed_runs(stack: Stack) -> dict[str, Any]:
     ids: dict[str, Any] = {"trained": [], "evals": []}
 
     def make(session: Any, kind: str, config: dict[str, Any], parent_id: str | None = None) -> str:
-        run_id = new_run_id()
-        settings.run_dir(run_id).mkdir(parents=True)
-        run_queries.create_run(
-            session,
-            kind=kind,
-            config=config,
-            run_id=run_id,
-            output_dir=str(settings.run_dir(run_id)),
-            parent_id=parent_id,
-        )
-        run_queries.update_run_status(session, run_id=run_id, status="completed")
-        return run_id
+        return completed_run(session, settings, kind=kind, config=config, parent_id=parent_id).id
 
-    def results(
-        run_id: str, backbone: str, params: int, size: int, cells: list[tuple[str, float, list[float]]]
-    ) -> None:
-        write_results(
-            EvalResults(
-                model=backbone,
-                backbone=backbone,
-                source="checkpoint",
-                params=params,
-                feature_dim=640,
-                dataset="cifar10",
-                image_size=size,
-                train_size=500,
-                test_size=100,
-                num_classes=10,
-                results=[ProtocolResult(p, f, values, list(range(len(values)))) for p, f, values in cells],
-            ),
-            settings.run_dir(run_id),
+    def results(run_id: str, backbone: str, params: int, size: int, cells: list) -> None:
+        write_eval_results(
+            settings, run_id, backbone=backbone, params=params, image_size=size, cells=cells, feature_dim=640
         )
 
     with session_scope(engine) as session:

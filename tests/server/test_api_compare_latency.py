@@ -4,52 +4,20 @@ and the DINOv2 sentence (speed ratio on this CPU, kNN difference, published accu
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi.testclient import TestClient
+from seeding import completed_run as make_run
+from seeding import write_eval_results
 from services import latency_row
 from sqlalchemy.orm import Session
 
-from lowdino.eval.results import EvalResults, ProtocolResult, write_results
 from server.runs import queries as run_queries
 from server.settings import Settings
-from server.storage.models import Run, new_run_id
-
-
-def make_run(
-    session: Session, settings: Settings, *, kind: str, config: dict[str, Any], parent_id: str | None = None
-) -> Run:
-    run_id = new_run_id()
-    settings.run_dir(run_id).mkdir(parents=True)
-    run_queries.create_run(
-        session,
-        kind=kind,
-        config=config,
-        run_id=run_id,
-        output_dir=str(settings.run_dir(run_id)),
-        parent_id=parent_id,
-    )
-    return run_queries.update_run_status(session, run_id=run_id, status="completed")
+from server.storage.models import Run
 
 
 def write(settings: Settings, run: Run, backbone: str, knn: float | None, latency: list[dict]) -> None:
-    write_results(
-        EvalResults(
-            model=backbone,
-            backbone=backbone,
-            source="checkpoint",
-            params=1_000_000,
-            feature_dim=320,
-            dataset="cifar10",
-            image_size=32,
-            train_size=500,
-            test_size=100,
-            num_classes=10,
-            results=[] if knn is None else [ProtocolResult("knn", 1.0, [knn], [0])],
-            latency=latency,
-        ),
-        settings.run_dir(run.id),
-    )
+    cells = [] if knn is None else [("knn", 1.0, [knn])]
+    write_eval_results(settings, run.id, backbone=backbone, params=1_000_000, cells=cells, latency=latency)
 
 
 def test_compare_latency_and_the_dinov2_sentence(

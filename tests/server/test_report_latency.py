@@ -5,16 +5,14 @@ front over measured rows. Results written by the library's own writer, on SQLite
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi.testclient import TestClient
+from seeding import completed_run as make_run
+from seeding import write_eval_results
 from services import latency_row
 from sqlalchemy.orm import Session
 
-from lowdino.eval.results import EvalResults, ProtocolResult, write_results
-from server.runs import queries as run_queries
 from server.settings import Settings
-from server.storage.models import Run, new_run_id
+from server.storage.models import Run
 
 PRETRAIN = {
     "dataset": "cifar10",
@@ -25,43 +23,12 @@ PRETRAIN = {
 }
 
 
-def make_run(
-    session: Session, settings: Settings, *, kind: str, config: dict[str, Any], parent_id: str | None = None
-) -> Run:
-    run_id = new_run_id()
-    settings.run_dir(run_id).mkdir(parents=True)
-    run_queries.create_run(
-        session,
-        kind=kind,
-        config=config,
-        run_id=run_id,
-        output_dir=str(settings.run_dir(run_id)),
-        parent_id=parent_id,
-    )
-    return run_queries.update_run_status(session, run_id=run_id, status="completed")
-
-
 def write(
     settings: Settings, run: Run, *, backbone: str, params: int, size: int, cells: list, latency: list
 ) -> None:
-    results = EvalResults(
-        model=backbone,
-        backbone=backbone,
-        source="checkpoint",
-        params=params,
-        feature_dim=320,
-        dataset="cifar10",
-        image_size=size,
-        train_size=500,
-        test_size=100,
-        num_classes=10,
-        results=[
-            ProtocolResult(protocol, fraction, values, list(range(len(values))))
-            for protocol, fraction, values in cells
-        ],
-        latency=latency,
+    write_eval_results(
+        settings, run.id, backbone=backbone, params=params, image_size=size, cells=cells, latency=latency
     )
-    write_results(results, settings.run_dir(run.id))
 
 
 def test_report_latency_column_published_rows_and_latency_figures(
