@@ -6,6 +6,7 @@ import { COLLAPSE_KEY, CONFIG, ensurePlotly, groupFor, groupKeys, layout, marker
 import { clear, fill, h } from "../dom.js";
 import { exportForm, renderManifest } from "../export.js";
 import { duration, knnOf, number, params as fmtParams, pct, progressBar, rate, relativeTime, runColor, runLabel, statusPill } from "../format.js";
+import { notesPanel } from "../notes.js";
 import { navigate } from "../url.js";
 
 const MAX_POINTS = 1500;
@@ -20,6 +21,8 @@ export function mount(root, runId) {
   const charts = new Map(); // group id -> {div, group, keys, index: Map(key -> trace), range, collapse: []}
   const header = h("div");
   const notice = h("div");
+  const notesSlot = h("div");
+  let notes = null;
   const chartGrid = h("div", { class: "charts", id: "charts" });
   const streamState = h("span", { class: "stream-state", id: "stream-state", role: "status", "aria-live": "polite" }, "connecting…");
   const follow = h("input", { type: "checkbox", id: "follow", checked: true });
@@ -31,7 +34,7 @@ export function mount(root, runId) {
   const manifestBox = h("div", { id: "manifest" });
 
   root.append(
-    header, notice, exportPanel, manifestBox,
+    header, notice, notesSlot, exportPanel, manifestBox,
     h("div", { class: "chart-head" }, h("h2", {}, "Metrics"), streamState,
       h("label", { for: "follow" }, follow, " follow the latest points when zoomed"),
       h("a", { href: `/api/runs/${encodeURIComponent(runId)}/metrics.csv`, download: true }, "all points as CSV")),
@@ -334,6 +337,7 @@ export function mount(root, runId) {
       run = await api(`/api/runs/${runId}`);
       if (stopped) return;
       renderHeader();
+      notes?.update(run);
       renderArtifacts();
     } catch (exc) {
       showBanner(`Could not refresh the run: ${exc.message}`);
@@ -367,6 +371,14 @@ export function mount(root, runId) {
     if (stopped) return;
     renderHeader();
     renderConfig();
+    notes = notesPanel(run, {
+      onSaved: (saved) => {
+        run = { ...run, name: saved.name, tags: saved.tags, notes: saved.notes };
+        document.title = `${runLabel(run)} · LowDINO`;
+        renderHeader();
+      },
+    });
+    notesSlot.append(notes.element);
     if (!catalog) showBanner("Could not load the server's catalog: Cancel, Resume and Delete appear once it answers.", { retry: retryCatalog });
     try {
       Plotly = await plotlyPromise;
