@@ -192,7 +192,7 @@ def resolve_key(token: Token) -> Key:
 # ----- JSON values: typed access that is the same SQLAlchemy expression on both databases -----
 # The JSON type of a value, as each database names it: a comparison reads a number only where one is
 # stored, so PostgreSQL never casts text to float (which would fail the whole query).
-_JSON_TYPES = {
+_JSON_TYPES: dict[str, dict[str, tuple[str, ...]]] = {
     "sqlite": {"number": ("integer", "real"), "string": ("text",), "boolean": ("true", "false")},
     "postgresql": {"number": ("number",), "string": ("string",), "boolean": ("boolean",)},
 }
