@@ -64,7 +64,8 @@ def test_progress_on_a_terminal_redraws_one_line() -> None:
     display.finish({"status": "failed", "progress": {"fraction": 0.5}, "error": "exit code 1: out of memory"})
     text = out.getvalue()
     assert text.startswith("\r")
-    assert "\n" not in text.split("\r")[-1].rstrip("\n").split("\n")[0]
+    assert text.count("\r") == 2  # redrawn in place: running, then failed
+    assert text.count("\n") == 2  # the bar line ends once, then the error
     assert "failed" in text
     assert text.endswith("r: exit code 1: out of memory\n")
 
