@@ -7,7 +7,8 @@
 // http(s), mailto or same-site URLs only.
 import { h } from "./dom.js";
 
-const INLINE = /(`[^`]+`)|(\*\*[^*]+\*\*)|(\*[^*\s][^*]*\*|_[^_\s][^_]*_)|(\[[^\]]+\]\([^)\s]+\))/;
+// `_` emphasis only between word boundaries, so snake_case option names stay as written.
+const INLINE = /(`[^`]+`)|(\*\*[^*]+\*\*)|(\*[^*\s][^*]*\*|(?<!\w)_[^_\s][^_]*_(?!\w))|(\[[^\]]+\]\([^)\s]+\))/;
 
 export function safeHref(url) {
   const trimmed = url.trim();
