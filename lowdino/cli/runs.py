@@ -9,15 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from lowdino.client.api import DEFAULT_SERVER, SERVER_ENV, TOKEN_ENV, ServerClient
 from lowdino.client.progress import ProgressDisplay, duration, metric_text
 from lowdino.client.watch import exit_code_for, follow_run
-from lowdino.errors import ConfigError
+from lowdino.config import CONFIG_MODELS, RunKind
+from lowdino.config.loading import build_config, read_yaml
 
 EXAMPLES = """examples:
   export LOWDINO_SERVER=http://gpu-box:8000
@@ -65,7 +63,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     submit.add_argument(
         "--config", metavar="FILE.yaml", required=True, help="as for `lowdino pretrain --config`"
     )
-    submit.add_argument("--kind", default="pretrain", help="the run kind the YAML is for (default pretrain)")
+    submit.add_argument(
+        "--kind",
+        default=RunKind.PRETRAIN.value,
+        choices=[kind.value for kind in RunKind],
+        help="the run kind the YAML is for (default pretrain)",
+    )
     submit.add_argument("--name", help="a label shown in lists")
     submit.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
     submit.add_argument("--watch", action="store_true", help="then follow it, as `lowdino runs watch`")
@@ -173,25 +176,16 @@ def show_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_config(path: str) -> dict[str, Any]:
-    file = Path(path)
-    try:
-        loaded = yaml.safe_load(file.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path} ({exc.strerror}); give an existing YAML file") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML ({exc}); fix the file") from None
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise ConfigError(
-            f"{path} must hold a mapping of options (key: value), not a {type(loaded).__name__}"
-        )
-    return loaded
+def _read_config(path: str, kind: str) -> dict[str, Any]:
+    """The file's options as `lowdino <kind> --config` reads them (the same YAML reader and model, so
+    `lr: 1e-3` is a number and a typo is named here), sent as JSON: only the options the file sets."""
+    given = read_yaml(path)
+    values = build_config(CONFIG_MODELS[kind], file=path).model_dump(mode="json")
+    return {key: values[key] for key in given if key in values}
 
 
 def submit_run(args: argparse.Namespace) -> int:
-    config = _read_config(args.config)
+    config = _read_config(args.config, args.kind)
     with _client(args) as client:
         # A run's own config.yaml names its output_dir (and resume): the server sets those itself.
         owned = [field for field in client.get("/api/catalog")["server_owned_fields"] if field in config]

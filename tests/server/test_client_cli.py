@@ -28,7 +28,8 @@ def test_submit_list_show_cancel_over_http(
 ) -> None:
     # A run's own config.yaml, server-owned fields included: they are left out, with a note.
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({**TINY, "output_dir": "runs/old", "resume": False}))
+    # `lr: 1e-3` is text to YAML 1.1: read as `lowdino pretrain --config` reads it, it is a number.
+    config.write_text(yaml.safe_dump({**TINY, "output_dir": "runs/old", "resume": False}) + "lr: 1e-3\n")
     code, out, err = run_cli(
         capsys,
         "runs",
@@ -77,7 +78,9 @@ def test_submit_list_show_cancel_over_http(
     code, out, _ = run_cli(capsys, "runs", "cancel", run_id, "--server", live_server)
     assert (code, out.strip()) == (0, f"run {run_id}: cancelled")
     code, out, _ = run_cli(capsys, "runs", "show", run_id, "--json", "--server", live_server)
-    assert json.loads(out)["status"] == "cancelled"
+    shown = json.loads(out)
+    assert shown["status"] == "cancelled"
+    assert shown["config"]["lr"] == 0.001
     # A cancelled run ends `watch` at once, with the cancelled exit status.
     code, out, _ = run_cli(capsys, "runs", "watch", run_id, "--server", live_server)
     assert code == 75
@@ -99,7 +102,7 @@ def test_refusals_are_one_line_errors(
     assert "batch_size" in err
     code, _, err = run_cli(capsys, "runs", "submit", "--config", str(tmp_path / "missing.yaml"))
     assert code == 2
-    assert "cannot read" in err
+    assert "does not exist" in err
     code, _, err = run_cli(capsys, "runs", "show", "nosuchrun")
     assert code == 2
     assert "does not exist" in err
