@@ -4,7 +4,7 @@ are arranged in the database the way a worker leaves them).
 A failed run that never wrote a checkpoint makes Clone the primary action and says why (Resume would only
 restart it); a finished run shows no green "live" badge; a running run shows its ETA; a completed training
 run offers "Evaluate…", which opens the eval form with its checkpoint filled in; a number field holding
-text is refused at the field; /login without a token says none is needed. Screenshot: run-failed.png.
+text is refused at the field; /login without a token says none is needed. Screenshot: run-failed-no-checkpoint.png.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def test_failed_run_without_checkpoint_offers_clone_first(
     assert page.locator("#resume-run").inner_text() == "Restart"
     assert "primary" not in (page.locator("#resume-run").get_attribute("class") or "")
     assert "CUDA out of memory" in page.locator("#run-error").inner_text()
-    save_screenshot(page, "run-failed", shots)
+    save_screenshot(page, "run-failed-no-checkpoint", shots)
     assert watch.unexpected() == []
 
 
