@@ -12,7 +12,7 @@ from server.metrics import queries as metric_queries
 from server.runs import queries as run_queries
 from server.storage.models import Run
 
-TINY = {"dataset": "synthetic", "batch_size": 16, "max_steps": 5}
+TINY = {"dataset": "synthetic", "batch_size": 16}
 
 
 def submit(
@@ -77,7 +77,8 @@ def test_queries_select_by_config_metrics_fields_tags_and_dates(
     assert found(client, "metrics.loss <= 2.5 AND NOT backbone = 'mobilevit_xxs'") == {big}
     assert found(client, "(backbone = 'mobilevit_xxs' or lr < 0.001) and knn_top1 > 0") == {small, mvit}
     # A text option compared with a number matches nothing (and PostgreSQL never casts text to float).
-    assert found(client, "backbone > 3") == set()
+    assert found(client, "dataset > 3") == set()
+    assert found(client, "config.backbone = 'mobilevit_xxs'") == {mvit}
     yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
     assert found(client, f"created_at > '{yesterday}'") == set(runs.values())
     assert found(client, f"created_at < '{yesterday}T00:00:00+00:00'") == set()
@@ -130,6 +131,7 @@ def test_unknown_keys_and_bad_values_are_named(client: TestClient, runs: dict[st
     assert "status is one of" in refusal(client, "status = 'runing'")
     assert "'runing'" in refusal(client, "status = 'runing'")
     assert "metrics are numbers" in refusal(client, "knn_top1 > 'high'")
+    assert "this key is text at position 11 ('3')" in refusal(client, "backbone > 3")
     assert "dates are ISO text" in refusal(client, "created_at > 'yesterday'")
     assert "unterminated text at position 11" in refusal(client, "backbone = 'resnet")
     assert "missing ')'" in refusal(client, "(lr = 1 or lr = 2")
