@@ -90,7 +90,7 @@ def test_existing_inputs_are_accepted(client: TestClient, settings: Settings, da
     ):
         status, eval_body = post(client, "eval", {"dataset": "synthetic", "checkpoint": checkpoint})
         assert status == 201, eval_body
-    for teacher in ("resnet5m", trained, str(settings.run_dir(trained) / "checkpoint.pth")):
+    for teacher in ("mobilevit_xxs", trained, str(settings.run_dir(trained) / "checkpoint.pth")):
         status, distill = post(
             client, "distill", {"dataset": "synthetic", "student": "resnet5m", "teacher": teacher}
         )
