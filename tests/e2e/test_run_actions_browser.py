@@ -9,7 +9,9 @@ text is refused at the field; /login without a token says none is needed. Screen
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from e2elib import Stack, running_stack
 from server.metrics import queries as metric_queries
 from server.runs import queries as run_queries
 from server.storage.engine import create_db_engine, session_scope
+from server.workers import queries as worker_queries
 
 pytestmark = [pytest.mark.slow]
 CONFIG = {"dataset": "synthetic", "backbone": "resnet5m"}
@@ -34,22 +37,53 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def runs(stack: Stack) -> dict[str, str]:
-    ids = {name: stack.submit(CONFIG, name) for name in ("failed", "completed", "running")}
+    ids = {name: stack.submit(CONFIG, name) for name in ("failed", "completed")}
     engine = create_db_engine(stack.database_url)
     with session_scope(engine) as session:
         for run_id in ids.values():
             run_queries.claim_run(session, run_id=run_id, worker_name="w1")
-        start = 1_800_000_000.0
-        records = [{"step": step, "time": start + step, "total_steps": 100, "loss": 1.0} for step in (1, 2)]
-        for name in ("completed", "running"):
-            metric_queries.ingest_metrics(session, run_id=ids[name], records=records[:1])
-            metric_queries.ingest_metrics(session, run_id=ids[name], records=records[1:])
+        add_two_steps(session, ids["completed"])
         run_queries.update_run_status(
             session, run_id=ids["failed"], status="failed", error="CUDA out of memory"
         )
         run_queries.update_run_status(session, run_id=ids["completed"], status="completed", exit_code=0)
     engine.dispose()
     return ids
+
+
+def add_two_steps(session: Any, run_id: str) -> None:
+    """Two records one second apart of 100 steps, ingested one at a time as the worker does."""
+    start = 1_800_000_000.0
+    for step in (1, 2):
+        record = {"step": step, "time": start + step, "total_steps": 100, "loss": 1.0}
+        metric_queries.ingest_metrics(session, run_id=run_id, records=[record])
+
+
+@contextlib.contextmanager
+def running_with_heartbeats(stack: Stack) -> Iterator[str]:
+    """A run claimed by a pretend worker that keeps beating, so the reaper leaves it running."""
+    engine = create_db_engine(stack.database_url)
+    run_id = stack.submit(CONFIG, "running")
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.is_set():
+            with session_scope(engine) as session:
+                worker_queries.heartbeat(session, worker_name="w1", run_id=run_id)
+            stop.wait(0.5)
+
+    with session_scope(engine) as session:
+        run_queries.claim_run(session, run_id=run_id, worker_name="w1")
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        with session_scope(engine) as session:
+            add_two_steps(session, run_id)
+        yield run_id
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        engine.dispose()
 
 
 def test_failed_run_without_checkpoint_offers_clone_first(
@@ -72,10 +106,11 @@ def test_finished_run_is_not_live_and_a_running_one_shows_its_eta(
     page.goto(f"{stack.api_url}/runs/{runs['completed']}")
     page.locator("#stream-state.finished").wait_for()
     assert page.locator("#stream-state").inner_text() == "finished: no new points"
-    page.goto(f"{stack.api_url}/runs/{runs['running']}")
-    page.locator("#stream-state.live").wait_for()
-    assert page.locator("#run-eta").inner_text() == "1 min 38 s"  # 1 s per step, 98 steps to go
-    assert "ETA 1 min 38 s" in page.locator(".page-head .progress").inner_text()
+    with running_with_heartbeats(stack) as running:
+        page.goto(f"{stack.api_url}/runs/{running}")
+        page.locator("#stream-state.live").wait_for()
+        assert page.locator("#run-eta").inner_text() == "1 min 38 s"  # 1 s per step, 98 steps to go
+        assert "ETA 1 min 38 s" in page.locator(".page-head .progress").inner_text()
 
 
 def test_evaluate_opens_the_eval_form_on_the_runs_checkpoint(
