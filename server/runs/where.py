@@ -14,9 +14,9 @@ Grammar (keywords are case-insensitive)::
 
 Keys: run fields (status, kind, name, notes, tags, backbone, id, sweep, parent, worker, step,
 total_steps, params, attempt, eta_seconds and the dates created_at, queued_at, started_at, finished_at,
-compared with ISO text such as '2026-12-01'), config options of any run kind (`lr`, or `config.lr`),
-and summary metrics: declared ones by name (`knn_top1`), any other as `metrics.<name>` (latest value) or
-`best.<name>` (best value). `tags contains 'x'` (or `tags = 'x'`) asks for a tag; `contains` elsewhere is
+compared with ISO text such as '2026-12-01'), summary metrics: declared ones by name (`knn_top1`,
+`loss`), any other as `metrics.<name>` (latest value) or `best.<name>` (best value), and config options of
+any run kind (`lr`, or `config.lr`; `config.loss` for distillation's option of that name). `tags contains 'x'` (or `tags = 'x'`) asks for a tag; `contains` elsewhere is
 a case-insensitive substring. A comparison with a run that lacks the key is false, so `not` is its
 complement. Errors name the offending token and its position (0-based).
 """
@@ -173,10 +173,10 @@ def resolve_key(token: Token) -> Key:
             return Key("json", Run.latest_metrics, (rest,), numeric_only=True)
         if prefix == "best":
             return Key("json", Run.best_metrics, (rest, "value"), numeric_only=True)
+    elif _is_declared_metric(name):  # before config options: `loss` is the metric, `config.loss` the option
+        return Key("json", Run.latest_metrics, (name,), numeric_only=True)
     elif name in configs:
         return Key("json", Run.config, (name,))
-    elif _is_declared_metric(name):
-        return Key("json", Run.latest_metrics, (name,), numeric_only=True)
     known = [*RUN_FIELDS, *sorted(configs), *METRIC_GOALS]
     close = difflib.get_close_matches(rest if prefix == "config" else name, known, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""

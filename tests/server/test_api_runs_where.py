@@ -74,6 +74,8 @@ def test_queries_select_by_config_metrics_fields_tags_and_dates(
     assert found(client, 'notes contains "50%"') == {big}  # LIKE wildcards are literal
     assert found(client, "notes contains '_'") == set()
     assert found(client, "best.loss < 2.2") == {mvit}
+    assert found(client, "loss < 2.2") == {mvit}  # the metric; `config.loss` is distillation's option
+    assert found(client, "config.loss = 'kl'") == set()
     assert found(client, "metrics.loss <= 2.5 AND NOT backbone = 'mobilevit_xxs'") == {big}
     assert found(client, "(backbone = 'mobilevit_xxs' or lr < 0.001) and knn_top1 > 0") == {small, mvit}
     # A text option compared with a number matches nothing (and PostgreSQL never casts text to float).
