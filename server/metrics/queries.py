@@ -213,9 +213,11 @@ def _refresh_blocks(session: Session, run_id: str, points: dict[tuple[str, int],
         _sqlite_block_upsert(session, list(summaries.values()))
 
 
-def _progress(run: Run, records: Sequence[dict[str, Any]], last: dict[str, Any]) -> None:
-    """step / total_steps / eta_seconds on the run from the newest record (seconds per step from `time`)."""
-    previous = run.latest_metrics or {}
+def _progress(
+    run: Run, records: Sequence[dict[str, Any]], last: dict[str, Any], *, previous: dict[str, Any]
+) -> None:
+    """step / total_steps / eta_seconds on the run from the newest record (seconds per step from `time`,
+    against `previous`, the newest record before this batch, else this batch's first)."""
     step = int(last["step"])
     total = last.get("total_steps")
     if isinstance(total, int | float) and not isinstance(total, bool) and total > 0:
@@ -312,9 +314,11 @@ def ingest_metrics(session: Session, *, run_id: str, records: list[dict[str, Any
         _upsert(session, run_id, list(batch.points.values()))
         _refresh_blocks(session, run_id, batch.points)
     ordered = sorted(records, key=lambda record: int(record["step"]))
+    # The rate behind the ETA is measured from the newest record before this batch: read it first.
+    previous = dict(run.latest_metrics or {})
     run.latest_metrics = _latest(run, ordered, batch.points)
     run.best_metrics = _best(run, batch)
-    _progress(run, ordered, ordered[-1])
+    _progress(run, ordered, ordered[-1], previous=previous)
     add_event(session, run_id=run_id, type=EventType.METRIC, data=_metric_event(run, batch.points))
     session.commit()
     return len(batch.points)

@@ -250,7 +250,8 @@ def cancel_run(session: Session, settings: Settings, *, run_id: str) -> Run:
 
 
 def resume_run(session: Session, celery_app: Celery, settings: Settings, *, run_id: str) -> Run:
-    """failed / cancelled / interrupted with a checkpoint -> queued again with resume=True, same directory."""
+    """failed / cancelled / interrupted -> queued again with resume=True in the same directory: from its
+    checkpoint, or from step 0 when it stopped before writing one."""
     run = run_queries.require_run(session, run_id=run_id)
     if run.status not in RESUMABLE_STATUSES:
         if run.status == RunStatus.COMPLETED:
@@ -261,17 +262,24 @@ def resume_run(session: Session, celery_app: Celery, settings: Settings, *, run_
     if run.kind not in RESUMABLE_KINDS:
         raise RunStateError(f"{run.kind} runs cannot be resumed; clone run {run_id} to run it again")
     run_dir = owned_run_dir(settings, run.output_dir)
-    if run_dir is None or not RunDir(run_dir).checkpoint.is_file():
+    if run_dir is None:
         raise RunStateError(
-            f"run {run_id} has no checkpoint.pth to resume from; clone it (POST .../clone) to start over"
+            f"run {run_id} has no run directory of this server to resume in; clone it (POST .../clone)"
         )
-    RunDir(run_dir).stop_request.unlink(missing_ok=True)  # else the resumed trainer would stop at once
+    files = RunDir(run_dir)
+    files.stop_request.unlink(missing_ok=True)  # else the resumed trainer would stop at once
+    # Stopped before its first checkpoint: nothing to continue from, so the worker starts it again at
+    # step 0 in its own directory (worker.supervisor.prepare_run_dir); the figures of the lost attempt go.
+    restart: dict[str, Any] = (
+        {} if files.checkpoint.is_file() else {"step": None, "latest_metrics": {}, "best_metrics": {}}
+    )
     resumed = run_queries.transition_run(
         session,
         run_id=run_id,
         from_statuses=(RunStatus(run.status),),
         status=RunStatus.QUEUED,
         config={**run.config, "resume": True},
+        **restart,
         attempt=run.attempt + 1,
         cancel_requested=False,
         error=None,

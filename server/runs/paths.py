@@ -4,7 +4,9 @@
   included — and must lie under an allowed root; they are stored absolute, so the worker reads
   exactly what was checked. What a path must look like is in the API's schema (`USABLE_PATH`,
   `INSIDE_RUN_PATH`: 422 when it does not); where it leads depends on this server's roots and files,
-  which no schema states (`ServerStateError`, 409).
+  which no schema states (`ServerStateError`, 409). What a run reads (dataset folder, weights,
+  checkpoint, teacher) must exist at submission: else 422 at the field, rather than a run that fails
+  in the worker minutes later.
 * Artifact names are relative paths that must resolve inside the run directory.
 * A run directory is only ever created or deleted when it resolves inside `runs_dir`.
 """
@@ -151,9 +153,45 @@ def resolve_config_paths(
                 config[field] = str(run_dir / CHECKPOINT_FILE) if kind == "model_or_path" else str(run_dir)
                 continue
             if kind == "model_or_path" and not _looks_like_path(value):
-                continue  # a registry backbone name
+                _require_backbone(field, value)
+                continue
         config[field] = resolve_under(value, roots, field=field, env_hint=hint)
+        _require_existing(field, value, Path(config[field]), kind)
     return config
+
+
+def _require_backbone(field: str, value: str) -> None:
+    """A registry name that the registry has: a typo would otherwise fail in the worker, minutes later."""
+    names = _backbone_names()
+    if value not in names:
+        raise InvalidRequestError.for_field(
+            field,
+            f"{value!r} is neither a backbone name, a run id nor a checkpoint file; give one of those "
+            f"(backbones: {', '.join(names)})",
+        )
+
+
+def _require_existing(field: str, value: str, path: Path, kind: str) -> None:
+    """What a run reads must be there when it is submitted, not only when a worker starts it (422 at the
+    field, instead of a failed run minutes later). A run directory counts as a checkpoint when it holds
+    one."""
+    if kind == "checkpoint" and path.is_dir():
+        if (path / CHECKPOINT_FILE).is_file():
+            return
+        raise InvalidRequestError.for_field(
+            field,
+            f"{value} is a directory without {CHECKPOINT_FILE}; give a run that has finished training "
+            "(its id or directory) or a checkpoint file",
+        )
+    if path.exists():
+        return
+    fix = {
+        "data_path": "give the folder that holds the dataset (cifar10, cifar100 and stl10 download into an "
+        "existing folder: create it first)",
+        "checkpoint": "give an existing checkpoint file, or the id or directory of a run that has one",
+        "teacher": "give an existing checkpoint file, a run id or a backbone name",
+    }.get(field, "give an existing file")
+    raise InvalidRequestError.for_field(field, f"{value} does not exist ({path}); {fix}")
 
 
 def _backbone_names() -> list[str]:

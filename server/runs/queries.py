@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from server.errors import RunNotFoundError
 from server.events.queries import add_event
+from server.runs.where import where_clause
 from server.storage.models import Run, utcnow
 from server.vocabulary import (
     FINISHED_STATUSES,
@@ -181,7 +182,10 @@ def _filtered(
     search: str | None,
     sweep: str | None = None,
     parent: str | None = None,
+    where: str | None = None,
 ) -> Select[Any]:
+    if where:
+        query = query.where(where_clause(where, dialect=session.get_bind().dialect.name))
     if status:
         statuses = [status] if isinstance(status, str) else list(status)
         query = query.where(Run.status.in_(statuses))
@@ -197,7 +201,13 @@ def _filtered(
         query = query.where(Run.parent_id == parent)
     if search:
         pattern = f"%{_escape_like(search)}%"
-        query = query.where(or_(Run.name.ilike(pattern, escape="\\"), Run.id.like(pattern, escape="\\")))
+        query = query.where(
+            or_(
+                Run.name.ilike(pattern, escape="\\"),
+                Run.id.like(pattern, escape="\\"),
+                Run.notes.ilike(pattern, escape="\\"),
+            )
+        )
     return query
 
 
@@ -211,6 +221,7 @@ def list_runs(
     sweep: str | None = None,
     parent: str | None = None,
     search: str | None = None,
+    where: str | None = None,
     sort: str = "-created_at",
     limit: int = 50,
     offset: int = 0,
@@ -218,7 +229,8 @@ def list_runs(
     """One page of runs matching every given filter, and the total number that match.
 
     `sort` is a field of SORTABLE_FIELDS, prefixed with '-' for descending; ties break on id.
-    `search` matches a substring of the name (case-insensitive) or of the id.
+    `search` matches a substring of the name or the notes (case-insensitive), or of the id.
+    `where` is a query of server.runs.where's grammar (WhereError, 422, when it is not one).
     """
     field = sort.removeprefix("-")
     if field not in SORTABLE_FIELDS:
@@ -237,6 +249,7 @@ def list_runs(
             search=search,
             sweep=sweep,
             parent=parent,
+            where=where,
         )
 
     rows = list(
@@ -244,6 +257,26 @@ def list_runs(
     )
     count = session.scalar(filtered(select(func.count()).select_from(Run))) or 0
     return rows, int(count)
+
+
+# What PATCH /api/runs/{id} may change: labels people give a run, never what it ran or recorded.
+EDITABLE_FIELDS = frozenset({"name", "notes", "tags"})
+
+
+def update_run_details(session: Session, *, run_id: str, changes: dict[str, Any]) -> Run:
+    """Set the given editable fields (name, notes, tags) of a run in any status. Commits."""
+    unknown = set(changes) - EDITABLE_FIELDS
+    if unknown:
+        raise ValueError(f"update_run_details got fields that are not editable: {sorted(unknown)}")
+    run = require_run(session, run_id=run_id)
+    for name, value in changes.items():
+        if name == "tags":
+            value = list(dict.fromkeys(value or []))
+        elif isinstance(value, str) and not value.strip():
+            value = None  # an emptied name or notes box clears it
+        setattr(run, name, value)
+    session.commit()
+    return run
 
 
 def _status_event_data(run: Run) -> dict[str, Any]:

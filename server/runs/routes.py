@@ -11,7 +11,8 @@ from server.events import queries as event_queries
 from server.runs import lifecycle
 from server.runs import queries as run_queries
 from server.runs.queries import SORTABLE_FIELDS
-from server.runs.schemas import RunClone, RunCreate, RunPublic, RunsPublic
+from server.runs.schemas import RunClone, RunCreate, RunPublic, RunsPublic, RunUpdate
+from server.runs.where import MAX_WHERE_CHARS
 from server.schemas import CONFLICT_DESCRIPTION, Message
 from server.vocabulary import RunKind, RunStatus
 from server.workers.liveness import queue_warning
@@ -59,7 +60,11 @@ def create_run(
     return public
 
 
-@router.get("", response_model=RunsPublic)
+@router.get(
+    "",
+    response_model=RunsPublic,
+    responses={422: {"model": Message, "description": "A `where` it cannot read."}},
+)
 def list_runs(
     session: SessionDep,
     status_: Annotated[list[RunStatus] | None, Query(alias="status", description="Any of these.")] = None,
@@ -72,6 +77,16 @@ def list_runs(
     ] = None,
     q: Annotated[
         str | None, Query(max_length=200, pattern=PRINTABLE, description="Substring of the name or id.")
+    ] = None,
+    where: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_WHERE_CHARS,
+            pattern=PRINTABLE,
+            description="A query over run fields, config options and metrics, e.g. "
+            "`backbone = 'resnet5m' and knn_top1 > 30` (grammar: README, 'Notes, tags and queries'). "
+            "422 names the offending token and its position.",
+        ),
     ] = None,
     sort: Annotated[SortField, Query(description="Field, '-' prefix for descending.")] = "-created_at",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -86,6 +101,7 @@ def list_runs(
         sweep=sweep,
         parent=parent,
         search=q,
+        where=where,
         sort=sort,
         limit=limit,
         offset=offset,
@@ -96,6 +112,17 @@ def list_runs(
 @router.get("/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
 def get_run(run_id: str, session: SessionDep) -> RunPublic:
     run = run_queries.require_run(session, run_id=run_id)
+    return RunPublic.from_run(run, last_event_id=event_queries.latest_event_id(session, run_id=run_id))
+
+
+@router.patch(
+    "/{run_id}",
+    response_model=RunPublic,
+    responses={**NOT_FOUND, 422: {"model": Message, "description": "A field of the wrong form (named)."}},
+)
+def update_run(run_id: str, body: RunUpdate, session: SessionDep) -> RunPublic:
+    """Rename a run, write its notes (Markdown) or replace its tags, in any status; other fields stay."""
+    run = run_queries.update_run_details(session, run_id=run_id, changes=body.model_dump(exclude_unset=True))
     return RunPublic.from_run(run, last_event_id=event_queries.latest_event_id(session, run_id=run_id))
 
 

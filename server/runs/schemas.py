@@ -38,6 +38,26 @@ class RunClone(StrictBody):
     config: dict[str, Any] = Field(default_factory=dict, description="Options that differ from the original.")
 
 
+NOTES_MAX_CHARS = 20_000
+
+
+class RunUpdate(StrictBody):
+    """What may change on a run after the fact; only the fields sent change (null clears name or notes)."""
+
+    name: str | None = Field(
+        None, max_length=200, description="Free-text label shown in lists; null clears it."
+    )
+    notes: str | None = Field(
+        None,
+        max_length=NOTES_MAX_CHARS,
+        description="Markdown (headings, emphasis, code, lists, links); the dashboard renders it without HTML. "
+        "Searchable with GET /api/runs?q=. Null clears it.",
+    )
+    tags: list[Tag] | None = Field(
+        None, max_length=20, description="The run's whole tag list (replaces it); duplicates are dropped."
+    )
+
+
 class RunProgress(BaseModel):
     step: int | None = None
     total_steps: int | None = None
@@ -50,6 +70,7 @@ class RunPublic(BaseModel):
     kind: RunKind
     name: str | None
     tags: list[str]
+    notes: str | None = Field(None, description="Markdown notes added after the fact (PATCH).")
     status: RunStatus
     config: dict[str, Any]
     backbone: str | None
@@ -92,6 +113,7 @@ class RunPublic(BaseModel):
             kind=run.kind,
             name=run.name,
             tags=list(run.tags or []),
+            notes=run.notes,
             status=run.status,
             config=dict(run.config or {}),
             backbone=run.backbone,

@@ -87,6 +87,8 @@ class Run(Base):
     kind: Mapped[str] = mapped_column(String(16), index=True)
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # Markdown written by people after the fact (PATCH /api/runs/{id}); the dashboard renders it safely.
+    notes: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(16), index=True, default=RunStatus.QUEUED)
     config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     # Denormalised from config (backbone / student) so that listing can filter and sort on it.

@@ -251,10 +251,19 @@ def test_resume_rules(client: TestClient, session: object, settings: Settings) -
     run_id = run["id"]
     run_queries.claim_run(session, run_id=run_id, worker_name="w1")  # type: ignore[arg-type]
     assert client.post(f"/api/runs/{run_id}/resume").status_code == 409  # running
+    # Killed before its first checkpoint: queued again in its own directory, where the worker starts
+    # it from step 0 (test_worker_supervisor: test_resume_without_a_checkpoint_starts_over).
+    make_run_files(settings.run_dir(run_id), checkpoint=False)
+    lost = {"step": 3, "latest_metrics": {"loss": 2.0}, "error": "worker died"}
+    run_queries.update_run_status(session, run_id=run_id, status="interrupted", **lost)  # type: ignore[arg-type]
+    restarted = client.post(f"/api/runs/{run_id}/resume")
+    assert restarted.status_code == 200, restarted.text
+    body = restarted.json()
+    assert (body["status"], body["config"]["resume"], body["attempt"]) == ("queued", True, 2)
+    assert (body["progress"]["step"], body["latest_metrics"]) == (None, {})
+    assert body["config"]["output_dir"] == run["config"]["output_dir"]
+    run_queries.claim_run(session, run_id=run_id, worker_name="w1")  # type: ignore[arg-type]
     run_queries.update_run_status(session, run_id=run_id, status="interrupted", error="worker died")  # type: ignore[arg-type]
-    no_checkpoint = client.post(f"/api/runs/{run_id}/resume")
-    assert no_checkpoint.status_code == 409
-    assert "checkpoint" in no_checkpoint.json()["detail"]
 
     make_run_files(settings.run_dir(run_id))
     (settings.run_dir(run_id) / "STOP").touch()
@@ -262,7 +271,7 @@ def test_resume_rules(client: TestClient, session: object, settings: Settings) -
     assert resumed["status"] == "queued"
     assert resumed["config"]["resume"] is True
     assert resumed["config"]["output_dir"] == run["config"]["output_dir"]
-    assert resumed["attempt"] == 2
+    assert resumed["attempt"] == 3
     assert resumed["error"] is None
     assert not (settings.run_dir(run_id) / "STOP").exists()
 

@@ -6,7 +6,8 @@ One exemption, stated where it applies: positive-data acceptance is off for POST
 and /studies, whose configs the document states per kind; what it cannot state (this server's data
 roots, rules between options) answers the documented 409, which schemathesis accepts. The CLI run in
 test_api_schemathesis_cli.py checks them without exemption; here the seeded runs make clone reach
-real originals, whose config may refuse an override in combination (409 too).
+real originals, whose config may refuse an override in combination (409 too). GET /api/runs is
+generated without `where`, whose grammar no schema states (test_api_runs_where.py tests it).
 
 The SSE endpoint is excluded (it streams until the client leaves); every other operation goes
 through the real app on both databases. Random run ids would only ever reach the 404 branch, so in
@@ -80,6 +81,10 @@ def test_the_api_conforms_to_its_schema(app: FastAPI) -> None:
         def run(case: schemathesis.Case, use_real_run: bool) -> None:
             if use_real_run and case.path_parameters and "run_id" in case.path_parameters:
                 case.path_parameters["run_id"] = seed_run(app)
+            if case.query and "where" in case.query:
+                # A query's grammar is beyond JSON Schema: generated text is almost never a query, and its
+                # 422 (naming the token) is what test_api_runs_where.py checks.
+                del case.query["where"]
             case.call_and_validate(checks=checks, excluded_checks=excluded)  # noqa: B023 (called in this iteration)
 
         try:

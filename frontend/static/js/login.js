@@ -2,12 +2,38 @@
 const form = document.getElementById("login-form");
 const error = document.getElementById("login-error");
 const input = document.getElementById("token");
+const intro = document.getElementById("login-intro");
+const open = document.getElementById("login-open");
+const TOKEN_TEXT = "This server needs its API token (the value of LOWDINO_API_TOKEN). You enter it once; the browser then keeps a session cookie that scripts cannot read.";
+
+// Whether a token is needed is the server's to say (GET /api/session): a page that asks for one the
+// server does not have would send the user hunting for a value that does not exist.
+async function showWhatIsNeeded() {
+  let required = true;
+  try {
+    const response = await fetch("/api/session", { credentials: "same-origin" });
+    if (response.ok) required = Boolean((await response.json()).auth_required);
+  } catch {
+    // Unreachable server: show the form; submitting it says what failed.
+  }
+  if (required) {
+    intro.textContent = TOKEN_TEXT;
+    form.hidden = false;
+    input.focus();
+  } else {
+    intro.hidden = true;
+    document.getElementById("login-continue").setAttribute("href", nextTarget());
+    open.hidden = false;
+  }
+}
 
 function nextTarget() {
   const next = new URLSearchParams(location.search).get("next") || "/";
   // Only same-site paths: a crafted ?next= must not send the user elsewhere after login.
   return next.startsWith("/") && !next.startsWith("//") ? next : "/";
 }
+
+showWhatIsNeeded();
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();

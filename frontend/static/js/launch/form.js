@@ -199,6 +199,18 @@ export function readConfig(inputs, defaults, grid = null) {
   return config;
 }
 
+/** field -> message for number fields whose text the browser could not read as a number (its value is
+ * then "", so the typed text is lost to the page: the message asks for digits instead of quoting it). */
+export function unreadableNumbers(inputs) {
+  const found = {};
+  for (const [name, entry] of inputs) {
+    if (entry.element.type === "number" && entry.element.validity?.badInput) {
+      found[name] = "is not a number; type digits, e.g. 0.0005 or 5e-4";
+    }
+  }
+  return found;
+}
+
 export function clearFieldErrors(inputs) {
   for (const entry of inputs.values()) entry.error.textContent = "";
 }

@@ -8,7 +8,7 @@ import { getCatalog } from "../catalog.js";
 import { clear, copyText, fill, h } from "../dom.js";
 import { cliCommand, curlCommand } from "../launch/commands.js";
 import { renderEvaluate } from "../launch/evaluate.js";
-import { clearFieldErrors, defaultsOf, readConfig, renderFields, showFieldErrors } from "../launch/form.js";
+import { clearFieldErrors, defaultsOf, readConfig, renderFields, showFieldErrors, unreadableNumbers } from "../launch/form.js";
 import { renderStudyList, renderStudyPanel } from "../launch/study.js";
 import { createSweep } from "../launch/sweep.js";
 import { navigate, params, setParams } from "../url.js";
@@ -110,8 +110,15 @@ export function mount(root) {
       state.preset = null;
       sourceNote.textContent = "Defaults of the config model. Pick a preset on the left to start from a tested recipe.";
     }
+    // ?evaluate=<run id> (the Run page's "Evaluate…"): that run's checkpoint, on a kind that reads one.
+    const evaluated = "checkpoint" in values && !state.source ? params().get("evaluate") : null;
+    if (evaluated) {
+      values = { ...values, checkpoint: evaluated };
+      if (!nameInput.value) nameInput.value = `evaluation of ${evaluated}`;
+      sourceNote.textContent = `Evaluates the final checkpoint of run ${evaluated}; pick the protocols, then queue it.`;
+    }
     state.values = values;
-    setParams({ kind, preset: state.preset, clone: state.source?.type === "clone" ? state.source.run.id : null, study: null, scale: null });
+    setParams({ kind, preset: state.preset, clone: state.source?.type === "clone" ? state.source.run.id : null, study: null, scale: null, evaluate: evaluated });
     studyPanel.hidden = true;
     document.getElementById("form-section").hidden = false;
     renderKinds();
@@ -226,6 +233,16 @@ export function mount(root) {
     event.preventDefault();
     formError.hidden = true;
     clearFieldErrors(inputs);
+    // A number field holding text reads as "" in the browser: say so here, not "(got '')" from the server.
+    const unreadable = unreadableNumbers(inputs);
+    if (Object.keys(unreadable).length) {
+      const first = showFieldErrors(inputs, unreadable);
+      formError.hidden = false;
+      formError.textContent = `Not a number in ${Object.keys(unreadable).join(", ")}: fix the marked field${Object.keys(unreadable).length > 1 ? "s" : ""}.`;
+      first?.element.focus();
+      first?.wrapper.scrollIntoView({ block: "center" });
+      return;
+    }
     submit.disabled = true;
     submit.textContent = "Queueing…";
     try {

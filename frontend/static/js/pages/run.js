@@ -6,6 +6,7 @@ import { COLLAPSE_KEY, CONFIG, ensurePlotly, groupFor, groupKeys, layout, marker
 import { clear, fill, h } from "../dom.js";
 import { exportForm, renderManifest } from "../export.js";
 import { duration, knnOf, number, params as fmtParams, pct, progressBar, rate, relativeTime, runColor, runLabel, statusPill } from "../format.js";
+import { notesPanel } from "../notes.js";
 import { navigate } from "../url.js";
 
 const MAX_POINTS = 1500;
@@ -20,6 +21,10 @@ export function mount(root, runId) {
   const charts = new Map(); // group id -> {div, group, keys, index: Map(key -> trace), range, collapse: []}
   const header = h("div");
   const notice = h("div");
+  const notesSlot = h("div");
+  let notes = null;
+  let hasCheckpoint = null; // from the artifacts list: null until it answers
+  let lastStreamState = "connecting";
   const chartGrid = h("div", { class: "charts", id: "charts" });
   const streamState = h("span", { class: "stream-state", id: "stream-state", role: "status", "aria-live": "polite" }, "connecting…");
   const follow = h("input", { type: "checkbox", id: "follow", checked: true });
@@ -31,7 +36,7 @@ export function mount(root, runId) {
   const manifestBox = h("div", { id: "manifest" });
 
   root.append(
-    header, notice, exportPanel, manifestBox,
+    header, notice, notesSlot, exportPanel, manifestBox,
     h("div", { class: "chart-head" }, h("h2", {}, "Metrics"), streamState,
       h("label", { for: "follow" }, follow, " follow the latest points when zoomed"),
       h("a", { href: `/api/runs/${encodeURIComponent(runId)}/metrics.csv`, download: true }, "all points as CSV")),
@@ -71,12 +76,19 @@ export function mount(root, runId) {
     }
     // Resume where both the status and the kind allow it (catalog.resumable_kinds: eval and export are cloned).
     const resumable = catalog?.resumable_statuses.includes(run.status) && (catalog.resumable_kinds || []).includes(run.kind);
-    if (resumable) actions.push(actionButton("Resume", "resume-run", () => act(`/api/runs/${run.id}/resume`, "POST"), { primary: true }));
+    // Stopped before its first checkpoint there is nothing to continue: Resume would start it over at
+    // step 0, so Clone (a copy the user can change first) is the primary action.
+    const noCheckpoint = hasCheckpoint === false;
+    if (resumable) actions.push(actionButton(noCheckpoint ? "Restart" : "Resume", "resume-run", () => act(`/api/runs/${run.id}/resume`, "POST"), { primary: !noCheckpoint }));
     // A completed run that left a checkpoint (catalog.training_kinds) can be exported for deployment.
     if (run.status === "completed" && catalog?.training_kinds.includes(run.kind)) {
       actions.push(actionButton("Export…", "export-run", toggleExport, { primary: !exportPanel.firstChild }));
     }
-    actions.push(h("a", { class: "button", id: "clone-run", href: `/launch?clone=${run.id}`, "data-link": true }, "Clone"));
+    if (run.status === "completed" && catalog?.training_kinds.includes(run.kind)) {
+      actions.push(h("a", { class: "button", id: "evaluate-run", href: `/launch?kind=eval&evaluate=${run.id}`, "data-link": true, title: "Open the evaluation form with this run's checkpoint" }, "Evaluate…"));
+    }
+    const clonePrimary = run.status === "failed" && (!resumable || noCheckpoint);
+    actions.push(h("a", { class: clonePrimary ? "button primary" : "button", id: "clone-run", href: `/launch?clone=${run.id}`, "data-link": true }, "Clone"));
     actions.push(h("a", { class: "button", href: `/compare?runs=${run.id}`, "data-link": true }, "Compare…"));
     if (active === false) {
       actions.push(actionButton("Delete", "delete-run", () => act(`/api/runs/${run.id}`, "DELETE", "Delete this run, its metrics, logs and run directory? This cannot be undone."), { danger: true }));
@@ -87,6 +99,7 @@ export function mount(root, runId) {
       ["Backbone", run.backbone || "–"], ["Parameters", fmtParams(paramsOf(run, catalog))], ["Dataset", config.dataset || "–"],
       [run.kind === "eval" ? "kNN top-1" : "kNN top-1 (validation, latest)", pct(knnOf(run))], ["Step", run.progress.step != null ? `${run.progress.step}${run.progress.total_steps ? ` / ${run.progress.total_steps}` : ""}` : "–"],
       ["Throughput", rate(latest.images_per_sec)], ["Loss (latest)", number(latest.loss)],
+      ...(active && typeof run.progress.eta_seconds === "number" ? [["ETA", h("span", { id: "run-eta" }, duration(run.progress.eta_seconds))]] : []),
       ["Created", relativeTime(run.created_at)], ["Worker", run.worker_name || "–"], ["Attempt", String(run.attempt)],
     ];
     // The chain, both ways: a training run links its evaluation, an evaluation the run it measures.
@@ -104,10 +117,24 @@ export function mount(root, runId) {
       h("div", { class: "summary-grid", id: "summary" }, facts.map(([label, value]) => h("div", {}, h("span", {}, label), value))),
     );
     clear(notice);
-    if (run.status === "failed") notice.append(h("div", { class: "error-box", id: "run-error" }, h("strong", {}, "This run failed. "), run.error || `exit code ${run.exit_code}`, h("br"), resumable === false ? "Fix the cause, then Clone (runs it again)." : "Fix the cause, then Resume (continues from the last checkpoint) or Clone (starts again)."));
-    if (run.status === "interrupted") notice.append(h("div", { class: "error-box", id: "run-error" }, h("strong", {}, "This run was interrupted. "), run.error || "Its worker stopped sending heartbeats.", h("br"), "Resume continues from its last checkpoint."));
-    if (run.status === "cancelled") notice.append(h("div", { class: "notice" }, `Cancelled${run.progress.step ? ` at step ${run.progress.step}` : ""}. Resume continues from the last checkpoint.`));
+    const restartNote = "It stopped before writing its first checkpoint, so there is nothing to continue from: Clone starts a copy you can change first; Restart runs this one again from step 0.";
+    const failedNote = resumable === false ? "Fix the cause, then Clone (runs it again)."
+      : noCheckpoint ? `Fix the cause. ${restartNote}` : "Fix the cause, then Resume (continues from the last checkpoint) or Clone (starts again).";
+    const resumeNote = noCheckpoint ? restartNote : "Resume continues from its last checkpoint.";
+    if (run.status === "failed") notice.append(h("div", { class: "error-box", id: "run-error" }, h("strong", {}, "This run failed. "), run.error || `exit code ${run.exit_code}`, h("br"), failedNote));
+    if (run.status === "interrupted") notice.append(h("div", { class: "error-box", id: "run-error" }, h("strong", {}, "This run was interrupted. "), run.error || "Its worker stopped sending heartbeats.", h("br"), resumeNote));
+    if (run.status === "cancelled") notice.append(h("div", { class: "notice", id: "run-cancelled" }, `Cancelled${run.progress.step ? ` at step ${run.progress.step}` : ""}. `, resumable ? resumeNote : "Clone runs it again."));
+    showStreamState();
     if (run.status === "queued") notice.append(h("div", { class: "notice", id: "queued-note" }, "Queued: waiting for a worker. The light in the top bar says whether one is alive."));
+  }
+
+  // A finished run's stream stays open (a resume would bring new points), but nothing is live any more:
+  // no green "live" badge on it.
+  function showStreamState() {
+    const finished = Boolean(catalog && run && !catalog.active_statuses.includes(run.status));
+    const state = finished && lastStreamState === "live" ? "finished" : lastStreamState;
+    streamState.className = `stream-state ${state}`;
+    streamState.textContent = { live: "live", finished: "finished: no new points", reconnecting: "reconnecting…", paused: "paused while the tab is hidden" }[state] || "connecting…";
   }
 
   function toggleExport() {
@@ -130,6 +157,9 @@ export function mount(root, runId) {
   async function renderArtifacts() {
     try {
       const artifacts = await api(`/api/runs/${runId}/artifacts`);
+      const had = hasCheckpoint;
+      hasCheckpoint = artifacts.data.some((item) => item.name === "checkpoint.pth");
+      if (had !== hasCheckpoint && run && !stopped) renderHeader();
       clear(artifactList);
       if (!artifacts.data.length) artifactList.append(h("li", { class: "muted" }, "Nothing written yet."));
       for (const item of artifacts.data) {
@@ -334,6 +364,7 @@ export function mount(root, runId) {
       run = await api(`/api/runs/${runId}`);
       if (stopped) return;
       renderHeader();
+      notes?.update(run);
       renderArtifacts();
     } catch (exc) {
       showBanner(`Could not refresh the run: ${exc.message}`);
@@ -367,6 +398,14 @@ export function mount(root, runId) {
     if (stopped) return;
     renderHeader();
     renderConfig();
+    notes = notesPanel(run, {
+      onSaved: (saved) => {
+        run = { ...run, name: saved.name, tags: saved.tags, notes: saved.notes };
+        document.title = `${runLabel(run)} · LowDINO`;
+        renderHeader();
+      },
+    });
+    notesSlot.append(notes.element);
     if (!catalog) showBanner("Could not load the server's catalog: Cancel, Resume and Delete appear once it answers.", { retry: retryCatalog });
     try {
       Plotly = await plotlyPromise;
@@ -379,8 +418,8 @@ export function mount(root, runId) {
     stream = followEvents(runId, {
       after: run.last_event_id || 0,
       onState: (state) => {
-        streamState.className = `stream-state ${state}`;
-        streamState.textContent = { live: "live", reconnecting: "reconnecting…", paused: "paused while the tab is hidden" }[state] || "connecting…";
+        lastStreamState = state;
+        showStreamState();
       },
       onEvent: (type, data) => {
         if (type === "metric") applyMetricEvent(data);

@@ -4,6 +4,7 @@ import { clear, fill, h } from "../dom.js";
 import { knnOf, params as fmtParams, pct, progressBar, relativeTime, runColor, runLabel, statusPill } from "../format.js";
 import { showBanner } from "../banner.js";
 import { getCatalog, paramsOf } from "../catalog.js";
+import { queryBox } from "../query.js";
 import { listParam, navigate, params, setParams } from "../url.js";
 
 const PAGE_SIZE = 25;
@@ -29,7 +30,8 @@ export function mount(root) {
   let catalog = null;
   const selected = new Set(listParam("sel"));
 
-  const search = h("input", { type: "search", id: "runs-search", placeholder: "name or id", value: params().get("q") || "" });
+  const where = queryBox({ value: params().get("where"), onApply: (text) => { setParams({ where: text, page: null }); refresh(); } });
+  const search = h("input", { type: "search", id: "runs-search", placeholder: "name, id or notes", value: params().get("q") || "" });
   const status = h("select", { id: "runs-status" });
   const kind = h("select", { id: "runs-kind" });
   // The choices are the server's (catalog.statuses, catalog.kinds); until it answers, only the URL's.
@@ -54,6 +56,7 @@ export function mount(root) {
   root.append(
     h("div", { class: "page-head" }, h("h1", {}, "Runs"), countText, h("span", { class: "spacer" }),
       h("a", { href: "/launch", "data-link": true, class: "button primary" }, "New run")),
+    where.element,
     h("div", { class: "toolbar" },
       h("label", { for: "runs-search" }, "Search", search),
       h("label", { for: "runs-status" }, "Status", status),
@@ -102,7 +105,7 @@ export function mount(root) {
     renderHead();
     clear(tbody);
     if (!runs.length) {
-      const filtered = params().get("q") || params().get("status") || params().get("kind") || params().get("tag");
+      const filtered = ["q", "status", "kind", "tag", "where"].some((name) => params().get(name));
       const empty = h("div", { class: "empty", id: "runs-empty" });
       tbody.append(h("tr", {}, h("td", { colspan: COLUMNS.length + 1 }, empty)));
       if (filtered) {
@@ -163,7 +166,7 @@ export function mount(root) {
     const query = new URLSearchParams({ sort: sortValue(), limit: String(PAGE_SIZE) });
     const page = Number(params().get("page") || 1);
     query.set("offset", String((page - 1) * PAGE_SIZE));
-    for (const name of ["q", "kind", "tag", "status"]) {
+    for (const name of ["q", "kind", "tag", "status", "where"]) {
       const value = params().get(name);
       if (value) query.set(name, value);
     }
@@ -177,6 +180,7 @@ export function mount(root) {
       }
       const result = await api(`/api/runs?${query}`);
       if (stopped) return;
+      where.showError(null);
       lastRuns = result.data;
       renderRows(result.data);
       renderPager(result.count);
@@ -185,6 +189,14 @@ export function mount(root) {
       timer = setTimeout(refresh, active ? 2000 : 10000);
     } catch (exc) {
       if (stopped) return;
+      if (exc.status === 422 && params().get("where")) {
+        // The query is the user's to fix: say where, under the box, and show no stale rows.
+        where.showError(exc.message);
+        lastRuns = [];
+        renderRows([]);
+        renderPager(0);
+        return;
+      }
       showBanner(`Could not load runs: ${exc.message}`, { retry: refresh });
       timer = setTimeout(refresh, 10000);
     }
