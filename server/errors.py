@@ -63,6 +63,14 @@ class OptionsConflictError(InvalidRequestError):
     status_code = 409
 
 
+class UnstatedGrammarError(InvalidRequestError):
+    """Text the schema allows (any printable string) that a grammar no JSON Schema can state refuses:
+    GET /api/runs?where=. 409 like the other rules the document leaves unstated; the message names the
+    offending token and its position."""
+
+    status_code = 409
+
+
 class ArtifactNotFoundError(ServiceError):
     status_code = 404
 

@@ -27,6 +27,8 @@ def options_conflict(message: str) -> PydanticCustomError:
 
 
 DatasetName = Literal["cifar10", "cifar100", "stl10", "imagefolder", "webdataset", "synthetic"]
+# torchvision fetches these into --data-path (creating it) when the machine is online.
+DOWNLOADED_DATASETS = frozenset({"cifar10", "cifar100", "stl10"})
 DataLoadingName = Literal["auto", "memory", "stream"]
 DecodeDeviceName = Literal["cpu", "cuda"]
 DeviceName = Literal["auto", "cpu", "cuda"]

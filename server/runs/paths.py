@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from lowdino.config.base import matches_pattern
+from lowdino.config.base import DOWNLOADED_DATASETS, matches_pattern
 from lowdino.contract.rundir import CHECKPOINT_FILE
 from server.errors import ArtifactNotFoundError, InvalidRequestError, ServerStateError, ServiceError
 from server.settings import Settings
@@ -156,6 +156,8 @@ def resolve_config_paths(
                 _require_backbone(field, value)
                 continue
         config[field] = resolve_under(value, roots, field=field, env_hint=hint)
+        if field == "data_path" and config.get("dataset") in DOWNLOADED_DATASETS:
+            continue  # torchvision downloads into it (creating it) on a machine that is online
         _require_existing(field, value, Path(config[field]), kind)
     return config
 
@@ -164,7 +166,7 @@ def _require_backbone(field: str, value: str) -> None:
     """A registry name that the registry has: a typo would otherwise fail in the worker, minutes later."""
     names = _backbone_names()
     if value not in names:
-        raise InvalidRequestError.for_field(
+        raise ServerStateError.for_field(
             field,
             f"{value!r} is neither a backbone name, a run id nor a checkpoint file; give one of those "
             f"(backbones: {', '.join(names)})",
@@ -172,13 +174,13 @@ def _require_backbone(field: str, value: str) -> None:
 
 
 def _require_existing(field: str, value: str, path: Path, kind: str) -> None:
-    """What a run reads must be there when it is submitted, not only when a worker starts it (422 at the
+    """What a run reads must be there when it is submitted, not only when a worker starts it (409 at the
     field, instead of a failed run minutes later). A run directory counts as a checkpoint when it holds
     one."""
     if kind == "checkpoint" and path.is_dir():
         if (path / CHECKPOINT_FILE).is_file():
             return
-        raise InvalidRequestError.for_field(
+        raise ServerStateError.for_field(
             field,
             f"{value} is a directory without {CHECKPOINT_FILE}; give a run that has finished training "
             "(its id or directory) or a checkpoint file",
@@ -186,12 +188,11 @@ def _require_existing(field: str, value: str, path: Path, kind: str) -> None:
     if path.exists():
         return
     fix = {
-        "data_path": "give the folder that holds the dataset (cifar10, cifar100 and stl10 download into an "
-        "existing folder: create it first)",
+        "data_path": "give the folder that holds the dataset",
         "checkpoint": "give an existing checkpoint file, or the id or directory of a run that has one",
         "teacher": "give an existing checkpoint file, a run id or a backbone name",
     }.get(field, "give an existing file")
-    raise InvalidRequestError.for_field(field, f"{value} does not exist ({path}); {fix}")
+    raise ServerStateError.for_field(field, f"{value} does not exist ({path}); {fix}")
 
 
 def _backbone_names() -> list[str]:

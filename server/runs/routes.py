@@ -63,7 +63,13 @@ def create_run(
 @router.get(
     "",
     response_model=RunsPublic,
-    responses={422: {"model": Message, "description": "A `where` it cannot read."}},
+    responses={
+        409: {
+            "model": Message,
+            "description": "A `where` the query grammar cannot read (no JSON Schema states it): the "
+            "message names the offending token and its position.",
+        }
+    },
 )
 def list_runs(
     session: SessionDep,
@@ -85,7 +91,7 @@ def list_runs(
             pattern=PRINTABLE,
             description="A query over run fields, config options and metrics, e.g. "
             "`backbone = 'resnet5m' and knn_top1 > 30` (grammar: README, 'Notes, tags and queries'). "
-            "422 names the offending token and its position.",
+            "A query it cannot read is a 409 naming the offending token and its position.",
         ),
     ] = None,
     sort: Annotated[SortField, Query(description="Field, '-' prefix for descending.")] = "-created_at",

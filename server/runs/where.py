@@ -35,7 +35,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from lowdino.config import CONFIG_MODELS, RunKind
 from lowdino.contract.metrics import EVAL_METRIC_SUFFIX, METRIC_GOALS
-from server.errors import InvalidRequestError
+from server.errors import UnstatedGrammarError
 from server.storage.models import Run
 from server.vocabulary import RunStatus
 
@@ -55,8 +55,8 @@ _TOKEN = re.compile(
 )
 
 
-class WhereError(InvalidRequestError):
-    """A `where` query that cannot be parsed or names an unknown key (422, field `where`)."""
+class WhereError(UnstatedGrammarError):
+    """A `where` query that cannot be parsed or names an unknown key (409, field `where`)."""
 
     def __init__(self, problem: str, *, position: int, token: str, fix: str) -> None:
         shown = token if token else "end of query"

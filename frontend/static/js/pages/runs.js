@@ -189,8 +189,9 @@ export function mount(root) {
       timer = setTimeout(refresh, active ? 2000 : 10000);
     } catch (exc) {
       if (stopped) return;
-      if (exc.status === 422 && params().get("where")) {
-        // The query is the user's to fix: say where, under the box, and show no stale rows.
+      if ((exc.status === 409 || exc.status === 422) && params().get("where")) {
+        // The query is the user's to fix (409: the grammar refused it; 422: too long or unprintable): say
+        // where, under the box, and show no stale rows.
         where.showError(exc.message);
         lastRuns = [];
         renderRows([]);
