@@ -65,7 +65,7 @@ from lowdino.train.kinds import (
     training_needs,
 )
 from lowdino.train.memory_check import check_cpu_memory, refusal
-from lowdino.train.optim import build_optimizer, build_schedules
+from lowdino.train.optim import Schedules, build_optimizer, build_schedules
 from lowdino.train.progress import ProgressBar, close_logging, setup_logging
 from lowdino.train.state import Prepared, Progress, SaveClock
 from lowdino.train.step import parameters_outside_student, train_step, trained_parameters
@@ -177,7 +177,7 @@ def _run(p: Prepared, callbacks: Sequence[TrainerCallback], *, memory_note: str 
     # Every rank has passed every check: from here on files are written.
     barrier(p.ctx)
     progress = Progress()
-    detector = build_collapse_detector(p.needs)
+    detector = build_collapse_detector(p.needs, p.schedules)
     if p.checkpoint is not None:
         _restore(p, p.checkpoint, progress, detector)
     logger, writer = _open_outputs(p, progress.step, callbacks)
@@ -208,10 +208,19 @@ def _run(p: Prepared, callbacks: Sequence[TrainerCallback], *, memory_note: str 
         close_logging(logger)
 
 
-def build_collapse_detector(needs: TrainingNeeds) -> CollapseDetector | None:
-    """A detector watching the metric the method names, for methods with a prototype output."""
+def build_collapse_detector(
+    needs: TrainingNeeds, schedules: Schedules | None = None
+) -> CollapseDetector | None:
+    """A detector watching the metric the method names, for methods with a prototype output.
+
+    With `schedules`, a loss at ln(out_dim) counts only after the teacher-temperature warm-up and
+    one pass over the data (DINO's starting point; see lowdino.train.collapse).
+    """
     watch = needs.collapse
-    return None if watch is None else CollapseDetector(out_dim=watch.out_dim, loss_metric=watch.loss_metric)
+    if watch is None:
+        return None
+    warmup = 0 if schedules is None else max(schedules.teacher_temp_warmup_steps, schedules.steps_per_epoch)
+    return CollapseDetector(out_dim=watch.out_dim, loss_metric=watch.loss_metric, warmup_steps=warmup)
 
 
 def _restore(
@@ -414,7 +423,7 @@ def _stop_requested(p: Prepared, callbacks: Sequence[TrainerCallback]) -> bool:
 def _check_collapse(
     detector: CollapseDetector, record: dict[str, Any], progress: Progress, logger: logging.Logger
 ) -> None:
-    warning = detector.end_interval()
+    warning = detector.end_interval(record["step"])
     if warning:
         record["collapse_warning"] = progress.collapse_warning = warning
         logger.warning("step %d: %s", record["step"], warning)
