@@ -220,7 +220,12 @@ def build_collapse_detector(
     if watch is None:
         return None
     warmup = 0 if schedules is None else max(schedules.teacher_temp_warmup_steps, schedules.steps_per_epoch)
-    return CollapseDetector(out_dim=watch.out_dim, loss_metric=watch.loss_metric, warmup_steps=warmup)
+    return CollapseDetector(
+        out_dim=watch.out_dim,
+        loss_metric=watch.loss_metric,
+        warmup_steps=warmup,
+        settle_steps=watch.settle_steps,
+    )
 
 
 def _restore(
