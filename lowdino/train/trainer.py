@@ -37,6 +37,7 @@ from lowdino.data import LabeledImages, iterate_batches, steps_per_epoch
 from lowdino.data.types import CropBatch
 from lowdino.devices import Precision, resolve_device, resolve_device_ids, resolve_precision
 from lowdino.methods import TrainingNeeds
+from lowdino.resources import apply_threads
 from lowdino.train import builders
 from lowdino.train.checkpoint import (
     capture_rng_state,
@@ -128,6 +129,8 @@ def prepare(config: TrainConfig, ctx: DistContext, device: torch.device, precisi
         check_compatible(checkpoint, config.model_dump(mode="json"), run_dir.checkpoint)
 
     datasets = builders.load_datasets(config)
+    resources = builders.plan_run_resources(config, datasets, device)
+    apply_threads(resources)
     spe = steps_per_epoch(len(datasets.train), config.batch_size, world_size=1, drop_last=True)
     schedules = build_schedules(config, needs, spe)
 
@@ -163,7 +166,8 @@ def prepare(config: TrainConfig, ctx: DistContext, device: torch.device, precisi
         knn=builders.build_knn_monitor(config, datasets, device) if ctx.is_main else None,
         device_ids=device_ids,
         checkpoint=checkpoint,
-        stream=builders.build_stream(config, datasets, augmentation, ctx, device),
+        stream=builders.build_stream(config, datasets, augmentation, ctx, device, resources),
+        resources=resources,
     )
 
 
@@ -314,6 +318,8 @@ def _log_start(p: Prepared, progress: Progress, logger: logging.Logger) -> None:
         f" from step {progress.step}" if progress.step else "",
     )
     logger.info("run directory: %s", p.run_dir.path)
+    if p.resources is not None:
+        logger.info("%s", p.resources.describe())
     if p.datasets.loading:
         logger.info("%s", p.datasets.loading)
 

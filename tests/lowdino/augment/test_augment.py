@@ -228,6 +228,32 @@ def test_precut_crops_get_the_random_photometric_chain() -> None:
     assert not torch.allclose(views[0], _normalised(crops.groups[0][:, 0]), atol=1e-3)
 
 
+def test_workers_quantised_views_match_the_float_chain_to_a_grey_level() -> None:
+    """What loader workers hand over (uint8, `augment_crops(quantize=True)`), normalised by the
+    training process, is the training-process result rounded to 1/255: the same random draws."""
+    from lowdino.data.types import CropBatch
+
+    augment = MultiCropAugmentation(32, 16, 3, mean=MEAN, std=STD)
+    crops = CropBatch(
+        [
+            torch.randint(0, 256, (40, 2, 3, 32, 32), dtype=torch.uint8),
+            torch.randint(0, 256, (40, 3, 3, 16, 16), dtype=torch.uint8),
+        ]
+    )
+    torch.manual_seed(3)
+    reference = augment(crops)
+    torch.manual_seed(3)
+    quantised = augment.augment_crops(crops, quantize=True)
+    assert [view.dtype for view in quantised] == [torch.uint8] * 5
+    views = augment(CropBatch([], quantised))
+    grey_level = 0.5 / 255 / min(STD) + 1e-5
+    for ours, theirs in zip(views, reference, strict=True):
+        assert ours.dtype == torch.float32
+        assert ours.shape == theirs.shape
+        assert float((ours - theirs).abs().max()) <= grey_level
+    assert not torch.allclose(views[0], _normalised(crops.groups[0][:, 0]), atol=1e-2)  # augmented
+
+
 # --- colour jitter -------------------------------------------------------------------------------------
 
 
