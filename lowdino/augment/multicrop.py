@@ -123,9 +123,7 @@ class ViewAugmentation(nn.Module):
         if self.jitter is not None:
             self.jitter(x)
         _, gray = random_grayscale(x, self.grayscale_p)
-        blurred_x, blurred = random_gaussian_blur(x, self.blur_p)
-        if blurred_x is not x:
-            x.copy_(blurred_x)
+        _, blurred = random_gaussian_blur(x, self.blur_p)
         _, solarized = random_solarize(x, self.solarize_p)
         if normalize:
             self.normalize(x, inplace=True)

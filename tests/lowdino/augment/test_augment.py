@@ -146,6 +146,17 @@ def test_blur_smooths_exactly_the_flagged_images() -> None:
     assert roughness(out[flagged]).mean() < 0.8 * roughness(x[flagged]).mean()
 
 
+def test_blur_writes_only_the_chosen_images_in_place() -> None:
+    impulses = torch.zeros(64, 3, 32, 32)
+    impulses[..., 16, 16] = 1.0
+    out, mask = random_gaussian_blur(impulses, p=0.5)
+    assert out is impulses
+    assert 0 < int(mask.sum()) < 64
+    assert bool((out[~mask, :, 16, 16] == 1.0).all())  # untouched
+    assert bool((out[mask, :, 16, 16] < 1.0).all())
+    torch.testing.assert_close(out.sum(dim=(2, 3)), torch.ones(64, 3))  # each kernel normalised
+
+
 def test_blur_kernel_spans_three_sigma_clipped_to_the_image() -> None:
     assert [blur_kernel_size(side, 2.0) for side in (8, 16, 32, 96, 224)] == [7, 13, 13, 13, 13]
     assert [blur_kernel_size(32, sigma) for sigma in (0.1, 0.5, 1.0)] == [3, 5, 7]
