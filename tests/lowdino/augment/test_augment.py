@@ -265,6 +265,21 @@ def test_workers_quantised_views_match_the_float_chain_to_a_grey_level() -> None
     assert not torch.allclose(views[0], _normalised(crops.groups[0][:, 0]), atol=1e-2)  # augmented
 
 
+def test_distillation_view_from_the_workers_matches_the_training_process_view() -> None:
+    from lowdino.augment.singleview import SingleViewAugmentation
+    from lowdino.data.types import CropBatch
+
+    augment = SingleViewAugmentation(32, (0.3, 1.0), MEAN, STD)
+    crops = CropBatch([torch.randint(0, 256, (24, 1, 3, 32, 32), dtype=torch.uint8)])
+    torch.manual_seed(5)
+    (reference,) = augment(crops)
+    torch.manual_seed(5)
+    quantised = augment.augment_crops(crops, quantize=True)
+    assert quantised[0].dtype == torch.uint8
+    (view,) = augment(CropBatch([], quantised))
+    assert float((view - reference).abs().max()) <= 0.5 / 255 / min(STD) + 1e-5
+
+
 # --- colour jitter -------------------------------------------------------------------------------------
 
 
