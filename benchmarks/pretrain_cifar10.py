@@ -1,6 +1,7 @@
 """Pretrain on real CIFAR-10 for a time budget; validation and test kNN top-1 before and after, as JSON.
 
     .venv/bin/python benchmarks/pretrain_cifar10.py --minutes 10 --config configs/cifar10_mobilevit_xxs.yaml
+    .venv/bin/python benchmarks/pretrain_cifar10.py --minutes 10 --threads 1   # the earlier runs' setting
     .venv/bin/python benchmarks/pretrain_cifar10.py --minutes 5 --no-test --set koleo_weight=0   # tuning
 
 Data: the full CIFAR-10 JPEG folder extracted once from ../shared/datasets/cifar10-jpeg.zip (50 000
@@ -20,6 +21,10 @@ compressed to the budget and the run still anneals. The budget is a hard limit: 
 down, a callback stops the run at the budget (status "cancelled", the last few percent of the
 schedule, where the learning rate is already near its minimum, left out). The budget covers training
 only, not data loading or kNN.
+
+Threads: the trainer's resource plan (lowdino.resources: every core of this process's share on a CPU
+device), printed as `resource_plan`; `--threads N` overrides it as `lowdino pretrain --threads N` does.
+The JSON's `steps` are the steps the run reached within the budget.
 
 Goal for configs/cifar10_mobilevit_xxs.yaml: no collapse and >= +10 points over random init in 10
 minutes on 2 CPU cores (lightly's best comparable run: 21.1 % -> 28.9 %).
@@ -48,6 +53,7 @@ from lowdino.contract import rundir
 from lowdino.data import LabeledImages, load_dataset
 from lowdino.eval.features import extract_features
 from lowdino.eval.knn import weighted_knn_top1
+from lowdino.resources import Overrides, apply_threads, plan_resources, this_machine
 from lowdino.train.builders import build_training_method
 from lowdino.train.checkpoint import load_checkpoint
 from lowdino.train.trainer import pretrain, seed_everything
@@ -146,7 +152,12 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=Path("configs/cifar10_mobilevit_xxs.yaml"))
     parser.add_argument("--zip", type=Path, default=DEFAULT_ZIP, help="the shared CIFAR-10 JPEG zip")
     parser.add_argument("--output-dir", type=Path, default=None, help="run directory (default: a temp dir)")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (lowdino pretrain --threads; default: the resource plan's, every core)",
+    )
     parser.add_argument(
         "--no-test",
         action="store_true",
@@ -171,13 +182,13 @@ def main() -> None:
         "tuning run chosen on validation, now once on the test split); give the same --config/--set/--seed",
     )
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
     data_path = extract_cifar10(args.zip)
     overrides = parse_overrides(args.set)
     if args.seed is not None:
         overrides["seed"] = args.seed
+    if args.threads:
+        overrides["threads"] = args.threads
     base = build_config(
         PretrainConfig,
         file=args.config,
@@ -190,6 +201,10 @@ def main() -> None:
             "device": "cpu",
         },
     )
+    # The trainer's own rule (lowdino.resources), applied here too so that the kNN before training
+    # runs on the threads the run will use.
+    plan = plan_resources(this_machine("cpu"), Overrides.of(base), streamed=False)
+    apply_threads(plan)
     evaluate = Evaluator(data_path, base, with_test=not args.no_test)
 
     seed_everything(base.seed)  # the trainer's own initialisation: "before" is the run's step 0
@@ -246,6 +261,7 @@ def main() -> None:
                 "images_per_sec": summary["images_per_sec"],
                 "probe_images_per_sec": probe["images_per_sec"],
                 "torch_threads": torch.get_num_threads(),
+                "resource_plan": plan.describe(),
                 "val_knn_top1_before": before["val"],
                 "val_knn_top1_after": after["val"],
                 "val_knn_gain_points": gain("val"),

@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/pretrain_speed.py [--max-steps 40] [--threads N]
 
+Threads: the trainer's resource plan (lowdino.resources) in both measurements, unless --threads.
+
 1. Runs, in this process, exactly
        lowdino pretrain --backbone mobilevit_xxs --dataset imagefolder --data-path DIR
          --global-crop-size 32 --local-crop-size 16 -c 6 -b 64 -o 2048 --max-steps 40 --device cpu
@@ -45,11 +47,12 @@ def main() -> None:
     parser.add_argument("--model-steps", type=int, default=20, help="timed steps of the model-alone rate")
     parser.add_argument("--zip", type=Path, default=DEFAULT_ZIP, help="the shared CIFAR-10 JPEG zip")
     parser.add_argument(
-        "--threads", type=int, default=None, help="torch intra-op threads (default: all cores)"
+        "--threads",
+        type=int,
+        default=None,
+        help="lowdino pretrain --threads (default: the resource plan's, every core of a CPU device)",
     )
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
     data_path = extract_cifar10(args.zip)
     work = Path(tempfile.mkdtemp(prefix="lowdino-speed-"))
@@ -59,6 +62,8 @@ def main() -> None:
         "--max-steps", str(args.max_steps), "--device", "cpu", "--no-knn-monitor",
         "--output-dir", str(work / "pipeline"),
     ]  # fmt: skip
+    if args.threads:
+        argv += ["--threads", str(args.threads)]
     code = lowdino_main(argv)
     if code != rundir.EXIT_OK:
         raise SystemExit(f"lowdino pretrain exited with {code}")

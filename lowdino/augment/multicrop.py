@@ -84,35 +84,49 @@ class ViewAugmentation(nn.Module):
         source = torch.arange(count, device=images.device) % batch
         return self.photometric(resized_crops(images, boxes, source, self.size).clamp_(0, 1))
 
-    def photometric(self, x: torch.Tensor) -> torch.Tensor:
+    def photometric(self, x: torch.Tensor, *, quantize: bool = False) -> torch.Tensor:
         """The chain after the crop, on crops already cut: uint8, or float in [0, 1] (overwritten)
-        -> normalised float (N, 3, size, size).
+        -> normalised float (N, 3, size, size); ``quantize``: uint8 in [0, 255] instead, not
+        normalised (what loader workers hand over; `MultiCropAugmentation.normalize_views` finishes it).
 
         Runs chunk by chunk (CHUNK_PIXELS per channel): each op makes several passes over its
         crops, and on the CPU these are bound by memory traffic unless the chunk stays in cache.
         """
-        out = x if x.dtype != torch.uint8 else torch.empty(x.shape, dtype=torch.float32, device=x.device)
         chunk = max(1, CHUNK_PIXELS // (x.shape[-1] * x.shape[-2]))
+        if quantize:
+            out = torch.empty(x.shape, dtype=torch.uint8, device=x.device)
+            # One chunk-sized float scratch, reused: the float crops never exist whole.
+            scratch = torch.empty(
+                (min(chunk, x.shape[0]), *x.shape[1:]), dtype=torch.float32, device=x.device
+            )
+        else:
+            out = x if x.dtype != torch.uint8 else torch.empty(x.shape, dtype=torch.float32, device=x.device)
         masks: dict[str, list[torch.Tensor]] = {"flip": [], "grayscale": [], "blur": [], "solarize": []}
         for start in range(0, x.shape[0], chunk):
-            part = out[start : start + chunk]
+            source = x[start : start + chunk]
+            part = scratch[: source.shape[0]] if quantize else out[start : start + chunk]
             if x.dtype == torch.uint8:
-                part.copy_(x[start : start + chunk]).div_(255)
-            self._chain(part, masks)
+                part.copy_(source).div_(255)
+            elif quantize:
+                part.copy_(source)
+            self._chain(part, masks, normalize=not quantize)
+            if quantize:
+                out[start : start + chunk].copy_(part.mul_(255).round_())
         self.last_applied = {name: torch.cat(values) for name, values in masks.items()}
         return out
 
-    def _chain(self, x: torch.Tensor, masks: dict[str, list[torch.Tensor]]) -> None:
+    def _chain(
+        self, x: torch.Tensor, masks: dict[str, list[torch.Tensor]], *, normalize: bool = True
+    ) -> None:
         """Every op of the chain on ``x``, in place."""
         _, flipped = random_hflip(x, self.flip_p)
         if self.jitter is not None:
             self.jitter(x)
         _, gray = random_grayscale(x, self.grayscale_p)
-        blurred_x, blurred = random_gaussian_blur(x, self.blur_p)
-        if blurred_x is not x:
-            x.copy_(blurred_x)
+        _, blurred = random_gaussian_blur(x, self.blur_p)
         _, solarized = random_solarize(x, self.solarize_p)
-        self.normalize(x, inplace=True)
+        if normalize:
+            self.normalize(x, inplace=True)
         for name, mask in (
             ("flip", flipped),
             ("grayscale", gray),
@@ -177,9 +191,12 @@ class MultiCropAugmentation(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor | CropBatch) -> list[torch.Tensor]:
-        """Whole images (cropped here) or a `CropBatch` cut by a streaming loader (crops as specs())."""
+        """Whole images (cropped here) or a `CropBatch` cut by a streaming loader (crops as specs()),
+        whose views the loader workers may have augmented already (uint8: normalised here)."""
         if isinstance(images, CropBatch):
-            return images.views if images.views is not None else self._from_crops(images)
+            if images.views is None:
+                return self.augment_crops(images)
+            return self.normalize_views(images.views)
         x = to_unit_float(images)
         views = [self.global1(x), self.global2(x)]
         if self.n_local:
@@ -192,14 +209,41 @@ class MultiCropAugmentation(nn.Module):
             self.global1.size, self.local.size, self.n_local, self.global1.scale, self.local.scale
         )
 
-    def _from_crops(self, batch: CropBatch) -> list[torch.Tensor]:
+    @torch.no_grad()
+    def augment_crops(self, batch: CropBatch, *, quantize: bool = False) -> list[torch.Tensor]:
+        """The photometric chain of every view on crops a streaming loader cut: normalised float
+        views, or (``quantize``) uint8 views for `normalize_views` to finish."""
         globals_ = batch.groups[0]  # (B, 2, 3, g, g)
         views = [
-            self.global1.photometric(globals_[:, 0]),
-            self.global2.photometric(globals_[:, 1]),
+            self.global1.photometric(globals_[:, 0], quantize=quantize),
+            self.global2.photometric(globals_[:, 1], quantize=quantize),
         ]
         if self.n_local:
             # (B, n, ...) -> (n * B, ...) local-major, as the whole-image path orders its locals.
             locals_ = batch.groups[1].transpose(0, 1).flatten(0, 1)
-            views += list(self.local.photometric(locals_).chunk(self.n_local))
+            views += list(self.local.photometric(locals_, quantize=quantize).chunk(self.n_local))
         return views
+
+    def normalize_views(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Views from `augment_crops(..., quantize=True)` -> normalised float (see `normalize_views`)."""
+        return normalize_views(views, self.global1.normalize)
+
+
+@torch.no_grad()
+def normalize_views(views: list[torch.Tensor], normalize: Normalize) -> list[torch.Tensor]:
+    """uint8 views (a photometric chain's output, quantised) -> normalised float; float views pass through.
+
+    (x / 255 - mean) / std in two passes: a multiply that reads the uint8 and writes float, then a
+    subtraction in place.
+    """
+    out = []
+    for view in views:
+        if view.dtype != torch.uint8:
+            out.append(view)
+            continue
+        scale = (1.0 / (255.0 * normalize.std)).to(view.device)
+        shift = (normalize.mean / normalize.std).to(view.device)
+        result = torch.empty(view.shape, dtype=torch.float32, device=view.device)
+        torch.mul(view, scale, out=result)
+        out.append(result.sub_(shift))
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lowdino.augment.multicrop import ViewAugmentation, to_unit_float
+from lowdino.augment.multicrop import ViewAugmentation, normalize_views, to_unit_float
 from lowdino.data.crops import CropSpec
 from lowdino.data.types import CropBatch
 
@@ -25,7 +25,12 @@ class SingleViewAugmentation(nn.Module):
     @torch.no_grad()
     def forward(self, images: torch.Tensor | CropBatch) -> list[torch.Tensor]:
         if isinstance(images, CropBatch):
-            if images.views is not None:
-                return images.views
-            return [self.view.photometric(images.groups[0][:, 0])]
+            if images.views is not None:  # augmented by the loader workers (uint8)
+                return normalize_views(images.views, self.view.normalize)
+            return self.augment_crops(images)
         return [self.view(to_unit_float(images))]
+
+    @torch.no_grad()
+    def augment_crops(self, batch: CropBatch, *, quantize: bool = False) -> list[torch.Tensor]:
+        """The view's photometric chain on crops a streaming loader cut (``quantize``: uint8 out)."""
+        return [self.view.photometric(batch.groups[0][:, 0], quantize=quantize)]

@@ -31,6 +31,7 @@ DatasetName = Literal["cifar10", "cifar100", "stl10", "imagefolder", "webdataset
 DOWNLOADED_DATASETS = frozenset({"cifar10", "cifar100", "stl10"})
 DataLoadingName = Literal["auto", "memory", "stream"]
 DecodeDeviceName = Literal["cpu", "cuda"]
+AugmentPlaceName = Literal["auto", "workers", "process"]
 DeviceName = Literal["auto", "cpu", "cuda"]
 PrecisionName = Literal["auto", "fp32", "bf16", "fp16"]
 
@@ -147,9 +148,17 @@ class DataOptions(StrictModel):
         None,
         ge=0,
         le=64,
-        description="DataLoader worker processes that decode and crop images when streaming; unset: this "
-        "process's share of the cores (cores / torchrun's local processes) less one, 1 to 8. In-memory "
-        "datasets decode once and need none.",
+        description="DataLoader worker processes that decode and crop images when streaming; unset: the "
+        "resource plan logged at the start of a run (CPU training: one per 4 cores of this process's share, "
+        "1 to 8; GPU: the share less one, up to 16). In-memory datasets decode once and need none.",
+        json_schema_extra=cli(group="data"),
+    )
+    augment_in: AugmentPlaceName = Field(
+        "auto",
+        description="Where a streamed dataset's multi-crop augmentation runs on a CPU device: workers (the "
+        "loader workers augment and hand over uint8 views; the training process only normalises them, "
+        "beside its model step), process (the training process augments before each step) or auto "
+        "(workers when this process has 2 or more cores). GPU runs augment on the GPU.",
         json_schema_extra=cli(group="data"),
     )
     prefetch_factor: int = Field(
@@ -198,6 +207,15 @@ class RuntimeOptions(StrictModel):
         "auto",
         description="auto: bf16 autocast on GPUs that support it, fp16 with loss scaling on older GPUs, "
         "fp32 on CPU.",
+        json_schema_extra=cli(group="runtime"),
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="torch intra-op threads of the training or evaluating process; unset: the resource plan "
+        "logged at the start of a run (CPU device: every core of this process's share, i.e. the cores it "
+        "may run on divided by torchrun's local processes; GPU device: 1).",
         json_schema_extra=cli(group="runtime"),
     )
     channels_last: bool = Field(

@@ -10,7 +10,6 @@ overlaps the compute of batch k.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -24,6 +23,7 @@ from lowdino.data.cropdecode import CropSpec
 from lowdino.data.gpudecode import Encoded, check_decode_device, crops_on_device, decode_batch
 from lowdino.data.types import CropBatch
 from lowdino.errors import DataError
+from lowdino.resources import plan_resources, this_machine
 
 logger = logging.getLogger("lowdino.train.data")
 
@@ -41,24 +41,17 @@ Collated = tuple[
 MAX_LOGGED_SKIPS = 20
 
 
-def default_num_workers() -> int:
-    """This process's share of the cores it may run on (torchrun starts LOCAL_WORLD_SIZE processes
-    per machine) less one for the training process itself; at least 1, at most 8 (more only adds
-    memory at these decode rates)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
-    share = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    return max(1, min(8, share - 1))
-
-
 @dataclass(frozen=True)
 class LoaderOptions:
-    num_workers: int | None = None  # None: default_num_workers()
+    num_workers: int | None = None  # None: the resource plan's (lowdino.resources) for this machine
     prefetch_factor: int = 2
     persistent_workers: bool = True
     pin_memory: bool | None = None  # None: when the device is CUDA
 
-    def workers(self) -> int:
-        return default_num_workers() if self.num_workers is None else self.num_workers
+    def workers(self, device_type: str = "cpu") -> int:
+        if self.num_workers is not None:
+            return self.num_workers
+        return plan_resources(this_machine(device_type)).loader_workers
 
 
 class StreamSource(Protocol):
@@ -97,12 +90,13 @@ def collate_samples(samples: Sequence[Sample]) -> Collated:
 
 
 class AugmentingCollate:
-    """`collate_samples`, then ``augmentation`` on the batch, in the worker.
+    """`collate_samples`, then the photometric chain of ``augmentation`` on the batch, in the worker.
 
-    Not what training uses: handing finished float views (4x the bytes of uint8 crops) from the
-    workers cost more CPU per image than augmenting in the training process (72.7 against 90.1
-    images per CPU-second on the ImageNet-like benchmark, benchmarks/data_speed.py), so the trainer
-    augments on its device, CPU included. Kept for that comparison.
+    The views leave the worker as uint8 (the chain's [0, 1] output rounded to 1/255, as DINO's PIL
+    pipeline is at every step) and the training process only normalises them
+    (`MultiCropAugmentation.normalize_views`): float views would be four times the bytes to hand
+    over, which cost more CPU per image than augmenting in the training process did (72.7 against
+    90.1 images per CPU-second on the ImageNet-like benchmark, benchmarks/data_speed.py).
     """
 
     def __init__(self, augmentation: nn.Module) -> None:
@@ -112,7 +106,9 @@ class AugmentingCollate:
         groups, labels, skipped = collate_samples(samples)
         if not isinstance(groups, list) or not groups:
             return groups, labels, skipped
-        return CropBatch([], self.augmentation(CropBatch(groups))), labels, skipped
+        with torch.no_grad():
+            views = self.augmentation.augment_crops(CropBatch(groups), quantize=True)  # type: ignore[operator]
+        return CropBatch([], views), labels, skipped
 
 
 class EpochBatchSampler(Sampler[list[int]]):
@@ -163,8 +159,8 @@ class StreamingBatches:
         decode_device: str = "cpu",
         augment_in_workers: nn.Module | None = None,
     ) -> None:
-        """``augment_in_workers``: a CPU augmentation the workers apply (batches then carry views;
-        see `AugmentingCollate`)."""
+        """``augment_in_workers``: a CPU augmentation whose photometric chain the workers apply
+        (batches then carry uint8 views; see `AugmentingCollate`)."""
         self.source, self.specs, self.batch_size = source, specs, batch_size
         self.gpu_decode = decode_device == "cuda"
         self.augment_in_workers = augment_in_workers if not self.gpu_decode else None
@@ -192,7 +188,7 @@ class StreamingBatches:
         return steps_per_epoch(len(self.source), self.batch_size, self.world_size)
 
     def _make_loader(self) -> DataLoader[Any]:
-        workers = self.options.workers()
+        workers = self.options.workers(self.device.type)
         pin = self.options.pin_memory if self.options.pin_memory is not None else self.device.type == "cuda"
         common: dict[str, Any] = {
             "num_workers": workers,

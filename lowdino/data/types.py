@@ -45,8 +45,8 @@ class CropBatch:
 
     For DINO, group 0 holds the two global crops of each image and group 1 its local crops; the
     batched augmentation (lowdino.augment) applies the photometric chain to them on the device.
-    When the loader's workers already augmented them (CPU training), ``views`` holds the finished
-    views and ``groups`` is empty.
+    When the loader's workers already augmented them (CPU training, lowdino.resources), ``views``
+    holds the augmented views as uint8, which the augmentation only normalises, and ``groups`` is empty.
     """
 
     groups: list[torch.Tensor]

@@ -50,6 +50,7 @@ from lowdino.eval.model import load_eval_model
 from lowdino.eval.references import load_references
 from lowdino.eval.results import EvalResults, ProtocolResult, write_results
 from lowdino.eval.subsets import stratified_cap, stratified_subset
+from lowdino.resources import Overrides, apply_threads, plan_resources, this_machine
 
 
 class EvalCancelled(Exception):  # noqa: N818 (a requested stop is not an error)
@@ -194,6 +195,9 @@ class _Run:
         self.device = resolve_device(config.device)
         resolve_precision(config.precision, self.device)  # e.g. fp16 on a CPU: refused before any work
         self.device_ids = resolve_device_ids(config.device_ids, self.device)
+        # Evaluation holds its datasets in memory: the plan's threads, no loader workers.
+        self.resources = plan_resources(this_machine(self.device.type), Overrides.of(config), streamed=False)
+        apply_threads(self.resources)
         if config.backbone is not None and config.image_size is not None:
             check_input_size(config.backbone, config.image_size)  # before paying for weights and data
         self.model = load_eval_model(config)
@@ -447,6 +451,7 @@ def evaluate(config: EvalConfig, *, progress: bool = True) -> EvalResults:
         f"{run.model.name}: {run.model.params / 1e6:.2f} M params, {run.model.feature_dim}-d features; "
         f"{data} at {run.image_size} px on {run.device}"
     )
+    run.log(run.resources.describe())
     units = _plan(config)
     total = len(units) + latency_row_count(config, run.model.runtime)
     cells: dict[tuple[str, float], ProtocolResult] = {}

@@ -34,10 +34,13 @@ class CollapseWatch:
     """What the collapse detector compares: `loss_metric` (a metric of `training_loss`) with ln(out_dim).
 
     The metric is the self-distillation term alone, without regularisers such as KoLeo.
+    `settle_steps`: steps before the teacher's centering has caught up with its output (DINO's center
+    starts at zero); until then the loss can sit below ln(out_dim) without anything learned.
     """
 
     loss_metric: str
     out_dim: int
+    settle_steps: int = 0
 
 
 @dataclass(frozen=True)

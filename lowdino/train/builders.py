@@ -22,6 +22,7 @@ from lowdino.data.loader import LoaderOptions, StreamingBatches, StreamSource
 from lowdino.data.sources import choose_loading, describe, open_training_data
 from lowdino.errors import ConfigError, DataError
 from lowdino.methods import Method
+from lowdino.resources import Overrides, ResourcePlan, plan_resources, this_machine
 from lowdino.train import kinds
 from lowdino.train.distributed import DistContext
 from lowdino.train.kinds import TrainConfig, eval_image_size, model_name, run_kind
@@ -135,14 +136,26 @@ def load_datasets(config: TrainConfig) -> Datasets:
     return Datasets(train=train, val=val, knn_train=knn_train, loading=loading)
 
 
+def plan_run_resources(config: TrainConfig, datasets: Datasets, device: torch.device) -> ResourcePlan:
+    """Threads, loader workers and where augmentation runs for this process (lowdino.resources)."""
+    streamed = not isinstance(datasets.train, LabeledImages)
+    return plan_resources(this_machine(device.type), Overrides.of(config), streamed=streamed)
+
+
 def build_stream(
-    config: TrainConfig, datasets: Datasets, augmentation: nn.Module, ctx: DistContext, device: torch.device
+    config: TrainConfig,
+    datasets: Datasets,
+    augmentation: nn.Module,
+    ctx: DistContext,
+    device: torch.device,
+    resources: ResourcePlan,
 ) -> StreamingBatches | None:
-    """DataLoader workers cutting the crops `augmentation` needs, for a streamed training set."""
+    """DataLoader workers cutting the crops `augmentation` needs (and, when the plan says so,
+    augmenting them), for a streamed training set."""
     if isinstance(datasets.train, LabeledImages):
         return None
     options = LoaderOptions(
-        num_workers=config.num_workers,
+        num_workers=resources.loader_workers,
         prefetch_factor=config.prefetch_factor,
         persistent_workers=config.persistent_workers,
     )
@@ -156,6 +169,7 @@ def build_stream(
         device=device,
         options=options,
         decode_device=config.decode_device,
+        augment_in_workers=augmentation if resources.augment_in_workers else None,
     )
 
 

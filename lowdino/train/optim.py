@@ -36,6 +36,7 @@ class Schedules:
     total_steps: int
     steps_per_epoch: int
     n_epochs: int
+    teacher_temp_warmup_steps: int = 0  # steps of the linear teacher-temperature warm-up
 
     def schedule_epoch(self, step: int) -> float:
         """Epochs elapsed at `step` on the schedules' clock (compressed when max_steps is shorter)."""
@@ -61,10 +62,9 @@ def build_schedules(config: TrainOptions, needs: TrainingNeeds, steps_per_epoch:
         np.ones(total) if needs.ema_momentum is None else cosine_schedule(needs.ema_momentum, 1.0, total)
     )
     temp = needs.teacher_temp
+    temp_warmup = 0 if temp is None else min(total, steps(temp.warmup_epochs))
     teacher_temp = (
-        np.zeros(total)
-        if temp is None
-        else linear_warmup_constant(temp.start, temp.end, total, steps(temp.warmup_epochs))
+        np.zeros(total) if temp is None else linear_warmup_constant(temp.start, temp.end, total, temp_warmup)
     )
     return Schedules(
         lr=cosine_schedule(peak_lr, config.min_lr, total, warmup_steps=steps(config.warmup_epochs)),
@@ -74,6 +74,7 @@ def build_schedules(config: TrainOptions, needs: TrainingNeeds, steps_per_epoch:
         total_steps=total,
         steps_per_epoch=steps_per_epoch,
         n_epochs=config.n_epochs,
+        teacher_temp_warmup_steps=temp_warmup,
     )
 
 

@@ -18,6 +18,7 @@ from lowdino.contract.rundir import RunDir
 from lowdino.data.loader import StreamingBatches
 from lowdino.devices import Precision
 from lowdino.methods import Method, TrainingNeeds
+from lowdino.resources import ResourcePlan
 from lowdino.train.builders import Datasets
 from lowdino.train.distributed import DistContext
 from lowdino.train.kinds import TrainConfig
@@ -49,6 +50,7 @@ class Prepared:
     device_ids: list[int] | None
     checkpoint: dict[str, Any] | None
     stream: StreamingBatches | None = None  # DataLoader workers of a streamed training set
+    resources: ResourcePlan | None = None  # threads, loader workers, where augmentation runs
 
 
 @dataclass

@@ -37,6 +37,7 @@ from lowdino.data import LabeledImages, iterate_batches, steps_per_epoch
 from lowdino.data.types import CropBatch
 from lowdino.devices import Precision, resolve_device, resolve_device_ids, resolve_precision
 from lowdino.methods import TrainingNeeds
+from lowdino.resources import apply_threads
 from lowdino.train import builders
 from lowdino.train.checkpoint import (
     capture_rng_state,
@@ -65,7 +66,7 @@ from lowdino.train.kinds import (
     training_needs,
 )
 from lowdino.train.memory_check import check_cpu_memory, refusal
-from lowdino.train.optim import build_optimizer, build_schedules
+from lowdino.train.optim import Schedules, build_optimizer, build_schedules
 from lowdino.train.progress import ProgressBar, close_logging, setup_logging
 from lowdino.train.state import Prepared, Progress, SaveClock
 from lowdino.train.step import parameters_outside_student, train_step, trained_parameters
@@ -128,6 +129,8 @@ def prepare(config: TrainConfig, ctx: DistContext, device: torch.device, precisi
         check_compatible(checkpoint, config.model_dump(mode="json"), run_dir.checkpoint)
 
     datasets = builders.load_datasets(config)
+    resources = builders.plan_run_resources(config, datasets, device)
+    apply_threads(resources)
     spe = steps_per_epoch(len(datasets.train), config.batch_size, world_size=1, drop_last=True)
     schedules = build_schedules(config, needs, spe)
 
@@ -163,7 +166,8 @@ def prepare(config: TrainConfig, ctx: DistContext, device: torch.device, precisi
         knn=builders.build_knn_monitor(config, datasets, device) if ctx.is_main else None,
         device_ids=device_ids,
         checkpoint=checkpoint,
-        stream=builders.build_stream(config, datasets, augmentation, ctx, device),
+        stream=builders.build_stream(config, datasets, augmentation, ctx, device, resources),
+        resources=resources,
     )
 
 
@@ -177,7 +181,7 @@ def _run(p: Prepared, callbacks: Sequence[TrainerCallback], *, memory_note: str 
     # Every rank has passed every check: from here on files are written.
     barrier(p.ctx)
     progress = Progress()
-    detector = build_collapse_detector(p.needs)
+    detector = build_collapse_detector(p.needs, p.schedules)
     if p.checkpoint is not None:
         _restore(p, p.checkpoint, progress, detector)
     logger, writer = _open_outputs(p, progress.step, callbacks)
@@ -208,10 +212,24 @@ def _run(p: Prepared, callbacks: Sequence[TrainerCallback], *, memory_note: str 
         close_logging(logger)
 
 
-def build_collapse_detector(needs: TrainingNeeds) -> CollapseDetector | None:
-    """A detector watching the metric the method names, for methods with a prototype output."""
+def build_collapse_detector(
+    needs: TrainingNeeds, schedules: Schedules | None = None
+) -> CollapseDetector | None:
+    """A detector watching the metric the method names, for methods with a prototype output.
+
+    With `schedules`, a loss at ln(out_dim) counts only after the teacher-temperature warm-up and
+    one pass over the data (DINO's starting point; see lowdino.train.collapse).
+    """
     watch = needs.collapse
-    return None if watch is None else CollapseDetector(out_dim=watch.out_dim, loss_metric=watch.loss_metric)
+    if watch is None:
+        return None
+    warmup = 0 if schedules is None else max(schedules.teacher_temp_warmup_steps, schedules.steps_per_epoch)
+    return CollapseDetector(
+        out_dim=watch.out_dim,
+        loss_metric=watch.loss_metric,
+        warmup_steps=warmup,
+        settle_steps=watch.settle_steps,
+    )
 
 
 def _restore(
@@ -300,6 +318,8 @@ def _log_start(p: Prepared, progress: Progress, logger: logging.Logger) -> None:
         f" from step {progress.step}" if progress.step else "",
     )
     logger.info("run directory: %s", p.run_dir.path)
+    if p.resources is not None:
+        logger.info("%s", p.resources.describe())
     if p.datasets.loading:
         logger.info("%s", p.datasets.loading)
 
@@ -414,7 +434,7 @@ def _stop_requested(p: Prepared, callbacks: Sequence[TrainerCallback]) -> bool:
 def _check_collapse(
     detector: CollapseDetector, record: dict[str, Any], progress: Progress, logger: logging.Logger
 ) -> None:
-    warning = detector.end_interval()
+    warning = detector.end_interval(record["step"])
     if warning:
         record["collapse_warning"] = progress.collapse_warning = warning
         logger.warning("step %d: %s", record["step"], warning)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import replace
 from typing import Any, cast
 
@@ -19,6 +20,14 @@ from lowdino.methods.ema import ema_update
 from lowdino.methods.multicrop import MultiCropStudent, MultiCropWrapper, ema_teacher_needs
 
 
+def settle_steps(config: PretrainConfig) -> int:
+    """Steps until the center (an EMA of the teacher's batch mean, from zero) is within 5 % of it:
+    3 time constants, 30 steps at DINO's momentum 0.9; Sinkhorn-Knopp balances each batch at once."""
+    if config.centering != "center":
+        return 0
+    return math.ceil(round(3 / (1 - config.center_momentum), 6))  # 3 / 0.1 is 30.000000000000004
+
+
 class DINO(MultiCropStudent):
     """Student and teacher (backbone + DINOHead) with the DINO loss.
 
@@ -33,7 +42,9 @@ class DINO(MultiCropStudent):
             ema_teacher_needs(config),
             freeze_last_layer_epochs=config.freeze_last_layer,
             # The cross-entropy alone: a uniform collapse puts it at ln(out_dim), whatever KoLeo adds.
-            collapse=CollapseWatch(loss_metric="dino_loss", out_dim=config.out_dim),
+            collapse=CollapseWatch(
+                loss_metric="dino_loss", out_dim=config.out_dim, settle_steps=settle_steps(config)
+            ),
             # KoLeo's nearest neighbour is another image of the same global crop.
             min_batch=2 if config.koleo_weight > 0 else 1,
         )

@@ -146,6 +146,17 @@ def test_blur_smooths_exactly_the_flagged_images() -> None:
     assert roughness(out[flagged]).mean() < 0.8 * roughness(x[flagged]).mean()
 
 
+def test_blur_writes_only_the_chosen_images_in_place() -> None:
+    impulses = torch.zeros(64, 3, 32, 32)
+    impulses[..., 16, 16] = 1.0
+    out, mask = random_gaussian_blur(impulses, p=0.5)
+    assert out is impulses
+    assert 0 < int(mask.sum()) < 64
+    assert bool((out[~mask, :, 16, 16] == 1.0).all())  # untouched
+    assert bool((out[mask, :, 16, 16] < 1.0).all())
+    torch.testing.assert_close(out.sum(dim=(2, 3)), torch.ones(64, 3))  # each kernel normalised
+
+
 def test_blur_kernel_spans_three_sigma_clipped_to_the_image() -> None:
     assert [blur_kernel_size(side, 2.0) for side in (8, 16, 32, 96, 224)] == [7, 13, 13, 13, 13]
     assert [blur_kernel_size(32, sigma) for sigma in (0.1, 0.5, 1.0)] == [3, 5, 7]
@@ -226,6 +237,47 @@ def test_precut_crops_get_the_random_photometric_chain() -> None:
     assert 0 < int(flipped.sum()) < 64  # per-image parameters, not one draw for the batch
     assert augment.global1.last_applied["blur"].all()  # DINO: global view 1 always blurred
     assert not torch.allclose(views[0], _normalised(crops.groups[0][:, 0]), atol=1e-3)
+
+
+def test_workers_quantised_views_match_the_float_chain_to_a_grey_level() -> None:
+    """What loader workers hand over (uint8, `augment_crops(quantize=True)`), normalised by the
+    training process, is the training-process result rounded to 1/255: the same random draws."""
+    from lowdino.data.types import CropBatch
+
+    augment = MultiCropAugmentation(32, 16, 3, mean=MEAN, std=STD)
+    crops = CropBatch(
+        [
+            torch.randint(0, 256, (40, 2, 3, 32, 32), dtype=torch.uint8),
+            torch.randint(0, 256, (40, 3, 3, 16, 16), dtype=torch.uint8),
+        ]
+    )
+    torch.manual_seed(3)
+    reference = augment(crops)
+    torch.manual_seed(3)
+    quantised = augment.augment_crops(crops, quantize=True)
+    assert [view.dtype for view in quantised] == [torch.uint8] * 5
+    views = augment(CropBatch([], quantised))
+    grey_level = 0.5 / 255 / min(STD) + 1e-5
+    for ours, theirs in zip(views, reference, strict=True):
+        assert ours.dtype == torch.float32
+        assert ours.shape == theirs.shape
+        assert float((ours - theirs).abs().max()) <= grey_level
+    assert not torch.allclose(views[0], _normalised(crops.groups[0][:, 0]), atol=1e-2)  # augmented
+
+
+def test_distillation_view_from_the_workers_matches_the_training_process_view() -> None:
+    from lowdino.augment.singleview import SingleViewAugmentation
+    from lowdino.data.types import CropBatch
+
+    augment = SingleViewAugmentation(32, (0.3, 1.0), MEAN, STD)
+    crops = CropBatch([torch.randint(0, 256, (24, 1, 3, 32, 32), dtype=torch.uint8)])
+    torch.manual_seed(5)
+    (reference,) = augment(crops)
+    torch.manual_seed(5)
+    quantised = augment.augment_crops(crops, quantize=True)
+    assert quantised[0].dtype == torch.uint8
+    (view,) = augment(CropBatch([], quantised))
+    assert float((view - reference).abs().max()) <= 0.5 / 255 / min(STD) + 1e-5
 
 
 # --- colour jitter -------------------------------------------------------------------------------------

@@ -224,24 +224,28 @@ def test_workers_can_apply_the_augmentation(coded_folder: Path) -> None:
     assert batch.groups == []
     assert batch.views is not None
     assert len(batch) == 4
-    views = augment(batch)  # finished already: handed through
-    assert views is batch.views
+    # Handed over as uint8 (a quarter of the bytes of float views); the training process normalises.
+    assert [v.dtype for v in batch.views] == [torch.uint8] * 4
+    views = augment(batch)
     assert [tuple(v.shape) for v in views] == [(4, 3, 16, 16)] * 2 + [(4, 3, 8, 8)] * 2
     assert views[0].dtype == torch.float32
+    for raw, view in zip(batch.views, views, strict=True):
+        assert torch.allclose(augment.global1.normalize(raw.float() / 255), view, atol=1e-5)
     assert labels.shape == (4,)
 
 
-def test_default_workers_share_the_cores_between_local_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lowdino.data import loader
+def test_default_workers_follow_the_resource_plan_of_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lowdino import resources
 
-    monkeypatch.setattr(loader.os, "sched_getaffinity", lambda _pid: set(range(32)), raising=False)
+    monkeypatch.setattr(resources.os, "sched_getaffinity", lambda _pid: set(range(32)), raising=False)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
-    assert loader.default_num_workers() == 8
+    assert LoaderOptions().workers("cpu") == 8  # one per 4 cores, at most 8
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
-    assert loader.default_num_workers() == 3  # 4 cores per rank, one for the rank itself
-    monkeypatch.setattr(loader.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    assert LoaderOptions().workers("cpu") == 1  # 4 cores per rank
+    monkeypatch.setattr(resources.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
     monkeypatch.delenv("LOCAL_WORLD_SIZE")
-    assert loader.default_num_workers() == 1
+    assert LoaderOptions().workers("cpu") == 1
+    assert LoaderOptions(num_workers=0).workers("cpu") == 0
 
 
 def test_webdataset_split_loads_into_memory_for_evaluation(coded_shards: Path) -> None:

@@ -80,7 +80,12 @@ def test_each_method_declares_its_needs() -> None:
         ema_momentum=0.99,
         teacher_temp=TemperatureWarmup(start=0.02, end=0.05, warmup_epochs=2),
         freeze_last_layer_epochs=1,
-        collapse=CollapseWatch(loss_metric="dino_loss", out_dim=dino_config.out_dim),
+        # The center starts at zero and follows the teacher with momentum 0.9: 30 steps to settle.
+        collapse=CollapseWatch(loss_metric="dino_loss", out_dim=dino_config.out_dim, settle_steps=30),
+    )
+    sinkhorn = dino_config.model_copy(update={"centering": "sinkhorn_knopp"})
+    assert training_needs(sinkhorn).collapse == CollapseWatch(
+        "dino_loss", dino_config.out_dim, settle_steps=0
     )
     # KoLeo compares each image with another of the same crop: one image per process cannot train.
     assert training_needs(dino_config.model_copy(update={"koleo_weight": 0.1})).min_batch == 2

@@ -34,6 +34,8 @@ def test_large_folder_streams_with_knn_monitor(folder: Path, tmp_path: Path) -> 
         data_path=str(folder),
         memory_limit_gb=1e-6,  # "too large": the auto choice streams it
         num_workers=1,
+        threads=1,
+        augment_in="workers",
         knn_monitor=True,
         max_steps=5,
     )
@@ -43,6 +45,9 @@ def test_large_folder_streams_with_knn_monitor(folder: Path, tmp_path: Path) -> 
     log = (out / rundir.LOG_FILE).read_text()
     assert "training data imagefolder: streamed" in log
     assert "above the" in log
+    # The resource plan, with the overrides it followed: the worker augments, this process normalises.
+    assert "threads: 1 torch, 1 loader worker, augmentation in workers: " in log
+    assert "--threads 1, --num-workers 1, --augment-in workers" in log
     records = list(iter_records(out / rundir.METRICS_FILE))
     assert [r["step"] for r in records] == [1, 2, 3, 4, 5]
     assert all(r["skipped_images"] == 0 for r in records)
