@@ -68,9 +68,9 @@ export async function drawParallel(Plotly, container, rows, { params, metrics, t
     ...params.map((key) => ({ key, dim: dimension(key, rows.map((row) => row.values[key]), false) })),
     ...metrics.map((key) => ({ key, dim: dimension(key, rows.map((row) => row.values[key]), true) })),
   ].filter((axis) => axis.dim);
-  if (!rows.length || axes.length < 2) {
+  if (rows.length < 2 || axes.length < 2) {
     fill(container, h("p", { class: "muted", id: "parcoords-empty" },
-      rows.length < 2 ? "Parallel coordinates need two runs or more." : "These runs differ in no parameter with a final metric to plot against."));
+      rows.length < 2 ? "Parallel coordinates need two runs or more." : "These runs have too few differing parameters and final metrics for two axes."));
     return null;
   }
   const chart = h("div", { class: "chart tall", id: "parcoords-chart" });

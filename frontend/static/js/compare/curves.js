@@ -41,7 +41,8 @@ export function curveSource() {
         found = { series: [] };
       }
       if (x === "time" && !range) {
-        origins.set(run.id, Math.min(...found.series.map((series) => originOf(run, series))));
+        const origin = Math.min(...found.series.map((series) => originOf(run, series)));
+        if (Number.isFinite(origin)) origins.set(run.id, origin);
       }
       const relative = x === "time" ? origins.get(run.id) ?? 0 : 0;
       return found.series.map((series) => ({ ...series, x: series.x.map((value) => (typeof value === "number" ? value - relative : value)) }));

@@ -46,7 +46,7 @@ export function mount(root, runId) {
     h("div", { class: "two-col" },
       h("section", {}, h("h2", {}, "Log"), logBox),
       h("section", {}, h("h2", {}, "Artifacts"), artifactList,
-        h("h2", {}, "Resolved config"), h("div", { class: "scroll-box" }, h("table", { class: "data kv", id: "config" }, configTable)))),
+        h("h2", {}, "Resolved config"), h("div", { class: "scroll-box", tabindex: "0", role: "region", "aria-label": "resolved config (scrolls)" }, h("table", { class: "data kv", id: "config" }, configTable)))),
   );
 
   function actionButton(label, id, handler, { danger = false, primary = false } = {}) {
