@@ -28,7 +28,7 @@ export function mount(root, runId) {
   const systemSection = h("section", { id: "system", hidden: true }, h("h2", {}, "System"), dataBound, systemGrid);
   const streamState = h("span", { class: "stream-state", id: "stream-state", role: "status", "aria-live": "polite" }, "connecting…");
   const follow = h("input", { type: "checkbox", id: "follow", checked: true });
-  const logBox = h("pre", { class: "log", id: "log", tabindex: "0", "aria-label": "training log (follows new lines)" });
+  const logBox = h("pre", { class: "log", id: "log", tabindex: "0", role: "log", "aria-label": "training log (follows new lines)" });
   const configTable = h("tbody");
   const artifactList = h("ul", { id: "artifacts" });
   const resultsBox = h("div", { id: "results" });

@@ -45,7 +45,7 @@ export function mount(root, sweepId) {
     const finished = runs.filter((run) => !active.has(run.status)).length;
     // The bar counts completed runs only: a sweep cancelled halfway is not "100 % done".
     const completed = sweep.status_counts.completed || 0;
-    const ended = sweep.done || finished === sweep.total;
+    const ended = sweep.done; // every run finished and none still owes its chained evaluation
     const allCompleted = completed === sweep.total;
     title.textContent = sweep.name || `Sweep ${sweep.id}`;
     document.title = `${title.textContent} · LowDINO`;
