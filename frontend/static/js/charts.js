@@ -70,7 +70,7 @@ export function layout({ title, xTitle = X_TITLES.step, yTitle, logX = false, ex
   const grid = cssVar("--border", "#d6dae0");
   return {
     title: { text: title, font: { size: 13 }, x: 0.02 },
-    margin: { l: 58, r: 16, t: 34, b: 44 },
+    margin: { l: 58, r: 16, t: 34, b: 54 },
     // Tick labels, titles and legends push the margins out rather than being cut at the edges.
     colorway: palette(),
     paper_bgcolor: "rgba(0,0,0,0)",

@@ -490,11 +490,11 @@ export function mount(root) {
   function drawParcoords() {
     const scores = new Map((data?.runs || []).map((row) => [row.id, row]));
     const params_ = differingKeys(runs, ignoredKeys());
-    const metricNames = ["kNN top-1", "final loss"];
+    const metricNames = ["kNN top-1", "training loss"];
     const rows = runs.map((run) => ({
       id: run.id, label: runLabel(run), color: styles.get(run.id).color, href: `/runs/${run.id}`,
       values: { ...Object.fromEntries(params_.map((key) => [key, run.config?.[key]])),
-        "kNN top-1": headline(scores.get(run.id)?.scores), "final loss": run.latest_metrics?.loss ?? null },
+        "kNN top-1": headline(scores.get(run.id)?.scores), "training loss": run.latest_metrics?.loss ?? null },
     }));
     drawParallel(Plotly, parallel, rows, { params: params_, metrics: metricNames.filter((name) => rows.some((row) => typeof row.values[name] === "number")) })
       .catch((exc) => fill(parallel, h("p", { class: "field-error" }, `Could not draw the parallel coordinates: ${exc.message}`)));

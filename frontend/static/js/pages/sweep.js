@@ -95,12 +95,12 @@ export function mount(root, sweepId) {
     const rows = trained.map((run) => ({
       id: run.id, label: runLabel(run), color: styles.color(run.id), href: `/runs/${run.id}`,
       values: { ...Object.fromEntries(swept.map((key) => [key, run.config?.[key]])),
-        "kNN top-1": knnOf(evaluations.get(run.id) || run), "final loss": run.latest_metrics?.loss ?? null },
+        "kNN top-1": knnOf(evaluations.get(run.id) || run), "training loss": run.latest_metrics?.loss ?? null },
     }));
     try {
       const Plotly = await ensurePlotly();
       if (stopped) return;
-      const metrics = ["kNN top-1", "final loss"].filter((name) => rows.some((row) => typeof row.values[name] === "number"));
+      const metrics = ["kNN top-1", "training loss"].filter((name) => rows.some((row) => typeof row.values[name] === "number"));
       await drawParallel(Plotly, parallel, rows, { params: varyingKeys(rows, swept), metrics });
     } catch (exc) {
       fill(parallel, h("p", { class: "field-error" }, `Could not draw the parallel coordinates: ${exc.message}`));
