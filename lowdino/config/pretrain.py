@@ -150,6 +150,15 @@ class TrainOptions(DataOptions, RuntimeOptions):
         "Takes a few seconds; LOWDINO_AVAILABLE_MEMORY_GB overrides the available memory it reads.",
         json_schema_extra=cli(group="runtime"),
     )
+    system_metrics_every_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        description="Record the run's CPU %, resident memory, the share of step time spent waiting for data "
+        "and, on a GPU, its utilisation, memory and power, every this many seconds (sys_* metric series: "
+        "the Run page's System charts); 0 records none.",
+        json_schema_extra=cli(group="monitor"),
+    )
     checkpoint_every_minutes: float | None = Field(
         5.0,
         ge=0,

@@ -31,6 +31,19 @@ EVAL_METRIC_SUFFIX = "_top1"
 EVAL_SERIES_FIELD = "series"
 LATENCY_METRIC_SUFFIX = "_median_ms"
 
+# System metrics: sampled every few seconds while a run trains (lowdino.train.system_monitor) and written
+# into that step's record like any other metric; none is a loss or an accuracy, so none keeps a "best".
+SYSTEM_METRIC_PREFIX = "sys_"
+CPU_PERCENT = "sys_cpu_percent"  # the run's processes (trainer + data-loader workers); 100 = one core
+RSS_MB = "sys_rss_mb"  # their resident memory
+DATA_WAIT_PERCENT = "sys_data_wait_percent"  # share of step time spent waiting for the next batch
+GPU_UTIL_PERCENT = "sys_gpu_util_percent"
+GPU_MEMORY_MB = "sys_gpu_memory_mb"
+GPU_POWER_W = "sys_gpu_power_w"
+# Waiting for data above this share of its step time, a run is data-bound: more loader workers or a
+# faster data path would speed it up, a faster model would not.
+DATA_BOUND_WAIT_PERCENT = 30.0
+
 
 def eval_metric_key(protocol: str, label_fraction: float | None) -> str:
     """'knn_top1' at all labels, 'linear_10pct_top1' at 10 %: each protocol and fraction its own series."""

@@ -71,6 +71,7 @@ from lowdino.train.progress import ProgressBar, close_logging, setup_logging
 from lowdino.train.state import Prepared, Progress, SaveClock
 from lowdino.train.step import parameters_outside_student, train_step, trained_parameters
 from lowdino.train.syncbn import sync_batchnorm_children
+from lowdino.train.system_monitor import SystemMonitor
 
 
 def pretrain(config: PretrainConfig, *, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
@@ -185,6 +186,8 @@ def _run(p: Prepared, callbacks: Sequence[TrainerCallback], *, memory_note: str 
     if p.checkpoint is not None:
         _restore(p, p.checkpoint, progress, detector)
     logger, writer = _open_outputs(p, progress.step, callbacks)
+    every = p.config.system_metrics_every_seconds
+    monitor = SystemMonitor(every, p.device).start() if p.ctx.is_main and every > 0 else None
     try:
         _wrap_for_devices(p)
         _log_start(p, progress, logger)
@@ -199,6 +202,7 @@ def _run(p: Prepared, callbacks: Sequence[TrainerCallback], *, memory_note: str 
             bar=ProgressBar(total=p.schedules.total_steps, initial=progress.step, enabled=p.ctx.is_main),
             clock=SaveClock(p.config.checkpoint_every_minutes),
             started=time.perf_counter() - progress.wall_time,
+            monitor=monitor,
         )
         status = _train(p, progress, loop)
         summary = _summary(p, progress, status)
@@ -207,6 +211,8 @@ def _run(p: Prepared, callbacks: Sequence[TrainerCallback], *, memory_note: str 
             logger.info("run %s: %s", status, _json(summary))
         return summary
     finally:
+        if monitor is not None:
+            monitor.close()
         if writer is not None:
             writer.close()
         close_logging(logger)
@@ -336,6 +342,7 @@ class Loop:
     bar: ProgressBar
     clock: SaveClock
     started: float  # perf_counter() at which this run's wall time would be 0 (resumed runs count on)
+    monitor: SystemMonitor | None = None  # rank 0 only, unless system_metrics_every_seconds is 0
 
 
 def _train(p: Prepared, progress: Progress, loop: Loop) -> str:
@@ -353,13 +360,18 @@ def train_one_epoch(p: Prepared, epoch: int, progress: Progress, loop: Loop) -> 
     """The steps of `epoch` left to do (all, unless resuming mid-epoch), up to the run's last step;
     True when a stop was requested (the checkpoint is saved)."""
     spe = p.schedules.steps_per_epoch
+    asked = time.perf_counter()  # when the loop asked for the next batch
     for images, labels in _epoch_batches(p, epoch, start_batch=progress.step - epoch * spe):
         tick = time.perf_counter()
         loss, metrics = train_step(p, images, progress.step, loop.extra_sync, labels)
         loss = _mean_over_ranks(loss, p)
-        progress.count_step(loss, p.config.batch_size, time.perf_counter() - tick)
+        done = time.perf_counter()
+        progress.count_step(loss, p.config.batch_size, done - tick)
+        if loop.monitor is not None:
+            loop.monitor.note_step(tick - asked, done - asked)
         if _finish_step(p, progress, loss, metrics, loop):
             return True
+        asked = time.perf_counter()
         if progress.step == p.schedules.total_steps:
             break  # max_steps can end the run mid-epoch
     return False
@@ -382,6 +394,10 @@ def _finish_step(p: Prepared, progress: Progress, loss: float, metrics: dict[str
             _check_collapse(loop.detector, record, progress, loop.logger)
     if p.knn is not None and (periodic or last):
         _measure_knn(p, record, progress, loop.logger)
+    if loop.monitor is not None:
+        if last:
+            loop.monitor.sample_now()
+        record.update(loop.monitor.take())
     progress.wall_time = time.perf_counter() - loop.started
     if loop.writer is not None:
         loop.writer.write(record)  # callbacks see the record before they are asked to stop

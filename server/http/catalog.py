@@ -20,6 +20,7 @@ from lowdino.config import CONFIG_MODELS
 from lowdino.config.base import DatasetName
 from lowdino.config.distill import DistillLossName
 from lowdino.config.pretrain import MethodName
+from lowdino.contract.metrics import DATA_BOUND_WAIT_PERCENT
 from server.reporting.references import load_reference_rows
 from server.runs.lifecycle import SERVER_OWNED_FIELDS
 from server.vocabulary import (
@@ -125,4 +126,5 @@ def catalog() -> dict[str, Any]:
         "server_owned_fields": list(SERVER_OWNED_FIELDS),
         "presets": load_presets(),
         "references": load_reference_rows(),
+        "data_bound_wait_percent": DATA_BOUND_WAIT_PERCENT,
     }

@@ -87,3 +87,7 @@ class CatalogPublic(BaseModel):
     )
     presets: list[PresetPublic]
     references: list[ReferenceResult] = Field(description="Published figures, never measured here.")
+    data_bound_wait_percent: float = Field(
+        description="A run whose sys_data_wait_percent (share of step time spent waiting for its next "
+        "batch) is above this is data-bound: its data path, not its model, sets its speed."
+    )

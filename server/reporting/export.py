@@ -123,14 +123,16 @@ def to_markdown(report: ReportPublic) -> str:
             )
             + " |"
         )
-    lines += ["", "Protocols:", ""]
+    notes = []
     for note in report.protocols:
         label = next((column.label for column in report.columns if column.key == note.column), "other")
         at = ", ".join(f"{size} px" for size in note.image_sizes) or "image size: see source"
         origin = f"published, {note.source}" if note.published else "measured"
-        lines.append(f"- {label} · {note.protocol} ({origin}; {at}): {_escape(note.description)}")
-    for excluded in report.excluded:
-        lines.append(f"- run {excluded.run_id} left out: {excluded.reason}")
+        notes.append(f"- {label} · {note.protocol} ({origin}; {at}): {_escape(note.description)}")
+    notes += [f"- run {excluded.run_id} left out: {excluded.reason}" for excluded in report.excluded]
+    # A heading with nothing under it reads as a truncated document: only written when it has notes.
+    if notes:
+        lines += ["", "Protocols:", "", *notes]
     if footnotes:
         lines += ["", *footnotes]
     return "\n".join(lines) + "\n"

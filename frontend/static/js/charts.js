@@ -1,4 +1,5 @@
 // Plotly helpers shared by the Run and Compare pages: loading, metric groups, styling, smoothing.
+import { palette } from "./colors.js";
 
 let plotlyPromise = null;
 
@@ -27,9 +28,18 @@ const GROUPS = [
   { id: "momentum", title: "Teacher EMA momentum", y: "momentum", match: (key) => key === "momentum" },
   { id: "throughput", title: "Throughput", y: "images / s", match: (key) => key === "images_per_sec" },
   { id: "entropy", title: "Teacher entropy", y: "entropy (nats)", match: (key) => key.includes("entropy") },
+  // System metrics (lowdino.contract.metrics, sys_*): drawn apart, under "System" on the Run page.
+  { id: "sys_cpu", title: "CPU", y: "CPU % (100 = one core)", section: "system", match: (key) => key === "sys_cpu_percent" },
+  { id: "sys_memory", title: "Resident memory", y: "MiB", section: "system", match: (key) => key === "sys_rss_mb" },
+  { id: "sys_data_wait", title: "Waiting for data", y: "% of step time", section: "system", match: (key) => key === "sys_data_wait_percent" },
+  { id: "sys_gpu_util", title: "GPU utilisation", y: "%", section: "system", match: (key) => key === "sys_gpu_util_percent" },
+  { id: "sys_gpu_memory", title: "GPU memory", y: "MiB", section: "system", match: (key) => key === "sys_gpu_memory_mb" },
+  { id: "sys_gpu_power", title: "GPU power", y: "W", section: "system", match: (key) => key === "sys_gpu_power_w" },
+  { id: "sys_other", title: "System", y: "value", section: "system", match: (key) => key.startsWith("sys_") },
 ];
+export const DATA_WAIT_KEY = "sys_data_wait_percent";
 export const COLLAPSE_KEY = "collapse_warning";
-export const X_TITLES = { step: "optimiser step", epoch: "epoch", time: "wall time (s since start)" };
+export const X_TITLES = { step: "optimiser step", epoch: "epoch", time: "wall time (s since the run's start)" };
 
 export function groupFor(key) {
   const found = GROUPS.find((group) => group.match(key));
@@ -60,16 +70,18 @@ export function layout({ title, xTitle = X_TITLES.step, yTitle, logX = false, ex
   const grid = cssVar("--border", "#d6dae0");
   return {
     title: { text: title, font: { size: 13 }, x: 0.02 },
-    margin: { l: 58, r: 16, t: 34, b: 44 },
+    margin: { l: 58, r: 16, t: 34, b: 54 },
+    // Tick labels, titles and legends push the margins out rather than being cut at the edges.
+    colorway: palette(),
     paper_bgcolor: "rgba(0,0,0,0)",
     plot_bgcolor: "rgba(0,0,0,0)",
     font: { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 11, color: text },
     xaxis: {
-      title: { text: xTitle }, gridcolor: grid, zeroline: false, ...(logX ? { type: "log" } : {}),
+      title: { text: xTitle }, gridcolor: grid, zeroline: false, automargin: true, ...(logX ? { type: "log" } : {}),
       // Parameter counts span 0.4-25 M: a 1-2-5 ladder reads better than Plotly's dense log minor ticks.
       ...(logX ? { tickvals: [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100], ticktext: ["0.1", "0.2", "0.5", "1", "2", "5", "10", "20", "50", "100"] } : {}),
     },
-    yaxis: { title: { text: yTitle }, gridcolor: grid, zeroline: false },
+    yaxis: { title: { text: yTitle }, gridcolor: grid, zeroline: false, automargin: true },
     legend: { orientation: "h", y: -0.22, font: { size: 10 } },
     hovermode: "closest",
     uirevision: "keep", // keeps zoom and legend choices when data is replaced
@@ -119,4 +131,47 @@ export function paretoFront(points) {
   const front = [];
   for (const point of sorted) if (!front.length || point.y > front[front.length - 1].y) front.push(point);
   return front;
+}
+
+/**
+ * A y range for traces whose values are all the same (a constant teacher temperature): Plotly would
+ * centre 0.02 on a -0.5...1 axis; this keeps it readable, ±10 % around the value. Null otherwise.
+ */
+export function flatRange(traces) {
+  let low = Infinity;
+  let high = -Infinity;
+  for (const trace of traces) {
+    for (const y of trace.y || []) {
+      if (typeof y !== "number" || !Number.isFinite(y)) continue;
+      low = Math.min(low, y);
+      high = Math.max(high, y);
+    }
+  }
+  if (!Number.isFinite(low)) return null;
+  const scale = Math.max(Math.abs(low), Math.abs(high));
+  if (high - low > 1e-9 * (scale || 1)) return null;
+  const pad = scale ? scale * 0.1 : 1;
+  return [low - pad, high + pad];
+}
+
+/** Apply flatRange to a layout in place (Plotly's autorange otherwise); returns the layout. */
+export function withFlatRange(chartLayout, traces) {
+  const range = flatRange(traces);
+  if (range) chartLayout.yaxis = { ...chartLayout.yaxis, range, autorange: false };
+  return chartLayout;
+}
+
+/**
+ * Traces of one chart whose values repeat an earlier trace's (`loss` equal to `dino_loss` when
+ * DINO is the only term) would hide it: each later trace is dashed and its legend names the twin.
+ */
+export function revealTwins(traces) {
+  traces.forEach((trace, i) => {
+    const twin = traces.slice(0, i).find((other) => other.y.length === trace.y.length && other.y.length > 0 && other.y.every((v, j) => v === trace.y[j]));
+    if (!twin) return;
+    trace.name = `${trace.name} (same values as ${twin.name})`;
+    trace.line = { ...(trace.line || {}), dash: "dash", width: 2 };
+    twin.line = { ...(twin.line || {}), width: 4 };
+  });
+  return traces;
 }

@@ -1,14 +1,7 @@
-// How numbers, times, statuses and run colours look on every page.
+// How numbers, times and statuses look on every page.
 import { h } from "./dom.js";
 
-// Okabe-Ito, the colour-blind-safe palette; one colour per run, derived from its id, same on every page.
-export const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"];
-
-export function runColor(id) {
-  let hash = 0;
-  for (const char of String(id)) hash = (hash * 31 + char.charCodeAt(0)) >>> 0;
-  return PALETTE[hash % PALETTE.length];
-}
+// Run colours live in colors.js: assigned by position within a view, not hashed from the id.
 
 export function pct(value, digits = 2) {
   return typeof value === "number" && Number.isFinite(value) ? `${value.toFixed(digits)} %` : "–";

@@ -18,14 +18,40 @@ const ROUTES = [
 ];
 
 const app = document.getElementById("app");
+const topbar = document.querySelector(".topbar");
+const navToggle = document.getElementById("nav-toggle");
 let unmount = null;
 let renderCount = 0;
+
+function setMenu(open) {
+  topbar.classList.toggle("open", open);
+  navToggle.setAttribute("aria-expanded", String(open));
+}
+navToggle.addEventListener("click", () => setMenu(!topbar.classList.contains("open")));
+
+// Wide tables scroll inside their own box (a phone's page never scrolls sideways); the box takes
+// focus so that keyboard users can scroll it too. Every page's tables, present and future, get one.
+function boxTables(root) {
+  for (const table of root.querySelectorAll("table.data")) {
+    if (table.parentElement?.closest(".table-scroll, .scroll-box")) continue;
+    const name = table.getAttribute("aria-label") || table.querySelector("caption")?.textContent || (table.id || "table").replace(/-/g, " ");
+    const box = document.createElement("div");
+    box.className = "table-scroll";
+    box.tabIndex = 0;
+    box.setAttribute("role", "region");
+    box.setAttribute("aria-label", `${name} (scrolls sideways)`);
+    table.replaceWith(box);
+    box.append(table);
+  }
+}
+new MutationObserver(() => boxTables(app)).observe(app, { childList: true, subtree: true });
 
 async function render() {
   const token = ++renderCount;
   unmount?.();
   unmount = null;
   hideBanner();
+  setMenu(false);
   const path = location.pathname;
   const match = ROUTES.find(([pattern]) => pattern.test(path));
   const vs = new URLSearchParams(location.search).get("vs");
@@ -43,6 +69,7 @@ async function render() {
     const page = await match[2]();
     if (token !== renderCount) return; // the user navigated on meanwhile
     clear(app);
+    app.dataset.page = match[1];
     unmount = page.mount(app, ...args) || null;
   } catch (exc) {
     fill(app, h("div", { class: "error-box" }, `This page failed to load: ${exc.message}`));

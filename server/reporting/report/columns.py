@@ -47,6 +47,9 @@ PROTOCOL_TEXT = {
     "work's protocol), the training images as memory bank",
     "linear": "linear probe on frozen features, trained on a class-stratified, seeded subset of the "
     "training labels (one subset per seed)",
+    "knn_monitor": "the training run's own kNN monitor at its last step (weighted kNN, k=20, T=0.07, on a "
+    "validation split held out of the training images, knn_max_train / knn_max_val of them), shown until "
+    "the run is evaluated",
     "finetune": "end-to-end fine-tuning on a class-stratified, seeded subset of the training labels "
     "(shown because no linear probe was measured)",
 }

@@ -85,8 +85,43 @@ def measured_cells(row: ModelRow) -> tuple[dict[str, ReportCell | None], list[Re
     return cells, other
 
 
+MONITOR_PROTOCOL = "knn_monitor"
+MONITOR_KEY = "knn_top1"
+
+
+def monitor_cell(row: ModelRow) -> ReportCell | None:
+    """The kNN column of a model not evaluated yet: its training runs' final kNN monitor figures, on the
+    validation split held out of the training set, labelled as such (never passed off as an evaluation).
+    """
+    found = [
+        (run.id, int((run.config or {}).get("seed", 0)), float(value))
+        for run in row.training
+        if isinstance(value := (run.latest_metrics or {}).get(MONITOR_KEY), int | float)
+    ]
+    if not found:
+        return None
+    values = [value for _, _, value in found]
+    return ReportCell(
+        mean=statistics.fmean(values),
+        std=statistics.stdev(values) if len(values) > 1 else 0.0,
+        n=len(values),
+        values=values,
+        seeds=[seed for _, seed, _ in found],
+        protocol=MONITOR_PROTOCOL,
+        label_fraction=1.0,
+        image_size=None,
+        run_ids=[run_id for run_id, _, _ in found],
+        pooled=len(found) > 1,
+        published=False,
+        note="the training's kNN monitor at its last step, on the validation split, not an evaluation on "
+        "the test split: evaluate the run for that figure",
+    )
+
+
 def measured_row(row: ModelRow) -> ReportRow:
     cells, other = measured_cells(row)
+    if cells.get("knn") is None:
+        cells["knn"] = monitor_cell(row)
     params = next(
         (s.results.get("params") for s in row.sources if isinstance(s.results.get("params"), int)), None
     )

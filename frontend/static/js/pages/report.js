@@ -39,8 +39,9 @@ export function mount(root, sweepFromPath) {
   const table = h("table", { class: "data report-table", id: "report-table" });
   const body = h("div", { id: "report-body" });
   const columnSelect = h("select", { id: "chart-column" });
-  const chartDiv = h("div", { class: "chart tall", id: "report-chart", role: "img", "aria-label": "Top-1 against parameters, Pareto front over measured models" });
-  const latencyDiv = h("div", { class: "chart tall", id: "report-latency-chart", role: "img", "aria-label": "Top-1 against latency (ms per image, batch 1, one thread), Pareto front over measured models" });
+  // Plain divs inside labelled figures, not role="img": Plotly's own buttons live inside the chart.
+  const chartDiv = h("div", { class: "chart tall", id: "report-chart" });
+  const latencyDiv = h("div", { class: "chart tall", id: "report-latency-chart" });
 
   root.append(
     h("div", { class: "page-head" },
@@ -83,6 +84,8 @@ export function mount(root, sweepFromPath) {
         ? h("a", { href: `/runs/${first}`, "data-link": true, class: "value", title: `from run ${first}` }, value)
         : h("span", { class: "value" }, value),
       cell.pooled ? h("span", { class: "tag", title: cell.note || "" }, "pooled") : null,
+      // Not an evaluation: the training's own monitor, on its validation split, until the run is evaluated.
+      cell.protocol === "knn_monitor" ? h("span", { class: "badge monitor", title: cell.note || "" }, "monitor (validation)") : null,
       h("div", { class: "cell-meta", title: cell.note || "" }, meta.join(" · ")),
       cell.run_ids.length > 1
         ? h("div", { class: "cell-meta" }, "runs ", cell.run_ids.map((id, i) => [i ? ", " : "", h("a", { href: `/runs/${id}`, "data-link": true }, shortId(id))]))
@@ -239,8 +242,8 @@ export function mount(root, sweepFromPath) {
       h("div", { class: "chart-head" }, h("label", { for: "chart-column" }, "figure ", columnSelect),
         h("span", { class: "muted" }, "Pareto fronts over measured models only; published models are hollow grey diamonds (on the latency chart: published accuracy, latency measured here).")),
       h("div", { class: "charts" },
-        h("div", {}, h("h3", {}, "Against parameters"), chartDiv),
-        h("div", {}, h("h3", {}, "Against latency"), latencyDiv)),
+        h("figure", { class: "chart-box", "aria-label": "Top-1 against parameters, Pareto front over measured models" }, h("h3", {}, "Against parameters"), chartDiv),
+        h("figure", { class: "chart-box", "aria-label": "Top-1 against latency (ms per image, batch 1, one thread), Pareto front over measured models" }, h("h3", {}, "Against latency"), latencyDiv)),
       renderNotes(),
     );
     renderChart();

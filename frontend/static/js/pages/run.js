@@ -2,10 +2,11 @@
 import { api, followEvents } from "../api.js";
 import { showBanner } from "../banner.js";
 import { getCatalog, paramsOf } from "../catalog.js";
-import { COLLAPSE_KEY, CONFIG, ensurePlotly, groupFor, groupKeys, layout, markerShapes, traceType } from "../charts.js";
+import { COLLAPSE_KEY, CONFIG, DATA_WAIT_KEY, ensurePlotly, flatRange, groupFor, groupKeys, layout, markerShapes, revealTwins, traceType, withFlatRange } from "../charts.js";
+import { DASHES, styleAt, swatch } from "../colors.js";
 import { clear, fill, h } from "../dom.js";
 import { exportForm, renderManifest } from "../export.js";
-import { duration, knnOf, number, params as fmtParams, pct, progressBar, rate, relativeTime, runColor, runLabel, statusPill } from "../format.js";
+import { duration, knnOf, number, params as fmtParams, pct, progressBar, rate, relativeTime, runLabel, statusPill } from "../format.js";
 import { notesPanel } from "../notes.js";
 import { navigate } from "../url.js";
 
@@ -26,9 +27,13 @@ export function mount(root, runId) {
   let hasCheckpoint = null; // from the artifacts list: null until it answers
   let lastStreamState = "connecting";
   const chartGrid = h("div", { class: "charts", id: "charts" });
+  // System metrics (sys_*) apart from the learning curves, with the plain data-bound sentence.
+  const systemGrid = h("div", { class: "charts", id: "system-charts" });
+  const dataBound = h("p", { id: "data-bound", "aria-live": "polite" });
+  const systemSection = h("section", { id: "system", hidden: true }, h("h2", {}, "System"), dataBound, systemGrid);
   const streamState = h("span", { class: "stream-state", id: "stream-state", role: "status", "aria-live": "polite" }, "connecting…");
   const follow = h("input", { type: "checkbox", id: "follow", checked: true });
-  const logBox = h("pre", { class: "log", id: "log", tabindex: "0", "aria-label": "training log (follows new lines)" });
+  const logBox = h("pre", { class: "log", id: "log", tabindex: "0", role: "log", "aria-label": "training log (follows new lines)" });
   const configTable = h("tbody");
   const artifactList = h("ul", { id: "artifacts" });
   const resultsBox = h("div", { id: "results" });
@@ -41,11 +46,12 @@ export function mount(root, runId) {
       h("label", { for: "follow" }, follow, " follow the latest points when zoomed"),
       h("a", { href: `/api/runs/${encodeURIComponent(runId)}/metrics.csv`, download: true }, "all points as CSV")),
     chartGrid,
+    systemSection,
     resultsBox,
     h("div", { class: "two-col" },
       h("section", {}, h("h2", {}, "Log"), logBox),
       h("section", {}, h("h2", {}, "Artifacts"), artifactList,
-        h("h2", {}, "Resolved config"), h("div", { class: "scroll-box" }, h("table", { class: "data kv", id: "config" }, configTable)))),
+        h("h2", {}, "Resolved config"), h("div", { class: "scroll-box", tabindex: "0", role: "region", "aria-label": "resolved config (scrolls)" }, h("table", { class: "data kv", id: "config" }, configTable)))),
   );
 
   function actionButton(label, id, handler, { danger = false, primary = false } = {}) {
@@ -110,12 +116,13 @@ export function mount(root, runId) {
     if (run.sweep_id) facts.push(["Sweep", h("a", { href: `/sweeps/${run.sweep_id}`, "data-link": true }, run.sweep_id)]);
     fill(header, 
       h("div", { class: "page-head" },
-        h("span", { class: "swatch", style: `background:${runColor(run.id)}` }),
+        swatch(styleAt(0)),
         h("h1", {}, runLabel(run)), h("span", { class: "mono muted" }, run.id),
         statusPill(run.status), progressBar(run, true) || "", h("span", { class: "spacer" }), actions),
       (run.tags || []).length ? h("div", {}, run.tags.map((tag) => h("span", { class: "tag" }, tag))) : null,
       h("div", { class: "summary-grid", id: "summary" }, facts.map(([label, value]) => h("div", {}, h("span", {}, label), value))),
     );
+    renderDataBound();
     clear(notice);
     const restartNote = "It stopped before writing its first checkpoint, so there is nothing to continue from: Clone starts a copy you can change first; Restart runs this one again from step 0.";
     const failedNote = resumable === false ? "Fix the cause, then Clone (runs it again)."
@@ -135,6 +142,25 @@ export function mount(root, runId) {
     const state = finished && lastStreamState === "live" ? "finished" : lastStreamState;
     streamState.className = `stream-state ${state}`;
     streamState.textContent = { live: "live", finished: "finished: no new points", reconnecting: "reconnecting…", paused: "paused while the tab is hidden" }[state] || "connecting…";
+  }
+
+  // The plain sentence a researcher needs before tuning the model: is the data path the bottleneck?
+  function renderDataBound() {
+    const wait = run.latest_metrics?.[DATA_WAIT_KEY];
+    const threshold = catalog?.data_bound_wait_percent;
+    if (typeof wait !== "number" || typeof threshold !== "number") {
+      dataBound.textContent = "";
+      dataBound.className = "";
+      return;
+    }
+    const share = `${Math.round(wait)} %`;
+    if (wait > threshold) {
+      dataBound.className = "notice";
+      dataBound.textContent = `This run is data-bound: it spent ${share} of its step time waiting for the next batch (above ${threshold} %). More data-loader workers (num_workers) or a faster data path would speed it up; a faster model would not.`;
+    } else {
+      dataBound.className = "muted";
+      dataBound.textContent = `Not data-bound: ${share} of its step time went to waiting for data (data-bound above ${threshold} %).`;
+    }
   }
 
   function toggleExport() {
@@ -212,17 +238,20 @@ export function mount(root, runId) {
   }
 
   // ----- charts -----
-  function traceFor(series) {
+  function traceFor(series, index = 0) {
     return {
       type: traceType(series.y.length), mode: series.y.length < 3 ? "lines+markers" : "lines", name: series.key,
-      x: series.x, y: series.y,
+      x: series.x, y: series.y, line: { dash: DASHES[index % DASHES.length] },
       hovertemplate: `${series.key}: %{y:.4g}<br>step %{x}<extra>${runLabel(run)}${series.downsampled ? " · each point stands for a bucket" : ""}</extra>`,
     };
   }
 
   function createChart(group) {
-    const div = h("div", { class: "chart", "data-chart": group.id, role: "img", "aria-label": `${group.title} chart` });
-    chartGrid.append(div);
+    // A figure, not role="img": Plotly's own buttons live inside the chart and must stay reachable.
+    const div = h("div", { class: "chart", "data-chart": group.id });
+    const system = group.section === "system";
+    (system ? systemGrid : chartGrid).append(h("figure", { class: "chart-box", "aria-label": `${group.title} chart` }, div));
+    if (system) systemSection.hidden = false;
     const chart = { div, group, keys: [], index: new Map(), last: new Map(), range: null, collapse: [] };
     charts.set(group.id, chart);
     Plotly.newPlot(div, [], layout({ title: group.title, yTitle: group.y }), CONFIG);
@@ -241,7 +270,9 @@ export function mount(root, runId) {
     chart.keys = seriesList.map((series) => series.key);
     chart.index = new Map(chart.keys.map((key, i) => [key, i]));
     chart.last = new Map(seriesList.map((series) => [series.key, series.x[series.x.length - 1] ?? -Infinity]));
-    Plotly.react(chart.div, seriesList.map(traceFor), chartLayout(chart), CONFIG);
+    const traces = revealTwins(seriesList.map((series, i) => traceFor(series, i)));
+    chart.flat = flatRange(traces) !== null;
+    Plotly.react(chart.div, traces, withFlatRange(chartLayout(chart), traces), CONFIG);
   }
 
   async function fetchSeries(keys, range) {
@@ -260,6 +291,8 @@ export function mount(root, runId) {
     const collapse = series.find((item) => item.key === COLLAPSE_KEY);
     const groups = groupKeys(series.map((item) => item.key));
     clear(chartGrid);
+    clear(systemGrid);
+    systemSection.hidden = true;
     charts.clear();
     if (!groups.length) {
       chartGrid.append(h("p", { class: "muted", id: "no-metrics" }, run.kind === "export" ? "An export records no curves: its result is the artifact and its parity, above." : run.status === "queued" ? "Curves appear here as soon as the run starts training." : "No metrics recorded."));
@@ -320,7 +353,7 @@ export function mount(root, runId) {
           chart.index.set(key, chart.keys.length);
           chart.keys.push(key);
           chart.last.set(key, -Infinity);
-          Plotly.addTraces(chart.div, traceFor({ key, x: [], y: [], downsampled: false }));
+          Plotly.addTraces(chart.div, traceFor({ key, x: [], y: [], downsampled: false }, chart.keys.length - 1));
         }
         // A resumed run rewrites steps after its checkpoint: redraw instead of drawing backwards.
         if (points.x[0] <= chart.last.get(key)) rewound = true;
@@ -334,6 +367,12 @@ export function mount(root, runId) {
         continue;
       }
       Plotly.extendTraces(chart.div, { x: xs, y: ys }, indices);
+      if (chart.flat) {
+        // A series flat so far got its own y range; once it moves, Plotly's autorange takes over again.
+        const range = flatRange(chart.div.data);
+        chart.flat = range !== null;
+        Plotly.relayout(chart.div, range ? { "yaxis.range": range, "yaxis.autorange": false } : { "yaxis.autorange": true });
+      }
       if (!chart.range && !chart.refreshing && chart.div.data.some((trace) => trace.x.length > 4 * MAX_POINTS)) {
         // A long live run would grow the traces without bound: swap in a fresh downsample now and then.
         chart.refreshing = true;

@@ -1,7 +1,9 @@
 // Runs: every run with its status, progress and headline figure; filter, sort, select, act in bulk.
 import { api } from "../api.js";
 import { clear, fill, h } from "../dom.js";
-import { knnOf, params as fmtParams, pct, progressBar, relativeTime, runColor, runLabel, statusPill } from "../format.js";
+import { knnOf, params as fmtParams, pct, progressBar, relativeTime, runLabel, statusPill } from "../format.js";
+import { runStyles, swatch } from "../colors.js";
+import { NO_GROUPING, groupRuns, groupingChoices } from "../compare/groups.js";
 import { showBanner } from "../banner.js";
 import { getCatalog, paramsOf } from "../catalog.js";
 import { queryBox } from "../query.js";
@@ -44,6 +46,9 @@ export function mount(root) {
   setChoices(status, "any status");
   setChoices(kind, "any kind");
   const tag = h("input", { type: "text", id: "runs-tag", placeholder: "tag", value: params().get("tag") || "", size: 10 });
+  // Rows grouped by a config key (or seeds pooled), each group a header row that folds its runs away.
+  const groupBy = h("select", { id: "runs-group" });
+  const collapsed = new Set();
   const compareButton = h("button", { type: "button", class: "primary", id: "compare-selected" }, "Compare");
   const reportButton = h("button", { type: "button", id: "report-selected", title: "The table of the selected runs' evaluations, beside the published figures" }, "Report");
   const cancelButton = h("button", { type: "button", id: "cancel-selected" }, "Cancel");
@@ -62,6 +67,7 @@ export function mount(root) {
       h("label", { for: "runs-status" }, "Status", status),
       h("label", { for: "runs-kind" }, "Kind", kind),
       h("label", { for: "runs-tag" }, "Tag", tag),
+      h("label", { for: "runs-group" }, "Group", groupBy),
       h("span", { class: "spacer" }),
       compareButton, reportButton, cancelButton, deleteButton),
     h("table", { class: "data", id: "runs-table" }, thead, tbody),
@@ -122,32 +128,60 @@ export function mount(root) {
       }
       return;
     }
-    for (const run of runs) {
-      const config = run.config || {};
-      const box = h("input", { type: "checkbox", "aria-label": `select ${runLabel(run)}`, onclick: (e) => e.stopPropagation(), onchange: (e) => {
-        e.target.checked ? selected.add(run.id) : selected.delete(run.id);
-        syncSelection();
-        renderHead();
-      } });
-      box.checked = selected.has(run.id);
-      const knn = knnOf(run);
-      tbody.append(h("tr", { class: "clickable", "data-run-id": run.id, onclick: () => navigate(`/runs/${run.id}`) },
-        h("td", {}, box),
-        h("td", {}, h("span", { class: "swatch", style: `background:${runColor(run.id)}` }),
-          h("a", { href: `/runs/${run.id}`, "data-link": true, onclick: (e) => e.stopPropagation() }, runLabel(run)),
-          run.name ? h("div", { class: "muted mono" }, run.id) : null,
-          chainNote(run)),
-        h("td", {}, statusPill(run.status), " ", progressBar(run)),
-        h("td", {}, run.kind),
-        h("td", {}, config.method || config.loss || (run.kind === "eval" ? (config.protocols || []).join(", ") : "–")),
-        h("td", {}, run.backbone || "–"),
-        h("td", { class: "num" }, fmtParams(paramsOf(run, catalog))),
-        h("td", {}, config.dataset || "–"),
-        h("td", { class: "num" }, pct(knn)),
-        h("td", {}, (run.tags || []).map((t) => h("span", { class: "tag" }, t))),
-        h("td", {}, relativeTime(run.created_at)),
-      ));
+    const styles = runStyles(runs.map((run) => run.id));
+    const grouping = params().get("group") || NO_GROUPING;
+    renderGroupChoices(runs, grouping);
+    if (grouping === NO_GROUPING) {
+      for (const run of runs) tbody.append(rowFor(run, styles.get(run.id)));
+      return;
     }
+    for (const group of groupRuns(runs, grouping, new Set(catalog?.server_owned_fields || []))) {
+      const open = !collapsed.has(group.id);
+      const rows = group.members.map((run) => rowFor(run, styles.get(run.id)));
+      for (const row of rows) row.hidden = !open;
+      const toggle = h("button", { type: "button", class: "group-toggle", "aria-expanded": String(open), onclick: () => {
+        const opening = collapsed.has(group.id);
+        if (opening) collapsed.delete(group.id);
+        else collapsed.add(group.id);
+        toggle.setAttribute("aria-expanded", String(opening));
+        for (const row of rows) row.hidden = !opening;
+      } }, `${group.label} · ${group.members.length} run${group.members.length > 1 ? "s" : ""}`);
+      tbody.append(h("tr", { class: "group-row", "data-group": group.id }, h("td", { colspan: COLUMNS.length + 1 }, toggle)), ...rows);
+    }
+  }
+
+  function renderGroupChoices(runs, grouping) {
+    const choices = groupingChoices(runs, new Set(catalog?.server_owned_fields || []));
+    if (!choices.some((choice) => choice.value === grouping)) choices.push({ value: grouping, label: `by ${grouping}` });
+    fill(groupBy, choices.map((choice) => h("option", { value: choice.value }, choice.value === NO_GROUPING ? "no grouping" : choice.label)));
+    groupBy.value = grouping;
+  }
+
+  function rowFor(run, style) {
+    const config = run.config || {};
+    const box = h("input", { type: "checkbox", "aria-label": `select ${runLabel(run)}`, onclick: (e) => e.stopPropagation(), onchange: (e) => {
+      e.target.checked ? selected.add(run.id) : selected.delete(run.id);
+      syncSelection();
+      renderHead();
+    } });
+    box.checked = selected.has(run.id);
+    const knn = knnOf(run);
+    return h("tr", { class: "clickable", "data-run-id": run.id, onclick: () => navigate(`/runs/${run.id}`) },
+      h("td", {}, box),
+      h("td", {}, swatch(style),
+        h("a", { href: `/runs/${run.id}`, "data-link": true, onclick: (e) => e.stopPropagation() }, runLabel(run)),
+        run.name ? h("div", { class: "muted mono" }, run.id) : null,
+        chainNote(run)),
+      h("td", {}, statusPill(run.status), " ", progressBar(run)),
+      h("td", {}, run.kind),
+      h("td", {}, config.method || config.loss || (run.kind === "eval" ? (config.protocols || []).join(", ") : "–")),
+      h("td", {}, run.backbone || "–"),
+      h("td", { class: "num" }, fmtParams(paramsOf(run, catalog))),
+      h("td", {}, config.dataset || "–"),
+      h("td", { class: "num" }, pct(knn)),
+      h("td", {}, (run.tags || []).map((t) => h("span", { class: "tag" }, t))),
+      h("td", {}, relativeTime(run.created_at)),
+    );
   }
 
   function renderPager(count) {
@@ -230,6 +264,7 @@ export function mount(root) {
   tag.addEventListener("change", () => { setParams({ tag: tag.value.trim(), page: null }); refresh(); });
   status.addEventListener("change", () => { setParams({ status: status.value, page: null }); refresh(); });
   kind.addEventListener("change", () => { setParams({ kind: kind.value, page: null }); refresh(); });
+  groupBy.addEventListener("change", () => { setParams({ group: groupBy.value === NO_GROUPING ? null : groupBy.value }); renderRows(lastRuns); });
   compareButton.addEventListener("click", () => navigate(`/compare?runs=${[...selected].join(",")}`));
   reportButton.addEventListener("click", () => navigate(`/report?runs=${[...selected].join(",")}`));
   cancelButton.addEventListener("click", () => bulk("cancel"));

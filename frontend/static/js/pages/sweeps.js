@@ -33,7 +33,8 @@ export function mount(root) {
             sweep.study ? h("span", { class: "tag" }, "study") : null),
           h("td", { class: "num" }, String(sweep.total)),
           h("td", {}, Object.entries(sweep.status_counts).map(([status, n]) => h("span", { class: "count" }, statusPill(status), ` ${n} `)),
-            sweep.done ? h("strong", {}, " done") : null),
+            // "done" only when every run completed; a cancelled or failed sweep says it stopped.
+            sweep.done ? h("strong", {}, (sweep.status_counts.completed || 0) === sweep.total ? " done" : " stopped") : null),
           h("td", {}, relativeTime(sweep.created_at))));
       }
       timer = setTimeout(refresh, sweeps.data.some((sweep) => !sweep.done) ? 3000 : 15000);
