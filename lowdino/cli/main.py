@@ -23,6 +23,7 @@ LIBRARY_COMMANDS = (
     "lowdino.cli.export",
     "lowdino.cli.backbones",
     "lowdino.cli.data",
+    "lowdino.cli.search",
 )
 
 
