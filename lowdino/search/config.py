@@ -34,6 +34,12 @@ class SearchConfig(BaseModel):
         '"out_dim": {"choice": [1024, 2048]}, "n_crops": {"int": [2, 8]}}; the other options come from '
         "the base config.",
     )
+    first_trials: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Parameters to try first, in order (e.g. today's recipe as the baseline to beat), each "
+        "inside the space; the sampler proposes the trials after them.",
+    )
     objective: ObjectiveName = Field(
         "knn_top1",
         description="What is maximised: the kNN monitor's top-1 on the validation split at the end of the "

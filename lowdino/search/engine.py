@@ -52,7 +52,9 @@ def distributions(space: SearchSpace) -> dict[str, Any]:
 
 
 def check_sampler(config: SearchConfig, space: SearchSpace) -> None:
-    """A grid needs a finite space: refuse a float range under it (SpaceError naming the option)."""
+    """A grid needs a finite space: refuse a float range under it (SpaceError naming the option); the
+    first trials must lie inside the space."""
+    check_first_trials(config, space)
     if config.sampler == "grid":
         for param in space.params:
             if param.grid_values() is None:
@@ -60,6 +62,26 @@ def check_sampler(config: SearchConfig, space: SearchSpace) -> None:
                     f"space.{param.name}",
                     "the grid sampler needs choices or an int range; list the values to try as choice",
                 )
+
+
+def check_first_trials(config: SearchConfig, space: SearchSpace) -> None:
+    """Each of `first_trials` sets options of the space to values inside it (SpaceError naming which)."""
+    dists = distributions(space)
+    for index, params in enumerate(config.first_trials):
+        for name, value in params.items():
+            where = f"first_trials.{index}.{name}"
+            if name not in dists:
+                raise SpaceError(where, f"is not searched; the space has {', '.join(dists)}")
+            dist = dists[name]
+            inside = value in dist.choices if hasattr(dist, "choices") else _within(dist, value)
+            if not inside:
+                raise SpaceError(where, f"{value!r} is outside space.{name}; widen the space or change it")
+
+
+def _within(dist: Any, value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return bool(dist.low <= value <= dist.high)
 
 
 def trial_count(config: SearchConfig, space: SearchSpace) -> int:
@@ -114,6 +136,9 @@ def open_study(config: SearchConfig, space: SearchSpace, *, storage: Any, name: 
     existing = len(study.get_trials(deepcopy=False))
     if existing:
         study.sampler = make_sampler(config, space, seed=config.seed + existing)
+    else:
+        for params in config.first_trials:  # asked first, in order, by `ask`
+            study.enqueue_trial(params)
     return study
 
 

@@ -86,17 +86,20 @@ def stop_search(session: Session, settings: Settings, *, search_id: str) -> Sear
     if row.state != SearchState.RUNNING:
         raise RunStateError(f"search {search_id} is {row.state}; only a running search can be stopped")
     search_queries.set_search_state(session, search_id=search_id, state=SearchState.STOPPED)
-    study = engine.optuna_module().load_study(
-        study_name=study_name(search_id), storage=optuna_storage(settings.database_url)
-    )
-    fail = engine.optuna_module().trial.TrialState.FAIL
-    for trial in search_queries.search_trials(session, search_id=search_id):
-        if trial.state != TrialState.RUNNING:
-            continue
+    optuna = engine.optuna_module()
+    fail = optuna.trial.TrialState.FAIL
+    running = [
+        trial
+        for trial in search_queries.search_trials(session, search_id=search_id)
+        if trial.state == TrialState.RUNNING
+    ]
+    storage = optuna_storage(settings.database_url)
+    study = optuna.load_study(study_name=study_name(search_id), storage=storage) if running else None
+    for trial in running:
         if trial.run_id is not None:
             with contextlib.suppress(RunStateError):  # it finished meanwhile: the stop still ends the trial
                 cancel_run(session, settings, run_id=trial.run_id)
-        if not study.get_trials(deepcopy=False)[trial.number].state.is_finished():
+        if study is not None and not study.get_trials(deepcopy=False)[trial.number].state.is_finished():
             study.tell(trial.number, state=fail)
         search_queries.update_trial(
             session,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
+import pytest
 
 from lowdino.config import PretrainConfig
 from lowdino.search import engine
 from lowdino.search.config import SearchConfig
-from lowdino.search.space import parse_space
+from lowdino.search.space import SpaceError, parse_space
 
 SPACE = {"lr": {"float": [1e-4, 1e-2], "log": True}, "out_dim": {"choice": [64, 128]}}
 
@@ -96,3 +97,17 @@ def test_every_sampler_and_pruner_proposes_parameters_inside_the_space() -> None
                 assert trial.params["out_dim"] in (64, 128)
                 assert 2 <= trial.params["n_crops"] <= 4
                 study.tell(trial, value)
+
+
+def test_first_trials_are_asked_first_in_order_and_must_lie_inside_the_space() -> None:
+    first = [{"lr": 0.001, "out_dim": 64}, {"lr": 0.005, "out_dim": 128}]
+    _, space, study = study_of(first_trials=first, sampler="random")
+    asked = [engine.ask(study, space) for _ in range(3)]
+    assert [trial.params for trial in asked[:2]] == first
+    assert asked[2].params not in first
+
+    for params, field in (({"lr": 0.5}, "first_trials.0.lr"), ({"n_crops": 4}, "first_trials.0.n_crops")):
+        outside = SearchConfig(space=SPACE, budget_steps=40, first_trials=[params])
+        with pytest.raises(SpaceError) as caught:
+            engine.check_sampler(outside, parse_space(SPACE, PretrainConfig, {}))
+        assert caught.value.field == field
