@@ -176,19 +176,24 @@ def _follow(
         _finish(session, study, trial, TrialState.FAIL, reason="its run was deleted", state=states.FAIL)
         return
     status = RunStatus(run.status)  # read before the metrics: a finished run's records are all stored
+    active = status not in FINISHED_STATUSES
     follower = engine.TrialFollower.of(study, trial.trial_id, config, last_step=trial.last_step)
     reason, pruned_at = None, None
-    for step, values in _records(session, run.id).items():
-        reason = follower.observe(step, knn=values.get(KNN_KEY), collapse=bool(values.get(COLLAPSE_KEY)))
-        if reason is not None:
-            pruned_at = step
+    records = _records(session, run.id)
+    measured = [values[KNN_KEY] for values in records.values() if KNN_KEY in values]
+    last_knn = measured[-1] if measured else None  # the trial's value: the kNN at its last measured step
+    for step, values in records.items():
+        said = follower.observe(step, knn=values.get(KNN_KEY), collapse=bool(values.get(COLLAPSE_KEY)))
+        if said is not None and active:  # a run that finished meanwhile keeps its result
+            reason, pruned_at = said, step
             break
     if follower.last_step != trial.last_step:
         search_queries.update_trial(
             session, search_id=row.id, number=trial.number, last_step=follower.last_step
         )
-    if reason is not None and status not in FINISHED_STATUSES - {RunStatus.PRUNED}:
-        prune_run(session, settings, run_id=run.id, reason=reason)
+    if reason is not None:
+        if prune_run(session, settings, run_id=run.id, reason=reason) is None:
+            return  # it finished meanwhile: the next pass records how
         _finish(
             session,
             study,
@@ -203,8 +208,8 @@ def _follow(
         return
     if status not in FINISHED_STATUSES:
         return
-    if status is RunStatus.COMPLETED and follower.last_value is not None:
-        _finish(session, study, trial, TrialState.COMPLETE, value=follower.last_value, state=states.COMPLETE)
+    if status is RunStatus.COMPLETED and last_knn is not None:
+        _finish(session, study, trial, TrialState.COMPLETE, value=last_knn, state=states.COMPLETE)
     elif status is RunStatus.PRUNED:  # pruned by a pass that stopped before recording it
         _finish(
             session,
@@ -213,7 +218,7 @@ def _follow(
             TrialState.PRUNED,
             reason=run.error,
             value=follower.last_value,
-            step=follower.last_step,
+            step=follower.last_step if follower.last_step >= 0 else None,
             state=states.PRUNED,
         )
     else:
