@@ -68,6 +68,12 @@ def drive_searches(
                 log.exception("search %s: driver pass failed; retrying next pass", search_id)
 
 
+def release(factory: sessionmaker[Session], *, owner: str) -> None:
+    """At shutdown: this process drives nothing any more; another takes its searches on its next pass."""
+    with factory() as session:
+        search_queries.release_leases(session, owner=owner)
+
+
 def drive_search(session: Session, celery_app: Celery, settings: Settings, *, search_id: str) -> None:
     row = search_queries.require_search(session, search_id=search_id)
     config = search_config(row)

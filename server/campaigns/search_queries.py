@@ -80,6 +80,14 @@ def claim_lease(session: Session, *, search_id: str, owner: str, now: datetime, 
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+def release_leases(session: Session, *, owner: str) -> None:
+    """Give up every lease `owner` holds (a process shutting down), so another process drives at once."""
+    session.execute(
+        update(Search).where(Search.lease_owner == owner).values(lease_owner=None, lease_until=None)
+    )
+    session.commit()
+
+
 def set_search_state(
     session: Session, *, search_id: str, state: SearchState, error: str | None = None
 ) -> None:

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from lowdino import __version__
-from server.campaigns.search_driver import drive_searches
+from server.campaigns.search_driver import drive_searches, release
 from server.events.hub import EventHub
 from server.http.catalog import catalog
 from server.http.contract import install_error_handlers, install_openapi
@@ -114,6 +114,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             log.warning(
                 "background loop %s did not stop within %.0f s; leaving it", loop.get_name(), SHUTDOWN_WAIT_S
             )
+        try:
+            await run_in_threadpool(release, app.state.session_factory, owner=app.state.owner)
+        except Exception:  # the leases then expire by themselves (search_lease_s)
+            log.exception("releasing this process's search leases failed")
         app.state.engine.dispose()
 
 

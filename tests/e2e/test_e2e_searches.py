@@ -31,6 +31,7 @@ GOOD_LR, BAD_LR = 0.005, 1e-6  # BAD_LR barely moves the network within a trial:
 def search_stack(home: Path, kind: str) -> Iterator[Stack]:
     stack = make_stack(home, kind)
     stack.env["LOWDINO_SEARCH_POLL_INTERVAL"] = "0.3"
+    stack.env["LOWDINO_SEARCH_LEASE_S"] = "5"  # a killed API's searches move on within seconds
     try:
         stack.start_api()
         stack.start_worker("s1")

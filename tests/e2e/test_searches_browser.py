@@ -36,7 +36,9 @@ def test_a_search_from_the_launch_page_ends_with_parallel_coordinates_and_import
     watch = PageWatch(page)
     page.goto(f"{stack.api_url}/launch?kind=pretrain&preset=quickstart")
     page.wait_for_selector("#field-lr")
-    page.evaluate("() => document.querySelectorAll('details.advanced').forEach((fold) => { fold.open = true; })")
+    page.evaluate(
+        "() => document.querySelectorAll('details.advanced').forEach((fold) => { fold.open = true; })"
+    )
     # Small enough for seconds a trial: 200 synthetic images, batch 16, a tiny head, a small kNN bank.
     for field, value in {
         "synthetic_size": "200", "batch_size": "16", "hidden_dim": "64", "bottleneck_dim": "32",
