@@ -162,7 +162,7 @@ def test_trials_are_tagged_runs_and_one_process_at_a_time_drives_a_search(
     )
     orphan = study.ask()
     orphan_number = orphan.number
-    session.execute(update(Search).values(lease_until=None))  # its lease expired
+    session.execute(update(Search).values(lease_owner=None, lease_until=None))  # its lease lapsed
     session.commit()
     drive(app, owner="another-process")
     drive(app, owner="another-process")
@@ -232,7 +232,7 @@ def test_median_pruner_prunes_a_worse_trial_through_the_cancel_path_and_queues_t
     assert shown["best"]["value"] == 45.0
 
 
-def test_a_queued_trial_is_pruned_at_once_and_stop_cancels_the_active_trials(
+def test_stop_cancels_the_active_trials_and_asks_no_more(
     client: TestClient, app: FastAPI, session: Session
 ) -> None:
     search = create(client, max_parallel=2, n_trials=5, pruner="none")
