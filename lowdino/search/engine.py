@@ -96,7 +96,14 @@ def make_sampler(config: SearchConfig, space: SearchSpace, *, seed: int) -> Any:
     if config.sampler == "random":
         return samplers.RandomSampler(seed=seed)
     if config.sampler == "grid":
-        return samplers.GridSampler(space.grid(), seed=seed)
+
+        class Grid(samplers.GridSampler):  # type: ignore[misc,name-defined]
+            def after_trial(self, *args: Any) -> None:
+                # Optuna's grid calls study.stop() once every cell was asked, which only works inside
+                # study.optimize; asked and told trials stop at the grid's size instead (trial_count).
+                pass
+
+        return Grid(space.grid(), seed=seed)
     if config.sampler == "cmaes":
         # CMA-ES models continuous ranges only; choices go to a seeded random sampler beside it.
         return samplers.CmaEsSampler(seed=seed, independent_sampler=samplers.RandomSampler(seed=seed))

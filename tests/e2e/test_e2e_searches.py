@@ -21,11 +21,16 @@ from server.campaigns.study_storage import optuna_storage, study_name
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
+# 200 training images (12 steps per epoch) and a 100-image validation split: kNN in steps of 1 %.
 BASE = tiny_pretrain(
-    synthetic_size=100, val_fraction=0.2, knn_monitor=True, memory_check=False, batch_size_eval=64
+    synthetic_size=300, val_fraction=0.34, knn_monitor=True, memory_check=False, batch_size_eval=128
 )
-SPACE = {"lr": {"float": [1e-4, 1e-2], "log": True}, "out_dim": {"choice": [32, 64]}}
-GOOD_LR, BAD_LR = 0.005, 1e-6  # BAD_LR barely moves the network within a trial: the worse trial
+SPACE = {"lr": {"float": [1e-4, 1e-2], "log": True}, "momentum_teacher": {"choice": [0.9, 0.99]}}
+WIDE = {"lr": {"float": [1e-4, 1.0], "log": True}, "momentum_teacher": {"choice": [0.0, 0.9]}}
+# Made worse on purpose: a huge learning rate copied straight into the teacher (momentum 0) leaves the
+# monitored teacher near chance (10 % at step 3 in a probe, against 19 % for the sane trial).
+SANE = {"lr": 0.005, "momentum_teacher": 0.9}
+WRECKED = {"lr": 1.0, "momentum_teacher": 0.0}
 
 
 def search_stack(home: Path, kind: str) -> Iterator[Stack]:
@@ -103,6 +108,7 @@ def test_a_four_trial_search_completes_with_each_value_in_the_study_and_as_a_run
         run = stack.run(trial["run_id"])
         assert run["status"] == "completed"
         assert run["config"]["lr"] == trial["params"]["lr"]
+        assert run["config"]["momentum_teacher"] == trial["params"]["momentum_teacher"]
         measured = knn_records(stack, trial["run_id"])
         assert sorted(measured)[-1] == 6
         # The same figure three times: the run's last validation kNN, the trial's value, the study's.
@@ -115,10 +121,13 @@ def test_a_four_trial_search_completes_with_each_value_in_the_study_and_as_a_run
 
 
 def test_median_pruner_prunes_the_worse_trial_and_its_worker_takes_the_next(embedded: Stack) -> None:
-    first = [{"lr": GOOD_LR, "out_dim": 64}, {"lr": BAD_LR, "out_dim": 64}]
-    space = {"lr": {"float": [1e-6, 1e-2], "log": True}, "out_dim": {"choice": [32, 64]}}
     search_id = submit(
-        embedded, space=space, n_trials=3, pruner="median", pruner_startup_trials=1, first_trials=first
+        embedded,
+        space=WIDE,
+        n_trials=3,
+        pruner="median",
+        pruner_startup_trials=1,
+        first_trials=[SANE, WRECKED],
     )
     search = wait_done(embedded, search_id)
     good, bad, after = search["trials"]

@@ -111,3 +111,16 @@ def test_first_trials_are_asked_first_in_order_and_must_lie_inside_the_space() -
         with pytest.raises(SpaceError) as caught:
             engine.check_sampler(outside, parse_space(SPACE, PretrainConfig, {}))
         assert caught.value.field == field
+
+
+def test_a_grid_search_asks_every_cell_once_and_tells_the_last_one() -> None:
+    finite = {"out_dim": {"choice": [64, 128]}, "n_crops": {"int": [2, 3]}}
+    config = SearchConfig(space=finite, budget_steps=40, sampler="grid", pruner="none", n_trials=50)
+    space = parse_space(finite, PretrainConfig, {})
+    study = engine.open_study(config, space, storage=None, name="t")
+    assert engine.trial_count(config, space) == 4
+    for value in range(4):
+        study.tell(engine.ask(study, space), float(value))  # the last tell used to raise (study.stop)
+    cells = {(trial.params["out_dim"], trial.params["n_crops"]) for trial in study.trials}
+    assert cells == {(64, 2), (64, 3), (128, 2), (128, 3)}
+    assert all(trial.state == optuna.trial.TrialState.COMPLETE for trial in study.trials)
