@@ -101,7 +101,7 @@ def test_a_four_trial_search_completes_with_each_value_in_the_study_and_as_a_run
     stack: Stack = request.getfixturevalue(stack_kind)
     search_id = submit(stack, n_trials=4, max_parallel=2)
     search = wait_done(stack, search_id)
-    assert search["state_counts"] == {"complete": 4}
+    assert search["state_counts"] == {"complete": 4}, [(t["state"], t["reason"]) for t in search["trials"]]
     study = study_of(stack, search_id)
     assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
     for trial in search["trials"]:
