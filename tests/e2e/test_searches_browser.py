@@ -84,7 +84,7 @@ def test_a_search_from_the_launch_page_ends_with_parallel_coordinates_and_import
     importances = stack.get(f"/api/searches/{search_id}/importances")
     bars = plotly_value(page, "#search-importances", "el.data.length ? el.data[0].y : []")
     assert sorted(bars) == sorted(importances["importances"])
-    assert page.locator("#search-parcoords .parcoords").count() == 1
+    assert page.locator("#search-parcoords .parcoords-line-layers").count() == 1  # drawn, not just data
     save_screenshot(page, "search", shots)
     assert page.is_enabled("#search-promote")
     assert stack.get("/api/runs?kind=eval")["count"] == 0

@@ -62,7 +62,7 @@ export async function renderSearchOptions(root, onChange) {
       h("span", { class: "help" }, property.description || "")));
   }
   root.append(
-    h("p", { class: "muted" }, "Mark the fields to search with “Sweep” and give a range (",
+    h("p", { class: "muted" }, "Tunes the swept fields with Optuna instead of running every combination. Mark the fields to search with “Sweep” and give a range (",
       h("code", {}, "0.0001..0.01 log"), ", ", h("code", {}, "2..8"), ") or choices (", h("code", {}, "64, 128"),
       "). Trials are scored by the kNN monitor on the validation split; the test split is only measured by the full runs you promote."),
     grid,

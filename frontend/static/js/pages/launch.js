@@ -30,7 +30,7 @@ export function mount(root) {
   const searchToggle = h("input", { type: "checkbox", id: "search-mode", name: "search-mode" });
   const searchOptionsRoot = h("div", { id: "search-options", hidden: true });
   const searchRoot = h("fieldset", { id: "search-block", class: "search-block" },
-    h("legend", {}, h("label", { for: "search-mode" }, searchToggle, " Search: tune the swept fields on the validation split (Optuna) instead of running every combination")),
+    h("legend", {}, h("label", { for: "search-mode" }, searchToggle, " Search instead of a grid")),
     searchOptionsRoot);
   let search = null; // {read(), summary()} once the search options are shown
   const formError = h("div", { class: "error-box", role: "alert", hidden: true });
