@@ -85,3 +85,11 @@ class SweepNotFoundError(ServiceError):
     def __init__(self, sweep_id: str) -> None:
         super().__init__(f"sweep {sweep_id!r} does not exist; list sweeps with GET /api/sweeps")
         self.sweep_id = sweep_id
+
+
+class SearchNotFoundError(ServiceError):
+    status_code = 404
+
+    def __init__(self, search_id: str) -> None:
+        super().__init__(f"search {search_id!r} does not exist; list searches with GET /api/searches")
+        self.search_id = search_id

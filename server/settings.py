@@ -88,6 +88,20 @@ class Settings(BaseSettings):
         le=60,
         description="Seconds between the API's looks for completed runs whose chained evaluation is due.",
     )
+    search_poll_interval: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Seconds between the API's passes over running searches: report trials' validation "
+        "kNN, prune, queue the next trials.",
+    )
+    search_lease_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="How long one API process drives a search before another may take over (it renews "
+        "the lease every pass; a crashed process's searches move on after this long).",
+    )
     max_sweep_runs: int = Field(
         200, ge=1, le=10_000, description="Largest sweep (expanded runs) one request may create."
     )

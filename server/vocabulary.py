@@ -14,9 +14,10 @@ from lowdino.config import CONFIG_MODELS, RunKind
 class RunStatus(StrEnum):
     """Where a run is in its life; the one list the API, the worker and the dashboard use.
 
-    queued -> running -> completed | failed | cancelled | interrupted (worker lost or shut down);
-    failed, cancelled and interrupted runs can be resumed (-> queued again), from their last checkpoint
-    when they have one. Statuses are plain strings in the database (no constraint names them), so a new
+    queued -> running -> completed | failed | cancelled | interrupted (worker lost or shut down) | pruned
+    (a search's pruner stopped the trial early, through the cancel path; its `error` says at which step
+    and why); failed, cancelled and interrupted runs can be resumed (-> queued again), from their last
+    checkpoint when they have one. A pruned run is finished for good: its search has moved on. Statuses are plain strings in the database (no constraint names them), so a new
     status is a member here, plus the sets below it belongs to.
     """
 
@@ -26,6 +27,7 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
+    PRUNED = "pruned"
 
 
 RUN_STATUSES: tuple[RunStatus, ...] = tuple(RunStatus)
@@ -43,6 +45,24 @@ TRAINING_KINDS: tuple[RunKind, ...] = (RunKind.PRETRAIN, RunKind.DISTILL)
 RESUMABLE_KINDS: tuple[RunKind, ...] = tuple(
     kind for kind in RUN_KINDS if "resume" in CONFIG_MODELS[kind].model_fields
 )
+
+
+class SearchState(StrEnum):
+    """Where a recipe search is: running (its driver asks and follows trials), stopped by a user
+    (POST /api/searches/{id}/stop: its active trials were cancelled), or done (every trial finished)."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+    DONE = "done"
+
+
+class TrialState(StrEnum):
+    """A search trial's state, as its Optuna study records it (running until its run finishes)."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    FAIL = "fail"
 
 
 class EventType(StrEnum):
@@ -64,4 +84,6 @@ __all__ = [
     "EventType",
     "RunKind",
     "RunStatus",
+    "SearchState",
+    "TrialState",
 ]

@@ -28,7 +28,7 @@ SERVER_LAYERS: dict[str, set[str]] = {
     "workers": {"storage", FOUNDATION},
     "runs": {"events", "workers", "storage", FOUNDATION},
     "metrics": {"runs", "events", "storage", FOUNDATION},
-    "campaigns": {"runs", "workers", "events", "storage", FOUNDATION},
+    "campaigns": {"metrics", "runs", "workers", "events", "storage", FOUNDATION},
     "reporting": {"campaigns", "metrics", "runs", "storage", FOUNDATION},
     "http": {"reporting", "campaigns", "metrics", "runs", "workers", "events", "storage", FOUNDATION},
     "cli": {"http", "workers", "storage", FOUNDATION},

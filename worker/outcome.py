@@ -2,7 +2,8 @@
 
     exit 0                         -> completed
     exit 75 (EXIT_CANCELLED)       -> cancelled, or interrupted when the worker itself asked the child
-                                      to stop because it is shutting down (resume continues the run)
+                                      to stop because it is shutting down (resume continues the run),
+                                      or pruned when a search asked for the stop (`pruned`)
     killed by a signal / any other -> failed, with the last lines of output as the error
 
 torchrun turns a worker's 75 into its own status 1, so a stop that was asked for and confirmed by
@@ -126,3 +127,10 @@ def signal_log_line(
         cause = ""
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
     return f"{stamp} ERROR worker: trainer killed by {name}{cause} after {elapsed_s:.0f} s"
+
+
+def pruned(outcome: Outcome, prune_reason: str | None) -> Outcome:
+    """A cancelled outcome whose stop a search asked for (the run's prune_reason) ends pruned, saying why."""
+    if outcome.status is not RunStatus.CANCELLED or not prune_reason:
+        return outcome
+    return Outcome(RunStatus.PRUNED, prune_reason)

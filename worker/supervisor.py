@@ -55,7 +55,7 @@ from server.storage.models import Run
 from server.workers import queries as worker_queries
 from worker.command import build_command, child_env, guarded, plan_launch
 from worker.identity import WorkerIdentity, WorkerState
-from worker.outcome import Outcome, RunStatus, StopReason, decide_outcome, signal_log_line
+from worker.outcome import Outcome, RunStatus, StopReason, decide_outcome, pruned, signal_log_line
 from worker.tail import LogTail, MetricsTail
 
 log = logging.getLogger(__name__)
@@ -354,7 +354,7 @@ def _finish(
         if outcome.error:
             error += f"\n--- last lines of output ---\n{outcome.error}"
         fields["error"] = error
-    elif outcome.status is RunStatus.INTERRUPTED:
+    elif outcome.status in (RunStatus.INTERRUPTED, RunStatus.PRUNED):
         fields["error"] = outcome.message
     params = (summary or {}).get("params")
     if isinstance(params, int) and not isinstance(params, bool):
@@ -427,10 +427,15 @@ def _execute(
     try:
         worker_queries.heartbeat(session, worker_name=identity.name, run_id=run_id)
         if run.cancel_requested:
+            stopped = pruned(Outcome(RunStatus.CANCELLED, "cancelled before it started"), run.prune_reason)
             run_queries.transition_run(
-                session, run_id=run_id, from_statuses=(RunStatus.RUNNING,), status=RunStatus.CANCELLED
+                session,
+                run_id=run_id,
+                from_statuses=(RunStatus.RUNNING,),
+                status=stopped.status,
+                **({"error": stopped.message} if stopped.status is RunStatus.PRUNED else {}),
             )
-            return RunResult(run_id, RunStatus.CANCELLED, "cancelled before it started")
+            return RunResult(run_id, stopped.status, stopped.message)
         return _start_and_follow(session, run, run_dir, identity=identity, options=options, state=state)
     finally:
         state.current_run_id = None
@@ -554,6 +559,14 @@ def _conclude(
         stop_reason=supervision.stop_reason,
         killed_after_s=supervision.killed_after_s,
     )
+    if outcome.status is RunStatus.CANCELLED:
+        reasons: list[str | None] = []
+        _try_db(
+            session,
+            f"run {run_id}: read prune reason",
+            lambda: reasons.append(run_queries.prune_reason(session, run_id=run_id)),
+        )
+        outcome = pruned(outcome, reasons[0] if reasons else None)
     _try_db(
         session,
         f"run {run_id}: final log",

@@ -24,6 +24,7 @@ LIBRARY_COMMANDS = (
     "lowdino.cli.backbones",
     "lowdino.cli.data",
     "lowdino.cli.runs",
+    "lowdino.cli.search",
 )
 
 

@@ -112,6 +112,13 @@ class TrainOptions(DataOptions, RuntimeOptions):
         "and of the kNN memory bank, so tuning on the monitor never sees the test split.",
         json_schema_extra=cli(group="monitor"),
     )
+    knn_every_steps: int | None = Field(
+        None,
+        ge=1,
+        description="Also run the kNN monitor every this many steps (besides every logging_freq epochs and "
+        "the last step): a recipe search reads these measurements to stop poor trials early.",
+        json_schema_extra=cli(group="monitor"),
+    )
     knn_max_train: int | None = Field(
         10000,
         ge=10,

@@ -392,7 +392,8 @@ def _finish_step(p: Prepared, progress: Progress, loss: float, metrics: dict[str
         loop.detector.observe(metrics)
         if done % max(1, min(spe * c.logging_freq, total // 10)) == 0 or last:
             _check_collapse(loop.detector, record, progress, loop.logger)
-    if p.knn is not None and (periodic or last):
+    knn_due = bool(c.knn_every_steps) and done % (c.knn_every_steps or 1) == 0
+    if p.knn is not None and (periodic or last or knn_due):
         _measure_knn(p, record, progress, loop.logger)
     if loop.monitor is not None:
         if last:

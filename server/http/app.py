@@ -2,15 +2,19 @@
 
 At creation the app opens the database and runs `alembic upgrade head`, so a fresh LOWDINO_HOME
 or an empty PostgreSQL database just works. While it runs, a background loop marks running runs
-whose worker stopped sending heartbeats as interrupted (every heartbeat_interval seconds), and another
-queues the evaluation that each completed chained run owes (every chain_poll_interval seconds).
+whose worker stopped sending heartbeats as interrupted (every heartbeat_interval seconds), another
+queues the evaluation that each completed chained run owes (every chain_poll_interval seconds), and a
+third drives the running recipe searches it holds the lease of (every search_poll_interval seconds).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import threading
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +22,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from lowdino import __version__
+from server.campaigns.search_driver import drive_searches, release
 from server.events.hub import EventHub
 from server.http.catalog import catalog
 from server.http.contract import install_error_handlers, install_openapi
@@ -69,12 +74,27 @@ async def _chainer(app: FastAPI) -> None:
         await asyncio.sleep(app.state.settings.chain_poll_interval)
 
 
+def _drive(app: FastAPI) -> None:
+    drive_searches(app.state.session_factory, app.state.celery, app.state.settings, owner=app.state.owner)
+
+
+async def _search_driver(app: FastAPI) -> None:
+    """Drive the running searches (server.campaigns.search_driver), until shutdown."""
+    while True:
+        try:
+            await run_in_threadpool(_drive, app)
+        except Exception:  # a database hiccup must not end the loop
+            log.exception("driving searches failed; retrying")
+        await asyncio.sleep(app.state.settings.search_poll_interval)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Runs left `running` by a crash of everything (API and workers) are interrupted from the start.
     await run_in_threadpool(_reap, app)
     task = asyncio.create_task(_reaper(app), name="heartbeat-reaper")
     chainer = asyncio.create_task(_chainer(app), name="chain-loop")
+    searcher = asyncio.create_task(_search_driver(app), name="search-driver")
     # Building every backbone to count its parameters takes seconds: do it before a page asks.
     warm_catalog = threading.Thread(target=catalog, name="lowdino-catalog-warmup", daemon=True)
     warm_catalog.start()
@@ -86,14 +106,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A process that exits while torch is building a model aborts ("terminate called without an
         # active exception"): let the warm-up finish first (seconds, and only right after a start).
         await run_in_threadpool(warm_catalog.join, CATALOG_WARMUP_WAIT_S)
-        for loop in (task, chainer):
+        for loop in (task, chainer, searcher):
             loop.cancel()
         # A loop inside a database call ends when that call returns: wait a little, never forever.
-        _, stuck = await asyncio.wait((task, chainer), timeout=SHUTDOWN_WAIT_S)
+        _, stuck = await asyncio.wait((task, chainer, searcher), timeout=SHUTDOWN_WAIT_S)
         for loop in stuck:
             log.warning(
                 "background loop %s did not stop within %.0f s; leaving it", loop.get_name(), SHUTDOWN_WAIT_S
             )
+        try:
+            await run_in_threadpool(release, app.state.session_factory, owner=app.state.owner)
+        except Exception:  # the leases then expire by themselves (search_lease_s)
+            log.exception("releasing this process's search leases failed")
         app.state.engine.dispose()
 
 
@@ -109,6 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    # Who holds a search's lease: unique per process, and per app (tests run several in one process).
+    app.state.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     app.state.stopping = threading.Event()  # set when the server starts shutting down (ends event streams)
     app.state.engine = create_db_engine(settings.database_url)
     upgrade_database(app.state.engine)

@@ -1,6 +1,6 @@
 """The browser side of the server: dashboard pages, their static files, and local API docs.
 
-Every page path (`/`, `/runs`, `/runs/<id>`, `/launch`, `/compare`, `/sweeps[/<id>]`, `/report/...`) answers with the
+Every page path (`/`, `/runs`, `/runs/<id>`, `/launch`, `/compare`, `/sweeps[/<id>]`, `/searches[/<id>]`, `/report/...`) answers with the
 same app shell; the ES modules under /static pick the page from the path, so a reload or a shared
 link shows the same view. Nothing is loaded from another origin: Plotly.js comes from the pinned
 `plotly` package, Swagger UI and ReDoc from the pinned `fastapi-offline` package.
@@ -27,6 +27,8 @@ PAGE_PATHS = (
     "/compare",
     "/sweeps",
     "/sweeps/{sweep_id}",
+    "/searches",
+    "/searches/{search_id}",
     "/report",
     "/report/{selection}",
 )

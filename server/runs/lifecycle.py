@@ -249,6 +249,26 @@ def cancel_run(session: Session, settings: Settings, *, run_id: str) -> Run:
     raise RunStateError(f"run {run_id} is {run.status}; only queued or running runs can be cancelled")
 
 
+def prune_run(session: Session, settings: Settings, *, run_id: str, reason: str) -> Run | None:
+    """A search's pruner stops the run: queued -> pruned now; running -> the cancel path (STOP file,
+    cancel_requested) with `prune_reason`, and the worker ends it pruned. None when it already finished."""
+    run = run_queries.require_run(session, run_id=run_id)
+    if run.status == RunStatus.QUEUED:
+        pruned = run_queries.transition_run(
+            session, run_id=run_id, from_statuses=(RunStatus.QUEUED,), status=RunStatus.PRUNED, error=reason
+        )
+        if pruned is not None:
+            return pruned
+        run = run_queries.require_run(session, run_id=run_id)
+        session.refresh(run)
+    if run.status != RunStatus.RUNNING:
+        return None
+    run_dir = owned_run_dir(settings, run.output_dir)
+    if run_dir is not None:
+        RunDir(run_dir).request_stop()
+    return run_queries.set_cancel_requested(session, run_id=run_id, prune_reason=reason)
+
+
 def resume_run(session: Session, celery_app: Celery, settings: Settings, *, run_id: str) -> Run:
     """failed / cancelled / interrupted -> queued again with resume=True in the same directory: from its
     checkpoint, or from step 0 when it stopped before writing one."""

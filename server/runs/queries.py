@@ -383,13 +383,24 @@ def run_control_flags(session: Session, *, run_id: str) -> tuple[str, bool, str 
     return None if row is None else (str(row[0]), bool(row[1]), row[2])
 
 
-def set_cancel_requested(session: Session, *, run_id: str) -> Run:
-    """Flag a running run for cooperative cancellation (the worker sees it and writes STOP). Commits."""
+def set_cancel_requested(session: Session, *, run_id: str, prune_reason: str | None = None) -> Run:
+    """Flag a running run for cooperative cancellation (the worker sees it and writes STOP). Commits.
+
+    With `prune_reason` the stop is a search's pruning: the worker ends the run pruned, not cancelled."""
     run = require_run(session, run_id=run_id)
     run.cancel_requested = True
+    if prune_reason is not None:
+        run.prune_reason = prune_reason
     add_event(session, run_id=run_id, type=EventType.STATUS, data=_status_event_data(run))
     session.commit()
     return run
+
+
+def prune_reason(session: Session, *, run_id: str) -> str | None:
+    """Why a search asked the run to stop (None: a plain cancel, or no such run); ends the read."""
+    reason = session.scalar(select(Run.prune_reason).where(Run.id == run_id))
+    session.commit()
+    return reason
 
 
 def delete_run(session: Session, *, run_id: str) -> None:

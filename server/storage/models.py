@@ -13,6 +13,10 @@ sweeps    one row per sweep or study: the base config, the grid or overrides it 
 events    append-only log whose autoincrement id is the Server-Sent-Events id (`metric`, `status`,
           `log`); readers page through it with `id > last_seen`.
 workers   one row per worker process, refreshed by its heartbeat.
+searches  one row per recipe search: the base config, the SearchConfig, the Optuna study's name (the study
+          itself lives in Optuna's own tables, server.campaigns.study_storage) and the driver's lease.
+search_trials  one row per trial: its Optuna number and id, its run (tagged, parameters in its config),
+          the last step reported to the study, its state, value and pruning step and reason.
 """
 
 from __future__ import annotations
@@ -121,6 +125,8 @@ class Run(Base):
     # run queued for it. evaluation_id is set once, atomically, which is what makes the chain exactly-once.
     evaluate: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, nullable=True)
     evaluation_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Why a search pruned this running run: set with cancel_requested, the worker ends it `pruned` with it.
+    prune_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     @property
     def fraction(self) -> float | None:
@@ -209,3 +215,44 @@ class Sweep(Base):
     # Rows a study wanted but could not run here (a baseline without local weights): label -> reason.
     skipped: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class Search(Base):
+    """A recipe search: trials asked from an Optuna study, each an ordinary run through the queue."""
+
+    __tablename__ = "searches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_run_id)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # the base of every trial
+    search: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # lowdino.search.SearchConfig
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # server.vocabulary.SearchState
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The API process driving it until lease_until (renewed every pass): one driver at a time.
+    lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class SearchTrial(Base):
+    __tablename__ = "search_trials"
+
+    search_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("searches.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)  # Optuna's trial number
+    trial_id: Mapped[int] = mapped_column(Integer)  # Optuna's trial id (global to its storage)
+    run_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("runs.id", ondelete="SET NULL"), nullable=True, unique=True
+    )
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    state: Mapped[str] = mapped_column(String(16))  # server.vocabulary.TrialState
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_step: Mapped[int] = mapped_column(Integer, default=-1)  # last step reported to the study
+    pruned_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -26,7 +26,7 @@ from services import REDIS_HOST, REDIS_PORT, free_port, require_service, tempora
 # Short heartbeats so that a killed worker's run is reaped within seconds.
 HEARTBEAT_INTERVAL_S = 0.5
 HEARTBEAT_TIMEOUT_S = 3.0
-FINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "interrupted"})
+FINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "interrupted", "pruned"})
 
 
 def wait_for(condition: Callable[[], Any], what: str, deadline_s: float = 60.0, every_s: float = 0.1) -> Any:

@@ -21,7 +21,7 @@ from server.http.app import create_app
 from server.settings import Settings
 from server.storage.engine import create_db_engine, upgrade_database
 
-TABLES = ("events", "metric_blocks", "metrics", "workers", "runs", "sweeps")
+TABLES = ("search_trials", "searches", "events", "metric_blocks", "metrics", "workers", "runs", "sweeps")
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,9 @@
 5xx, and status codes, content types, headers (Allow on 405 included), bodies, rejection of invalid data
 and acceptance of valid data all match what the schema declares.
 
-One exemption, stated where it applies: positive-data acceptance is off for POST /runs, /clone, /sweeps
-and /studies, whose configs the document states per kind; what it cannot state (this server's data
+One exemption, stated where it applies: positive-data acceptance is off for POST /runs, /clone, /sweeps,
+/studies, /searches and /searches/{id}/promote, whose configs the document states per kind (a search's
+space, only as the config model checks it); what it cannot state (this server's data
 roots, rules between options) answers the documented 409, which schemathesis accepts. The CLI run in
 test_api_schemathesis_cli.py checks them without exemption; here the seeded runs make clone reach
 real originals, whose config may refuse an override in combination (409 too). GET /api/runs is
@@ -37,7 +38,16 @@ from server.settings import Settings
 EXAMPLES_PER_OPERATION = 12
 # Operations whose valid requests may name files or runs that do not exist here (see the docstring).
 SEMANTIC_CONFIG_OPERATIONS = frozenset(
-    {"POST /api/runs", "POST /api/runs/{run_id}/clone", "POST /api/sweeps", "POST /api/studies"}
+    {
+        "POST /api/runs",
+        "POST /api/runs/{run_id}/clone",
+        "POST /api/sweeps",
+        "POST /api/studies",
+        # A search's base config is any kind's options and its space names them: a valid body may still
+        # name an option, a bound or a corner the config model refuses (422 naming space.<option>).
+        "POST /api/searches",
+        "POST /api/searches/{search_id}/promote",
+    }
 )
 
 

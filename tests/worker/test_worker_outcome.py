@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 
 from lowdino.contract.rundir import EXIT_CANCELLED, EXIT_OK, EXIT_USER_ERROR
-from worker.outcome import RunStatus, StopReason, decide_outcome
+from worker.outcome import Outcome, RunStatus, StopReason, decide_outcome, pruned
 
 TRACEBACK = [
     "step 3/10",
@@ -74,3 +74,14 @@ def test_child_killed_after_ignoring_stop() -> None:
         -signal.SIGKILL, last_lines=[], stop_reason=StopReason.SHUTDOWN, killed_after_s=5
     )
     assert shutdown.status is RunStatus.INTERRUPTED
+
+
+def test_a_stop_a_search_asked_for_ends_pruned_and_nothing_else_does() -> None:
+    cancelled = decide_outcome(EXIT_CANCELLED, last_lines=[], stop_reason=StopReason.CANCEL)
+    outcome = pruned(cancelled, "pruned at step 40 by the asha pruner")
+    assert (outcome.status, outcome.message) == (RunStatus.PRUNED, "pruned at step 40 by the asha pruner")
+    assert pruned(cancelled, None) is cancelled  # a plain cancel stays a cancel
+    completed = Outcome(RunStatus.COMPLETED, "the run completed")
+    assert (
+        pruned(completed, "pruned at step 40") is completed
+    )  # it finished before the stop: its result stands

@@ -304,6 +304,23 @@ def test_stored_config_that_no_longer_validates_fails_without_a_child(
     assert not (runs_root / run_id / "stdout.log").exists()
 
 
+def test_a_prune_reason_with_the_cancel_flag_ends_the_run_pruned_with_the_reason(
+    any_engine: Engine, runs_root: Path, identity: WorkerIdentity
+) -> None:
+    run_id = make_run(any_engine, runs_root)
+    options = options_for(runs_root, FAKE_STEPS="100000", FAKE_STEP_SLEEP="0.02", FAKE_CKPT_EVERY="1000000")
+    thread, results = in_thread(lambda: execute_run(any_engine, run_id, identity=identity, options=options))
+    wait_for(lambda: len(loss_steps(any_engine, run_id)) >= 3, "the first metrics")
+    reason = "pruned at step 3 by the median pruner: validation kNN 1.00 % is behind the other trials"
+    with session_scope(any_engine) as session:
+        run_queries.set_cancel_requested(session, run_id=run_id, prune_reason=reason)
+    thread.join(60)
+    assert results[0].status == "pruned"
+    run = get_run(any_engine, run_id)
+    assert (run.status, run.error, run.exit_code) == ("pruned", reason, 75)
+    assert RunDir(runs_root / run_id).checkpoint.is_file()  # stopped through the cancel path
+
+
 def test_cancel_requested_before_the_claim_never_starts_a_child(
     sqlite_engine: Engine, runs_root: Path, identity: WorkerIdentity
 ) -> None:

@@ -12,6 +12,8 @@ const ROUTES = [
   [/^\/compare$/, "compare", () => import("./pages/compare.js")],
   [/^\/sweeps\/?$/, "sweeps", () => import("./pages/sweeps.js")],
   [/^\/sweeps\/([^/]+)$/, "sweeps", () => import("./pages/sweep.js")],
+  [/^\/searches\/?$/, "searches", () => import("./pages/searches.js")],
+  [/^\/searches\/([^/]+)$/, "searches", () => import("./pages/search.js")],
   // /report?runs=a,b or ?sweep=ID; /report/<sweep id> passes the id to the page as its sweep.
   [/^\/report\/?$/, "report", () => import("./pages/report.js")],
   [/^\/report\/([^/]+)$/, "report", () => import("./pages/report.js")],

@@ -8,10 +8,10 @@ export function shellQuote(text) {
   return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${String(text).replace(/'/g, `'\\''`)}'`;
 }
 
-/** POST of `body` (what the form submits) to /api/runs, or /api/sweeps when it holds a grid. */
+/** POST of `body` (what the form submits) to /api/runs, /api/sweeps when it holds a grid, /api/searches with a space. */
 export function curlCommand(body, { origin, authRequired }) {
   const auth = authRequired ? ` -H "Authorization: Bearer $LOWDINO_API_TOKEN"` : "";
-  const endpoint = body.grid ? "sweeps" : "runs";
+  const endpoint = body.space ? "searches" : body.grid ? "sweeps" : "runs";
   return `curl -X POST ${origin}/api/${endpoint} -H 'content-type: application/json'${auth} -d ${shellQuote(JSON.stringify(body))}`;
 }
 

@@ -47,13 +47,18 @@ export function createSweep(onChange) {
     return result;
   }
 
+  /** field -> the raw text of its values (a search reads ranges such as "0.0001..0.01 log" from it). */
+  function texts() {
+    return Object.fromEntries([...swept].map(([name, box]) => [name, box.value]));
+  }
+
   /** How many runs the form queues: the product of the swept fields' value counts (1 when none). */
   function count(inputs) {
     return Object.values(grid(inputs)).reduce((total, values) => total * Math.max(values.length, 0), 1);
   }
 
   return {
-    toggle, grid, count,
+    toggle, grid, count, texts,
     has: (name) => swept.has(name),
     get size() { return swept.size; },
     clear: () => swept.clear(),

@@ -1,7 +1,8 @@
 // Launch: a form generated from the kind's config schema, filled from a preset or a cloned run.
 // Any field can become a list of values ("Sweep"): the form then queues one run per combination
 // (POST /api/sweeps). A study preset (?study=) replaces the form with its own short one.
-// This page wires the pieces in ../launch/: form (schema -> fields), sweep, evaluate, study, commands.
+// With "Search" ticked, the swept fields are a search space instead (POST /api/searches, ../launch/search.js).
+// This page wires the pieces in ../launch/: form (schema -> fields), sweep, search, evaluate, study, commands.
 import { api, ApiError } from "../api.js";
 import { showBanner } from "../banner.js";
 import { getCatalog } from "../catalog.js";
@@ -10,6 +11,7 @@ import { cliCommand, curlCommand } from "../launch/commands.js";
 import { renderEvaluate } from "../launch/evaluate.js";
 import { clearFieldErrors, defaultsOf, readConfig, renderFields, showFieldErrors, unreadableNumbers } from "../launch/form.js";
 import { renderStudyList, renderStudyPanel } from "../launch/study.js";
+import { renderSearchOptions, spaceOf } from "../launch/search.js";
 import { createSweep } from "../launch/sweep.js";
 import { navigate, params, setParams } from "../url.js";
 
@@ -25,6 +27,12 @@ export function mount(root) {
   const studyList = h("div", { class: "preset-list", id: "studies" });
   const studyPanel = h("section", { id: "study-panel", hidden: true });
   const evaluateRoot = h("div", { id: "evaluate-after" });
+  const searchToggle = h("input", { type: "checkbox", id: "search-mode", name: "search-mode" });
+  const searchOptionsRoot = h("div", { id: "search-options", hidden: true });
+  const searchRoot = h("fieldset", { id: "search-block", class: "search-block" },
+    h("legend", {}, h("label", { for: "search-mode" }, searchToggle, " Search instead of a grid")),
+    searchOptionsRoot);
+  let search = null; // {read(), summary()} once the search options are shown
   const formError = h("div", { class: "error-box", role: "alert", hidden: true });
   const kindBar = h("div", { class: "kinds", role: "group", "aria-label": "Run kind" });
   const presetList = h("div", { class: "preset-list", id: "presets" });
@@ -50,6 +58,7 @@ export function mount(root) {
       h("label", { for: "run-name" }, "Name", nameInput),
       h("label", { for: "run-tags" }, "Tags", tagsInput)),
     fieldsRoot,
+    searchRoot,
     evaluateRoot,
     // In the sticky bar: the refusal stays in view wherever the field it names is scrolled to.
     h("div", { class: "submit-bar" }, formError, submit, copyCurl, copyCli, copied),
@@ -131,7 +140,8 @@ export function mount(root) {
       onSweep: sweep.toggle,
     });
     await showEvaluate();
-    updateCount();
+    searchRoot.hidden = !cache.catalog.training_kinds.includes(state.kind);
+    await setSearchMode(!searchRoot.hidden && (searchToggle.checked || params().get("search") === "1"));
   }
 
   function renderKinds() {
@@ -161,7 +171,34 @@ export function mount(root) {
     }
   }
 
+  function searching() {
+    return searchToggle.checked && cache.catalog?.training_kinds.includes(state.kind);
+  }
+
+  async function setSearchMode(on) {
+    searchToggle.checked = on;
+    searchOptionsRoot.hidden = !on;
+    evaluateRoot.hidden = on; // a search never evaluates on the test split; Promote does, later
+    setParams({ search: on ? "1" : null });
+    if (on && !search) {
+      try {
+        search = await renderSearchOptions(searchOptionsRoot, updateCount);
+      } catch (exc) {
+        showBanner(`Could not load the search options: ${exc.message}`);
+      }
+    }
+    updateCount();
+  }
+
+  searchToggle.addEventListener("change", () => setSearchMode(searchToggle.checked));
+
   function updateCount() {
+    if (searching() && search) {
+      submit.textContent = search.summary();
+      submit.disabled = sweep.size < 1;
+      submit.title = sweep.size < 1 ? "mark at least one field “Sweep” to search it" : "";
+      return;
+    }
     const n = sweep.count(inputs);
     submit.textContent = `Queue ${n} run${n === 1 ? "" : "s"}`;
     submit.disabled = n < 1;
@@ -211,6 +248,13 @@ export function mount(root) {
 
   /** The request body the form stands for: POST /api/runs, or /api/sweeps when a field is swept. */
   function collect() {
+    if (searching() && search) {
+      const texts = sweep.texts();
+      const config = readConfig(inputs, state.defaults);
+      for (const name of Object.keys(texts)) delete config[name];
+      const tags = tagsInput.value.split(",").map((tag) => tag.trim()).filter(Boolean);
+      return { kind: state.kind, name: nameInput.value.trim() || null, tags, config, space: spaceOf(texts, inputs), ...search.read() };
+    }
     const grid = sweep.size ? sweep.grid(inputs) : null;
     const config = readConfig(inputs, state.defaults, grid);
     const tags = tagsInput.value.split(",").map((tag) => tag.trim()).filter(Boolean);
@@ -222,7 +266,9 @@ export function mount(root) {
   }
 
   function showErrors(exc) {
-    const first = showFieldErrors(inputs, exc instanceof ApiError ? exc.fieldErrors : {});
+    // A search's refusals name space.<field>: shown under that field of the form.
+    const errors = Object.fromEntries(Object.entries(exc instanceof ApiError ? exc.fieldErrors : {}).map(([key, message]) => [key.replace(/^space\./, ""), message]));
+    const first = showFieldErrors(inputs, errors);
     formError.hidden = false;
     formError.textContent = `The server refused this run: ${exc.message}`;
     (first?.element || formError).focus?.();
@@ -247,7 +293,10 @@ export function mount(root) {
     submit.textContent = "Queueing…";
     try {
       const body = collect();
-      if (body.grid) {
+      if (body.space) {
+        const created = await api("/api/searches", { method: "POST", body });
+        navigate(`/searches/${created.id}`);
+      } else if (body.grid) {
         const created = await api("/api/sweeps", { method: "POST", body });
         navigate(`/sweeps/${created.id}`);
       } else {
@@ -271,7 +320,11 @@ export function mount(root) {
   });
 
   copyCli.addEventListener("click", () => {
-    const { config, grid } = collect();
+    const { config, grid, space } = collect();
+    if (space) {
+      copied.textContent = "a search runs from `lowdino search --config base.yaml --space space.yaml`; use “Copy as curl” (POST /api/searches)";
+      return;
+    }
     if (grid) {
       copied.textContent = "a sweep is many commands: use “Copy as curl” (POST /api/sweeps)";
       return;

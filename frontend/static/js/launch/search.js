@@ -1,0 +1,82 @@
+// The Launch form's "Search" mode: the swept fields become a search space (a range "low..high", with
+// "log" for a log scale, or a list of choices), and the search's own options (trials, budget per trial,
+// sampler, pruner...) come with their defaults and help from the API's SearchCreate schema. Submitting
+// POSTs /api/searches; a search scores trials on the validation split only, so no evaluation is chained.
+import { api } from "../api.js";
+import { h } from "../dom.js";
+
+const OPTIONS = ["n_trials", "budget_steps", "reports", "max_parallel", "sampler", "pruner", "pruner_startup_trials", "seed", "prune_on_collapse"];
+const RANGE = /^\s*(-?[\d.]+(?:e-?\d+)?)\s*\.\.\s*(-?[\d.]+(?:e-?\d+)?)\s*(log)?\s*$/i;
+let schemaPromise = null;
+
+function searchSchema() {
+  schemaPromise = schemaPromise || api("/openapi.json").then((doc) => doc.components.schemas.SearchCreate);
+  return schemaPromise;
+}
+
+function choicesOf(property) {
+  return property.enum || (property.anyOf || []).flatMap((item) => item.enum || []);
+}
+
+/** The space of the swept fields: {field: {float|int: [low, high], log} | {choice: [...]}}. */
+export function spaceOf(texts, inputs) {
+  const space = {};
+  for (const [name, text] of Object.entries(texts)) {
+    const entry = inputs.get(name);
+    const range = text.match(RANGE);
+    if (range) {
+      const [low, high] = [Number(range[1]), Number(range[2])];
+      // "2..8" is an int range, "0.1..0.5" or "1e-4..1e-2" a float one.
+      const integer = !/[.e]/i.test(`${range[1]}${range[2]}`);
+      space[name] = { [integer ? "int" : "float"]: [low, high], ...(range[3] ? { log: true } : {}) };
+    } else {
+      space[name] = { choice: text.split(entry.isList ? ";" : ",").map((part) => part.trim()).filter(Boolean).map(entry.parse) };
+    }
+  }
+  return space;
+}
+
+/** Renders the search options into `root`; returns {read(), summary()} once the schema is loaded. */
+export async function renderSearchOptions(root, onChange) {
+  const schema = await searchSchema();
+  const fields = new Map();
+  const grid = h("div", { class: "search-options" });
+  for (const name of OPTIONS) {
+    const property = schema.properties[name];
+    const id = `search-${name.replace(/_/g, "-")}`;
+    let input;
+    const choices = choicesOf(property);
+    if (choices.length) {
+      input = h("select", { id, name }, choices.map((choice) => h("option", { value: choice }, choice)));
+      input.value = property.default;
+    } else if (property.type === "boolean") {
+      input = h("input", { type: "checkbox", id, name });
+      input.checked = Boolean(property.default);
+    } else {
+      input = h("input", { type: "number", id, name, min: property.minimum ?? 0, step: 1 });
+      if (property.default !== undefined) input.value = property.default;
+    }
+    input.addEventListener("input", onChange);
+    fields.set(name, input);
+    grid.append(h("label", { for: id, title: property.description || "" }, name.replace(/_/g, " "), input,
+      h("span", { class: "help" }, property.description || "")));
+  }
+  root.append(
+    h("p", { class: "muted" }, "Tunes the swept fields with Optuna instead of running every combination. Mark the fields to search with “Sweep” and give a range (",
+      h("code", {}, "0.0001..0.01 log"), ", ", h("code", {}, "2..8"), ") or choices (", h("code", {}, "64, 128"),
+      "). Trials are scored by the kNN monitor on the validation split; the test split is only measured by the full runs you promote."),
+    grid,
+  );
+  const read = () => Object.fromEntries([...fields].flatMap(([name, input]) => {
+    if (input.type === "checkbox") return [[name, input.checked]];
+    if (input.tagName === "SELECT") return [[name, input.value]];
+    return input.value === "" ? [] : [[name, Number(input.value)]];
+  }));
+  return {
+    read,
+    summary: () => {
+      const options = read();
+      return `Queue search: ${options.n_trials ?? "?"} trials × ${options.budget_steps ?? "?"} steps`;
+    },
+  };
+}
