@@ -75,12 +75,12 @@ class Settings(BaseSettings):
         description="SQLite: seconds between the event-table polls of an API process "
         "(one poll for all its SSE clients; PostgreSQL is notified instead).",
     )
-    sse_max_stream_seconds: float | None = Field(
-        None,
-        gt=0,
-        description="Longest life of one event stream; the server then ends it and the client's EventSource "
-        "reconnects with Last-Event-ID (no event lost). Empty: until the client leaves. Set it behind a "
-        "load balancer so that clients spread over new API processes, or where long requests are cut.",
+    sse_max_stream_seconds: float = Field(
+        0,
+        ge=0,
+        description="Longest life of one event stream in seconds; the server then ends it and the client's "
+        "EventSource reconnects with Last-Event-ID (no event lost). 0: until the client leaves. Set it behind "
+        "a load balancer so that clients spread over new API processes, or where long requests are cut.",
     )
     chain_poll_interval: float = Field(
         2.0,

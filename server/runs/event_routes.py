@@ -58,7 +58,7 @@ def run_events(
         run_id=run_id,
         last_event_id=after,
         types=wanted,
-        max_seconds=request.app.state.settings.sse_max_stream_seconds,
+        max_seconds=request.app.state.settings.sse_max_stream_seconds or None,
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
