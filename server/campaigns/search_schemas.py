@@ -7,14 +7,17 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from lowdino.search.config import SearchConfig
+from lowdino.search.config import SearchConfig, SearchKind
 from server.schemas import StrictBody, Tag
 from server.vocabulary import RunKind, RunStatus, SearchState, TrialState
 
 
 class SearchCreate(SearchConfig):
-    """A search: its options (SearchConfig, as `lowdino search` takes them) over a base `config`."""
+    """A search: its options (SearchConfig, as `lowdino search` takes them) over a base `config`.
 
+    The kind is required here (the CLI defaults it to pretrain): the document states `config` per kind."""
+
+    kind: SearchKind = Field(description="The run kind of every trial.")
     name: str | None = Field(None, max_length=200, description="Prefix of every trial's run name.")
     tags: list[Tag] = Field(default_factory=list, max_length=20, description="Added to every trial's run.")
     config: dict[str, Any] = Field(

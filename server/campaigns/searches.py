@@ -22,7 +22,7 @@ from lowdino.search.preset import Provenance, preset_text
 from lowdino.search.space import SearchSpace, SpaceError, parse_space
 from server.campaigns import search_queries
 from server.campaigns.study_storage import optuna_storage, study_name
-from server.errors import InvalidRequestError, RunStateError
+from server.errors import OptionsConflictError, RunStateError, ServerStateError
 from server.runs.lifecycle import cancel_run, check_gpu_capacity, prepare_config, submit_run, validate_config
 from server.settings import Settings
 from server.storage.models import Run, Search, SearchTrial, new_run_id
@@ -36,12 +36,13 @@ def search_tag(search_id: str) -> str:
 
 
 def checked_space(search: SearchConfig, base: dict[str, Any]) -> SearchSpace:
-    """The parsed space, or 422 naming `space.<option>` (nothing is created before this passes)."""
+    """The parsed space, or a 409 naming `space.<option>` (nothing is created before this passes): the
+    document states a space's form, not which options and ranges the kind's model accepts."""
     try:
         space = parse_space(search.space, CONFIG_MODELS[search.kind], base)
         engine.check_sampler(search, space)
     except SpaceError as exc:
-        raise InvalidRequestError(str(exc), field_errors={exc.field: exc.reason}) from exc
+        raise OptionsConflictError(str(exc), field_errors={exc.field: exc.reason}) from exc
     return space
 
 
@@ -129,7 +130,7 @@ def chosen_trial(session: Session, row: Search, number: int | None) -> SearchTri
         if trial.number == number and trial.state == TrialState.COMPLETE:
             return trial
     message = f"search {row.id} has no completed trial {number}; pick one from GET /api/searches/{row.id}"
-    raise InvalidRequestError(message, field_errors={"trial": message})
+    raise ServerStateError(message, field_errors={"trial": message})
 
 
 def promote(

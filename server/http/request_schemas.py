@@ -30,6 +30,7 @@ from pydantic.json_schema import models_json_schema
 
 from lowdino.config import CONFIG_MODELS
 from lowdino.config.study import study_presets
+from lowdino.search.config import SEARCHABLE_KINDS
 from server.campaigns.studies import STUDY_OWNED_PRETRAIN_FIELDS
 from server.runs.lifecycle import CHAIN_OWNED_FIELDS, SERVER_OWNED_FIELDS, strict_validate
 from server.runs.paths import INSIDE_RUN_PATH, PATH_FIELDS, USABLE_PATH
@@ -124,16 +125,24 @@ def _evaluate_property(kind: str, description: str | None) -> dict[str, Any]:
 
 
 def _variants(
-    schemas: dict[str, Any], body: str, build: Any, description: str | None = None
+    schemas: dict[str, Any],
+    body: str,
+    build: Any,
+    description: str | None = None,
+    *,
+    kinds: tuple[RunKind, ...] = tuple(RunKind),
+    keep_required: bool = False,
 ) -> dict[str, Any]:
     """`body` as oneOf its per-kind variants `<body><Kind>` (discriminator `kind`)."""
     base = schemas[body]
     mapping = {}
-    for kind in RunKind:
+    for kind in kinds:
         variant_name = f"{body}{kind.value.capitalize()}"
         properties = copy.deepcopy(base["properties"])
         properties["kind"] = {"type": "string", "const": kind.value, "description": "The run kind."}
-        required = ["kind"]
+        required = ["kind"] + [
+            name for name in base.get("required", []) if keep_required and name not in ("kind", "config")
+        ]
         build(kind, properties, required)
         schemas[variant_name] = {
             "title": variant_name,
@@ -153,7 +162,7 @@ def _variants(
 
 
 def rewrite_request_bodies(schemas: dict[str, Any]) -> None:
-    """RunCreate, SweepCreate, RunClone and StudyCreate with their configs stated (in place)."""
+    """RunCreate, SweepCreate, SearchCreate, RunClone and StudyCreate with their configs stated (in place)."""
     schemas.update(config_components())
 
     def run_variant(kind: RunKind, properties: dict[str, Any], required: list[str]) -> None:
@@ -202,6 +211,14 @@ def rewrite_request_bodies(schemas: dict[str, Any]) -> None:
             required.append("config")
 
     _variants(schemas, "SweepCreate", sweep_variant)
+
+    def search_variant(kind: RunKind, properties: dict[str, Any], required: list[str]) -> None:
+        properties["config"] = {
+            **_ref(f"{model_name(kind)}Request"),
+            "description": "The base config of every trial; the space's options vary over it.",
+        }
+
+    _variants(schemas, "SearchCreate", search_variant, kinds=SEARCHABLE_KINDS, keep_required=True)
 
     clone = schemas["RunClone"]["properties"]
     clone["config"] = {
