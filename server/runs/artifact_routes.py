@@ -45,8 +45,10 @@ def get_artifacts(run_id: str, session: SessionDep, settings: SettingsDep) -> Ar
     response_class=FileResponse,
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The file."},
-        400: {"model": Message, "description": "The name leaves the run directory."},
-        404: {"model": Message, "description": "No such run or file."},
+        404: {
+            "model": Message,
+            "description": "No such run or file (a name that would leave the run directory is none of its files).",
+        },
     },
 )
 def get_artifact(run_id: str, name: str, session: SessionDep, settings: SettingsDep) -> FileResponse:

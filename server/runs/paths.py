@@ -20,7 +20,7 @@ from typing import Any
 
 from lowdino.config.base import DOWNLOADED_DATASETS, matches_pattern
 from lowdino.contract.rundir import CHECKPOINT_FILE
-from server.errors import ArtifactNotFoundError, InvalidRequestError, ServerStateError, ServiceError
+from server.errors import ArtifactNotFoundError, InvalidRequestError, ServerStateError
 from server.settings import Settings
 
 # JSON Schema patterns (matched as JSON Schema validators do: `matches_pattern`), checked here and
@@ -30,10 +30,10 @@ _PART = r"([^/\\.\x00][^/\\\x00]*|\.([^/\\.\x00][^/\\\x00]*)?|\.\.[^/\\\x00]+)" 
 INSIDE_RUN_PATH = rf"^{_PART}([/\\]+{_PART})*[/\\]*$"  # relative, no ".." part, no NUL
 
 
-class PathEscapeError(ServiceError):
-    """A name that points outside the directory it must stay in."""
-
-    status_code = 400
+class PathEscapeError(ArtifactNotFoundError):
+    """A name that points outside the directory it must stay in: none of the run's files, so a 404 like
+    any other name the run lacks (the document's path parameter is any text; nothing about the outside
+    is revealed either way)."""
 
 
 def _inside(path: Path, root: Path) -> bool:
