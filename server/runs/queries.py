@@ -99,7 +99,7 @@ def add_run(
     now = utcnow()
     run = Run(
         kind=kind,
-        name=name,
+        name=_fitted_name(name),
         tags=list(tags or []),
         status=RunStatus.QUEUED,
         config=config,
@@ -124,6 +124,17 @@ def add_run(
         session, run_id=run.id, type=EventType.STATUS, data={"status": RunStatus.QUEUED, "attempt": attempt}
     )
     return run
+
+
+NAME_LENGTH: int = Run.__table__.c.name.type.length  # type: ignore[attr-defined]
+
+
+def _fitted_name(name: str | None) -> str | None:
+    """A generated name (a sweep's "a=1, b=2, ..." of every changed option, a search prefix with its trial)
+    shortened to what the column holds, ending in "…", instead of a database error on PostgreSQL."""
+    if name is None or len(name) <= NAME_LENGTH:
+        return name
+    return name[: NAME_LENGTH - 1] + "…"
 
 
 def create_run(session: Session, **fields: Any) -> Run:

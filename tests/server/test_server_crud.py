@@ -262,3 +262,16 @@ def test_only_metrics_the_library_declares_keep_a_best(engine: Engine, run_id: s
     # Not declared by the library: no guess from the name, so no "best" either.
     assert "val_accuracy_guess" not in best
     assert "teacher_entropy" not in best
+
+
+def test_a_generated_name_longer_than_the_column_is_shortened_not_an_error(engine: Engine) -> None:
+    # A sweep names its runs after every changed option; on PostgreSQL an over-long name was a 500.
+    long_name = ", ".join(f"option_{i}=value_{i}" for i in range(20))
+    assert len(long_name) > run_queries.NAME_LENGTH
+    with session_scope(engine) as session:
+        run = run_queries.create_run(session, kind="pretrain", config={}, name=long_name)
+        stored = run_queries.get_run(session, run_id=run.id)
+        assert stored is not None
+        assert stored.name is not None
+        assert len(stored.name) == run_queries.NAME_LENGTH
+        assert stored.name == long_name[: run_queries.NAME_LENGTH - 1] + "…"

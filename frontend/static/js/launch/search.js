@@ -9,8 +9,14 @@ const OPTIONS = ["n_trials", "budget_steps", "reports", "max_parallel", "sampler
 const RANGE = /^\s*(-?[\d.]+(?:e-?\d+)?)\s*\.\.\s*(-?[\d.]+(?:e-?\d+)?)\s*(log)?\s*$/i;
 let schemaPromise = null;
 
+// SearchCreate is one variant per kind (each states its kind's base config); the search options the form
+// shows are the same in every variant, so the first one serves.
 function searchSchema() {
-  schemaPromise = schemaPromise || api("/openapi.json").then((doc) => doc.components.schemas.SearchCreate);
+  schemaPromise = schemaPromise || api("/openapi.json").then((doc) => {
+    const body = doc.components.schemas.SearchCreate;
+    const ref = body.oneOf?.[0]?.$ref;
+    return ref ? doc.components.schemas[ref.split("/").pop()] : body;
+  });
   return schemaPromise;
 }
 
