@@ -30,10 +30,6 @@ def plotly_value(page: Any, selector: str, expression: str) -> Any:
     return page.evaluate(f"() => {{ const el = document.querySelector('{selector}'); return {expression}; }}")
 
 
-@pytest.mark.skip(
-    reason="known defect after the 2026-12-06 merges: the search's three trials complete but its page never "
-    "shows 'done' (issue 19's note); passed on the search branch before the merge"
-)
 def test_a_search_from_the_launch_page_ends_with_parallel_coordinates_and_importances(
     stack: Stack, page: Any, shots: Path
 ) -> None:

@@ -6,7 +6,8 @@ import { api } from "../api.js";
 import { showBanner } from "../banner.js";
 import { CONFIG, emptyNote, ensurePlotly, layout } from "../charts.js";
 import { clear, fill, h } from "../dom.js";
-import { duration, PALETTE, pct, relativeTime, statusPill } from "../format.js";
+import { palette } from "../colors.js";
+import { duration, pct, relativeTime, statusPill } from "../format.js";
 
 const PRUNED_COLOR = "#b42318";
 
@@ -30,9 +31,9 @@ function historyFigure(trials) {
   const bestSoFar = complete.map((t) => (best = Math.max(best, t.value)));
   const data = [
     { type: "scatter", mode: "markers", name: "trial value", x: complete.map((t) => t.number), y: complete.map((t) => t.value),
-      marker: { color: PALETTE[0], size: 8 }, hovertemplate: "trial %{x}<br>validation kNN %{y:.2f} %<extra></extra>" },
+      marker: { color: palette()[0], size: 8 }, hovertemplate: "trial %{x}<br>validation kNN %{y:.2f} %<extra></extra>" },
     { type: "scatter", mode: "lines", name: "best so far", x: complete.map((t) => t.number), y: bestSoFar,
-      line: { shape: "hv", color: PALETTE[2], width: 2 }, hovertemplate: "best after trial %{x}: %{y:.2f} %<extra></extra>" },
+      line: { shape: "hv", color: palette()[2], width: 2 }, hovertemplate: "best after trial %{x}: %{y:.2f} %<extra></extra>" },
   ];
   const pruned = trials.filter((t) => t.state === "pruned" && t.intermediate.length);
   if (pruned.length) {
@@ -49,7 +50,7 @@ function intermediateFigure(trials) {
   const data = [];
   trials.forEach((t, index) => {
     if (!t.intermediate.length) return;
-    const color = PALETTE[index % PALETTE.length];
+    const color = palette()[index % palette().length]; // trials by position, like runs (colors.js)
     data.push({ type: "scatter", mode: "lines+markers", name: `trial ${t.number}`, x: t.intermediate.map((p) => p[0]),
       y: t.intermediate.map((p) => p[1]), line: { color, width: 1.5, dash: t.state === "pruned" ? "dot" : "solid" },
       hovertemplate: `trial ${t.number} (${t.state})<br>step %{x}<br>validation kNN %{y:.2f} %<extra></extra>` });
@@ -89,7 +90,7 @@ function parcoordsFigure(trials, space) {
 function importanceFigure(importances) {
   const entries = Object.entries(importances.importances).sort((a, b) => a[1] - b[1]);
   const data = entries.length ? [{ type: "bar", orientation: "h", x: entries.map((e) => e[1]), y: entries.map((e) => e[0]),
-    marker: { color: PALETTE[0] }, hovertemplate: "%{y}: %{x:.2f}<extra></extra>" }] : [];
+    marker: { color: palette()[0] }, hovertemplate: "%{y}: %{x:.2f}<extra></extra>" }] : [];
   const extra = entries.length ? { margin: { l: 110, r: 16, t: 34, b: 44 } } : emptyNote(importances.reason || "No importances yet");
   return { data, layout: layout({ title: `Parameter importance (${importances.evaluator})`, xTitle: "importance (sums to 1)", yTitle: "", extra }) };
 }
