@@ -141,7 +141,10 @@ def test_notes_are_found_by_the_search_box(stack: Stack, runs: dict[str, str], p
     ).raise_for_status()
     page.goto(f"{stack.api_url}/runs")
     page.locator("#runs-search").fill("koleo")
-    page.locator(f"tr[data-run-id='{runs['small']}']").wait_for(state="detached")
+    # The table re-renders as the debounced search and the poll land: wait for the filtered rows, whose
+    # ids are then checked exactly (a wrong filter times out here, with the rows it showed).
+    ids = "() => [...document.querySelectorAll('tr[data-run-id]')].map((r) => r.dataset.runId).join(',')"
+    page.wait_for_function(f"() => ({ids})() === {stack_run!r}", timeout=30_000)
     assert page.locator("tr[data-run-id]").evaluate_all("rows => rows.map(r => r.dataset.runId)") == [
         stack_run
     ]
