@@ -108,6 +108,7 @@ def play_worker(session: Session, run_id: str, knn: dict[int, float], *, finish:
         ({"first_trials": [{"lr": 0.5}]}, "first_trials.0.lr", 409),
         ({"objective": "test_top1"}, "objective", 422),
         ({"budget_steps": 0}, "budget_steps", 422),
+        ({"trial_minutes": 0}, "trial_minutes", 422),
     ],
 )
 def test_an_invalid_search_is_refused_naming_the_field_and_creates_nothing(
@@ -136,8 +137,9 @@ def test_an_invalid_search_is_refused_naming_the_field_and_creates_nothing(
 def test_trials_are_tagged_runs_and_one_process_at_a_time_drives_a_search(
     client: TestClient, app: FastAPI, session: Session, settings: Settings
 ) -> None:
-    search = create(client, max_parallel=2, n_trials=4)
+    search = create(client, max_parallel=2, n_trials=4, trial_minutes=1.5)
     assert search["state"] == "running"
+    assert search["search"]["trial_minutes"] == 1.5
     assert search["trials"] == []
     assert search["total"] == 4
 
@@ -153,6 +155,7 @@ def test_trials_are_tagged_runs_and_one_process_at_a_time_drives_a_search(
         assert run["name"] == f"lr-search · trial {trial['number']}"
         config = run["config"]
         assert (config["max_steps"], config["knn_every_steps"], config["knn_monitor"]) == (8, 4, True)
+        assert config["max_minutes"] == 1.5  # the trainer ends the trial, completed, at its time limit
         assert config["lr"] == trial["params"]["lr"]
         assert config["out_dim"] == trial["params"]["out_dim"]
 
