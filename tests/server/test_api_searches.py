@@ -261,7 +261,7 @@ def test_stop_cancels_the_active_trials_and_asks_no_more(
 def test_promote_is_the_only_way_to_the_test_split_and_presets_say_how_they_were_found(
     client: TestClient, app: FastAPI, session: Session
 ) -> None:
-    search = create(client, n_trials=2, pruner="none")
+    search = create(client, n_trials=2, pruner="none", trial_minutes=2)
     assert (
         client.post(f"/api/searches/{search['id']}/promote", json={}).status_code == 409
     )  # nothing done yet
@@ -296,6 +296,7 @@ def test_promote_is_the_only_way_to_the_test_split_and_presets_say_how_they_were
         assert run["config"]["lr"] == best["params"]["lr"]
         assert run["config"]["n_epochs"] == 3
         assert run["config"]["max_steps"] is None  # full length, not the trial's budget
+        assert run["config"]["max_minutes"] is None  # nor its time limit
         assert run["config"]["knn_every_steps"] is None
         assert run["evaluate"]["protocols"] == ["knn"]  # the chained test-split evaluation
         assert {f"search:{search['id']}", "promoted"} <= set(run["tags"])
@@ -306,7 +307,11 @@ def test_promote_is_the_only_way_to_the_test_split_and_presets_say_how_they_were
     assert text.startswith(
         f"# Found by recipe search {search['id']} (lr-search): trial 1, the best of 2 trials"
     )
-    assert "validation kNN top-1 (the test split was not looked at) = 35.00 % after 8 steps per trial" in text
+    assert (
+        "validation kNN top-1 (the test split was not looked at) = 35.00 % after 8 steps (or 2 minutes if that "
+        "comes first) per trial" in text
+    )
+    assert "max_minutes" not in yaml.safe_load(text)  # the recipe, not the search's budget
     assert yaml.safe_load(text)["lr"] == best["params"]["lr"]
     path = Path(app.state.settings.home) / "preset.yaml"
     path.write_text(text)
