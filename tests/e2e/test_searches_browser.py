@@ -66,6 +66,14 @@ def parallel_lines(page: Any, count: int) -> list[dict[str, Any]]:
     return list(lines)
 
 
+def show_parameters(page: Any) -> None:
+    """Scrolls the Parameters section (parallel coordinates, importances) to the top, below the fixed bar."""
+    page.evaluate(
+        """() => { document.getElementById('search-parameters').scrollIntoView({block: 'start'});
+                   window.scrollBy(0, -document.querySelector('header').offsetHeight); }"""
+    )
+
+
 def parallel_axes(page: Any) -> list[str]:
     return list(page.evaluate("() => document.getElementById('parcoords-chart').layout.xaxis.ticktext"))
 
@@ -133,7 +141,7 @@ def test_a_search_from_the_launch_page_ends_with_parallel_coordinates_and_import
     importances = stack.get(f"/api/searches/{search_id}/importances")
     bars = plotly_value(page, "#search-importances", "el.data.length ? el.data[0].y : []")
     assert sorted(bars) == sorted(importances["importances"])
-    page.evaluate("() => document.getElementById('search-parameters').scrollIntoView({block: 'start'})")
+    show_parameters(page)
     save_screenshot(page, "search", shots, from_top=False)
     assert page.is_enabled("#search-promote")
     assert stack.get("/api/runs?kind=eval")["count"] == 0
@@ -223,9 +231,13 @@ def test_the_search_page_draws_one_line_per_trial_with_pruned_and_failed_ones_se
     assert by_trial[2]["label"] == "trial 2 · pruned at step 4"
     knn_axis = len(parallel_axes(page)) - 1
     assert by_trial[2]["y"][knn_axis] < min(by_trial[n]["y"][knn_axis] for n in (0, 1, 3))
-    # ... and a failed one (no value) red and dotted, below the pruned one.
+    # ... and a failed one (no value) red and dotted, below the pruned one, where the axis says "no value".
     assert (by_trial[4]["color"], by_trial[4]["dash"]) == ("#b42318", "dot")
     assert by_trial[4]["y"][knn_axis] < by_trial[2]["y"][knn_axis]
+    labels = page.evaluate(
+        "() => document.getElementById('parcoords-chart').layout.annotations.map((a) => a.text)"
+    )
+    assert labels.count("no value") == 1
     table = page.locator("#parcoords-table tbody tr")
     assert table.nth(4).locator("td").last.inner_text() == "–"
     assert table.nth(2).locator(".swatch").get_attribute("data-dash") == "dash"
@@ -234,6 +246,6 @@ def test_the_search_page_draws_one_line_per_trial_with_pruned_and_failed_ones_se
     assert page.inner_text("#parcoords-readout").startswith("trial 1 · complete: lr (log) 0.003")
     page.wait_for_function("() => (document.querySelector('#search-importances')?.data || []).length === 1")
     assert sorted(plotly_value(page, "#search-importances", "el.data[0].y")) == ["lr", "out_dim"]
-    page.evaluate("() => document.getElementById('search-parameters').scrollIntoView({block: 'start'})")
+    show_parameters(page)
     save_screenshot(page, "search-trials", shots, from_top=False)
     assert watch.unexpected() == []

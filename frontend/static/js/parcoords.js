@@ -48,14 +48,14 @@ function dimension(name, values, metric, { label: given, log = false } = {}) {
       const [low, high] = [Math.log10(Math.min(...present)), Math.log10(Math.max(...present))];
       const span = high > low ? [low, high] : [low - 0.5, high + 0.5];
       const floor = logs.some((value) => value === null) ? span[0] - (span[1] - span[0]) * 0.1 : null;
-      return { label, values: logs.map((value) => (value === null ? floor : value)), range: [floor ?? span[0], span[1]], ...logTicks(span[0], span[1]) };
+      return { label, values: logs.map((value) => (value === null ? floor : value)), range: [floor ?? span[0], span[1]], missingAt: floor, ...logTicks(span[0], span[1]) };
     }
-    // A missing value sits just below the axis' range, labelled, rather than vanishing the line.
+    // A missing value sits just below the axis' range (missingAt), labelled, rather than vanishing the line.
     const low = Math.min(...present);
     const high = Math.max(...present);
     const missing = values.some((value) => !isNumber(value));
     const floor = missing ? low - (high - low || Math.abs(low) || 1) * 0.1 : null;
-    return { label, values: values.map((value) => (isNumber(value) ? value : floor)), ...(missing ? { range: [floor, high] } : {}) };
+    return { label, values: values.map((value) => (isNumber(value) ? value : floor)), missingAt: floor, ...(missing ? { range: [floor, high] } : {}) };
   }
   const texts = values.map(cellText);
   const names = [...new Set(texts)].sort();
@@ -83,12 +83,20 @@ function position(dim, value) {
   return high > low ? (value - low) / (high - low) : 0.5;
 }
 
-/** Axis ends (numbers) or every category (text) written beside each vertical axis. */
+/** Axis ends (numbers) or every category (text) written beside each vertical axis; "no value" at the
+ * bottom where lines without one sit (missingAt), the lowest real value above it. */
 function axisLabels(dim, x) {
   const note = (y, text, anchor) => ({ x, y, xref: "x", yref: "y", text, showarrow: false, font: { size: 10 }, yanchor: anchor, bgcolor: cssVar("--panel", "#ffffff") });
-  if (dim.ticktext) return dim.ticktext.slice(0, 12).map((text, i) => note(position(dim, dim.tickvals[i]), text, "middle"));
+  const none = dim.missingAt === null || dim.missingAt === undefined ? [] : [note(-0.02, "no value", "top")];
+  if (dim.ticktext) return [...dim.ticktext.slice(0, 12).map((text, i) => note(position(dim, dim.tickvals[i]), text, "middle")), ...none];
   const [low, high] = dim.range || [Math.min(...dim.values), Math.max(...dim.values)];
-  return [note(1.02, number(high), "bottom"), note(-0.02, number(low), "top")];
+  const lowest = none.length ? Math.min(...dim.values.filter((value) => value !== dim.missingAt)) : low;
+  return [note(1.02, number(high), "bottom"), note(none.length ? position(dim, lowest) : -0.02, number(lowest), "top"), ...none];
+}
+
+/** The dimension as Plotly's parcoords takes it (without this module's own keys). */
+function plotlyDimension({ missingAt, ...dim }) {
+  return dim;
 }
 
 /** The parallel coordinates as SVG: one scatter trace per run across the axes, hovered point by point. */
@@ -136,7 +144,7 @@ export async function drawParallel(Plotly, container, rows, { params, metrics, t
   fill(container, h("figure", { class: "figure", "aria-label": title }, chart, h("figcaption", { class: "sr-only" }, title)), readout, table);
 
   let highlight = null;
-  const trace = () => ({ type: "parcoords", line: lineColors(rows, highlight), dimensions: axes.map(({ dim }) => dim), labelangle: -20, labelside: "bottom" });
+  const trace = () => ({ type: "parcoords", line: lineColors(rows, highlight), dimensions: axes.map(({ dim }) => plotlyDimension(dim)), labelangle: -20, labelside: "bottom" });
   const chartLayout = { margin: { l: 70, r: 70, t: 30, b: 70 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     font: { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 11, color: cssVar("--text", "#1f2328") } };
 

@@ -120,6 +120,6 @@ def test_a_non_positive_trial_time_is_refused_naming_the_option(
     assert main([*argv, "--budget-steps", "4", "--trial-minutes", "0", "--output-dir", str(out)]) == 2
     error = capsys.readouterr().err
     assert (
-        error.strip() == "lowdino search: error: invalid SearchConfig: trial_minutes: must be > 0 (got 0.0)"
+        error.strip() == "lowdino search: error: invalid SearchConfig: trial_minutes: must be > 0.0 (got 0.0)"
     )
     assert not out.exists()

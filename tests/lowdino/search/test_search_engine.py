@@ -98,7 +98,7 @@ def test_a_time_budget_becomes_each_trials_max_minutes_and_must_be_positive() ->
             build_config(
                 SearchConfig, overrides={"space": SPACE, "budget_steps": 30, "trial_minutes": minutes}
             )
-        assert str(caught.value) == f"invalid SearchConfig: trial_minutes: must be > 0 (got {minutes})"
+        assert str(caught.value) == f"invalid SearchConfig: trial_minutes: must be > 0.0 (got {minutes})"
     with pytest.raises(SpaceError) as refused:  # the trial's time is the search's, not a parameter
         parse_space({"max_minutes": {"float": [1.0, 5.0]}}, PretrainConfig, {})
     assert refused.value.field == "space.max_minutes"
