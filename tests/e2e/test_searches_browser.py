@@ -111,6 +111,7 @@ def test_a_search_from_the_launch_page_ends_with_parallel_coordinates_and_import
     assert page.get_attribute("#search-trial-minutes", "aria-invalid") == "true"
     assert stack.get("/api/searches")["count"] == 0
     page.fill("#search-trial-minutes", "5")
+    assert page.inner_text("#search-trial-minutes-error") == ""  # the refusal was of the old value
     page.fill("#search-reports", "2")
     page.select_option("#search-sampler", "random")
     page.select_option("#search-pruner", "none")

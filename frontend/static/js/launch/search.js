@@ -81,6 +81,10 @@ export async function renderSearchOptions(root, onChange) {
     fields.set(name, input);
     const error = h("span", { class: "field-error", id: `${id}-error`, "aria-live": "polite" });
     errors.set(name, error);
+    input.addEventListener("input", () => { // an edited value is no longer the one refused
+      error.textContent = "";
+      input.removeAttribute("aria-invalid");
+    });
     grid.append(h("label", { for: id, title: property.description || "" }, name.replace(/_/g, " "), input,
       h("span", { class: "help" }, property.description || ""), error));
   }
