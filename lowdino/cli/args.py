@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import types
+from collections.abc import Collection
 from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
@@ -36,11 +37,20 @@ def _help(info: FieldInfo) -> str:
     return text
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
+def add_model_arguments(
+    parser: argparse.ArgumentParser,
+    model: type[BaseModel],
+    *,
+    skip: Collection[str] = (),
+    default_group: str = "other",
+) -> None:
+    """A flag per field of `model` but those in `skip` (options the command takes in another form)."""
     groups: dict[str, argparse._ArgumentGroup] = {}
     for name, info in model.model_fields.items():
+        if name in skip:
+            continue
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-        group_name = str(extra.get("group", "other"))
+        group_name = str(extra.get("group", default_group))
         group = groups.get(group_name) or parser.add_argument_group(group_name)
         groups[group_name] = group
         flags = [*extra.get("cli_flags", []), "--" + name.replace("_", "-")]  # type: ignore[misc]

@@ -11,6 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
+from lowdino.cli.args import add_model_arguments
 from lowdino.config.loading import build_config, read_yaml
 from lowdino.search.config import SearchConfig
 
@@ -25,17 +26,10 @@ space.yaml: option -> a range or choices, e.g.
   out_dim: {choice: [1024, 2048, 4096]}
 """
 
-# Flag -> SearchConfig field (the model holds every default and bound).
-FLAGS = {
-    "--kind": "kind",
-    "--trials": "n_trials",
-    "--budget-steps": "budget_steps",
-    "--reports": "reports",
-    "--sampler": "sampler",
-    "--pruner": "pruner",
-    "--pruner-startup-trials": "pruner_startup_trials",
-    "--seed": "seed",
-}
+# SearchConfig's fields become flags as every config model's do (cli/args.py: defaults, bounds and help from
+# the model), but these: the space is a file (--space), the objective has one value, first_trials is a list
+# of parameter sets (YAML / REST), and max_parallel is the service's: here trials run one after another.
+NOT_FLAGS = ("space", "first_trials", "objective", "max_parallel")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -56,22 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="study.db, trials/ and best.yaml go here (default: runs/search-<timestamp>); "
         "an existing one is continued",
     )
-    fields = SearchConfig.model_fields
-    for flag, name in FLAGS.items():
-        info = fields[name]
-        kwargs: dict[str, object] = {"dest": name, "default": argparse.SUPPRESS, "help": info.description}
-        if name in ("kind", "sampler", "pruner"):
-            kwargs["choices"] = list(info.annotation.__args__)  # type: ignore[union-attr]
-        else:
-            kwargs["type"] = int
-        parser.add_argument(flag, **kwargs)  # type: ignore[arg-type]
-    parser.add_argument(
-        "--prune-on-collapse",
-        dest="prune_on_collapse",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help=fields["prune_on_collapse"].description,
-    )
+    add_model_arguments(parser, SearchConfig, skip=NOT_FLAGS, default_group="search")
     parser.set_defaults(func=run)
 
 
@@ -81,22 +60,23 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lowdino.search.standalone import prepare, run_search
+    from lowdino.search.standalone import prepare, run_search, where_things_are
 
     search = search_config(args)
     base, space = prepare(search, args.config)
     output_dir = Path(args.output_dir or f"runs/search-{time.strftime('%Y%m%d-%H%M%S')}")
     print(
-        f"search: {search.n_trials} trials of {search.budget_steps} steps, sampler {search.sampler}, "
+        f"search: {search.n_trials} trials of {search.budget()}, sampler {search.sampler}, "
         f"pruner {search.pruner}; objective: validation kNN top-1; study {output_dir}/study.db",
         flush=True,
     )
     outcome = run_search(search, base, space, output_dir, echo=lambda line: print(line, flush=True))
     if outcome.best_file is None:
         print("no trial completed: no best recipe (see the trials' train.log)")
-        return 1
-    params = ", ".join(f"{key}={value}" for key, value in outcome.best_params.items())
-    print(f"best: trial {outcome.best_number}, validation kNN {outcome.best_value:.2f} % with {params}")
-    print(f"best recipe saved to {outcome.best_file}:")
-    print(outcome.best_file.read_text(), end="")
-    return 0
+    else:
+        params = ", ".join(f"{key}={value}" for key, value in outcome.best_params.items())
+        print(f"best: trial {outcome.best_number}, validation kNN {outcome.best_value:.2f} % with {params}")
+        print(f"best recipe saved to {outcome.best_file}:")
+        print(outcome.best_file.read_text(), end="")
+    print(where_things_are(search, output_dir, outcome.best_file))
+    return 0 if outcome.best_file is not None else 1

@@ -49,6 +49,16 @@ class TrainOptions(DataOptions, RuntimeOptions):
         "is shorter, in which case they are compressed to max_steps). For smoke tests and benchmarks.",
         json_schema_extra=cli(group="optimisation"),
     )
+    max_minutes: float | None = Field(
+        None,
+        gt=0,
+        le=100_000,
+        description="Also stop once training has run this many wall-clock minutes (a resumed run counts its "
+        "earlier time): the step then counts as the last one (kNN measured, checkpoint saved, the run "
+        "completed), as at max_steps. Schedules still span max_steps / n_epochs, so a run cut by time ends "
+        "before its learning rate has decayed. For time-boxed searches and benchmarks.",
+        json_schema_extra=cli(group="optimisation"),
+    )
     lr: float = Field(
         5e-4,
         gt=0,

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lowdino.config.base import cli
 from lowdino.config.kinds import RunKind
 
 SamplerName = Literal["tpe", "random", "grid", "cmaes"]
@@ -45,12 +46,26 @@ class SearchConfig(BaseModel):
         description="What is maximised: the kNN monitor's top-1 on the validation split at the end of the "
         "trial's budget. The test split is never an objective.",
     )
-    n_trials: int = Field(20, ge=1, le=1000, description="Trials to run (a grid stops at its size).")
+    n_trials: int = Field(
+        20,
+        ge=1,
+        le=1000,
+        description="Trials to run (a grid stops at its size).",
+        json_schema_extra=cli("--trials"),  # `lowdino search --trials N`, the name users type
+    )
     max_parallel: int = Field(
         1, ge=1, le=64, description="Trials queued or running at once (the service; the CLI runs one)."
     )
     budget_steps: int = Field(
         ..., ge=1, le=10_000_000, description="Optimiser steps of every trial (its max_steps)."
+    )
+    trial_minutes: float | None = Field(
+        None,
+        gt=0,
+        le=100_000,
+        description="Also stop each trial after this many minutes of training (its run's max_minutes): it "
+        "ends completed, scored on the validation kNN measured at that step. budget_steps still sets the "
+        "reports and the schedules: pick it so that its reports fall inside the time. Default: no limit.",
     )
     reports: int = Field(
         4,
@@ -76,6 +91,15 @@ class SearchConfig(BaseModel):
     prune_on_collapse: bool = Field(
         False, description="Stop a trial at the first collapse warning of its run (counted as pruned)."
     )
+
+    def budget(self) -> str:
+        """The per-trial budget in words: steps, and the time limit when there is one."""
+        steps = f"{self.budget_steps} steps"
+        return (
+            f"{steps} (or {self.trial_minutes:g} minutes if that comes first)"
+            if self.trial_minutes
+            else steps
+        )
 
     def knn_every_steps(self) -> int:
         return max(1, self.budget_steps // self.reports)

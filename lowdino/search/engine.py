@@ -155,12 +155,15 @@ def ask(study: optuna.Study, space: SearchSpace) -> optuna.trial.Trial:
 
 def trial_options(config: SearchConfig, params: dict[str, Any]) -> dict[str, Any]:
     """What a trial's config adds to the base: its parameters, the budget and the objective's monitor."""
-    return {
+    options = {
         **params,
         "max_steps": config.budget_steps,
         "knn_monitor": True,
         "knn_every_steps": config.knn_every_steps(),
     }
+    if config.trial_minutes is not None:  # the trainer's own time limit: the trial ends completed
+        options["max_minutes"] = config.trial_minutes
+    return options
 
 
 def preset_options(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:

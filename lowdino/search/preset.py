@@ -32,7 +32,7 @@ def header(found: Provenance) -> list[str]:
         f"Found by recipe search {found.search}: trial {found.trial}, the best of {found.trials} trials "
         f"({found.pruned} pruned).",
         f"Objective: validation kNN top-1 (the test split was not looked at) = {found.value:.2f} % after "
-        f"{c.budget_steps} steps per trial; sampler {c.sampler}, pruner {c.pruner}, seed {c.seed}.",
+        f"{c.budget()} per trial; sampler {c.sampler}, pruner {c.pruner}, seed {c.seed}.",
         "A full-length run of this recipe, evaluated once on the test split, is the figure to quote.",
     ]
 

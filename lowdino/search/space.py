@@ -23,6 +23,7 @@ from lowdino.errors import ConfigError
 # monitor and split (moving the split would make trials incomparable), where the run writes.
 SEARCH_OWNED_FIELDS = (
     "max_steps",
+    "max_minutes",
     "knn_monitor",
     "knn_every_steps",
     "val_fraction",

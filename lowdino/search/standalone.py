@@ -4,7 +4,8 @@
     <output_dir>/trials/NNNN/    one ordinary run directory per trial (config.yaml, metrics.jsonl, ...)
     <output_dir>/best.yaml       the best recipe so far, under a header saying how it was found
 
-A trial is pruned from inside the trainer: the callback sees each validation-kNN record as it is written
+The run ends with `where_things_are`: those paths and the one command that views the study (Optuna's own
+dashboard reads the file as it is). A trial is pruned from inside the trainer: the callback sees each validation-kNN record as it is written
 and asks the trainer to stop (it checkpoints and ends as cancelled; the study records it as pruned).
 """
 
@@ -144,7 +145,7 @@ def _run_trial(
         )
     study.tell(trial, follower.last_value)
     return TrialResult(
-        trial.number, "complete", params, follower.last_value, search.budget_steps, seconds, run_dir
+        trial.number, "complete", params, follower.last_value, follower.last_step, seconds, run_dir
     )
 
 
@@ -207,3 +208,26 @@ def run_search(
             study, search, base, output_dir / BEST_FILE, str(output_dir / STUDY_FILE)
         )
     return outcome
+
+
+def where_things_are(search: SearchConfig, output_dir: Path, best_file: Path | None) -> str:
+    """The closing lines: what the search left where, and the one command that views it.
+
+    The study is a plain Optuna RDB study in an SQLite file, so Optuna's own dashboard opens it as it is
+    (history, intermediate values, parallel coordinates, importances: what the service's Search page
+    shows); the service's dashboard lists only what its queue ran, as for any hand-launched run.
+    """
+    study = output_dir / STUDY_FILE
+    lines = [
+        "",
+        f"study:       {study} (Optuna study '{STUDY_NAME}'; the same command again continues it)",
+        f"trials:      {output_dir / TRIALS_DIR}/NNNN/ (one run directory each: config.yaml, metrics.jsonl, "
+        "train.log, TensorBoard events)",
+    ]
+    if best_file is not None:
+        lines.append(f"best recipe: {best_file} (train it: lowdino {search.kind} --config {best_file})")
+    lines.append(
+        f"view it:     optuna-dashboard sqlite:///{study.resolve()}   (pip install optuna-dashboard; "
+        f"each trial's curves: tensorboard --logdir {output_dir / TRIALS_DIR})"
+    )
+    return "\n".join(lines)

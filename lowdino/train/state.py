@@ -70,6 +70,7 @@ class Progress:
     timed_seconds: float = field(default=0.0, repr=False)
     steps_this_run: int = field(default=0, repr=False)
     last_images_per_sec: float = field(default=0.0, repr=False)
+    out_of_time: bool = field(default=False, repr=False)  # max_minutes reached: this step was the last
 
     def count_step(self, loss: float, images: int, seconds: float) -> None:
         self.step += 1

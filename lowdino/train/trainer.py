@@ -348,7 +348,7 @@ class Loop:
 def _train(p: Prepared, progress: Progress, loop: Loop) -> str:
     """The loop over epochs; returns 'completed' or 'cancelled'."""
     try:
-        while progress.step < p.schedules.total_steps:
+        while progress.step < p.schedules.total_steps and not progress.out_of_time:
             if train_one_epoch(p, progress.step // p.schedules.steps_per_epoch, progress, loop):
                 return "cancelled"
     finally:
@@ -372,8 +372,8 @@ def train_one_epoch(p: Prepared, epoch: int, progress: Progress, loop: Loop) -> 
         if _finish_step(p, progress, loss, metrics, loop):
             return True
         asked = time.perf_counter()
-        if progress.step == p.schedules.total_steps:
-            break  # max_steps can end the run mid-epoch
+        if progress.step == p.schedules.total_steps or progress.out_of_time:
+            break  # max_steps or max_minutes can end the run mid-epoch
     return False
 
 
@@ -383,7 +383,7 @@ def _finish_step(p: Prepared, progress: Progress, loss: float, metrics: dict[str
     spe, total = s.steps_per_epoch, s.total_steps
     done = progress.step
     periodic = done % spe == 0 and (done // spe) % c.logging_freq == 0
-    last = done == total
+    last = done == total or _out_of_time(p, progress, loop)
 
     record = _record(p, done, loss, metrics, progress.last_images_per_sec)
     if p.stream is not None:
@@ -442,6 +442,21 @@ def _epoch_batches(
             start_batch=start_batch,
         )
     )
+
+
+def _out_of_time(p: Prepared, progress: Progress, loop: Loop) -> bool:
+    """True once max_minutes of training have passed: this step is then the run's last, measured and
+    saved like the one at max_steps. Rank 0's clock decides for every rank (one all-reduce, only when a
+    time budget is set), so that all ranks take the same last step."""
+    budget = p.config.max_minutes
+    if not budget:
+        return False
+    late = p.ctx.is_main and time.perf_counter() - loop.started >= budget * 60
+    [late] = any_ranks([late], p.ctx, p.device)
+    if late:
+        progress.out_of_time = True
+        loop.logger.info("time budget of %g minutes reached: step %d is the last", budget, progress.step)
+    return late
 
 
 def _stop_requested(p: Prepared, callbacks: Sequence[TrainerCallback]) -> bool:

@@ -108,6 +108,7 @@ def play_worker(session: Session, run_id: str, knn: dict[int, float], *, finish:
         ({"first_trials": [{"lr": 0.5}]}, "first_trials.0.lr", 409),
         ({"objective": "test_top1"}, "objective", 422),
         ({"budget_steps": 0}, "budget_steps", 422),
+        ({"trial_minutes": 0}, "trial_minutes", 422),
     ],
 )
 def test_an_invalid_search_is_refused_naming_the_field_and_creates_nothing(
@@ -136,8 +137,9 @@ def test_an_invalid_search_is_refused_naming_the_field_and_creates_nothing(
 def test_trials_are_tagged_runs_and_one_process_at_a_time_drives_a_search(
     client: TestClient, app: FastAPI, session: Session, settings: Settings
 ) -> None:
-    search = create(client, max_parallel=2, n_trials=4)
+    search = create(client, max_parallel=2, n_trials=4, trial_minutes=1.5)
     assert search["state"] == "running"
+    assert search["search"]["trial_minutes"] == 1.5
     assert search["trials"] == []
     assert search["total"] == 4
 
@@ -153,6 +155,7 @@ def test_trials_are_tagged_runs_and_one_process_at_a_time_drives_a_search(
         assert run["name"] == f"lr-search · trial {trial['number']}"
         config = run["config"]
         assert (config["max_steps"], config["knn_every_steps"], config["knn_monitor"]) == (8, 4, True)
+        assert config["max_minutes"] == 1.5  # the trainer ends the trial, completed, at its time limit
         assert config["lr"] == trial["params"]["lr"]
         assert config["out_dim"] == trial["params"]["out_dim"]
 
@@ -258,7 +261,7 @@ def test_stop_cancels_the_active_trials_and_asks_no_more(
 def test_promote_is_the_only_way_to_the_test_split_and_presets_say_how_they_were_found(
     client: TestClient, app: FastAPI, session: Session
 ) -> None:
-    search = create(client, n_trials=2, pruner="none")
+    search = create(client, n_trials=2, pruner="none", trial_minutes=2)
     assert (
         client.post(f"/api/searches/{search['id']}/promote", json={}).status_code == 409
     )  # nothing done yet
@@ -293,6 +296,7 @@ def test_promote_is_the_only_way_to_the_test_split_and_presets_say_how_they_were
         assert run["config"]["lr"] == best["params"]["lr"]
         assert run["config"]["n_epochs"] == 3
         assert run["config"]["max_steps"] is None  # full length, not the trial's budget
+        assert run["config"]["max_minutes"] is None  # nor its time limit
         assert run["config"]["knn_every_steps"] is None
         assert run["evaluate"]["protocols"] == ["knn"]  # the chained test-split evaluation
         assert {f"search:{search['id']}", "promoted"} <= set(run["tags"])
@@ -303,7 +307,11 @@ def test_promote_is_the_only_way_to_the_test_split_and_presets_say_how_they_were
     assert text.startswith(
         f"# Found by recipe search {search['id']} (lr-search): trial 1, the best of 2 trials"
     )
-    assert "validation kNN top-1 (the test split was not looked at) = 35.00 % after 8 steps per trial" in text
+    assert (
+        "validation kNN top-1 (the test split was not looked at) = 35.00 % after 8 steps (or 2 minutes if that "
+        "comes first) per trial" in text
+    )
+    assert "max_minutes" not in yaml.safe_load(text)  # the recipe, not the search's budget
     assert yaml.safe_load(text)["lr"] == best["params"]["lr"]
     path = Path(app.state.settings.home) / "preset.yaml"
     path.write_text(text)

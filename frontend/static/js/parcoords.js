@@ -3,9 +3,13 @@
 // Plotly's parcoords names no line on hover, so a linked table beside it does: hovering or focusing a row (or a line, where the browser can pick it) highlights
 // that run and names it in the readout; brushing an axis dims the rows outside the brushed ranges.
 //
-// Reusable: drawParallel(Plotly, container, rows, {params, metrics}) with rows =
-// [{id, label, color, href, values: {name: value}}]; any page (Compare, Sweep, Search) passes its runs.
+// Reusable: drawParallel(Plotly, container, rows, {params, metrics, labels, log}) with rows =
+// [{id, label, color, dash, href, values: {name: value}}]; any page (Compare, Sweep, Search) passes its runs.
+// `labels` names an axis other than "<key>" / "<key> (final)"; `log` lists the keys drawn on a log10 axis
+// (ticks still read in the option's own units); `dash` (SVG drawing only: WebGL lines have none) sets a
+// row's line apart beyond its colour, as a pruned trial's.
 import { CONFIG } from "./charts.js";
+import { swatch } from "./colors.js";
 import { fill, h } from "./dom.js";
 import { number } from "./format.js";
 
@@ -25,18 +29,33 @@ function cellText(value) {
   return Array.isArray(value) ? value.join(", ") : String(value);
 }
 
-/** One parcoords dimension: numbers as they are, anything else as evenly spaced named ticks. */
-function dimension(name, values, metric) {
-  const label = metric ? `${name} (final)` : name;
+/** Ticks of a log10 axis from `low` to `high` (log10 units): both ends and the decades between. */
+function logTicks(low, high) {
+  const ticks = [low];
+  for (let decade = Math.ceil(low); decade < high; decade += 1) if (decade - low > 0.15 && high - decade > 0.15) ticks.push(decade);
+  ticks.push(high);
+  return { tickvals: ticks, ticktext: ticks.map((tick) => number(10 ** tick)) };
+}
+
+/** One parcoords dimension: numbers as they are (or as log10), anything else as evenly spaced named ticks. */
+function dimension(name, values, metric, { label: given, log = false } = {}) {
+  const label = given || (metric ? `${name} (final)` : name);
   if (values.every((value) => value === null || value === undefined || isNumber(value))) {
-    const present = values.filter(isNumber);
+    const present = values.filter(isNumber).filter((value) => !log || value > 0);
     if (!present.length) return null;
-    // A missing value sits just below the axis' range, labelled, rather than vanishing the line.
+    if (log) {
+      const logs = values.map((value) => (isNumber(value) && value > 0 ? Math.log10(value) : null));
+      const [low, high] = [Math.log10(Math.min(...present)), Math.log10(Math.max(...present))];
+      const span = high > low ? [low, high] : [low - 0.5, high + 0.5];
+      const floor = logs.some((value) => value === null) ? span[0] - (span[1] - span[0]) * 0.1 : null;
+      return { label, values: logs.map((value) => (value === null ? floor : value)), range: [floor ?? span[0], span[1]], missingAt: floor, ...logTicks(span[0], span[1]) };
+    }
+    // A missing value sits just below the axis' range (missingAt), labelled, rather than vanishing the line.
     const low = Math.min(...present);
     const high = Math.max(...present);
     const missing = values.some((value) => !isNumber(value));
     const floor = missing ? low - (high - low || Math.abs(low) || 1) * 0.1 : null;
-    return { label, values: values.map((value) => (isNumber(value) ? value : floor)), ...(missing ? { range: [floor, high] } : {}) };
+    return { label, values: values.map((value) => (isNumber(value) ? value : floor)), missingAt: floor, ...(missing ? { range: [floor, high] } : {}) };
   }
   const texts = values.map(cellText);
   const names = [...new Set(texts)].sort();
@@ -64,12 +83,20 @@ function position(dim, value) {
   return high > low ? (value - low) / (high - low) : 0.5;
 }
 
-/** Axis ends (numbers) or every category (text) written beside each vertical axis. */
+/** Axis ends (numbers) or every category (text) written beside each vertical axis; "no value" at the
+ * bottom where lines without one sit (missingAt), the lowest real value above it. */
 function axisLabels(dim, x) {
   const note = (y, text, anchor) => ({ x, y, xref: "x", yref: "y", text, showarrow: false, font: { size: 10 }, yanchor: anchor, bgcolor: cssVar("--panel", "#ffffff") });
-  if (dim.ticktext) return dim.ticktext.slice(0, 12).map((text, i) => note(position(dim, dim.tickvals[i]), text, "middle"));
+  const none = dim.missingAt === null || dim.missingAt === undefined ? [] : [note(-0.02, "no value", "top")];
+  if (dim.ticktext) return [...dim.ticktext.slice(0, 12).map((text, i) => note(position(dim, dim.tickvals[i]), text, "middle")), ...none];
   const [low, high] = dim.range || [Math.min(...dim.values), Math.max(...dim.values)];
-  return [note(1.02, number(high), "bottom"), note(-0.02, number(low), "top")];
+  const lowest = none.length ? Math.min(...dim.values.filter((value) => value !== dim.missingAt)) : low;
+  return [note(1.02, number(high), "bottom"), note(none.length ? position(dim, lowest) : -0.02, number(lowest), "top"), ...none];
+}
+
+/** The dimension as Plotly's parcoords takes it (without this module's own keys). */
+function plotlyDimension({ missingAt, ...dim }) {
+  return dim;
 }
 
 /** The parallel coordinates as SVG: one scatter trace per run across the axes, hovered point by point. */
@@ -77,7 +104,7 @@ function svgFigure(rows, axes, base) {
   const xs = axes.map((_, i) => i);
   const traces = rows.map((row, r) => ({
     type: "scatter", mode: "lines+markers", name: row.label, x: xs, y: axes.map(({ dim }) => position(dim, dim.values[r])),
-    line: { color: row.color, width: 2 }, marker: { color: row.color, size: 6 }, showlegend: false, meta: { run: row.id },
+    line: { color: row.color, width: 2, dash: row.dash || "solid" }, marker: { color: row.color, size: 6 }, showlegend: false, meta: { run: row.id },
     customdata: axes.map(({ key, dim }) => `${dim.label}: ${cellText(row.values[key])}`),
     hovertemplate: `<b>${row.label}</b><br>%{customdata}<extra></extra>`,
   }));
@@ -99,11 +126,9 @@ export function varyingKeys(rows, keys) {
  * Draw into `container` (emptied): the chart (#parcoords-chart), a readout and the linked table
  * (#parcoords-table, one row per run). Returns {chart, table} or null when nothing can be drawn.
  */
-export async function drawParallel(Plotly, container, rows, { params, metrics, title = "Parameters against final metrics" }) {
-  const axes = [
-    ...params.map((key) => ({ key, dim: dimension(key, rows.map((row) => row.values[key]), false) })),
-    ...metrics.map((key) => ({ key, dim: dimension(key, rows.map((row) => row.values[key]), true) })),
-  ].filter((axis) => axis.dim);
+export async function drawParallel(Plotly, container, rows, { params, metrics, title = "Parameters against final metrics", labels = {}, log = [] }) {
+  const axis = (key, metric) => ({ key, dim: dimension(key, rows.map((row) => row.values[key]), metric, { label: labels[key], log: log.includes(key) }) });
+  const axes = [...params.map((key) => axis(key, false)), ...metrics.map((key) => axis(key, true))].filter(({ dim }) => dim);
   if (rows.length < 2 || axes.length < 2) {
     fill(container, h("p", { class: "muted", id: "parcoords-empty" },
       rows.length < 2 ? "Parallel coordinates need two runs or more." : "These runs have too few differing parameters and final metrics for two axes."));
@@ -119,13 +144,13 @@ export async function drawParallel(Plotly, container, rows, { params, metrics, t
   fill(container, h("figure", { class: "figure", "aria-label": title }, chart, h("figcaption", { class: "sr-only" }, title)), readout, table);
 
   let highlight = null;
-  const trace = () => ({ type: "parcoords", line: lineColors(rows, highlight), dimensions: axes.map(({ dim }) => dim), labelangle: -20, labelside: "bottom" });
+  const trace = () => ({ type: "parcoords", line: lineColors(rows, highlight), dimensions: axes.map(({ dim }) => plotlyDimension(dim)), labelangle: -20, labelside: "bottom" });
   const chartLayout = { margin: { l: 70, r: 70, t: 30, b: 70 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     font: { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 11, color: cssVar("--text", "#1f2328") } };
 
   const rowElements = rows.map((row) => {
     const tr = h("tr", { "data-run": row.id },
-      h("td", {}, h("span", { class: "swatch", "data-color": row.color, style: `background:${row.color}` }), row.href ? h("a", { href: row.href, "data-link": true }, row.label) : row.label),
+      h("td", {}, swatch({ color: row.color, dash: row.dash || "solid" }), row.href ? h("a", { href: row.href, "data-link": true }, row.label) : row.label),
       axes.map(({ key }) => h("td", { class: "num" }, cellText(row.values[key]))));
     const pick = () => setHighlight(row.id);
     tr.addEventListener("mouseenter", pick);

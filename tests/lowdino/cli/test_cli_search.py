@@ -53,7 +53,7 @@ def test_search_runs_each_trial_as_a_run_directory_and_saves_the_best_recipe(
     out = tmp_path / "search"
     argv = ["search", "--config", str(tmp_path / "base.yaml"), "--space", str(tmp_path / "space.yaml")]
     argv += ["--trials", "3", "--budget-steps", "6", "--reports", "2", "--sampler", "random"]
-    argv += ["--pruner", "none", "--seed", "3", "--output-dir", str(out)]
+    argv += ["--pruner", "none", "--seed", "3", "--trial-minutes", "30", "--output-dir", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert [f"trial {n}/3 complete" in printed for n in (1, 2, 3)] == [True] * 3
@@ -64,6 +64,7 @@ def test_search_runs_each_trial_as_a_run_directory_and_saves_the_best_recipe(
         run_dir = out / "trials" / f"{trial.number:04d}"
         config = build_config(PretrainConfig, file=run_dir / "config.yaml")
         assert config.max_steps == 6
+        assert config.max_minutes == 30  # the time limit each trial's trainer keeps
         assert config.knn_every_steps == 3
         assert config.lr == pytest.approx(trial.params["lr"])
         assert config.out_dim == trial.params["out_dim"]
@@ -78,12 +79,18 @@ def test_search_runs_each_trial_as_a_run_directory_and_saves_the_best_recipe(
     text = (out / "best.yaml").read_text()
     assert text.startswith("# Found by recipe search")
     assert "test split was not looked at" in text
-    assert f"= {best.value:.2f} % after 6 steps per trial" in text
+    assert f"= {best.value:.2f} % after 6 steps (or 30 minutes if that comes first) per trial" in text
     preset = build_config(PretrainConfig, file=out / "best.yaml")
     assert preset.lr == pytest.approx(best.params["lr"])
     assert preset.out_dim == best.params["out_dim"]
     assert preset.max_steps is None  # the search's budget is not part of the recipe
     assert f"best: trial {best.number}, validation kNN {best.value:.2f} %" in printed
+    # The closing lines say where the study and the best recipe are, and the one command that views them.
+    assert (
+        f"best recipe: {out / 'best.yaml'} (train it: lowdino pretrain --config {out / 'best.yaml'})"
+        in printed
+    )
+    assert f"view it:     optuna-dashboard sqlite:///{(out / 'study.db').resolve()}" in printed
 
     # The same command again continues the study: nothing left to run, the same best.
     assert main(argv) == 0
@@ -100,4 +107,19 @@ def test_an_invalid_space_is_refused_before_any_trial(
     assert main([*argv, "--trials", "2", "--budget-steps", "4", "--output-dir", str(out)]) == 2
     error = capsys.readouterr().err
     assert error.strip() == "lowdino search: error: space.lr: 50 is refused: must be <= 10.0 (got 50)"
+    assert not out.exists()
+
+
+def test_a_non_positive_trial_time_is_refused_naming_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE))
+    out = tmp_path / "search"
+    argv = ["search", "--config", str(tmp_path / "base.yaml"), "--space", str(tmp_path / "space.yaml")]
+    assert main([*argv, "--budget-steps", "4", "--trial-minutes", "0", "--output-dir", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert (
+        error.strip() == "lowdino search: error: invalid SearchConfig: trial_minutes: must be > 0.0 (got 0.0)"
+    )
     assert not out.exists()

@@ -8,6 +8,8 @@ import optuna
 import pytest
 
 from lowdino.config import PretrainConfig
+from lowdino.config.loading import build_config
+from lowdino.errors import ConfigError
 from lowdino.search import engine
 from lowdino.search.config import SearchConfig
 from lowdino.search.space import SpaceError, parse_space
@@ -83,6 +85,23 @@ def test_trial_options_carry_the_budget_and_the_monitor() -> None:
     options = engine.trial_options(config, {"lr": 0.001})
     assert options == {"lr": 0.001, "max_steps": 30, "knn_monitor": True, "knn_every_steps": 10}
     assert PretrainConfig.model_validate({**options, "dataset": "synthetic"}).knn_every_steps == 10
+
+
+def test_a_time_budget_becomes_each_trials_max_minutes_and_must_be_positive() -> None:
+    config = SearchConfig(space=SPACE, budget_steps=30, reports=3, trial_minutes=2.5)
+    options = engine.trial_options(config, {"lr": 0.001})
+    assert options["max_minutes"] == 2.5
+    assert PretrainConfig.model_validate({**options, "dataset": "synthetic"}).max_minutes == 2.5
+    assert config.budget() == "30 steps (or 2.5 minutes if that comes first)"
+    for minutes in (0, -1):
+        with pytest.raises(ConfigError) as caught:
+            build_config(
+                SearchConfig, overrides={"space": SPACE, "budget_steps": 30, "trial_minutes": minutes}
+            )
+        assert str(caught.value) == f"invalid SearchConfig: trial_minutes: must be > 0.0 (got {minutes})"
+    with pytest.raises(SpaceError) as refused:  # the trial's time is the search's, not a parameter
+        parse_space({"max_minutes": {"float": [1.0, 5.0]}}, PretrainConfig, {})
+    assert refused.value.field == "space.max_minutes"
 
 
 def test_every_sampler_and_pruner_proposes_parameters_inside_the_space() -> None:

@@ -88,6 +88,21 @@ def test_callback_stop_checkpoints_and_cancels(tmp_path) -> None:
     assert json.loads((out / rundir.SUMMARY_FILE).read_text())["status"] == "cancelled"
 
 
+def test_max_minutes_makes_the_step_that_runs_out_of_time_the_last_one(tmp_path) -> None:
+    out = tmp_path / "run"
+    # A budget shorter than any step: step 1 is the last, measured and saved as at max_steps, and the run
+    # is completed (a time-boxed search trial is scored on it), not cancelled.
+    config = tiny_config(out, knn_monitor=True, synthetic_size=50, val_fraction=0.2, max_minutes=1e-6)
+    summary = pretrain(config)
+    assert summary["status"] == "completed"
+    assert summary["steps"] == 1
+    records = list(iter_records(rundir.RunDir(out).metrics))
+    assert [r["step"] for r in records] == [1]
+    assert summary["final_knn_top1"] == records[0]["knn_top1"]
+    assert load_checkpoint(out / rundir.CHECKPOINT_FILE)["step"] == 1
+    assert "time budget of 1e-06 minutes reached: step 1 is the last" in rundir.RunDir(out).log.read_text()
+
+
 def test_stop_file_cancels_after_the_current_step(tmp_path) -> None:
     out = tmp_path / "run"
     run = rundir.RunDir(out)

@@ -5,7 +5,10 @@
 import { api } from "../api.js";
 import { h } from "../dom.js";
 
-const OPTIONS = ["n_trials", "budget_steps", "reports", "max_parallel", "sampler", "pruner", "pruner_startup_trials", "seed", "prune_on_collapse"];
+// Every option of SearchCreate gets a field, in the model's order, but these: the space comes from the
+// swept fields, the base config from the form, name and tags from the form's own; first_trials (a list of
+// parameter sets) is a REST / CLI option; the objective has one value, which the text below names.
+const NOT_FIELDS = new Set(["kind", "space", "first_trials", "objective", "name", "tags", "config"]);
 const RANGE = /^\s*(-?[\d.]+(?:e-?\d+)?)\s*\.\.\s*(-?[\d.]+(?:e-?\d+)?)\s*(log)?\s*$/i;
 let schemaPromise = null;
 
@@ -22,6 +25,11 @@ function searchSchema() {
 
 function choicesOf(property) {
   return property.enum || (property.anyOf || []).flatMap((item) => item.enum || []);
+}
+
+/** The non-null branch of an optional option ({anyOf: [{type: "number", ...}, {type: "null"}]}). */
+function typeOf(property) {
+  return (property.anyOf || []).find((item) => item.type && item.type !== "null") || property;
 }
 
 /** The space of the swept fields: {field: {float|int: [low, high], log} | {choice: [...]}}. */
@@ -46,26 +54,39 @@ export function spaceOf(texts, inputs) {
 export async function renderSearchOptions(root, onChange) {
   const schema = await searchSchema();
   const fields = new Map();
+  const errors = new Map(); // option -> the element under its field that shows the API's refusal
   const grid = h("div", { class: "search-options" });
-  for (const name of OPTIONS) {
+  const names = Object.keys(schema.properties).filter((name) => !NOT_FIELDS.has(name));
+  for (const name of names) {
     const property = schema.properties[name];
+    const type = typeOf(property);
     const id = `search-${name.replace(/_/g, "-")}`;
     let input;
     const choices = choicesOf(property);
     if (choices.length) {
       input = h("select", { id, name }, choices.map((choice) => h("option", { value: choice }, choice)));
       input.value = property.default;
-    } else if (property.type === "boolean") {
+    } else if (type.type === "boolean") {
       input = h("input", { type: "checkbox", id, name });
       input.checked = Boolean(property.default);
+    } else if (type.type === "integer" || type.type === "number") {
+      // An optional number left empty is not sent: the model's default (none: no limit) applies.
+      input = h("input", { type: "number", id, name, min: type.minimum ?? type.exclusiveMinimum ?? 0, max: type.maximum ?? null,
+        step: type.type === "integer" ? 1 : "any", placeholder: property.default === null ? "none" : null });
+      if (property.default !== undefined && property.default !== null) input.value = property.default;
     } else {
-      input = h("input", { type: "number", id, name, min: property.minimum ?? 0, step: 1 });
-      if (property.default !== undefined) input.value = property.default;
+      continue; // a structured option the form cannot state: REST or the CLI sets it
     }
     input.addEventListener("input", onChange);
     fields.set(name, input);
+    const error = h("span", { class: "field-error", id: `${id}-error`, "aria-live": "polite" });
+    errors.set(name, error);
+    input.addEventListener("input", () => { // an edited value is no longer the one refused
+      error.textContent = "";
+      input.removeAttribute("aria-invalid");
+    });
     grid.append(h("label", { for: id, title: property.description || "" }, name.replace(/_/g, " "), input,
-      h("span", { class: "help" }, property.description || "")));
+      h("span", { class: "help" }, property.description || ""), error));
   }
   root.append(
     h("p", { class: "muted" }, "Tunes the swept fields with Optuna instead of running every combination. Mark the fields to search with “Sweep” and give a range (",
@@ -80,9 +101,18 @@ export async function renderSearchOptions(root, onChange) {
   }));
   return {
     read,
+    /** The API's refusals of search options (field_errors keyed by the option's name) under their fields. */
+    showErrors: (fieldErrors) => {
+      for (const [name, error] of errors) {
+        error.textContent = fieldErrors[name] || "";
+        if (fieldErrors[name]) fields.get(name).setAttribute("aria-invalid", "true");
+        else fields.get(name).removeAttribute("aria-invalid");
+      }
+    },
     summary: () => {
       const options = read();
-      return `Queue search: ${options.n_trials ?? "?"} trials × ${options.budget_steps ?? "?"} steps`;
+      const minutes = options.trial_minutes ? ` (at most ${options.trial_minutes} min each)` : "";
+      return `Queue search: ${options.n_trials ?? "?"} trials × ${options.budget_steps ?? "?"} steps${minutes}`;
     },
   };
 }

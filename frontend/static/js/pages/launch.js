@@ -269,6 +269,7 @@ export function mount(root) {
     // A search's refusals name space.<field>: shown under that field of the form.
     const errors = Object.fromEntries(Object.entries(exc instanceof ApiError ? exc.fieldErrors : {}).map(([key, message]) => [key.replace(/^space\./, ""), message]));
     const first = showFieldErrors(inputs, errors);
+    if (searching() && search) search.showErrors(exc instanceof ApiError ? exc.fieldErrors : {});
     formError.hidden = false;
     formError.textContent = `The server refused this run: ${exc.message}`;
     (first?.element || formError).focus?.();

@@ -6,8 +6,9 @@ import { api } from "../api.js";
 import { showBanner } from "../banner.js";
 import { CONFIG, emptyNote, ensurePlotly, layout } from "../charts.js";
 import { clear, fill, h } from "../dom.js";
-import { palette } from "../colors.js";
-import { duration, pct, relativeTime, statusPill } from "../format.js";
+import { palette, styleAt } from "../colors.js";
+import { duration, pct, statusPill } from "../format.js";
+import { drawParallel } from "../parcoords.js";
 
 const PRUNED_COLOR = "#b42318";
 
@@ -64,27 +65,40 @@ function intermediateFigure(trials) {
   return { data, layout: layout({ title: "Validation kNN during each trial", yTitle: "validation kNN top-1 (%)", extra }) };
 }
 
-/** Parallel coordinates over the parameters and the value; choices become indexed ticks. */
-function parcoordsFigure(trials, space) {
-  const done = trials.filter((t) => t.state === "complete");
-  const dimensions = Object.entries(space).map(([name, spec]) => {
-    const values = done.map((t) => t.params[name]);
-    if (spec.choice) {
-      const labels = spec.choice.map(String);
-      return { label: name, values: values.map((v) => labels.indexOf(String(v))), tickvals: labels.map((_, i) => i), ticktext: labels, range: [0, Math.max(labels.length - 1, 1)] };
-    }
-    const [low, high] = spec.float || spec.int;
-    if (spec.log) {
-      const logs = values.map((v) => Math.log10(v));
-      return { label: `log10 ${name}`, values: logs, range: [Math.log10(low), Math.log10(high)] };
-    }
-    return { label: name, values, range: [low, high] };
+const KNN_AXIS = "validation kNN";
+
+function cssVar(name, fallback) {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
+}
+
+/**
+ * One parallel-coordinates line per trial that has parameters (parcoords.js: Plotly parcoords where it can
+ * start, SVG lines under the dashboard's CSP, a linked table). A completed trial keeps the colour it has in
+ * the charts above (its position among the trials); a pruned one is grey and dashed at the last validation
+ * kNN it reported (a value from an earlier step, so it must not pass for a result); a failed or unfinished
+ * one has no value and sits below the kNN axis, a failed one red and dotted.
+ */
+function parallelRows(trials, space, searchId) {
+  return trials.map((t, index) => {
+    const last = t.intermediate.length ? t.intermediate[t.intermediate.length - 1][1] : null;
+    const value = t.state === "complete" ? t.value : t.state === "pruned" ? last : null;
+    const style = t.state === "pruned" ? { color: cssVar("--muted", "#5b636e"), dash: "dash" }
+      : t.state === "fail" ? { color: cssVar("--danger", "#b42318"), dash: "dot" }
+      : { color: styleAt(index).color, dash: "solid" };
+    const state = t.state === "pruned" ? `pruned at step ${t.pruned_step}` : t.state;
+    return { id: `${searchId}:${t.number}`, label: `trial ${t.number} · ${state}`, ...style, href: t.run_id ? `/runs/${t.run_id}` : null,
+      values: { ...Object.fromEntries(Object.keys(space).map((name) => [name, t.params[name]])), [KNN_AXIS]: value } };
   });
-  const scores = done.map((t) => t.value);
-  dimensions.push({ label: "validation kNN (%)", values: scores });
-  const data = [{ type: "parcoords", dimensions, line: { color: scores, colorscale: "Viridis", showscale: true, colorbar: { title: { text: "kNN %" } } } }];
-  const extra = done.length ? { margin: { l: 60, r: 60, t: 60, b: 30 } } : emptyNote("Parallel coordinates appear once a trial completes");
-  return { data: done.length ? data : [], layout: layout({ title: "Parameters and validation kNN (completed trials)", extra }) };
+}
+
+async function drawTrials(container, trials, space, searchId) {
+  const Plotly = await ensurePlotly();
+  const params = Object.keys(space);
+  const log = params.filter((name) => space[name].log);
+  return drawParallel(Plotly, container, parallelRows(trials, space, searchId), {
+    params, metrics: [KNN_AXIS], log, title: "Parameters against validation kNN, one line per trial",
+    labels: { [KNN_AXIS]: "validation kNN top-1 (%)", ...Object.fromEntries(log.map((name) => [name, `${name} (log)`])) },
+  });
 }
 
 function importanceFigure(importances) {
@@ -108,13 +122,20 @@ export function mount(root, searchId) {
   const promoted = h("div", { id: "search-promoted" });
   const tableHead = h("thead");
   const tbody = h("tbody");
-  const charts = Object.fromEntries(["history", "intermediate", "parcoords", "importances"].map((name) => [name, h("div", { class: "chart", id: `search-${name}`, role: "img", "aria-label": `${name} chart` })]));
+  const charts = Object.fromEntries(["history", "intermediate", "importances"].map((name) => [name, h("div", { class: "chart", id: `search-${name}`, role: "img", "aria-label": `${name} chart` })]));
+  const parallel = h("div", { id: "search-parcoords" });
+  let parallelDrawn = null; // what the parallel coordinates show: redrawn only when a trial changes
 
   root.append(
     h("div", { class: "page-head" }, title, h("span", { class: "spacer" }),
       h("label", { for: "promote-seeds" }, "Seeds ", seedsInput), promoteButton, presetLink, stopButton),
     meta, summary, promoted,
-    h("div", { class: "charts" }, charts.history, charts.intermediate, charts.parcoords, charts.importances),
+    h("div", { class: "charts" }, charts.history, charts.intermediate),
+    // Parameters against the value, beside how much each parameter explains it: read together.
+    h("section", { id: "search-parameters" }, h("h2", {}, "Parameters"),
+      h("p", { class: "muted" }, "One line per trial: its parameters, then its validation kNN. Completed trials in their colours above; ",
+        "pruned trials grey and dashed, at the last validation kNN they reported before the pruner stopped them; failed trials red and dotted, below the axis (no value)."),
+      h("div", { class: "search-parameters" }, parallel, charts.importances)),
     h("div", { class: "scroll-x" }, h("table", { class: "data", id: "search-trials" }, tableHead, tbody)),
   );
 
@@ -128,7 +149,7 @@ export function mount(root, searchId) {
     title.textContent = search.name || `Search ${search.id}`;
     document.title = `${title.textContent} · LowDINO`;
     meta.textContent = `${search.kind} · ${describeSpace(options.space)} · sampler ${options.sampler}, pruner ${options.pruner}, seed ${options.seed} · ` +
-      `${options.budget_steps} steps per trial · objective: validation kNN top-1 (never the test split) · created ${new Date(search.created_at).toLocaleString()}`;
+      `${options.budget_steps} steps${options.trial_minutes ? ` or ${options.trial_minutes} min` : ""} per trial · objective: validation kNN top-1 (never the test split) · created ${new Date(search.created_at).toLocaleString()}`;
     fill(summary,
       h("span", { class: `pill search-${search.state}`, id: "search-state" }, search.state),
       ` ${search.trials.length} of ${search.total} trials `,
@@ -154,7 +175,12 @@ export function mount(root, searchId) {
     }
     plot(charts.history, historyFigure(search.trials));
     plot(charts.intermediate, intermediateFigure(search.trials));
-    plot(charts.parcoords, parcoordsFigure(search.trials, options.space));
+    const shown = JSON.stringify(search.trials.map((t) => [t.number, t.state, t.value, t.params, t.intermediate.length]));
+    if (shown !== parallelDrawn) {
+      parallelDrawn = shown;
+      drawTrials(parallel, search.trials, options.space, search.id)
+        .catch((exc) => fill(parallel, h("p", { class: "field-error" }, `Could not draw the parallel coordinates: ${exc.message}`)));
+    }
     plot(charts.importances, importanceFigure(importances));
   }
 
