@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -216,3 +217,67 @@ def test_a_224_px_training_run_at_dinos_starting_point_does_not_warn(tmp_path: P
     assert len(near) >= 3  # at ln K for at least `patience` checks (every step of a 14-step run)
     assert summary["collapse_warning"] is None
     assert not any("collapse_warning" in record for record in records.records)
+
+
+# --- a real collapse: constant teacher temperature 0.04 ----------------------------------------------
+
+RECORDED_COLLAPSE = Path(__file__).with_name("collapse_constant_teacher_temp.json")
+
+
+def _replay(record: dict, config: PretrainConfig) -> list[tuple[int, str]]:
+    """The recorded metrics through the detector the trainer builds for `config`, at the trainer's cadence."""
+    from lowdino.train.optim import build_schedules
+
+    needs = training_needs(config)
+    spe = int(config.synthetic_size * (1 - config.val_fraction)) // config.batch_size
+    schedules = build_schedules(config, needs, spe)
+    detector = build_collapse_detector(needs, schedules)
+    assert detector is not None
+    every = max(1, min(spe * config.logging_freq, schedules.total_steps // 10))
+    warnings = []
+    for step, *values in record["rows"]:
+        detector.observe(dict(zip(record["columns"][1:], values, strict=True)))
+        if step % every == 0:
+            warning = detector.end_interval(step)
+            if warning:
+                warnings.append((step, warning))
+    return warnings
+
+
+def test_the_recorded_constant_004_collapse_is_flagged_and_only_after_the_warm_up() -> None:
+    """lightly's collapsing setting (a constant teacher temperature of 0.04), recorded from this trainer
+    on the quickstart: its dino_loss never leaves ln 4096, and the detector says so once armed."""
+    import lowdino
+    from lowdino.config.loading import build_config
+
+    record = json.loads(RECORDED_COLLAPSE.read_text())
+    preset = Path(lowdino.__file__).parent / "presets" / "quickstart.yaml"
+    config = build_config(PretrainConfig, file=preset, overrides=record["overrides"])
+    assert (config.teacher_temp, config.warmup_teacher_temp_epochs, config.out_dim) == (0.04, 0, 4096)
+    log_k = math.log(config.out_dim)
+    assert min(row[1] for row in record["rows"]) > 0.99 * log_k  # never learned: not 1 % below ln K
+
+    warnings = _replay(record, config)
+    assert warnings, "a run stuck at ln(out_dim) for 168 steps must warn"
+    first_step, first_warning = warnings[0]
+    assert "stays at ln(out_dim)" in first_warning
+    spe = int(config.synthetic_size * (1 - config.val_fraction)) // config.batch_size
+    assert first_step > spe  # never during DINO's first pass over the data
+    assert record["trainer_warning"].startswith("possible collapse")  # what the run itself said
+
+
+def test_the_same_recording_with_the_loss_leaving_ln_k_is_silent() -> None:
+    """The detector reads the loss, not the settings: the same run made to learn (its loss falling 10 %
+    below ln K after the warm-up, as the quickstart does) does not warn."""
+    import lowdino
+    from lowdino.config.loading import build_config
+
+    record = json.loads(RECORDED_COLLAPSE.read_text())
+    preset = Path(lowdino.__file__).parent / "presets" / "quickstart.yaml"
+    config = build_config(PretrainConfig, file=preset, overrides=record["overrides"])
+    log_k = math.log(config.out_dim)
+    learning = [
+        [step, log_k * (1 - 0.1 * min(1.0, step / 60)), entropy, batch_entropy]
+        for step, _loss, entropy, batch_entropy in record["rows"]
+    ]
+    assert _replay({**record, "rows": learning}, config) == []
