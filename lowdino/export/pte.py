@@ -1,0 +1,174 @@
+"""A backbone as an ExecuTorch program (.pte) delegated to XNNPACK, in fp32 or int8.
+
+fp32: ``torch.export`` -> ``to_edge_transform_and_lower`` with the `XnnpackPartitioner` -> ``.pte``.
+int8: the same graph quantized first with PT2E (torchao's ``prepare_pt2e`` / ``convert_pt2e``) under
+the `XNNPACKQuantizer`: int8 weights per output channel, int8 activations whose ranges come from
+calibration on TRAINING images (as the ONNX Runtime path), symmetric as XNNPACK's int8 kernels want.
+
+The batch axis is dynamic up to `MAX_BATCH` (ExecuTorch plans memory for the upper bound at export, so
+the bound is part of the artifact): `lowdino.export.runtime` feeds larger batches in chunks. Without a
+dynamic batch the program takes exactly the example's batch and the runtime pads the last chunk. Both
+facts travel inside the .pte as two constant methods (`BATCH_MAX_METHOD`, `BATCH_DYNAMIC_METHOD`), so
+a program is run correctly without its manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lowdino.errors import ConfigError
+
+MAX_BATCH = 32
+BATCH_MAX_METHOD = "lowdino_max_batch"
+BATCH_DYNAMIC_METHOD = "lowdino_dynamic_batch"
+DELEGATE = "XNNPACK"
+EXPORTER = "torch.export -> executorch.exir.to_edge_transform_and_lower (XnnpackPartitioner)"
+CALIBRATION_BATCH = 16
+
+
+@dataclass(frozen=True)
+class PteExport:
+    executorch_version: str
+    max_batch: int
+    dynamic_batch: bool
+    delegated_calls: int  # XNNPACK subgraphs in the program
+    ops_outside_delegate: list[str]  # operators left to ExecuTorch's portable kernels
+
+    def manifest_fields(self) -> dict[str, Any]:
+        return {
+            "exporter": EXPORTER,
+            "opset": None,
+            "delegate": DELEGATE,
+            "executorch_version": self.executorch_version,
+            "max_batch": self.max_batch,
+            "delegated_subgraphs": self.delegated_calls,
+            "ops_outside_delegate": self.ops_outside_delegate,
+        }
+
+
+def executorch_version() -> str:
+    return importlib.metadata.version("executorch")
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """ExecuTorch warns that its APIs are experimental and timm's shape checks warn when traced: nothing a
+    user of `lowdino export` can act on."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else exc.__class__.__name__)[:200]
+
+
+def _shapes(dynamic: bool) -> tuple[dict[int, Any]] | None:
+    return ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},) if dynamic else None
+
+
+def _export(module: nn.Module, example: torch.Tensor, dynamic: bool) -> torch.export.ExportedProgram:
+    with torch.no_grad():
+        return torch.export.export(module, (example,), dynamic_shapes=_shapes(dynamic), strict=False)
+
+
+def _lower(program: torch.export.ExportedProgram, path: Path, max_batch: int, dynamic: bool) -> PteExport:
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    edge = to_edge_transform_and_lower(
+        program,
+        partitioner=[XnnpackPartitioner()],
+        constant_methods={BATCH_MAX_METHOD: max_batch, BATCH_DYNAMIC_METHOD: int(dynamic)},
+    )
+    delegated, outside = 0, set()
+    for node in edge.exported_program().graph_module.graph.nodes:
+        if node.op != "call_function":
+            continue
+        name = getattr(node.target, "__name__", str(node.target))
+        if "executorch_call_delegate" in name:
+            delegated += 1
+        elif name != "getitem":
+            outside.add(name)
+    path.write_bytes(edge.to_executorch().buffer)
+    return PteExport(executorch_version(), max_batch, dynamic, delegated, sorted(outside))
+
+
+def export_pte(backbone: nn.Module, example: torch.Tensor, path: Path, *, dynamic: bool) -> PteExport:
+    """Write ``backbone`` (fp32) as an XNNPACK-delegated .pte; ``example`` B >= 2 when ``dynamic``."""
+    backbone = backbone.eval()
+    try:
+        with _quiet():
+            program = _export(backbone, example, dynamic)
+            return _lower(program, path, MAX_BATCH if dynamic else len(example), dynamic)
+    except ConfigError:
+        raise
+    except Exception as exc:  # torch.export and the lowering raise many unrelated types for one cause
+        path.unlink(missing_ok=True)
+        raise ConfigError(
+            f"ExecuTorch export of {getattr(backbone, 'backbone_name', 'the backbone')} failed "
+            f"({_first_line(exc)}); try another --image-size, --no-dynamic-batch or --format onnx"
+        ) from exc
+
+
+def _calibration_batches(calibration: torch.Tensor, static_batch: int, dynamic: bool) -> list[torch.Tensor]:
+    """Calibration chunks the graph takes: any size up to the bound, or exactly the static batch (the last
+    one filled up with images from the start: MinMax ranges do not change with repeated images)."""
+    if dynamic:
+        return list(calibration.split(CALIBRATION_BATCH))
+    batches = -(-len(calibration) // static_batch)
+    repeats = -(-batches * static_batch // len(calibration))
+    return list(calibration.repeat(repeats, 1, 1, 1)[: batches * static_batch].split(static_batch))
+
+
+def quantize_pte(
+    backbone: nn.Module, example: torch.Tensor, calibration: torch.Tensor, path: Path, *, dynamic: bool
+) -> tuple[PteExport, dict[str, Any]]:
+    """Write the int8 XNNPACK program of ``backbone`` calibrated on ``calibration`` (N, 3, S, S) images;
+    returns what was written and, for the manifest, how it was quantized."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    backbone = backbone.eval()
+    try:
+        with _quiet():
+            graph = _export(backbone, example, dynamic).module()
+            quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+            prepared = prepare_pt2e(graph, quantizer)  # type: ignore[arg-type]
+            with torch.no_grad():
+                for chunk in _calibration_batches(calibration, len(example), dynamic):
+                    prepared(chunk)
+            converted = convert_pt2e(prepared)
+            program = _export(converted, example, dynamic)
+            written = _lower(program, path, MAX_BATCH if dynamic else len(example), dynamic)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        path.unlink(missing_ok=True)
+        raise ConfigError(
+            f"int8 ExecuTorch export of {getattr(backbone, 'backbone_name', 'the backbone')} failed "
+            f"({_first_line(exc)}); try --format onnx --quantize int8"
+        ) from exc
+    details = {
+        "method": "PT2E static (torchao prepare_pt2e / convert_pt2e, XNNPACKQuantizer, MinMax calibration)",
+        "format": "XNNPACK int8",
+        "per_channel": True,
+        "activations": "int8 (asymmetric)",
+        "weights": "int8 (symmetric)",
+        "quantized_op_types": ["conv2d", "linear", "add", "mul", "cat", "adaptive_avg_pool2d"],
+        "torchao_version": importlib.metadata.version("torchao"),
+    }
+    return written, details
