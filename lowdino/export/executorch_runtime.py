@@ -53,6 +53,14 @@ def _constant(program: Any, name: str) -> int | None:
     return int(program.load_method(name).execute([])[0])
 
 
+def _unloadable(path: Path, exc: Exception) -> ConfigError:
+    first = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
+    return ConfigError(
+        f"{path} is not a loadable ExecuTorch program ({first}); export it again with "
+        "`lowdino export --format executorch`"
+    )
+
+
 def load_pte(path: Path, threads: int | None) -> tuple[str, int | None, Callable[[np.ndarray], np.ndarray]]:
     """(executorch version, threads, run): ``run`` maps a float32 (B, 3, S, S) batch to (B, D) features."""
     import torch
@@ -61,17 +69,25 @@ def load_pte(path: Path, threads: int | None) -> tuple[str, int | None, Callable
         warnings.simplefilter("ignore")
         from executorch.runtime import Runtime as EtRuntime
 
+    try:
+        program = EtRuntime.get().load_program(path)
+        max_batch = _constant(program, BATCH_MAX_METHOD)
+        dynamic = bool(_constant(program, BATCH_DYNAMIC_METHOD))
+        if max_batch is None:  # a program written elsewhere: its input's first axis, as a fixed batch
+            max_batch = int(program.metadata("forward").input_tensor_meta(0).sizes()[0])
+    except Exception as exc:  # the bindings raise RuntimeError for any unreadable or foreign file
+        raise _unloadable(path, exc) from exc
+    bound: int = max_batch
     count = threads if threads is not None else len(os.sched_getaffinity(0))
-    state: dict[str, Any] = {"generation": -1, "method": None, "loaded": False}
+    state: dict[str, Any] = {"generation": -1, "method": None, "program": program}
 
     def method() -> Any:
         if state["generation"] != _POOL["generation"] or _POOL["threads"] != count:
             state["method"] = None  # drop the delegate that holds the old pool before the pool changes
             state["generation"] = _claim_pool(count)
-            # A fresh program object: `Program.load_method` caches the method it loaded first.
-            fresh = EtRuntime.get().load_program(path) if state["loaded"] else program
+            # `Program.load_method` caches the first method it loaded: a reload needs a fresh program.
+            fresh = state.pop("program", None) or EtRuntime.get().load_program(path)
             state["method"] = fresh.load_method("forward")
-            state["loaded"] = True
         return state["method"]
 
     def call(chunk: np.ndarray) -> np.ndarray:
@@ -80,26 +96,17 @@ def load_pte(path: Path, threads: int | None) -> tuple[str, int | None, Callable
 
     def run(batch: np.ndarray) -> np.ndarray:
         features = []
-        for start in range(0, len(batch), max_batch):
-            chunk = np.ascontiguousarray(batch[start : start + max_batch])
-            if not dynamic and len(chunk) < max_batch:
-                padding = np.zeros((max_batch - len(chunk), *chunk.shape[1:]), dtype=chunk.dtype)
+        for start in range(0, len(batch), bound):
+            chunk = np.ascontiguousarray(batch[start : start + bound])
+            if not dynamic and len(chunk) < bound:
+                padding = np.zeros((bound - len(chunk), *chunk.shape[1:]), dtype=chunk.dtype)
                 features.append(call(np.concatenate([chunk, padding]))[: len(chunk)].copy())
             else:
                 features.append(call(chunk))
         return np.concatenate(features).astype(np.float32, copy=False)
 
     try:
-        program = EtRuntime.get().load_program(path)
-        max_batch = _constant(program, BATCH_MAX_METHOD)
-        dynamic = bool(_constant(program, BATCH_DYNAMIC_METHOD))
-        if max_batch is None:  # a program written elsewhere: its input's first axis, as a fixed batch
-            max_batch = int(program.metadata("forward").input_tensor_meta(0).sizes()[0])
         method()  # load (and initialise XNNPACK) now, so that a broken program fails here, in one line
-    except Exception as exc:  # the bindings raise RuntimeError for any unreadable or foreign file
-        first = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
-        raise ConfigError(
-            f"{path} is not a loadable ExecuTorch program ({first}); export it again with "
-            "`lowdino export --format executorch`"
-        ) from exc
+    except Exception as exc:
+        raise _unloadable(path, exc) from exc
     return executorch_version(), threads, run

@@ -100,7 +100,8 @@ def _lower(program: torch.export.ExportedProgram, path: Path, max_batch: int, dy
             delegated += 1
         elif name != "getitem":
             outside.add(name)
-    path.write_bytes(edge.to_executorch().buffer)
+    with path.open("wb") as handle:
+        edge.to_executorch().write_to_file(handle)
     return PteExport(executorch_version(), max_batch, dynamic, delegated, sorted(outside))
 
 
