@@ -15,6 +15,7 @@ a program is run correctly without its manifest.
 from __future__ import annotations
 
 import contextlib
+from copy import deepcopy
 import importlib.metadata
 import warnings
 from collections.abc import Iterator
@@ -73,6 +74,44 @@ def _first_line(exc: BaseException) -> str:
     return (text[0] if text else exc.__class__.__name__)[:200]
 
 
+class _DelegableLayerNorm(nn.Module):
+    """LayerNorm written with the operators XNNPACK takes (ExecuTorch 1.5 has no XNNPACK LayerNorm: each
+    one would split the delegated graph in two and run in a portable kernel). The mean over the last axis
+    is XNNPACK's global average pooling of a (rows, 1, 1, C) view."""
+
+    def __init__(self, norm: nn.LayerNorm) -> None:
+        super().__init__()
+        self.eps = norm.eps
+        self.weight = norm.weight
+        self.bias = norm.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        rows = x.reshape(-1, 1, 1, shape[-1])
+        centered = rows - rows.mean((2, 3), keepdim=True)
+        scaled = centered * torch.rsqrt((centered * centered).mean((2, 3), keepdim=True) + self.eps)
+        out = scaled.reshape(shape)
+        if self.weight is not None:
+            out = out * self.weight
+        if self.bias is not None:
+            out = out + self.bias
+        return out
+
+
+def delegable(backbone: nn.Module) -> nn.Module:
+    """A copy of ``backbone`` computing the same function with operators XNNPACK delegates: attention as
+    explicit matrix products and softmax (timm's fused scaled_dot_product_attention decomposes into masking
+    operators XNNPACK lacks), LayerNorm as above. The parity check compares the program with the original."""
+    copy = deepcopy(backbone).eval()
+    for module in copy.modules():
+        if hasattr(module, "fused_attn"):
+            module.fused_attn = False
+        for child_name, child in module.named_children():
+            if isinstance(child, nn.LayerNorm) and len(child.normalized_shape) == 1:
+                setattr(module, child_name, _DelegableLayerNorm(child))
+    return copy
+
+
 def _shapes(dynamic: bool) -> tuple[dict[int, Any]] | None:
     return ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},) if dynamic else None
 
@@ -107,7 +146,8 @@ def _lower(program: torch.export.ExportedProgram, path: Path, max_batch: int, dy
 
 def export_pte(backbone: nn.Module, example: torch.Tensor, path: Path, *, dynamic: bool) -> PteExport:
     """Write ``backbone`` (fp32) as an XNNPACK-delegated .pte; ``example`` B >= 2 when ``dynamic``."""
-    backbone = backbone.eval()
+    backbone = delegable(backbone)
+    example = example.clone()  # a normal tensor: an inference-mode one cannot be traced
     try:
         with _quiet():
             program = _export(backbone, example, dynamic)
@@ -143,7 +183,8 @@ def quantize_pte(
     )
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    backbone = backbone.eval()
+    backbone = delegable(backbone)
+    example, calibration = example.clone(), calibration.clone()  # out of inference mode (see export_pte)
     try:
         with _quiet():
             graph = _export(backbone, example, dynamic).module()
