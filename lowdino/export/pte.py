@@ -15,10 +15,10 @@ a program is run correctly without its manifest.
 from __future__ import annotations
 
 import contextlib
-from copy import deepcopy
 import importlib.metadata
 import warnings
 from collections.abc import Iterator
+from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
