@@ -144,9 +144,8 @@ def bench_backbone(
     rows += measure_latency(artifact_runner(fp32), runtime="onnxruntime", **common)
     artifacts = {"onnxruntime_fp32": fp32}
     if args.executorch:
-        # Static batch 1, the deployment case timed here: fewer XNNPACK partitions than a dynamic batch axis.
         pte = scratch / f"{name}-{size}.pte"
-        export_pte(backbone, example[:1], pte, dynamic=False)
+        export_pte(backbone, example[:1], pte)  # batch 1, as timed
         parity = compare(reference, load_runtime(pte)(example.numpy()), "random")
         require_parity(parity, 1e-4, f"the ExecuTorch export of {name} at {size} px")
         rows += measure_latency(artifact_runner(pte), runtime="executorch", **common)
@@ -159,7 +158,7 @@ def bench_backbone(
         artifacts["onnxruntime_int8"] = int8
         if args.executorch:
             pte_int8 = scratch / f"{name}-{size}.int8.pte"
-            quantize_pte(backbone, example[:1], images, pte_int8, dynamic=False)
+            quantize_pte(backbone, example[:1], images, pte_int8)
             rows += measure_latency(
                 artifact_runner(pte_int8), runtime="executorch", precision="int8", **common
             )

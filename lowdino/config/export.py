@@ -59,15 +59,15 @@ class ExportConfig(StrictModel):
         None,
         ge=8,
         le=1024,
-        description="Input side of the artifact (fixed; the batch axis is dynamic, up to 32 images per call "
-        "for executorch). Default: the run's "
+        description="Input side of the artifact (fixed; the batch axis is dynamic). Default: the run's "
         "evaluation size (its global crop size), else the backbone's declared resolution.",
         json_schema_extra=cli(group="export"),
     )
     opset: int = Field(18, ge=13, le=23, description="ONNX opset.", json_schema_extra=cli(group="export"))
     dynamic_batch: bool = Field(
         True,
-        description="Leave the batch axis dynamic (else the artifact takes exactly the parity batch size).",
+        description="Leave the batch axis dynamic (else the artifact takes exactly the parity batch size). "
+        "executorch programs always take a fixed batch: 1 image per call here, the parity batch without it.",
         json_schema_extra=cli(group="export"),
     )
     quantize: QuantizeName = Field(

@@ -386,7 +386,7 @@ class _Run:
                 from lowdino.export.pte import export_pte
 
                 path = Path(scratch) / "model.pte"
-                export_pte(backbone, example, path, dynamic=True)
+                export_pte(backbone, example[:1], path)  # batch 1; a larger batch is fed in turn
             else:
                 from lowdino.export.onnx import export_onnx
 

@@ -7,9 +7,9 @@ whose claim was overtaken by another runtime's reloads itself (re-claiming its c
 call. Runtimes with the same thread count share the pool without reloads, as the paired latency
 comparisons need.
 
-Batches: the program says how many images it takes (`lowdino.export.pte`'s constant methods): up to
-its bound with a dynamic batch axis, else exactly that many. Larger batches go in chunks; a static
-program's last chunk is padded with zeros and the padding's features dropped.
+Batches: the program says how many images it takes (`lowdino.export.pte`'s constant method), exactly;
+a batch goes through it in chunks of that many, the last one padded with zeros and the padding's
+features dropped.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from lowdino.errors import ConfigError
-from lowdino.export.pte import BATCH_DYNAMIC_METHOD, BATCH_MAX_METHOD, executorch_version
+from lowdino.export.pte import BATCH_MAX_METHOD, executorch_version
 
 # The pool's current size and how many times it was resized (a method loaded at generation g is stale
 # once the generation has moved on).
@@ -72,8 +72,7 @@ def load_pte(path: Path, threads: int | None) -> tuple[str, int | None, Callable
     try:
         program = EtRuntime.get().load_program(path)
         max_batch = _constant(program, BATCH_MAX_METHOD)
-        dynamic = bool(_constant(program, BATCH_DYNAMIC_METHOD))
-        if max_batch is None:  # a program written elsewhere: its input's first axis, as a fixed batch
+        if max_batch is None:  # a program written elsewhere: its input's first axis
             max_batch = int(program.metadata("forward").input_tensor_meta(0).sizes()[0])
     except Exception as exc:  # the bindings raise RuntimeError for any unreadable or foreign file
         raise _unloadable(path, exc) from exc
@@ -98,7 +97,7 @@ def load_pte(path: Path, threads: int | None) -> tuple[str, int | None, Callable
         features = []
         for start in range(0, len(batch), bound):
             chunk = np.ascontiguousarray(batch[start : start + bound])
-            if not dynamic and len(chunk) < bound:
+            if len(chunk) < bound:
                 padding = np.zeros((bound - len(chunk), *chunk.shape[1:]), dtype=chunk.dtype)
                 features.append(call(np.concatenate([chunk, padding]))[: len(chunk)].copy())
             else:

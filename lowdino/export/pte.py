@@ -5,11 +5,12 @@ int8: the same graph quantized first with PT2E (torchao's ``prepare_pt2e`` / ``c
 the `XNNPACKQuantizer`: int8 weights per output channel, int8 activations whose ranges come from
 calibration on TRAINING images (as the ONNX Runtime path), symmetric as XNNPACK's int8 kernels want.
 
-The batch axis is dynamic up to `MAX_BATCH` (ExecuTorch plans memory for the upper bound at export, so
-the bound is part of the artifact): `lowdino.export.runtime` feeds larger batches in chunks. Without a
-dynamic batch the program takes exactly the example's batch and the runtime pads the last chunk. Both
-facts travel inside the .pte as two constant methods (`BATCH_MAX_METHOD`, `BATCH_DYNAMIC_METHOD`), so
-a program is run correctly without its manifest.
+The batch is fixed at export (ExecuTorch plans a program's memory then): one image per call by default,
+the deployment case, and `lowdino.export.runtime` feeds a larger batch through it in turn (a fixed batch
+B > 1 gets its last chunk padded). A dynamic batch axis (an upper-bounded ``Dim``) lowered, but with the
+XNNPACK rewrite below its programs refused any other batch at run time ("Error resizing tensor at input
+0", executorch 1.5.1), and without the rewrite they split into 99 partitions. The batch travels inside the
+.pte as a constant method (`BATCH_MAX_METHOD`), so a program is run correctly without its manifest.
 """
 
 from __future__ import annotations
@@ -28,9 +29,7 @@ from torch import nn
 
 from lowdino.errors import ConfigError
 
-MAX_BATCH = 32
 BATCH_MAX_METHOD = "lowdino_max_batch"
-BATCH_DYNAMIC_METHOD = "lowdino_dynamic_batch"
 DELEGATE = "XNNPACK"
 EXPORTER = "torch.export -> executorch.exir.to_edge_transform_and_lower (XnnpackPartitioner)"
 CALIBRATION_BATCH = 16
@@ -40,7 +39,6 @@ CALIBRATION_BATCH = 16
 class PteExport:
     executorch_version: str
     max_batch: int
-    dynamic_batch: bool
     delegated_calls: int  # XNNPACK subgraphs in the program
     ops_outside_delegate: list[str]  # operators left to ExecuTorch's portable kernels
 
@@ -112,23 +110,19 @@ def delegable(backbone: nn.Module) -> nn.Module:
     return copy
 
 
-def _shapes(dynamic: bool) -> tuple[dict[int, Any]] | None:
-    return ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},) if dynamic else None
-
-
-def _export(module: nn.Module, example: torch.Tensor, dynamic: bool) -> torch.export.ExportedProgram:
+def _export(module: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
     with torch.no_grad():
-        return torch.export.export(module, (example,), dynamic_shapes=_shapes(dynamic), strict=False)
+        return torch.export.export(module, (example,), strict=False)
 
 
-def _lower(program: torch.export.ExportedProgram, path: Path, max_batch: int, dynamic: bool) -> PteExport:
+def _lower(program: torch.export.ExportedProgram, path: Path, batch: int) -> PteExport:
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
     edge = to_edge_transform_and_lower(
         program,
         partitioner=[XnnpackPartitioner()],
-        constant_methods={BATCH_MAX_METHOD: max_batch, BATCH_DYNAMIC_METHOD: int(dynamic)},
+        constant_methods={BATCH_MAX_METHOD: batch},
     )
     delegated, outside = 0, set()
     for node in edge.exported_program().graph_module.graph.nodes:
@@ -141,39 +135,36 @@ def _lower(program: torch.export.ExportedProgram, path: Path, max_batch: int, dy
             outside.add(name)
     with path.open("wb") as handle:
         edge.to_executorch().write_to_file(handle)
-    return PteExport(executorch_version(), max_batch, dynamic, delegated, sorted(outside))
+    return PteExport(executorch_version(), batch, delegated, sorted(outside))
 
 
-def export_pte(backbone: nn.Module, example: torch.Tensor, path: Path, *, dynamic: bool) -> PteExport:
-    """Write ``backbone`` (fp32) as an XNNPACK-delegated .pte; ``example`` B >= 2 when ``dynamic``."""
+def export_pte(backbone: nn.Module, example: torch.Tensor, path: Path) -> PteExport:
+    """Write ``backbone`` (fp32) as an XNNPACK-delegated .pte taking batches of ``len(example)``."""
     backbone = delegable(backbone)
     example = example.clone()  # a normal tensor: an inference-mode one cannot be traced
     try:
         with _quiet():
-            program = _export(backbone, example, dynamic)
-            return _lower(program, path, MAX_BATCH if dynamic else len(example), dynamic)
+            return _lower(_export(backbone, example), path, len(example))
     except ConfigError:
         raise
     except Exception as exc:  # torch.export and the lowering raise many unrelated types for one cause
         path.unlink(missing_ok=True)
         raise ConfigError(
             f"ExecuTorch export of {getattr(backbone, 'backbone_name', 'the backbone')} failed "
-            f"({_first_line(exc)}); try another --image-size, --no-dynamic-batch or --format onnx"
+            f"({_first_line(exc)}); try another --image-size or --format onnx"
         ) from exc
 
 
-def _calibration_batches(calibration: torch.Tensor, static_batch: int, dynamic: bool) -> list[torch.Tensor]:
-    """Calibration chunks the graph takes: any size up to the bound, or exactly the static batch (the last
-    one filled up with images from the start: MinMax ranges do not change with repeated images)."""
-    if dynamic:
-        return list(calibration.split(CALIBRATION_BATCH))
-    batches = -(-len(calibration) // static_batch)
-    repeats = -(-batches * static_batch // len(calibration))
-    return list(calibration.repeat(repeats, 1, 1, 1)[: batches * static_batch].split(static_batch))
+def _calibration_batches(calibration: torch.Tensor, batch: int) -> list[torch.Tensor]:
+    """Calibration chunks of exactly the program's batch (the last one filled up with images from the
+    start: MinMax ranges do not change with repeated images)."""
+    batches = -(-len(calibration) // batch)
+    repeats = -(-batches * batch // len(calibration))
+    return list(calibration.repeat(repeats, 1, 1, 1)[: batches * batch].split(batch))
 
 
 def quantize_pte(
-    backbone: nn.Module, example: torch.Tensor, calibration: torch.Tensor, path: Path, *, dynamic: bool
+    backbone: nn.Module, example: torch.Tensor, calibration: torch.Tensor, path: Path
 ) -> tuple[PteExport, dict[str, Any]]:
     """Write the int8 XNNPACK program of ``backbone`` calibrated on ``calibration`` (N, 3, S, S) images;
     returns what was written and, for the manifest, how it was quantized."""
@@ -187,15 +178,14 @@ def quantize_pte(
     example, calibration = example.clone(), calibration.clone()  # out of inference mode (see export_pte)
     try:
         with _quiet():
-            graph = _export(backbone, example, dynamic).module()
+            graph = _export(backbone, example).module()
             quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
             prepared = prepare_pt2e(graph, quantizer)  # type: ignore[arg-type]
             with torch.no_grad():
-                for chunk in _calibration_batches(calibration, len(example), dynamic):
+                for chunk in _calibration_batches(calibration, len(example)):
                     prepared(chunk)
             converted = convert_pt2e(prepared)
-            program = _export(converted, example, dynamic)
-            written = _lower(program, path, MAX_BATCH if dynamic else len(example), dynamic)
+            written = _lower(_export(converted, example), path, len(example))
     except ConfigError:
         raise
     except Exception as exc:

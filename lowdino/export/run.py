@@ -211,10 +211,10 @@ def _export(
         elif config.format == "executorch":
             from lowdino.export.pte import export_pte
 
+            # A fixed batch (see pte.py): one image per call, or the parity batch without --dynamic-batch.
+            example = sample.batch[:1] if config.dynamic_batch else sample.batch
             fp32 = Path(scratch) / f"fp32{PTE_SUFFIX}"
-            fields.update(
-                export_pte(source.backbone, example, fp32, dynamic=config.dynamic_batch).manifest_fields()
-            )
+            fields.update(export_pte(source.backbone, example, fp32).manifest_fields(), dynamic_batch=False)
         else:
             fp32 = staged
             export_torchscript(source.backbone, example, fp32)
@@ -238,9 +238,7 @@ def _export(
             if config.format == "executorch":
                 from lowdino.export.pte import quantize_pte
 
-                written, details = quantize_pte(
-                    source.backbone, example, calibration.batch, staged, dynamic=config.dynamic_batch
-                )
+                written, details = quantize_pte(source.backbone, example, calibration.batch, staged)
                 fields.update(written.manifest_fields())
             else:
                 details = quantize_int8(fp32, staged, calibration.batch.numpy(), INPUT_NAME, Int8Settings())

@@ -62,23 +62,22 @@ def test_executorch_programs_match_pytorch_on_real_images(name, programs, cifar_
     assert parity["max_abs_diff"] <= 1e-4
     assert "train split" in parity["image_source"]
     assert (manifest["format"], manifest["delegate"], manifest["backbone"]) == ("executorch", "XNNPACK", name)
-    assert (manifest["dynamic_batch"], manifest["max_batch"]) == (True, 32)
+    assert (manifest["dynamic_batch"], manifest["max_batch"]) == (False, 1)  # one image per call
     assert manifest["delegated_subgraphs"] >= 1
     assert manifest["executorch_version"] == manifest["runtime_versions"]["executorch"]
     assert (manifest["mean"], manifest["std"]) == (list(get_spec(name).mean), list(get_spec(name).std))
     assert manifest["artifact_sha256"] == file_hash(path)
 
-    # Independently of LowDINO's runtime wrapper: ExecuTorch's own bindings, other real images and a
-    # batch size the export never saw.
+    # Independently of LowDINO's runtime wrapper: ExecuTorch's own bindings on other real images.
     backbone = _seeded(name)
-    batch = preprocess(sample_training_images(str(cifar_folder), 40, seed=3), name, 32)
+    batch = preprocess(sample_training_images(str(cifar_folder), 6, seed=3), name, 32)
     with torch.inference_mode():
         expected = backbone(batch).numpy()
     method = Runtime.get().load_program(path).load_method("forward")
-    got = method.execute([batch[:5].contiguous()])[0].numpy()
-    assert got.shape == (5, manifest["feature_dim"])
-    assert np.abs(got - expected[:5]).max() <= 1e-4
-    # Through `load_runtime`: 40 images are more than the program's bound of 32, fed in two calls.
+    got = method.execute([batch[:1].clone()])[0].numpy()
+    assert got.shape == (1, manifest["feature_dim"])
+    assert np.abs(got - expected[:1]).max() <= 1e-4
+    # Through `load_runtime`: a batch of 6 goes through the 1-image program in turn.
     assert np.abs(load_runtime(path)(batch.numpy()) - expected).max() <= 1e-4
 
 
