@@ -103,7 +103,7 @@ def delegable(backbone: nn.Module) -> nn.Module:
     copy = deepcopy(backbone).eval()
     for module in copy.modules():
         if hasattr(module, "fused_attn"):
-            module.fused_attn = False
+            module.fused_attn = False  # type: ignore[assignment]  # timm's plain bool attribute
         for child_name, child in module.named_children():
             if isinstance(child, nn.LayerNorm) and len(child.normalized_shape) == 1:
                 setattr(module, child_name, _DelegableLayerNorm(child))

@@ -20,7 +20,9 @@ from lowdino.export.images import preprocess, sample_training_images
 from lowdino.export.runtime import load_runtime
 from lowdino.hashing import file_hash
 
-pytestmark = pytest.mark.usefixtures("torch_single_thread")
+# Lowering to XNNPACK takes about a minute per backbone on 2 shared cores (the fixture lowers two), far
+# beyond "a few seconds": every test here that lowers is slow, with room for a loaded machine.
+pytestmark = [pytest.mark.usefixtures("torch_single_thread"), pytest.mark.timeout(1200)]
 INSTALLED = importlib.util.find_spec("executorch") is not None
 needs_executorch = pytest.mark.skipif(not INSTALLED, reason="the executorch package is not installed")
 FAST_LATENCY = ["--latency-batch-sizes", "1,4", "--latency-threads", "1", "--latency-warmup", "2"]
@@ -52,6 +54,7 @@ def _seeded(name: str) -> torch.nn.Module:
 
 
 @needs_executorch
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mobilevit_xxs", "mobilenetv2_100"])
 def test_executorch_programs_match_pytorch_on_real_images(name, programs, cifar_folder):
     from executorch.runtime import Runtime
@@ -82,6 +85,7 @@ def test_executorch_programs_match_pytorch_on_real_images(name, programs, cifar_
 
 
 @needs_executorch
+@pytest.mark.slow
 def test_runtimes_with_other_thread_counts_do_not_break_each_other(programs, cifar_folder):
     """ExecuTorch has one thread pool per process: a runtime made for 2 threads resizes it, and the
     1-thread runtime made before must still compute the same features afterwards (it reloads)."""
@@ -103,6 +107,7 @@ def _eval(tmp_path: Path, label: str, *argv: str, data: Path) -> dict:
 
 
 @needs_executorch
+@pytest.mark.slow
 def test_eval_of_a_pte_gives_pytorchs_knn_and_executorch_latency_rows(programs, cifar_folder, tmp_path):
     path, _ = programs["mobilevit_xxs"]
     through_et = _eval(
