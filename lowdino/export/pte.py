@@ -100,7 +100,8 @@ def delegable(backbone: nn.Module) -> nn.Module:
     """A copy of ``backbone`` computing the same function with operators XNNPACK delegates: attention as
     explicit matrix products and softmax (timm's fused scaled_dot_product_attention decomposes into masking
     operators XNNPACK lacks), LayerNorm as above. The parity check compares the program with the original."""
-    copy = deepcopy(backbone).eval()
+    # Contiguous weights: evaluation keeps models channels-last, which XNNPACK's layout pass cannot lower.
+    copy = deepcopy(backbone).eval().to(memory_format=torch.contiguous_format)
     for module in copy.modules():
         if hasattr(module, "fused_attn"):
             module.fused_attn = False  # type: ignore[assignment]  # timm's plain bool attribute
