@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch/torchvision pinned to the builds that torchvision is compatible with on these machines.
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e '.[server,dev,export]'
+	$(BIN)/pip install -q -e '.[server,dev,export,executorch]'
 	touch $(STAMP)
 
 # The dashboard on the embedded default (SQLite + file broker + one worker); it prints its address.

@@ -19,7 +19,7 @@ from lowdino.config.names import BackboneName
 
 ProtocolName = Literal["knn", "linear", "finetune", "latency"]
 KnnProtocolName = Literal["dino", "seed", "both"]
-LatencyRuntimeName = Literal["torch", "onnxruntime"]
+LatencyRuntimeName = Literal["torch", "onnxruntime", "executorch"]
 
 
 def declare_model_source(schema: dict[str, Any]) -> None:
@@ -40,7 +40,7 @@ def declare_model_source(schema: dict[str, Any]) -> None:
 
 
 PROTOCOLS_TEXT = r"^ *(knn|linear|finetune|latency) *(, *(knn|linear|finetune|latency) *)*$"
-RUNTIMES_TEXT = r"^ *(torch|onnxruntime) *(, *(torch|onnxruntime) *)*$"
+RUNTIMES_TEXT = r"^ *(torch|onnxruntime|executorch) *(, *(torch|onnxruntime|executorch) *)*$"
 POSITIVE_INTEGERS_TEXT = r"^ *[1-9][0-9]* *(, *[1-9][0-9]* *)*$"
 # Thread counts: 0 means every core.
 NATURAL_INTEGERS_TEXT = r"^ *[0-9]+ *(, *[0-9]+ *)*$"
@@ -172,8 +172,9 @@ class EvalConfig(DataOptions, RuntimeOptions):
     )
     latency_runtimes: Annotated[list[LatencyRuntimeName], TextForm(RUNTIMES_TEXT)] = Field(
         ["torch", "onnxruntime"],
-        description="Runtimes timed for a checkpoint or backbone: torch (eager) and onnxruntime (an fp32 "
-        "export made for the measurement). An --artifact is timed in its own runtime.",
+        description="Runtimes timed for a checkpoint or backbone: torch (eager), onnxruntime and executorch "
+        "(XNNPACK; the [executorch] extra): an fp32 export made for the measurement. An --artifact is timed "
+        "in its own runtime.",
         json_schema_extra=cli(group="latency"),
     )
     cache_dir: str | None = Field(

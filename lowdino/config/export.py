@@ -1,4 +1,5 @@
-"""`ExportConfig`: options of `lowdino export` (a backbone as an ONNX / TorchScript artifact, optionally int8)."""
+"""`ExportConfig`: options of `lowdino export` (a backbone as an ONNX / TorchScript / ExecuTorch artifact,
+optionally int8)."""
 
 from __future__ import annotations
 
@@ -9,22 +10,23 @@ from pydantic import ConfigDict, Field, model_validator
 from lowdino.config.base import StrictModel, cli
 
 ExportFormat = Literal["onnx", "torchscript", "executorch"]
+INT8_FORMATS = ("onnx", "executorch")  # the formats with an int8 path (ONNX Runtime, XNNPACK)
 QuantizeName = Literal["none", "int8"]
 WhichNetwork = Literal["teacher", "student"]
 
 
-def declare_int8_needs_onnx(schema: dict[str, Any]) -> None:
+def declare_int8_formats(schema: dict[str, Any]) -> None:
     """`_check_combinations`' first rule in JSON Schema, so the REST API's document refuses it too."""
     schema["anyOf"] = [
         {"properties": {"quantize": {"const": "none"}}},
-        {"properties": {"format": {"const": "onnx"}}},
+        {"properties": {"format": {"enum": list(INT8_FORMATS)}}},
     ]
 
 
 class ExportConfig(StrictModel):
     """Export a run's backbone, a checkpoint or a registry backbone for deployment, with a parity check."""
 
-    model_config = ConfigDict(json_schema_extra=declare_int8_needs_onnx)
+    model_config = ConfigDict(json_schema_extra=declare_int8_formats)
 
     source: str = Field(
         description="What to export: a run directory, a checkpoint file (checkpoint.pth) or a registry "
@@ -49,8 +51,8 @@ class ExportConfig(StrictModel):
     )
     format: ExportFormat = Field(
         "onnx",
-        description="onnx (ONNX Runtime), torchscript (torch.jit), executorch (XNNPACK; only where the "
-        "executorch package is installed and works with this torch).",
+        description="onnx (ONNX Runtime), torchscript (torch.jit), executorch (a .pte delegated to XNNPACK, "
+        "run by the ExecuTorch runtime; needs the [executorch] extra).",
         json_schema_extra=cli(group="export"),
     )
     image_size: int | None = Field(
@@ -64,13 +66,14 @@ class ExportConfig(StrictModel):
     opset: int = Field(18, ge=13, le=23, description="ONNX opset.", json_schema_extra=cli(group="export"))
     dynamic_batch: bool = Field(
         True,
-        description="Leave the batch axis dynamic (else the artifact takes exactly the parity batch size).",
+        description="Leave the batch axis dynamic (else the artifact takes exactly the parity batch size). "
+        "executorch programs always take a fixed batch: 1 image per call here, the parity batch without it.",
         json_schema_extra=cli(group="export"),
     )
     quantize: QuantizeName = Field(
         "none",
-        description="int8: ONNX Runtime static quantization (QDQ, per-channel weights), calibrated on "
-        "training images (--calibration-data). ONNX only.",
+        description="int8: static quantization calibrated on training images (--calibration-data), per-channel "
+        "weights: ONNX Runtime's (QDQ) for onnx, PT2E with the XNNPACK quantizer for executorch.",
         json_schema_extra=cli(group="quantization"),
     )
     calibration_data: str | None = Field(
@@ -119,8 +122,10 @@ class ExportConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check_combinations(self) -> ExportConfig:
-        if self.quantize == "int8" and self.format != "onnx":
-            raise ValueError(f"quantize int8 needs format onnx (got {self.format}); drop one of the two")
+        if self.quantize == "int8" and self.format not in INT8_FORMATS:
+            raise ValueError(
+                f"quantize int8 needs format onnx or executorch (got {self.format}); change one of the two"
+            )
         if self.output is not None and self.output_dir is not None:
             raise ValueError("give output (a file, one-off export) or output_dir (a run directory), not both")
         return self

@@ -1,6 +1,6 @@
 """An exported artifact as the evaluated backbone: the seam through which `lowdino eval --artifact` runs
-the same kNN / 1-NN / linear protocols on features computed by ONNX Runtime (or TorchScript) instead of
-PyTorch. The manifest written by `lowdino export` supplies the backbone, input size and normalisation.
+the same kNN / 1-NN / linear protocols on features computed by ONNX Runtime (or TorchScript, or
+ExecuTorch for a .pte) instead of PyTorch. The manifest written by `lowdino export` supplies the backbone, input size and normalisation.
 """
 
 from __future__ import annotations

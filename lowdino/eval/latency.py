@@ -8,8 +8,9 @@ row names the runtime, threads, CPU model and device, because a figure without t
 compared with another.
 
 Runtimes: ``torch`` (eager, inference mode), ``onnxruntime`` (CPU execution provider, all graph
-optimisations) and ``torchscript``; a runner is built once per thread count (ONNX Runtime fixes its
-thread pool when the session is created).
+optimisations), ``torchscript`` and ``executorch`` (a .pte on XNNPACK); a runner is built once per
+thread count (ONNX Runtime fixes its thread pool when the session is created, ExecuTorch when the
+program's method is loaded).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ LATENCY_PROTOCOL = "latency"
 
 @dataclass
 class LatencyRow:
-    runtime: str  # "torch", "onnxruntime", "torchscript"
+    runtime: str  # "torch", "onnxruntime", "torchscript", "executorch"
     batch_size: int
     threads: int
     median_ms: float  # per image

@@ -37,7 +37,7 @@ class EvalModel:
     # Fraction of the training labels the checkpoint's run learned from (distillation with a label
     # loss: 1.0); a label-fraction result of such a model is not a low-label result.
     labels_used: float = 0.0
-    runtime: str = "torch"  # what computes the features: torch, onnxruntime, torchscript
+    runtime: str = "torch"  # what computes the features: torch, onnxruntime, torchscript, executorch
     precision: str = "fp32"  # of the weights: int8 for a quantized artifact
     image_size: int | None = None  # fixed by an artifact
     note: str | None = None  # e.g. "random weights: latency only"

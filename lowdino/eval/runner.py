@@ -365,27 +365,38 @@ class _Run:
                 )
                 rows = measure_latency(torch_runner(backbone), runtime=runtime, **common)
             else:
-                rows = self._onnxruntime_latency(common)
+                rows = self._exported_latency(runtime, common)
             self.latency += rows
 
-    def _onnxruntime_latency(self, common: dict[str, Any]) -> list[LatencyRow]:
-        """Time an fp32 ONNX export of the model made for the measurement (parity-checked like any export)."""
+    def _exported_latency(self, runtime: str, common: dict[str, Any]) -> list[LatencyRow]:
+        """Time an fp32 export of the model made for the measurement (ONNX for onnxruntime, a .pte for
+        executorch), parity-checked like any export."""
         from lowdino.eval.latency import artifact_runner, measure_latency
-        from lowdino.export.onnx import export_onnx
+        from lowdino.export.availability import require_format
         from lowdino.export.parity import compare, reference_features, require_parity
         from lowdino.export.runtime import load_runtime
 
+        fmt = "executorch" if runtime == "executorch" else "onnx"
+        require_format(fmt)
         backbone = copy.deepcopy(self.model.backbone).cpu().eval()
         size = self.image_size
         example = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(self.config.seed))
         with tempfile.TemporaryDirectory(prefix="lowdino-latency-") as scratch:
-            path = Path(scratch) / "model.onnx"
-            export_onnx(backbone, example, path, opset=18, dynamic=True)
+            if fmt == "executorch":
+                from lowdino.export.pte import export_pte
+
+                path = Path(scratch) / "model.pte"
+                export_pte(backbone, example[:1], path)  # batch 1; a larger batch is fed in turn
+            else:
+                from lowdino.export.onnx import export_onnx
+
+                path = Path(scratch) / "model.onnx"
+                export_onnx(backbone, example, path, opset=18, dynamic=True)
             parity = compare(
                 reference_features(backbone, example), load_runtime(path)(example.numpy()), "random"
             )
-            require_parity(parity, 1e-4, f"the ONNX export of {self.model.backbone_name} timed for latency")
-            return measure_latency(artifact_runner(path), runtime="onnxruntime", **common)
+            require_parity(parity, 1e-4, f"the {fmt} export of {self.model.backbone_name} timed for latency")
+            return measure_latency(artifact_runner(path), runtime=runtime, **common)
 
     def finish(self, cells: Sequence[ProtocolResult], status: str) -> EvalResults:
         """results.json, results.csv and summary.json (status completed or cancelled)."""

@@ -1,12 +1,14 @@
 """`<artifact>.manifest.json`: everything a deployment needs to feed the artifact and trust its output.
 
 Backbone and parameters, input size and normalisation (mean / std on 0-1 pixels, RGB, NCHW float32),
-feature dimension, where the weights came from (with the source file's sha256), the format and opset,
-the runtime versions it was checked with, the parity figures, and for int8 how it was calibrated.
+feature dimension, where the weights came from (with the source file's sha256), the format and opset
+(ExecuTorch: the delegate, the batch bound and the operators left outside XNNPACK), the runtime versions
+it was checked with, the parity figures, and for int8 how it was calibrated.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import platform
 from pathlib import Path
@@ -31,6 +33,12 @@ def runtime_versions() -> dict[str, str]:
         try:
             versions[module] = __import__(module).__version__
         except ImportError:
+            continue
+    # Read from the installed metadata: importing them costs seconds and an ONNX export needs neither.
+    for package in ("executorch", "torchao"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
             continue
     return versions
 

@@ -1,9 +1,10 @@
 """`export(config)`: the whole `lowdino export`, from a source to a checked artifact and its manifest.
 
 Steps: load the backbone (run directory, checkpoint or registry name) -> resolve the input size ->
-write the artifact into a scratch folder beside its destination -> run it in its own runtime on real
-training images and compare with PyTorch (fp32: within the tolerance or the export fails) -> for int8,
-quantize on calibration images and measure the difference -> move artifact and manifest into place.
+write the fp32 artifact into a scratch folder beside its destination -> run it in its own runtime on
+real training images and compare with PyTorch (fp32: within the tolerance or the export fails) -> for
+int8, quantize on calibration images (ONNX Runtime from the checked fp32 graph; ExecuTorch from the
+PyTorch graph through PT2E) and measure the difference -> move artifact and manifest into place.
 Nothing appears at the output path unless every step passed.
 
 With ``--output FILE`` only the artifact and ``FILE.manifest.json`` are written. Otherwise the run
@@ -36,13 +37,13 @@ from lowdino.export.manifest import manifest_path, runtime_versions, write_manif
 from lowdino.export.onnx import INPUT_NAME, export_onnx
 from lowdino.export.parity import compare, reference_features, require_parity
 from lowdino.export.quantize import Int8Settings, quantize_int8
-from lowdino.export.runtime import ONNX_SUFFIX, TORCHSCRIPT_SUFFIX, load_runtime
+from lowdino.export.runtime import ONNX_SUFFIX, PTE_SUFFIX, TORCHSCRIPT_SUFFIX, load_runtime
 from lowdino.export.source import ExportSource, load_source
 from lowdino.export.torchscript import export_torchscript
 from lowdino.hashing import file_hash
 
 log = logging.getLogger("lowdino.export")
-SUFFIXES = {"onnx": ONNX_SUFFIX, "torchscript": TORCHSCRIPT_SUFFIX}
+SUFFIXES = {"onnx": ONNX_SUFFIX, "torchscript": TORCHSCRIPT_SUFFIX, "executorch": PTE_SUFFIX}
 
 
 @dataclass
@@ -207,6 +208,13 @@ def _export(
             fields.update(opset=info.opset, exporter=info.exporter)
             if info.fallback_reason:
                 fields["exporter_fallback_reason"] = info.fallback_reason
+        elif config.format == "executorch":
+            from lowdino.export.pte import export_pte
+
+            # A fixed batch (see pte.py): one image per call, or the parity batch without --dynamic-batch.
+            example = sample.batch[:1] if config.dynamic_batch else sample.batch
+            fp32 = Path(scratch) / f"fp32{PTE_SUFFIX}"
+            fields.update(export_pte(source.backbone, example, fp32).manifest_fields(), dynamic_batch=False)
         else:
             fp32 = staged
             export_torchscript(source.backbone, example, fp32)
@@ -227,7 +235,13 @@ def _export(
             calibration = image_sample(
                 calibration_folder, config.calibration_images, config.seed + 1, source.backbone_name, size
             )
-            details = quantize_int8(fp32, staged, calibration.batch.numpy(), INPUT_NAME, Int8Settings())
+            if config.format == "executorch":
+                from lowdino.export.pte import quantize_pte
+
+                written, details = quantize_pte(source.backbone, example, calibration.batch, staged)
+                fields.update(written.manifest_fields())
+            else:
+                details = quantize_int8(fp32, staged, calibration.batch.numpy(), INPUT_NAME, Int8Settings())
             int8 = compare(reference, _check_artifact(staged, None, sample.batch), sample.source)
             log.info(
                 "int8 vs PyTorch: max |diff| %.3g, cosine mean %.5f min %.5f",
@@ -243,7 +257,7 @@ def _export(
                 "calibration_source": calibration.source,
                 "calibration_split": "train",
             }
-        elif config.format == "onnx":
+        elif config.format in ("onnx", "executorch"):
             os.replace(fp32, staged)
         fields["artifact"] = artifact.name
         fields["artifact_bytes"] = staged.stat().st_size

@@ -1,4 +1,5 @@
-"""Running an exported artifact in its own runtime: ONNX Runtime for .onnx, torch.jit for TorchScript.
+"""Running an exported artifact in its own runtime: ONNX Runtime for .onnx, torch.jit for TorchScript,
+ExecuTorch (its Python bindings over the C++ runtime, XNNPACK delegate) for .pte.
 
 `load_runtime(path, threads)` returns a `Runtime` whose ``__call__`` maps a normalised float32 batch
 (B, 3, S, S) to features (B, D) float32, both numpy. Parity checks, `lowdino eval --artifact` and the
@@ -17,11 +18,12 @@ from lowdino.errors import ConfigError
 
 ONNX_SUFFIX = ".onnx"
 TORCHSCRIPT_SUFFIX = ".pt"
+PTE_SUFFIX = ".pte"
 
 
 @dataclass
 class Runtime:
-    name: str  # "onnxruntime" or "torchscript"
+    name: str  # "onnxruntime", "torchscript" or "executorch"
     version: str
     threads: int | None
     run: Callable[[np.ndarray], np.ndarray]
@@ -86,6 +88,12 @@ def _torchscript_runtime(path: Path, threads: int | None) -> Runtime:
     return Runtime("torchscript", torch.__version__, threads, run)
 
 
+def _executorch_runtime(path: Path, threads: int | None) -> Runtime:
+    from lowdino.export.executorch_runtime import load_pte
+
+    return Runtime("executorch", *load_pte(path, threads))
+
+
 def load_runtime(path: str | Path, threads: int | None = None) -> Runtime:
     """The artifact at ``path`` in its runtime; ``threads`` intra-op threads (None: the runtime's default)."""
     path = Path(path).expanduser()
@@ -98,7 +106,12 @@ def load_runtime(path: str | Path, threads: int | None = None) -> Runtime:
         return _onnx_runtime(path, threads)
     if path.suffix == TORCHSCRIPT_SUFFIX:
         return _torchscript_runtime(path, threads)
+    if path.suffix == PTE_SUFFIX:
+        from lowdino.export.availability import require_executorch
+
+        require_executorch()
+        return _executorch_runtime(path, threads)
     raise ConfigError(
-        f"{path} is neither an ONNX ({ONNX_SUFFIX}) nor a TorchScript ({TORCHSCRIPT_SUFFIX}) artifact; "
-        "pass a file written by `lowdino export`"
+        f"{path} is not an ONNX ({ONNX_SUFFIX}), TorchScript ({TORCHSCRIPT_SUFFIX}) or ExecuTorch "
+        f"({PTE_SUFFIX}) artifact; pass a file written by `lowdino export`"
     )
