@@ -46,7 +46,7 @@ class ReportLatency(BaseModel):
     results.json `latency` rows), in the runtime that was fastest; every measured runtime in `runtimes`."""
 
     median_ms: float = Field(description="Median milliseconds per image (median over runs when several).")
-    runtime: str = Field(description="torch, onnxruntime or torchscript.")
+    runtime: str = Field(description="torch, onnxruntime, executorch or torchscript.")
     precision: str = Field(description="fp32, or int8 for a quantized artifact.")
     batch_size: int = 1
     threads: int = 1

@@ -25,7 +25,7 @@ function select(id, options, value) {
 /** The form that exports `run` (a completed pretrain / distill run); `onClose` hides it. */
 export function exportForm(run, { onClose }) {
   const size = trainedSize(run);
-  const format = select("export-format", [["onnx", "ONNX (ONNX Runtime)"], ["torchscript", "TorchScript (torch.jit)"]], "onnx");
+  const format = select("export-format", [["onnx", "ONNX (ONNX Runtime)"], ["executorch", "ExecuTorch (XNNPACK .pte)"], ["torchscript", "TorchScript (torch.jit)"]], "onnx");
   const quantize = select("export-quantize", [["none", "none (fp32)"], ["int8", "int8 (static, calibrated)"]], "none");
   const imageSize = h("input", { type: "number", id: "export-image-size", min: 8, max: 1024, step: 1, value: size ?? "", placeholder: "the backbone's" });
   const network = select("export-which", [["teacher", "teacher (what evaluation uses)"], ["student", "student"]], run.kind === "distill" ? "student" : "teacher");
@@ -39,12 +39,14 @@ export function exportForm(run, { onClose }) {
   const inputs = { format, quantize, image_size: imageSize, which: network, calibration_images: calibrationImages, calibration_data: calibrationData };
 
   function sync() {
-    // int8 is ONNX Runtime's quantization: offered only with ONNX, and then it needs calibration images.
-    const onnx = format.value === "onnx";
-    if (!onnx) quantize.value = "none";
-    quantize.disabled = !onnx;
+    // int8 is ONNX Runtime's static quantization or ExecuTorch's XNNPACK one (PT2E): not TorchScript; it
+    // needs calibration images.
+    const quantizable = format.value === "onnx" || format.value === "executorch";
+    if (!quantizable) quantize.value = "none";
+    quantize.disabled = !quantizable;
     calibration.hidden = quantize.value !== "int8";
-    submit.textContent = `Queue the ${format.value === "onnx" ? "ONNX" : "TorchScript"}${quantize.value === "int8" ? " int8" : ""} export`;
+    const label = { onnx: "ONNX", executorch: "ExecuTorch", torchscript: "TorchScript" }[format.value];
+    submit.textContent = `Queue the ${label}${quantize.value === "int8" ? " int8" : ""} export`;
   }
   format.addEventListener("change", sync);
   quantize.addEventListener("change", sync);
@@ -82,7 +84,7 @@ export function exportForm(run, { onClose }) {
         h("code", {}, "lowdino eval --artifact"), " to measure its accuracy and latency."),
       h("div", { class: "fields" },
         field("Format", format, null, "format"),
-        field("Quantize", quantize, "int8 needs ONNX.", "quantize"),
+        field("Quantize", quantize, "int8 needs ONNX or ExecuTorch.", "quantize"),
         field("Image size (px)", imageSize, size ? `Default ${size} px: the run's evaluation size.` : "Default: the backbone's resolution.", "image_size"),
         field("Network", network, "Which network of the checkpoint.", "which")),
       calibration,
