@@ -150,7 +150,9 @@ def test_eval_of_a_pte_gives_pytorchs_knn_and_executorch_latency_rows(programs, 
 @pytest.mark.slow
 def test_int8_executorch_export_is_calibrated_on_training_images(cifar_folder, tmp_path):
     path = tmp_path / "m.int8.pte"
-    argv = ["export", "mobilevit_xxs", "--format", "executorch", "--quantize", "int8", "--image-size", "32"]
+    # The smallest network here: XNNPACK's int8 lowering of mobilevit_xxs takes minutes on 2 cores, the
+    # quantization path is the same (the README measures mobilevit_xxs int8 with benchmarks/latency.py).
+    argv = ["export", "mobilenetv2_035", "--format", "executorch", "--quantize", "int8", "--image-size", "32"]
     argv += ["--calibration-data", str(cifar_folder), "--calibration-images", "16", "--parity-images", "8"]
     assert main([*argv, "--output", str(path)]) == 0
     manifest = json.loads(Path(f"{path}.manifest.json").read_text())
