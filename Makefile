@@ -26,8 +26,9 @@ test: $(STAMP)
 	$(BIN)/mypy lowdino server worker
 	# One OpenMP thread per process: the suite runs several processes at once (server, worker, trainer, DDP
 	# ranks) on small tensors, where extra threads only wait on busy cores. Two pytest workers, whole files
-	# each (module fixtures stay shared): much of the suite waits on subprocesses, heartbeats and browsers.
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
+	# each (module fixtures stay shared), handed out in the order tests/conftest.py sets (longest file first;
+	# without --no-loadscope-reorder xdist would reorder the files by their number of tests).
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 # The edit loop: unit tests only (no browser, no end-to-end stack, nothing marked slow or needing services).
 test-fast: $(STAMP)

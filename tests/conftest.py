@@ -20,10 +20,10 @@ def pytest_collection_modifyitems(
 ) -> None:
     """Longest files first, each file's tests kept together and in their own order.
 
-    `make test` hands whole files to two workers in collection order; alphabetical order left the
-    longest file (the schemathesis command, minutes) to start last, so one worker ran it alone while the
-    other sat idle. Longest-first is the classic remedy for that tail; a file missing from the record
-    counts as short.
+    `make test` hands whole files to two workers in collection order (`--no-loadscope-reorder`: xdist
+    would otherwise order files by their number of tests); alphabetical order left a long file (the
+    schemathesis command, minutes) to start near the end, so one worker ran it alone while the other sat
+    idle. Longest-first is the classic remedy for that tail; a file missing from the record counts as short.
     """
     durations: dict[str, float] = json.loads(FILE_DURATIONS.read_text()) if FILE_DURATIONS.exists() else {}
     root = Path(str(config.rootpath))
