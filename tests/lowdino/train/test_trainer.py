@@ -10,11 +10,11 @@ from _train_utils import StopAtStep, tiny_config
 
 from lowdino.contract import rundir
 from lowdino.contract.metrics_log import iter_records
+from lowdino.devices import resolve_precision
 from lowdino.errors import ConfigError, DataError, DeviceError
 from lowdino.train.checkpoint import load_checkpoint
-from lowdino.devices import resolve_precision
 from lowdino.train.distributed import context_from_env
-from lowdino.train.trainer import pretrain, prepare
+from lowdino.train.trainer import prepare, pretrain
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -88,23 +88,27 @@ def test_pretrain_writes_the_run_directory(tmp_path) -> None:
 def test_the_step_0_look_is_the_untrained_teachers_knn(tmp_path) -> None:
     """The run's own random-init baseline: recorded at step 0, before any update, and carried by the
     summary beside the final figure; a resumed run keeps it and does not look again."""
-    config = tiny_config(tmp_path / "run", knn_monitor=True, synthetic_size=50, val_fraction=0.2, max_steps=2)
-    summary = pretrain(config, callbacks=[StopAtStep(1)])
-    records = list(iter_records(rundir.RunDir(tmp_path / "run").metrics))
-    assert [(r["step"], "knn_top1" in r) for r in records] == [(0, True), (1, True)]
-    assert summary["init_knn_top1"] == records[0]["knn_top1"]
+    out = tmp_path / "run"
+    options = {"synthetic_size": 100, "val_fraction": 0.2, "knn_max_train": None, "knn_max_val": None}
+    config = tiny_config(out, knn_monitor=True, max_steps=2, **options)
+    stopped = pretrain(config, callbacks=[StopAtStep(1)])
+    records = list(iter_records(rundir.RunDir(out).metrics))
+    assert [(r["step"], "knn_top1" in r) for r in records] == [(0, True), (1, False)]
+    init = records[0]["knn_top1"]
+    assert stopped["init_knn_top1"] == stopped["best_val_knn_top1"] == init
+    assert stopped["final_knn_top1"] is None  # no look after an update yet
 
     # The same config's networks before training (prepare seeds and builds them as the run did).
     fresh = config.model_copy(update={"output_dir": str(tmp_path / "fresh")})
     device = torch.device("cpu")
     prepared = prepare(fresh, context_from_env({}), device, resolve_precision("fp32", device))
     assert prepared.knn is not None
-    assert prepared.knn(prepared.method.eval_backbone()) == records[0]["knn_top1"]
+    assert prepared.knn(prepared.method.eval_backbone()) == init
 
     resumed = pretrain(config.model_copy(update={"resume": True}))
-    records = list(iter_records(rundir.RunDir(tmp_path / "run").metrics))
-    assert [r["step"] for r in records] == [0, 1, 2]  # no second step-0 look
-    assert resumed["init_knn_top1"] == summary["init_knn_top1"]
+    records = list(iter_records(rundir.RunDir(out).metrics))
+    assert [r["step"] for r in records if "knn_top1" in r] == [0, 2]  # no second step-0 look
+    assert resumed["init_knn_top1"] == init
     assert resumed["final_knn_top1"] == records[-1]["knn_top1"]
 
 
