@@ -493,7 +493,7 @@ def _measure_init_knn(p: Prepared, progress: Progress, loop: Loop) -> None:
     random-init figure, which the final one is read against (a resumed run keeps its original one)."""
     assert p.knn is not None
     knn = p.knn(p.method.eval_backbone())
-    progress.init_knn = progress.best_knn = knn
+    progress.init_knn = knn  # not a candidate for best_knn: the best is over trained states
     record = {"step": 0, "epoch": 0.0, "time": time.time(), "total_steps": p.schedules.total_steps}
     record["knn_top1"] = knn
     progress.wall_time = time.perf_counter() - loop.started
@@ -573,9 +573,10 @@ def _summary(p: Prepared, progress: Progress, status: str) -> dict[str, Any]:
         "total_steps": p.schedules.total_steps,
         "epochs": progress.step / p.schedules.steps_per_epoch,
         "final_loss": progress.last_loss,
-        # The run's figure is the final checkpoint's; the best of many looks (step 0 included) is
-        # optimistic, so it is only given beside it, on the validation split it was measured on. The
-        # step-0 look is the untrained network's: final minus init is what the training gained.
+        # The run's figure is the final checkpoint's; the best of many looks is optimistic, so it is
+        # only given beside it, on the validation split it was measured on. The step-0 look is the
+        # untrained network's: final minus init is what the training gained, and it is never the
+        # "best" (a run that only lost ground has no trained state better than its start).
         "init_knn_top1": progress.init_knn,
         "final_knn_top1": progress.last_knn,
         "best_val_knn_top1": progress.best_knn,
