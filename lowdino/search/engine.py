@@ -190,7 +190,9 @@ class TrialFollower:
         """Take a record of the trial's run at `step`; the reason to prune it now, or None."""
         if collapse and self.config.prune_on_collapse:
             return f"pruned at step {step}: its run warned of collapse (prune_on_collapse)"
-        if knn is None or step <= self.last_step:
+        # Step 0 is the untrained network's look (the run's random-init baseline): nothing to judge a
+        # recipe by, and a pruner must not compare trials on it.
+        if knn is None or step <= max(self.last_step, 0):
             return None
         self.trial.report(float(knn), step)
         self.last_step, self.last_value = step, float(knn)

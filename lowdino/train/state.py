@@ -57,9 +57,10 @@ class Prepared:
 class Progress:
     """Counters of the loop; those in CHECKPOINTED carry over to a resumed run."""
 
-    CHECKPOINTED = ("best_knn", "last_knn", "wall_time", "last_loss", "collapse_warning")
+    CHECKPOINTED = ("init_knn", "best_knn", "last_knn", "wall_time", "last_loss", "collapse_warning")
 
     step: int = 0  # optimiser steps done
+    init_knn: float | None = None  # the kNN monitor at step 0, before any update: the run's random init
     best_knn: float | None = None
     last_knn: float | None = None
     wall_time: float = 0.0

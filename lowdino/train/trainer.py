@@ -204,6 +204,8 @@ def _run(p: Prepared, callbacks: Sequence[TrainerCallback], *, memory_note: str 
             started=time.perf_counter() - progress.wall_time,
             monitor=monitor,
         )
+        if progress.step == 0 and p.knn is not None:
+            _measure_init_knn(p, progress, loop)
         status = _train(p, progress, loop)
         summary = _summary(p, progress, status)
         if p.ctx.is_main:
@@ -486,6 +488,20 @@ def _measure_knn(p: Prepared, record: dict[str, Any], progress: Progress, logger
     )
 
 
+def _measure_init_knn(p: Prepared, progress: Progress, loop: Loop) -> None:
+    """The kNN monitor before the first update, recorded at step 0 like every later look: the run's own
+    random-init figure, which the final one is read against (a resumed run keeps its original one)."""
+    assert p.knn is not None
+    knn = p.knn(p.method.eval_backbone())
+    progress.init_knn = knn  # not a candidate for best_knn: the best is over trained states
+    record = {"step": 0, "epoch": 0.0, "time": time.time(), "total_steps": p.schedules.total_steps}
+    record["knn_top1"] = knn
+    progress.wall_time = time.perf_counter() - loop.started
+    if loop.writer is not None:
+        loop.writer.write(record)
+    loop.logger.info("step 0 (random init): validation kNN top-1 %.2f%%", knn)
+
+
 def _mean_over_ranks(loss: float, p: Prepared) -> float:
     if not p.ctx.distributed:
         return loss
@@ -558,7 +574,10 @@ def _summary(p: Prepared, progress: Progress, status: str) -> dict[str, Any]:
         "epochs": progress.step / p.schedules.steps_per_epoch,
         "final_loss": progress.last_loss,
         # The run's figure is the final checkpoint's; the best of many looks is optimistic, so it is
-        # only given beside it, on the validation split it was measured on.
+        # only given beside it, on the validation split it was measured on. The step-0 look is the
+        # untrained network's: final minus init is what the training gained, and it is never the
+        # "best" (a run that only lost ground has no trained state better than its start).
+        "init_knn_top1": progress.init_knn,
         "final_knn_top1": progress.last_knn,
         "best_val_knn_top1": progress.best_knn,
         "knn_split": "val" if p.knn is not None else None,

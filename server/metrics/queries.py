@@ -262,7 +262,8 @@ def _best(run: Run, batch: _Batch) -> dict[str, Any]:
     best = dict(run.best_metrics or {})
     for row in sorted(batch.points.values(), key=lambda item: item["step"]):
         goal = batch.goals.get(row["key"])
-        if goal is None:
+        # Step 0 is the untrained network's look (the run's random-init baseline), not a trained state.
+        if goal is None or row["step"] == 0:
             continue
         current = best.get(row["key"])
         better = (

@@ -264,6 +264,18 @@ def test_only_metrics_the_library_declares_keep_a_best(engine: Engine, run_id: s
     assert "teacher_entropy" not in best
 
 
+def test_the_step_0_look_is_kept_in_the_series_but_is_never_the_best(engine: Engine, run_id: str) -> None:
+    # The trainer's step-0 kNN is the untrained network's: a run that only lost ground keeps a best
+    # from its trained states, and the random-init figure stays readable in the series.
+    records = [{"step": 0, "knn_top1": 18.0}, {"step": 5, "knn_top1": 11.5}, {"step": 10, "knn_top1": 12.0}]
+    with session_scope(engine) as session:
+        metric_queries.ingest_metrics(session, run_id=run_id, records=records)
+        best = run_queries.require_run(session, run_id=run_id).best_metrics
+        points = list(metric_queries.iter_points(session, run_id=run_id, keys=["knn_top1"]))
+    assert best["knn_top1"] == {"value": 12.0, "step": 10, "goal": "max"}
+    assert [(step, value) for _key, step, _epoch, _time, value in points] == [(0, 18.0), (5, 11.5), (10, 12.0)]
+
+
 def test_a_generated_name_longer_than_the_column_is_shortened_not_an_error(engine: Engine) -> None:
     # A sweep names its runs after every changed option; on PostgreSQL an over-long name was a 500.
     long_name = ", ".join(f"option_{i}=value_{i}" for i in range(20))

@@ -45,7 +45,9 @@ def test_two_step_distill_writes_the_run_directory(tmp_path: Path, teacher_weigh
     )
     run = RunDir(out)
     records = [json.loads(line) for line in run.metrics.read_text().splitlines()]
-    assert [r["step"] for r in records] == [1, 2]
+    assert [r["step"] for r in records] == [0, 1, 2]  # step 0: the untrained student's kNN
+    assert set(records[0]) == {"step", "epoch", "time", "total_steps", "knn_top1"}
+    records = records[1:]
     assert {"loss", "distill_loss", "label_loss", "lr"} <= set(records[0])
     assert "momentum" not in records[0]  # a frozen teacher has no EMA schedule to report
     summary = run.read_summary()

@@ -54,8 +54,8 @@ def test_torchrun_two_processes_write_one_run_from_rank_zero(tmp_path, method) -
     assert summaries[0]["status"] == "completed"
 
     records = list(iter_records(out / rundir.METRICS_FILE))
-    assert [r["step"] for r in records] == list(range(1, 11))  # one writer: every step once
-    assert [r["step"] for r in records if "knn_top1" in r] == [5, 10]
+    assert [r["step"] for r in records] == list(range(0, 11))  # one writer: every step once
+    assert [r["step"] for r in records if "knn_top1" in r] == [0, 5, 10]  # step 0: random init
     assert (out / rundir.LOG_FILE).read_text().count(f"starting {method}") == 1
     checkpoint = load_checkpoint(out / rundir.CHECKPOINT_FILE)
     assert len(checkpoint["rng"]) == 2  # one RNG state per rank, for an exact resume

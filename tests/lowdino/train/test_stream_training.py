@@ -48,7 +48,8 @@ def test_large_folder_streams_with_knn_monitor(folder: Path, tmp_path: Path) -> 
     # The resource plan, with the overrides it followed: the worker augments, this process normalises.
     assert "threads: 1 torch, 1 loader worker (nice +10), augmentation in workers: " in log
     assert "--threads 1, --num-workers 1, --augment-in workers" in log
-    records = list(iter_records(out / rundir.METRICS_FILE))
+    init, *records = iter_records(out / rundir.METRICS_FILE)
+    assert (init["step"], summary["init_knn_top1"]) == (0, init["knn_top1"])  # the random-init look
     assert [r["step"] for r in records] == [1, 2, 3, 4, 5]
     assert all(r["skipped_images"] == 0 for r in records)
 

@@ -10,9 +10,11 @@ from _train_utils import StopAtStep, tiny_config
 
 from lowdino.contract import rundir
 from lowdino.contract.metrics_log import iter_records
+from lowdino.devices import resolve_precision
 from lowdino.errors import ConfigError, DataError, DeviceError
 from lowdino.train.checkpoint import load_checkpoint
-from lowdino.train.trainer import pretrain
+from lowdino.train.distributed import context_from_env
+from lowdino.train.trainer import prepare, pretrain
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -28,8 +30,12 @@ def test_pretrain_writes_the_run_directory(tmp_path) -> None:
     run = rundir.RunDir(out)
 
     records = list(iter_records(run.metrics))
-    assert [r["step"] for r in records] == list(range(1, 11))  # 2 epochs x 5 steps, each once
+    # The kNN monitor's look before the first update, then 2 epochs x 5 steps, each once.
+    assert [r["step"] for r in records] == list(range(0, 11))
     assert recorder.records == records  # callbacks get every record exactly as written
+    init, records = records[0], records[1:]
+    assert set(init) == {"step", "epoch", "time", "total_steps", "knn_top1"}
+    assert (init["epoch"], init["total_steps"]) == (0.0, 10)
     for key in (
         "epoch",
         "time",
@@ -55,8 +61,9 @@ def test_pretrain_writes_the_run_directory(tmp_path) -> None:
     assert summary["steps"] == 10
     # The run's figure is the final one; the best of the looks is labelled as the validation split's.
     knn = [r["knn_top1"] for r in records if "knn_top1" in r]
+    assert summary["init_knn_top1"] == init["knn_top1"]
     assert summary["final_knn_top1"] == knn[-1]
-    assert summary["best_val_knn_top1"] == max(knn)
+    assert summary["best_val_knn_top1"] == max(knn)  # over trained states: the step-0 look is not one
     assert summary["knn_split"] == "val"
     assert "best_knn_top1" not in summary
     assert summary["labels_used"] == 0.0
@@ -73,8 +80,37 @@ def test_pretrain_writes_the_run_directory(tmp_path) -> None:
     assert set(checkpoint["method"]) >= {"loss.center"}
     assert any((out / "logs").iterdir())  # TensorBoard events inside the run directory
     assert "kNN top-1" in run.log.read_text()
+    assert "step 0 (random init): validation kNN top-1" in run.log.read_text()
     config_text = run.config.read_text()
     assert "backbone: mobilevit_xxs" in config_text
+
+
+def test_the_step_0_look_is_the_untrained_teachers_knn(tmp_path) -> None:
+    """The run's own random-init baseline: recorded at step 0, before any update, and carried by the
+    summary beside the final figure; a resumed run keeps it and does not look again."""
+    out = tmp_path / "run"
+    options = {"synthetic_size": 100, "val_fraction": 0.2, "knn_max_train": None, "knn_max_val": None}
+    config = tiny_config(out, knn_monitor=True, max_steps=2, **options)
+    stopped = pretrain(config, callbacks=[StopAtStep(1)])
+    records = list(iter_records(rundir.RunDir(out).metrics))
+    assert [(r["step"], "knn_top1" in r) for r in records] == [(0, True), (1, False)]
+    init = records[0]["knn_top1"]
+    assert stopped["init_knn_top1"] == init
+    assert stopped["final_knn_top1"] is None  # no look after an update yet
+    assert stopped["best_val_knn_top1"] is None  # and the untrained network is no candidate for best
+
+    # The same config's networks before training (prepare seeds and builds them as the run did).
+    fresh = config.model_copy(update={"output_dir": str(tmp_path / "fresh")})
+    device = torch.device("cpu")
+    prepared = prepare(fresh, context_from_env({}), device, resolve_precision("fp32", device))
+    assert prepared.knn is not None
+    assert prepared.knn(prepared.method.eval_backbone()) == init
+
+    resumed = pretrain(config.model_copy(update={"resume": True}))
+    records = list(iter_records(rundir.RunDir(out).metrics))
+    assert [r["step"] for r in records if "knn_top1" in r] == [0, 2]  # no second step-0 look
+    assert resumed["init_knn_top1"] == init
+    assert resumed["final_knn_top1"] == records[-1]["knn_top1"]
 
 
 def test_callback_stop_checkpoints_and_cancels(tmp_path) -> None:
@@ -97,8 +133,8 @@ def test_max_minutes_makes_the_step_that_runs_out_of_time_the_last_one(tmp_path)
     assert summary["status"] == "completed"
     assert summary["steps"] == 1
     records = list(iter_records(rundir.RunDir(out).metrics))
-    assert [r["step"] for r in records] == [1]
-    assert summary["final_knn_top1"] == records[0]["knn_top1"]
+    assert [r["step"] for r in records] == [0, 1]  # the random-init look, then the one step
+    assert summary["final_knn_top1"] == records[1]["knn_top1"]
     assert load_checkpoint(out / rundir.CHECKPOINT_FILE)["step"] == 1
     assert "time budget of 1e-06 minutes reached: step 1 is the last" in rundir.RunDir(out).log.read_text()
 
