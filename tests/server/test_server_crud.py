@@ -273,7 +273,11 @@ def test_the_step_0_look_is_kept_in_the_series_but_is_never_the_best(engine: Eng
         best = run_queries.require_run(session, run_id=run_id).best_metrics
         points = list(metric_queries.iter_points(session, run_id=run_id, keys=["knn_top1"]))
     assert best["knn_top1"] == {"value": 12.0, "step": 10, "goal": "max"}
-    assert [(step, value) for _key, step, _epoch, _time, value in points] == [(0, 18.0), (5, 11.5), (10, 12.0)]
+    assert [(step, value) for _key, step, _epoch, _time, value in points] == [
+        (0, 18.0),
+        (5, 11.5),
+        (10, 12.0),
+    ]
 
 
 def test_a_generated_name_longer_than_the_column_is_shortened_not_an_error(engine: Engine) -> None:
