@@ -27,7 +27,8 @@ cores with the training threads, and a worker preempting one of them stalls the 
 OpenMP barrier, so the whole step waits on work that was only prefetching. At a lower priority the
 worker runs in the gaps and still gets its share when the queue runs dry. Measured with
 `benchmarks/data_speed.py`'s end-to-end trial at 224 px on 2 cores (alternated, same process): end to
-end against the model alone 0.775 / 0.866 / 0.908 at the same priority, 0.928 / 0.927 / 0.888 niced.
+end against the model alone 0.775 / 0.866 / 0.908 at the same priority, 0.928 / 0.927 / 0.888 niced
+(the README gives the full benchmark's run after it, whose model-alone rate moved more than that).
 On a GPU device the loader feeds the accelerator and keeps the normal priority.
 
 Inter-op threads: one. These graphs are sequential, and a second pool only competes for cores.
