@@ -103,7 +103,7 @@ export function mount(root, runId) {
     const facts = [
       ["Kind", run.kind], ["Method", config.method || config.loss || (config.protocols || []).join(", ") || (config.format ? `export: ${config.format}${config.quantize === "int8" ? " int8" : ""}` : "–")],
       ["Backbone", run.backbone || "–"], ["Parameters", fmtParams(paramsOf(run, catalog))], ["Dataset", config.dataset || "–"],
-      [run.kind === "eval" ? "kNN top-1" : "kNN top-1 (validation, latest)", pct(knnOf(run))], ["Step", run.progress.step != null ? `${run.progress.step}${run.progress.total_steps ? ` / ${run.progress.total_steps}` : ""}` : "–"],
+      [run.kind === "eval" ? "kNN top-1" : "kNN top-1 (validation, latest)", knnFact(run)], ["Step", run.progress.step != null ? `${run.progress.step}${run.progress.total_steps ? ` / ${run.progress.total_steps}` : ""}` : "–"],
       ["Throughput", rate(latest.images_per_sec)], ["Loss (latest)", number(latest.loss)],
       ...(active && typeof run.progress.eta_seconds === "number" ? [["ETA", h("span", { id: "run-eta" }, duration(run.progress.eta_seconds))]] : []),
       ["Created", relativeTime(run.created_at)], ["Worker", run.worker_name || "–"], ["Attempt", String(run.attempt)],
@@ -477,4 +477,13 @@ export function mount(root, runId) {
     for (const chart of charts.values()) window.Plotly?.purge(chart.div);
     document.title = "LowDINO";
   };
+}
+
+// A training run's first kNN look is at step 0, before any update, and the server never counts it as a
+// best: while it is the only look, say so, or the untrained network's figure reads as a result.
+function knnFact(run) {
+  const value = pct(knnOf(run));
+  const trainedLook = (run.best_metrics || {}).knn_top1;
+  if (run.kind === "eval" || knnOf(run) == null || trainedLook) return value;
+  return `${value} (step 0: random init)`;
 }
