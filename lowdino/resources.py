@@ -22,15 +22,6 @@ LOCAL_WORLD_SIZE). Then:
 * In-memory datasets have no loader workers: their augmentation runs in the training process, on
   its device.
 
-Loader workers of CPU training run at a lower priority (nice +LOADER_NICENESS_ON_CPU): they share the
-cores with the training threads, and a worker preempting one of them stalls the others at the next
-OpenMP barrier, so the whole step waits on work that was only prefetching. At a lower priority the
-worker runs in the gaps and still gets its share when the queue runs dry. Measured with
-`benchmarks/data_speed.py`'s end-to-end trial at 224 px on 2 cores (alternated, same process): end to
-end against the model alone 0.775 / 0.866 / 0.908 at the same priority, 0.928 / 0.927 / 0.888 niced
-(the README gives the full benchmark's run after it, whose model-alone rate moved more than that).
-On a GPU device the loader feeds the accelerator and keeps the normal priority.
-
 Inter-op threads: one. These graphs are sequential, and a second pool only competes for cores.
 """
 
@@ -44,7 +35,6 @@ from dataclasses import dataclass
 GPU_MAX_WORKERS = 16  # past this, more workers only add memory at these decode rates
 CPU_MAX_WORKERS = 8
 CPU_CORES_PER_WORKER = 4
-LOADER_NICENESS_ON_CPU = 10
 
 
 @dataclass(frozen=True)
@@ -97,13 +87,10 @@ class ResourcePlan:
     augment_in_workers: bool  # the loader workers augment; the training process only normalises
     interop_threads: int
     reason: str  # why, in words: the machine and the overrides the plan followed
-    loader_niceness: int = 0  # added to the loader workers' nice value (0: the training process's priority)
 
     def describe(self) -> str:
         """'threads: 2 torch, 1 loader worker, augmentation in workers: 2 cores, CPU device, no other rank'."""
         workers = f"{self.loader_workers} loader worker{'' if self.loader_workers == 1 else 's'}"
-        if self.loader_workers and self.loader_niceness:
-            workers += f" (nice +{self.loader_niceness})"
         where = "in workers" if self.augment_in_workers else "in the training process"
         return f"threads: {self.torch_threads} torch, {workers}, augmentation {where}: {self.reason}"
 
@@ -145,7 +132,6 @@ def plan_resources(
         augment_in_workers=in_workers,
         interop_threads=1,
         reason=", ".join(notes),
-        loader_niceness=LOADER_NICENESS_ON_CPU if workers > 0 and not gpu else 0,
     )
 
 

@@ -9,9 +9,7 @@ overlaps the compute of batch k.
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -49,17 +47,11 @@ class LoaderOptions:
     prefetch_factor: int = 2
     persistent_workers: bool = True
     pin_memory: bool | None = None  # None: when the device is CUDA
-    worker_niceness: int = 0  # added to each worker's nice value (lowdino.resources: CPU training)
 
     def workers(self, device_type: str = "cpu") -> int:
         if self.num_workers is not None:
             return self.num_workers
         return plan_resources(this_machine(device_type)).loader_workers
-
-
-def _lower_priority(niceness: int, _worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: this worker yields the cores to the training threads first."""
-    os.nice(niceness)
 
 
 class StreamSource(Protocol):
@@ -207,8 +199,6 @@ class StreamingBatches:
         }
         if workers:
             common["prefetch_factor"] = self.options.prefetch_factor
-            if self.options.worker_niceness:
-                common["worker_init_fn"] = functools.partial(_lower_priority, self.options.worker_niceness)
             # Shard streams get their epoch when their workers start, so they never persist.
             common["persistent_workers"] = self.options.persistent_workers and self.sampler is not None
         if self.sampler is not None:

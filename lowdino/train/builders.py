@@ -158,7 +158,6 @@ def build_stream(
         num_workers=resources.loader_workers,
         prefetch_factor=config.prefetch_factor,
         persistent_workers=config.persistent_workers,
-        worker_niceness=resources.loader_niceness,
     )
     return StreamingBatches(
         datasets.train,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lowdino.config import EvalConfig, PretrainConfig
-from lowdino.resources import LOADER_NICENESS_ON_CPU, Machine, Overrides, plan_resources
+from lowdino.resources import Machine, Overrides, plan_resources
 
 
 @pytest.mark.parametrize(
@@ -34,20 +34,8 @@ def test_cpu_training_gives_the_model_every_core_and_the_workers_the_augmentatio
 
 def test_the_two_core_plan_reads_as_the_issue_asks() -> None:
     assert plan_resources(Machine(cores=2)).describe() == (
-        "threads: 2 torch, 1 loader worker (nice +10), augmentation in workers: 2 cores, CPU device, no other rank"
+        "threads: 2 torch, 1 loader worker, augmentation in workers: 2 cores, CPU device, no other rank"
     )
-
-
-@pytest.mark.parametrize("cores", [2, 8, 64])
-def test_cpu_loader_workers_yield_to_the_training_threads_and_gpu_feeders_do_not(cores: int) -> None:
-    cpu = plan_resources(Machine(cores=cores))
-    assert cpu.loader_workers >= 1
-    assert cpu.loader_niceness == LOADER_NICENESS_ON_CPU > 0
-    gpu = plan_resources(Machine(cores=cores, device_type="cuda", gpus=1))
-    assert gpu.loader_niceness == 0
-    in_memory = plan_resources(Machine(cores=cores), streamed=False)
-    assert (in_memory.loader_workers, in_memory.loader_niceness) == (0, 0)
-    assert "nice" not in in_memory.describe()
 
 
 @pytest.mark.parametrize(

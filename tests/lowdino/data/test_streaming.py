@@ -96,33 +96,6 @@ def test_batches_are_uint8_crops_of_every_spec(coded_folder: Path) -> None:
     assert labels.dtype == torch.int64
 
 
-def _children(pid: int) -> list[int]:
-    tasks = Path(f"/proc/{pid}/task")
-    found: list[int] = []
-    for task in tasks.iterdir():
-        found += [int(child) for child in (task / "children").read_text().split()]
-    return found
-
-
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads worker priorities from /proc")
-def test_niced_loader_workers_run_below_the_training_process(coded_folder: Path) -> None:
-    import os
-
-    options = LoaderOptions(num_workers=2, prefetch_factor=2, persistent_workers=True, worker_niceness=7)
-    loader = StreamingBatches(
-        open_folder_source(str(coded_folder), "train"), SPECS, 4, seed=0, options=options
-    )
-    before = set(_children(os.getpid()))  # earlier tests' persistent workers may still be alive
-    batches = loader.epoch(0)
-    next(batches)  # the workers have started and run their init
-    mine = os.getpriority(os.PRIO_PROCESS, 0)
-    workers = [pid for pid in _children(os.getpid()) if pid not in before]
-    assert len(workers) >= 2
-    assert sorted({os.getpriority(os.PRIO_PROCESS, pid) for pid in workers}) == [min(mine + 7, 19)]
-    assert os.getpriority(os.PRIO_PROCESS, 0) == mine  # the training process keeps its own
-    batches.close()
-
-
 def test_corrupt_file_is_skipped_and_counted(coded_folder: Path, tmp_path: Path) -> None:
     import shutil
 

@@ -46,7 +46,7 @@ def test_large_folder_streams_with_knn_monitor(folder: Path, tmp_path: Path) -> 
     assert "training data imagefolder: streamed" in log
     assert "above the" in log
     # The resource plan, with the overrides it followed: the worker augments, this process normalises.
-    assert "threads: 1 torch, 1 loader worker (nice +10), augmentation in workers: " in log
+    assert "threads: 1 torch, 1 loader worker, augmentation in workers: " in log
     assert "--threads 1, --num-workers 1, --augment-in workers" in log
     init, *records = iter_records(out / rundir.METRICS_FILE)
     assert (init["step"], summary["init_knn_top1"]) == (0, init["knn_top1"])  # the random-init look
