@@ -494,8 +494,8 @@ def _measure_init_knn(p: Prepared, progress: Progress, loop: Loop) -> None:
     assert p.knn is not None
     knn = p.knn(p.method.eval_backbone())
     progress.init_knn = knn  # not a candidate for best_knn: the best is over trained states
-    record = {"step": 0, "epoch": 0.0, "time": time.time(), "total_steps": p.schedules.total_steps}
-    record["knn_top1"] = knn
+    total = p.schedules.total_steps
+    record = {"step": 0, "epoch": 0.0, "time": time.time(), "total_steps": total, "knn_top1": knn}
     progress.wall_time = time.perf_counter() - loop.started
     if loop.writer is not None:
         loop.writer.write(record)

@@ -45,13 +45,18 @@ def knn_records(run_dir: Path) -> dict[int, float]:
     return {record["step"]: record["knn_top1"] for record in records if "knn_top1" in record}
 
 
+def _search_command(tmp_path: Path, space: dict[str, Any]) -> tuple[list[str], Path]:
+    """`lowdino search` on BASE and `space` (written to tmp_path), and the output directory to pass it."""
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    argv = ["search", "--config", str(tmp_path / "base.yaml"), "--space", str(tmp_path / "space.yaml")]
+    return argv, tmp_path / "search"
+
+
 def test_search_runs_each_trial_as_a_run_directory_and_saves_the_best_recipe(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
-    (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE))
-    out = tmp_path / "search"
-    argv = ["search", "--config", str(tmp_path / "base.yaml"), "--space", str(tmp_path / "space.yaml")]
+    argv, out = _search_command(tmp_path, SPACE)
     argv += ["--trials", "3", "--budget-steps", "6", "--reports", "2", "--sampler", "random"]
     argv += ["--pruner", "none", "--seed", "3", "--trial-minutes", "30", "--output-dir", str(out)]
     assert main(argv) == 0
@@ -100,10 +105,7 @@ def test_search_runs_each_trial_as_a_run_directory_and_saves_the_best_recipe(
 def test_an_invalid_space_is_refused_before_any_trial(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
-    (tmp_path / "space.yaml").write_text(yaml.safe_dump({"lr": {"float": [0.1, 50]}}))
-    out = tmp_path / "search"
-    argv = ["search", "--config", str(tmp_path / "base.yaml"), "--space", str(tmp_path / "space.yaml")]
+    argv, out = _search_command(tmp_path, {"lr": {"float": [0.1, 50]}})
     assert main([*argv, "--trials", "2", "--budget-steps", "4", "--output-dir", str(out)]) == 2
     error = capsys.readouterr().err
     assert error.strip() == "lowdino search: error: space.lr: 50 is refused: must be <= 10.0 (got 50)"
@@ -113,10 +115,7 @@ def test_an_invalid_space_is_refused_before_any_trial(
 def test_a_non_positive_trial_time_is_refused_naming_the_option(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
-    (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE))
-    out = tmp_path / "search"
-    argv = ["search", "--config", str(tmp_path / "base.yaml"), "--space", str(tmp_path / "space.yaml")]
+    argv, out = _search_command(tmp_path, SPACE)
     assert main([*argv, "--budget-steps", "4", "--trial-minutes", "0", "--output-dir", str(out)]) == 2
     error = capsys.readouterr().err
     assert (

@@ -482,8 +482,7 @@ export function mount(root, runId) {
 // A training run's first kNN look is at step 0, before any update, and the server never counts it as a
 // best: while it is the only look, say so, or the untrained network's figure reads as a result.
 function knnFact(run) {
-  const value = pct(knnOf(run));
-  const trainedLook = (run.best_metrics || {}).knn_top1;
-  if (run.kind === "eval" || knnOf(run) == null || trainedLook) return value;
-  return `${value} (step 0: random init)`;
+  const knn = knnOf(run);
+  const onlyTheStep0Look = run.kind !== "eval" && knn != null && !(run.best_metrics || {}).knn_top1;
+  return onlyTheStep0Look ? `${pct(knn)} (step 0: random init)` : pct(knn);
 }
